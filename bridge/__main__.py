@@ -1,0 +1,39 @@
+"""Command line: ``python -m bridge [--broker mqtt://host:port] [--host H] [--port N]`` serves the API with gunicorn."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from config.errors import ConfigError
+from config.logs import configure_logging
+from config.settings import load_settings, parse_broker_url, parse_port
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for bad settings)."""
+    parser = argparse.ArgumentParser(prog="python -m bridge", description=__doc__)
+    parser.add_argument("--broker", help="mqtt://[user:pass@]host:port (default FLEET_BROKER / FLEET_MQTT_*)")
+    parser.add_argument("--host", help="HTTP bind address (default FLEET_HTTP_HOST or 127.0.0.1)")
+    parser.add_argument("--port", help="HTTP port (default FLEET_HTTP_PORT or 5000)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(os.environ)
+        if args.broker:
+            settings = dataclasses.replace(settings, broker=parse_broker_url(args.broker, "--broker"))
+        host = args.host or settings.http_host
+        port = parse_port(args.port, "--port") if args.port else settings.http_port
+    except ConfigError as exc:
+        print(f"bridge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, "bridge")
+    from bridge.server import BridgeServer  # gunicorn only where it is served
+
+    BridgeServer(settings, host, port).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

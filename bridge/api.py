@@ -1,0 +1,177 @@
+"""HTTP routes: the original API (``/stream_setup``, ``/stream_qstats``, ``/stream_data``) plus ``/healthz``.
+
+Thin shell: validation lives in ``bridge.requests``, aggregation in ``bridge.aggregate``, statistics in
+``bridge.statistics``, framing in ``bridge.sse``. Every error is JSON (see ``bridge.app``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Final
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from bridge.aggregate import CHANNELS, make_window
+from bridge.requests import parse_event_id, parse_json_object, parse_setup
+from bridge.sessions import StreamSpec
+from bridge.sse import comment, frame, legacy_data, retry, window_data
+from bridge.state import BridgeState
+from bridge.statistics import colour, level, stats_document
+from bridge.streams import WindowCursor, resume_start
+from config.errors import RequestError
+from config.wire import format_ts
+
+SETUP_OK: Final = "Streaming setup and stats calculation successful"  # the original client matches this exact text
+COOKIE: Final = "stream_id"
+MAX_WAIT_S: Final = 1.0
+
+bp = Blueprint("api", __name__)
+
+
+def _state() -> BridgeState:
+    state: BridgeState = current_app.extensions["fleet"]
+    return state
+
+
+@bp.post("/stream_setup")
+def stream_setup() -> Response:
+    """Validate a setup and create a stream of its own for the caller."""
+    state = _state()
+    setup = parse_setup(parse_json_object(request.get_data(cache=False)), state.known_households())
+    spec = state.sessions.create(setup)
+    state.baselines.get(spec.household, spec.interval_s)  # warm the cache: quick, and qstats is usually next
+    response = jsonify(
+        status=SETUP_OK,
+        stream_id=spec.stream_id,
+        household=spec.household,
+        interval=spec.interval_s,
+        start_index=spec.start_index,
+        stream_url=f"/stream_data?stream={spec.stream_id}",
+    )
+    response.set_cookie(COOKIE, spec.stream_id, httponly=True, samesite="Lax")
+    return response
+
+
+def _select() -> StreamSpec:
+    """The stream a request means: ``?stream=``, ``?household=&interval=``, the cookie, or the latest setup."""
+    state = _state()
+    args = request.args
+    if "stream" in args:
+        spec = state.sessions.get(args["stream"])
+        if spec is None:
+            raise RequestError("Unknown stream; POST /stream_setup first.", 404)
+        return spec
+    if "household" in args or "interval" in args:
+        setup = parse_setup(args, state.known_households())
+        return StreamSpec("query", setup.household, setup.interval_s, setup.start_index)
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        spec = state.sessions.get(cookie)
+        if spec is not None:
+            return spec
+    latest = state.sessions.latest()
+    if latest is None:
+        raise RequestError("First try stream_setup.", 404)
+    return latest
+
+
+@bp.get("/stream_qstats")
+def stream_qstats() -> Response | tuple[Response, int, dict[str, str]]:
+    """Quick statistics of the selected stream's household and interval."""
+    state = _state()
+    spec = _select()
+    baseline = state.baselines.get(spec.household, spec.interval_s)
+    if baseline is None:
+        body = jsonify(
+            error=f"Statistics for household {spec.household} are warming up: "
+            f"no complete {spec.interval_s} s window received yet.",
+            warming_up=True,
+            household=spec.household,
+            interval=spec.interval_s,
+        )
+        return body, 503, {"Retry-After": str(max(1, min(spec.interval_s, 60)))}
+    doc = stats_document(baseline.stats)
+    doc.update(
+        {
+            "household": spec.household,
+            "interval": spec.interval_s,
+            "from": format_ts(baseline.from_s),
+            "to": format_ts(baseline.to_s),
+        }
+    )
+    return jsonify(doc)
+
+
+@bp.get("/stream_data")
+def stream_data() -> Response:
+    """Server-Sent Events: one event per final window of the selected stream, heartbeats in between."""
+    state = _state()
+    spec = _select()
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "legacy"):
+        raise RequestError("format must be json or legacy.")
+    legacy = fmt == "legacy"
+    last_id = parse_event_id(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"))
+    cursor = WindowCursor(spec.interval_s, state.settings.grace_s, state.zone, spec.start_index)
+    if last_id is not None:  # a reconnecting client: go on right after the last window it saw
+        cursor.start = resume_start(last_id, spec.interval_s, state.zone)
+    response = Response(_events(state, spec, cursor, legacy), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _events(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool) -> Iterator[bytes]:
+    heartbeat_s = state.settings.heartbeat_s
+    history = state.history
+    yield retry()
+    last_sent = time.monotonic()
+    while True:
+        watermark = history.watermark(spec.household)
+        if watermark is not None:
+            cursor.resolve(watermark, history.first_ts(spec.household))
+        due = cursor.due(watermark)
+        if due is not None:
+            start, end = due
+            samples, present = history.samples(spec.household, start, end)
+            window = make_window(spec.household, spec.interval_s, start, end, samples, present)
+            baseline = state.baselines.get(spec.household, spec.interval_s)
+            stats = None if baseline is None else baseline.stats
+            status = {
+                name: colour(value, None if stats is None else stats.channels[name], stats is None or stats.warming_up)
+                for name, value in zip(CHANNELS, window.values().values(), strict=True)
+            }
+            data = legacy_data(window, status) if legacy else window_data(window, status, level(status))
+            yield frame(data, event_id=str(end))
+            cursor.advance()
+            last_sent = time.monotonic()
+            continue
+        wait = min(MAX_WAIT_S, max(0.0, last_sent + heartbeat_s - time.monotonic()))
+        history.wait_for_watermark(spec.household, watermark, wait)
+        if time.monotonic() >= last_sent + heartbeat_s:
+            yield comment(f"heartbeat {format_ts(int(time.time()))}")
+            last_sent = time.monotonic()
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Liveness and a summary: MQTT connection, meters heard, message counters."""
+    state = _state()
+    meters = {}
+    for meter in state.history.meters():
+        summary = state.history.summary(meter)
+        meters[meter] = {
+            "status": summary.status,
+            "last_seq": summary.last_seq,
+            "last_reading": None if summary.watermark is None else format_ts(summary.watermark - 1),
+            "received": summary.received,
+            "duplicates": summary.duplicates,
+        }
+    return jsonify(
+        status="ok",
+        mqtt="connected" if state.mqtt_connected() else "disconnected",
+        meters=meters,
+        messages=state.ingest.counters(),
+        streams=len(state.sessions),
+    )

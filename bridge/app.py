@@ -1,0 +1,63 @@
+"""Flask app factory: ``create_app(settings)`` builds the resources, the routes and the JSON error handlers."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from bridge.api import bp
+from bridge.baseline import Baselines
+from bridge.history import History
+from bridge.ingest import Ingest
+from bridge.sessions import Sessions
+from bridge.state import BridgeState
+from bridge.subscriber import Subscriber
+from config.errors import RequestError
+from config.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+def create_app(settings: Settings | None = None, *, start_mqtt: bool = True) -> Flask:
+    """Build the bridge app; with ``start_mqtt`` it connects to the broker in the background."""
+    settings = settings if settings is not None else load_settings(os.environ)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    zone = settings.zone()
+    history = History(settings.history_s)
+    ingest = Ingest(history)
+    state = BridgeState(
+        settings=settings,
+        zone=zone,
+        history=history,
+        ingest=ingest,
+        sessions=Sessions(),
+        baselines=Baselines(history, zone, settings.grace_s),
+    )
+    app.extensions["fleet"] = state
+    app.register_blueprint(bp)
+    _register_errors(app)
+    if start_mqtt:
+        state.subscriber = Subscriber(settings.broker, ingest)
+        state.subscriber.start()
+    return app
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(RequestError)
+    def _request_error(exc: RequestError) -> tuple[Response, int]:
+        return jsonify(error=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        return jsonify(error=exc.description or exc.name), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def _internal_error(exc: Exception) -> tuple[Response, int]:
+        log.exception("internal error")
+        return jsonify(error="Internal error; see the bridge's log."), 500

@@ -1,0 +1,164 @@
+"""Per-second history of every meter, in memory: a ring of the last ``capacity_s`` simulated seconds per meter.
+
+Deduplicates by (meter, second): QoS 1 is at-least-once, so the same reading may arrive twice. Readers wait on a
+per-meter condition that is notified whenever the meter's watermark (the end of its newest second) advances.
+Thread-safe: the MQTT thread writes, request handlers read.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from config.wire import Reading
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSummary:
+    """Counters and bounds of one meter's history."""
+
+    meter: str
+    status: str
+    first_ts: int | None
+    watermark: int | None
+    last_seq: int | None
+    received: int
+    duplicates: int
+    too_old: int
+
+
+class MeterRing:
+    """One meter's last ``capacity_s`` seconds: slot ``ts % capacity_s`` holds second ``ts`` if ``stamps`` says so."""
+
+    def __init__(self, capacity_s: int) -> None:
+        self.capacity_s = capacity_s
+        self.stamps = np.full(capacity_s, -1, dtype=np.int64)
+        self.values = np.full((capacity_s, 3), np.nan, dtype=np.float64)
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.last_seq: int | None = None
+        self.received = 0
+        self.duplicates = 0
+        self.too_old = 0
+
+    def add(self, reading: Reading) -> bool:
+        """Store a reading; False if it is a duplicate or older than the ring holds."""
+        ts = reading.ts
+        if self.last_ts is not None and ts <= self.last_ts - self.capacity_s:
+            self.too_old += 1
+            return False
+        slot = ts % self.capacity_s
+        if self.stamps[slot] == ts:
+            self.duplicates += 1
+            return False
+        self.stamps[slot] = ts
+        self.values[slot] = [np.nan if v is None else v for v in reading.powers_kw()]
+        self.received += 1
+        if self.last_ts is None or ts > self.last_ts:
+            self.last_ts = ts
+            self.last_seq = reading.seq
+        oldest_kept = self.last_ts - self.capacity_s + 1
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
+        self.first_ts = max(self.first_ts, oldest_kept)
+        return True
+
+    def samples(self, start: int, end: int) -> tuple[FloatArray, int]:
+        """Values of seconds ``[start, end)`` (NaN where absent) and how many of those seconds were received."""
+        seconds = np.arange(start, end, dtype=np.int64)
+        slots = seconds % self.capacity_s
+        present = self.stamps[slots] == seconds
+        out = np.where(present[:, None], self.values[slots], np.nan)
+        return out, int(present.sum())
+
+
+class History:
+    """Every meter's ring, the meters' availability, and conditions to wait for new data."""
+
+    def __init__(self, capacity_s: int) -> None:
+        if capacity_s < 1:
+            raise ValueError("capacity_s must be >= 1")
+        self.capacity_s = capacity_s
+        self._lock = threading.Lock()
+        self._rings: dict[str, MeterRing] = {}
+        self._status: dict[str, str] = {}
+        self._changed: dict[str, threading.Condition] = {}
+
+    def _condition(self, meter: str) -> threading.Condition:
+        cond = self._changed.get(meter)
+        if cond is None:
+            cond = self._changed[meter] = threading.Condition(self._lock)
+        return cond
+
+    def add(self, reading: Reading) -> bool:
+        """Store a reading (False if duplicate or too old); wakes readers of that meter when its watermark advances."""
+        with self._lock:
+            ring = self._rings.get(reading.meter)
+            if ring is None:
+                ring = self._rings[reading.meter] = MeterRing(self.capacity_s)
+            before = ring.last_ts
+            stored = ring.add(reading)
+            if stored and ring.last_ts != before:
+                self._condition(reading.meter).notify_all()
+            return stored
+
+    def set_status(self, meter: str, status: str) -> None:
+        """Record a meter's availability (``online``/``offline``)."""
+        with self._lock:
+            self._status[meter] = status
+            self._condition(meter).notify_all()
+
+    def meters(self) -> list[str]:
+        """Every meter heard from (readings or status), sorted."""
+        with self._lock:
+            return sorted(set(self._rings) | set(self._status))
+
+    def watermark(self, meter: str) -> int | None:
+        """End of the newest second received from ``meter`` (None before its first reading)."""
+        with self._lock:
+            ring = self._rings.get(meter)
+            return None if ring is None or ring.last_ts is None else ring.last_ts + 1
+
+    def first_ts(self, meter: str) -> int | None:
+        """Oldest second still held for ``meter``."""
+        with self._lock:
+            ring = self._rings.get(meter)
+            return None if ring is None else ring.first_ts
+
+    def samples(self, meter: str, start: int, end: int) -> tuple[FloatArray, int]:
+        """Values (kW, NaN = none) of ``meter`` for seconds ``[start, end)`` and the number of seconds received."""
+        with self._lock:
+            ring = self._rings.get(meter)
+            if ring is None:
+                return np.full((max(end - start, 0), 3), np.nan), 0
+            return ring.samples(start, end)
+
+    def wait_for_watermark(self, meter: str, beyond: int | None, timeout: float) -> int | None:
+        """Wait up to ``timeout`` s until ``meter``'s watermark exceeds ``beyond``; return the watermark then."""
+
+        def advanced() -> bool:
+            ring = self._rings.get(meter)
+            mark = None if ring is None or ring.last_ts is None else ring.last_ts + 1
+            return mark is not None and (beyond is None or mark > beyond)
+
+        with self._lock:
+            self._condition(meter).wait_for(advanced, timeout)
+            ring = self._rings.get(meter)
+            return None if ring is None or ring.last_ts is None else ring.last_ts + 1
+
+    def summary(self, meter: str) -> MeterSummary:
+        """Counters of one meter."""
+        with self._lock:
+            ring = self._rings.get(meter)
+            status = self._status.get(meter, "unknown")
+            if ring is None:
+                return MeterSummary(meter, status, None, None, None, 0, 0, 0)
+            watermark = None if ring.last_ts is None else ring.last_ts + 1
+            return MeterSummary(
+                meter, status, ring.first_ts, watermark, ring.last_seq, ring.received, ring.duplicates, ring.too_old
+            )

@@ -1,0 +1,66 @@
+"""Turning MQTT messages into history: decode, validate, deduplicate, count.
+
+``Ingest.handle`` is the seam between paho and the bridge: it takes a topic and raw payload bytes, never raises, and
+counts every rejected message by reason (``config.wire.REASONS`` plus ``internal`` for bugs).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from typing import Final
+
+from bridge.history import History
+from config.errors import PayloadError
+from config.wire import decode_reading, decode_status, parse_topic
+
+log = logging.getLogger(__name__)
+
+_LOG_EVERY: Final = 1000  # log the first reject of each reason, then every N-th
+
+
+class Ingest:
+    """Validates messages into ``History``; counts accepted, duplicate and rejected messages."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self._lock = threading.Lock()
+        self.accepted = 0
+        self.duplicates = 0
+        self.rejected: Counter[str] = Counter()
+
+    def handle(self, topic: str, payload: bytes) -> bool:
+        """Process one message; True if it was a new reading or a status. Never raises."""
+        try:
+            _, kind = parse_topic(topic)
+            if kind == "status":
+                meter, status = decode_status(topic, payload)
+                self.history.set_status(meter, status)
+                return True
+            reading = decode_reading(topic, payload)
+            stored = self.history.add(reading)
+            with self._lock:
+                if stored:
+                    self.accepted += 1
+                else:
+                    self.duplicates += 1
+            return stored
+        except PayloadError as exc:
+            self._reject(exc.reason, topic, str(exc))
+        except Exception:  # a bug must not kill the MQTT network thread
+            log.exception("internal error handling a message on %r", topic[:100])
+            self._reject("internal", topic, "internal error")
+        return False
+
+    def _reject(self, reason: str, topic: str, detail: str) -> None:
+        with self._lock:
+            self.rejected[reason] += 1
+            count = self.rejected[reason]
+        if count == 1 or count % _LOG_EVERY == 0:
+            log.warning("rejected message #%d for %s on %r: %s", count, reason, topic[:100], detail[:200])
+
+    def counters(self) -> dict[str, object]:
+        """Snapshot of the counters."""
+        with self._lock:
+            return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": dict(self.rejected)}

@@ -1,0 +1,53 @@
+"""Serving the app with gunicorn's gevent worker (one worker: history and sessions live in its memory)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from bridge.app import create_app
+from config.settings import Settings
+
+GRACEFUL_TIMEOUT_S = 3  # open SSE streams never end by themselves; do not hold a shutdown for long
+WORKER_CONNECTIONS = 4000
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    state = getattr(app, "extensions", {}).get("fleet") if app is not None else None
+    if state is not None and state.subscriber is not None:
+        state.subscriber.stop()
+
+
+class BridgeServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn, configured in code; the app is built in the worker, after gevent has patched the standard library."""
+
+    def __init__(self, settings: Settings, host: str, port: int) -> None:
+        self.settings = settings
+        self.bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Set gunicorn's options."""
+        options: dict[str, Any] = {
+            "bind": [self.bind],
+            "workers": 1,
+            "worker_class": "gevent",
+            "worker_connections": WORKER_CONNECTIONS,
+            "graceful_timeout": GRACEFUL_TIMEOUT_S,
+            "timeout": 30,
+            "keepalive": 5,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": self.settings.log_level.lower(),
+            "worker_exit": _worker_exit,
+            "proc_name": "fleet-bridge",
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        """Build the app (in the worker process)."""
+        return create_app(self.settings)

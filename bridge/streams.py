@@ -1,0 +1,79 @@
+"""Where a stream starts and when its next window is due (pure: event time only, no clock).
+
+A window ``[start, end)`` of a meter is final when the meter's watermark (end of its newest second received) has reached
+``end + grace_s``: the meter's own stream has passed the window, with a little slack for late readings. Wall-clock
+arrival never finalises a window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from bridge.aggregate import local_midnight, window_end, window_start
+
+# A start_index up to this far after the meter's current time of day means "today" (clocks differ a little);
+# further ahead means yesterday's occurrence, from history.
+START_SKEW_S: Final = 300
+
+
+def start_for_index(start_index: int, reference: int, tz: ZoneInfo) -> int:
+    """Epoch second of the latest occurrence of local time of day ``start_index`` at or before ``reference``."""
+    midnight = datetime.fromtimestamp(local_midnight(reference, tz), tz)
+    candidate = int((midnight + timedelta(seconds=start_index)).timestamp())
+    if candidate > reference + START_SKEW_S:
+        midnight = datetime.fromtimestamp(local_midnight(local_midnight(reference, tz) - 1, tz), tz)
+        candidate = int((midnight + timedelta(seconds=start_index)).timestamp())
+    return candidate
+
+
+def live_start(watermark: int, interval_s: int, grace_s: int, tz: ZoneInfo) -> int:
+    """Start of the newest final window (so a live stream's first event comes at once), or of the one before it."""
+    final_until = watermark - grace_s
+    current = window_start(final_until - 1, interval_s, tz)
+    if window_end(current, interval_s, tz) <= final_until:
+        return current
+    return window_start(current - 1, interval_s, tz)
+
+
+def resume_start(last_event_id: int, interval_s: int, tz: ZoneInfo) -> int:
+    """The window after the one whose id (its end) the client saw last."""
+    start = window_start(last_event_id, interval_s, tz)
+    return start if start == last_event_id else window_end(start, interval_s, tz)
+
+
+@dataclass(slots=True)
+class WindowCursor:
+    """The next window a stream owes its client; ``start`` is None until the meter's time is known."""
+
+    interval_s: int
+    grace_s: int
+    tz: ZoneInfo
+    start_index: int | None = None
+    start: int | None = None
+
+    def resolve(self, watermark: int, first_ts: int | None) -> None:
+        """Fix the first window once the meter's watermark is known; never before the oldest second held."""
+        if self.start is not None:
+            return
+        if self.start_index is not None:
+            start = window_start(start_for_index(self.start_index, watermark - 1, self.tz), self.interval_s, self.tz)
+        else:
+            start = live_start(watermark, self.interval_s, self.grace_s, self.tz)
+        if first_ts is not None:
+            start = max(start, window_start(first_ts, self.interval_s, self.tz))
+        self.start = start
+
+    def due(self, watermark: int | None) -> tuple[int, int] | None:
+        """``(start, end)`` of the next window if it is final at ``watermark``."""
+        if self.start is None or watermark is None:
+            return None
+        end = window_end(self.start, self.interval_s, self.tz)
+        return (self.start, end) if watermark >= end + self.grace_s else None
+
+    def advance(self) -> None:
+        """Move past the window just sent."""
+        if self.start is not None:
+            self.start = window_end(self.start, self.interval_s, self.tz)

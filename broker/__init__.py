@@ -1,0 +1,1 @@
+"""The embedded default MQTT broker (amqtt) and the Mosquitto configuration used in production."""

@@ -1,0 +1,66 @@
+"""Command line: ``python -m broker [--host H] [--port N]`` runs the embedded amqtt broker until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from amqtt.broker import Broker
+
+from broker.amqtt_config import amqtt_config
+from config.errors import ConfigError
+from config.logs import configure_logging
+from config.settings import load_settings, parse_port
+
+log = logging.getLogger("broker")
+
+
+async def serve(host: str, port: int) -> None:
+    """Start amqtt on ``host:port`` and run until SIGINT/SIGTERM, then shut it down cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    broker = Broker(amqtt_config(host, port))
+    await broker.start()
+    log.info("amqtt broker listening on mqtt://%s:%d", host, port)
+    await stop.wait()
+    log.info("stopping amqtt broker")
+    await broker.shutdown()
+    log.info("amqtt broker stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for bad settings)."""
+    parser = argparse.ArgumentParser(prog="python -m broker", description=__doc__)
+    parser.add_argument(
+        "--host", help="address to bind (default FLEET_MQTT_HOST or 127.0.0.1; never 0.0.0.0 unless given)"
+    )
+    parser.add_argument("--port", help="TCP port (default FLEET_MQTT_PORT or 1883)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(os.environ)
+        port = parse_port(args.port, "--port") if args.port else settings.broker.port
+    except ConfigError as exc:
+        print(f"broker: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, "broker")
+    # amqtt logs every packet at INFO; keep its chatter at WARNING unless debugging.
+    if settings.log_level != "DEBUG":
+        logging.getLogger("amqtt").setLevel(logging.WARNING)
+        logging.getLogger("transitions").setLevel(logging.WARNING)
+    host = args.host or os.environ.get("FLEET_MQTT_HOST") or "127.0.0.1"
+    try:
+        asyncio.run(serve(host, port))
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", host, port, exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Settings: one prefixed set of environment variables (``FLEET_*``), parsed once into frozen dataclasses.
+
+Every ``FLEET_*`` variable must be one listed in ``KNOWN_KEYS``; a typo is a ``ConfigError`` naming the key, not a
+silently ignored setting. Command-line options of the entry points override these values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final, TypeVar
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from config.errors import ConfigError
+from config.wire import valid_meter_id
+
+PREFIX: Final = "FLEET_"
+PROFILES: Final = ("classic",)
+
+DEFAULT_MQTT_HOST: Final = "127.0.0.1"
+DEFAULT_MQTT_PORT: Final = 1883
+DEFAULT_HTTP_HOST: Final = "127.0.0.1"
+DEFAULT_HTTP_PORT: Final = 5000
+DEFAULT_SPEED: Final = 1.0
+DEFAULT_PROFILE: Final = "classic"
+DEFAULT_TZ: Final = "UTC"
+DEFAULT_HOUSEHOLDS: Final = ("A", "B", "C")
+DEFAULT_GRACE_S: Final = 1
+DEFAULT_HISTORY_S: Final = 2 * 86_400
+DEFAULT_HEARTBEAT_S: Final = 15.0
+DEFAULT_LOG_LEVEL: Final = "INFO"
+
+# Every setting, with what it means (README lists the same table).
+KNOWN_KEYS: Final[dict[str, str]] = {
+    "FLEET_BROKER": "broker URL mqtt://[user:pass@]host:port (overrides FLEET_MQTT_HOST/PORT)",
+    "FLEET_MQTT_HOST": "broker host; the embedded broker binds it (default 127.0.0.1)",
+    "FLEET_MQTT_PORT": "broker port (default 1883)",
+    "FLEET_HTTP_HOST": "bridge HTTP bind address (default 127.0.0.1)",
+    "FLEET_HTTP_PORT": "bridge HTTP port (default 5000)",
+    "FLEET_SPEED": "simulation speed, simulated seconds per wall second (default 1)",
+    "FLEET_START": "simulated time of day to start at, HH:MM:SS (default: now)",
+    "FLEET_PROFILE": "meter profile: classic",
+    "FLEET_TZ": "IANA time zone of the households' schedules and of midnight (default UTC)",
+    "FLEET_SEED": "fleet seed, a whole number >= 0 (default: fresh entropy, logged)",
+    "FLEET_HOUSEHOLDS": "households the bridge knows before it hears them (default A,B,C)",
+    "FLEET_GRACE_S": "seconds of simulated time a window waits for late readings (default 1)",
+    "FLEET_HISTORY_S": "seconds of per-second history the bridge keeps in memory (default 172800)",
+    "FLEET_HEARTBEAT_S": "seconds between SSE heartbeat comments (default 15)",
+    "FLEET_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+}
+
+_T = TypeVar("_T")
+_HMS_RE: Final = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})")
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where an MQTT client connects."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    def url(self) -> str:
+        """The address as an ``mqtt://`` URL without the password."""
+        user = f"{self.username}@" if self.username else ""
+        return f"mqtt://{user}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All settings of the fleet; entry points take what they need."""
+
+    broker: BrokerAddress
+    http_host: str
+    http_port: int
+    speed: float
+    start_s: int | None
+    profile: str
+    tz: str
+    seed: int | None
+    households: tuple[str, ...]
+    grace_s: int
+    history_s: int
+    heartbeat_s: float
+    log_level: str
+
+    def zone(self) -> ZoneInfo:
+        """The fleet's time zone."""
+        return ZoneInfo(self.tz)
+
+
+def parse_broker_url(text: str, key: str = "FLEET_BROKER") -> BrokerAddress:
+    """Parse ``mqtt://[user:pass@]host[:port]``."""
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(key, f"not a broker URL: {text!r} ({exc})") from exc
+    if parts.scheme != "mqtt":
+        raise ConfigError(key, f"scheme must be mqtt:// (got {text!r})")
+    if not parts.hostname:
+        raise ConfigError(key, f"no host in {text!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(key, f"unexpected path or query in {text!r}")
+    return BrokerAddress(
+        host=parts.hostname,
+        port=port if port is not None else DEFAULT_MQTT_PORT,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def parse_time_of_day(text: str, key: str = "FLEET_START") -> int:
+    """Seconds since midnight of ``HH:MM:SS``."""
+    match = _HMS_RE.fullmatch(text.strip())
+    if match is None:
+        raise ConfigError(key, f"expected HH:MM:SS, got {text!r}")
+    hours, minutes, seconds = (int(group) for group in match.groups())
+    if hours > 23 or minutes > 59 or seconds > 59:
+        raise ConfigError(key, f"not a time of day: {text!r}")
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def parse_port(text: str, key: str) -> int:
+    """A TCP port 1-65535."""
+    port = _int(text, key)
+    if not 1 <= port <= 65535:
+        raise ConfigError(key, f"port must be 1-65535, got {port}")
+    return port
+
+
+def parse_speed(text: str, key: str = "FLEET_SPEED") -> float:
+    """A simulation speed: a finite number in (0, 100000]."""
+    try:
+        speed = float(text)
+    except ValueError as exc:
+        raise ConfigError(key, f"not a number: {text!r}") from exc
+    if not 0 < speed <= 100_000:
+        raise ConfigError(key, f"speed must be > 0 and <= 100000, got {text!r}")
+    return speed
+
+
+def parse_households(text: str, key: str = "FLEET_HOUSEHOLDS") -> tuple[str, ...]:
+    """Comma-separated meter ids."""
+    ids = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not ids:
+        raise ConfigError(key, "no households given")
+    for meter_id in ids:
+        if not valid_meter_id(meter_id):
+            raise ConfigError(key, f"bad meter id {meter_id!r}")
+    return ids
+
+
+def parse_tz(text: str, key: str = "FLEET_TZ") -> str:
+    """An IANA time zone name."""
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(key, f"unknown time zone {text!r}") from exc
+    return text
+
+
+def _int(text: str, key: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError as exc:
+        raise ConfigError(key, f"not a whole number: {text!r}") from exc
+
+
+def _get(env: Mapping[str, str], key: str, parse: Callable[[str], _T], default: _T) -> _T:
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    return parse(raw)
+
+
+def _positive_int(key: str, limit: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _int(text, key)
+        if not 0 <= value <= limit:
+            raise ConfigError(key, f"must be 0-{limit}, got {value}")
+        return value
+
+    return parse
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Parse the ``FLEET_*`` variables of ``env`` (unknown ``FLEET_*`` keys are an error)."""
+    unknown = sorted(key for key in env if key.startswith(PREFIX) and key not in KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown setting (known: {', '.join(KNOWN_KEYS)})")
+    host = _get(env, "FLEET_MQTT_HOST", str.strip, DEFAULT_MQTT_HOST)
+    port = _get(env, "FLEET_MQTT_PORT", lambda t: parse_port(t, "FLEET_MQTT_PORT"), DEFAULT_MQTT_PORT)
+    broker = _get(env, "FLEET_BROKER", parse_broker_url, BrokerAddress(host, port))
+    level = _get(env, "FLEET_LOG_LEVEL", lambda t: t.strip().upper(), DEFAULT_LOG_LEVEL)
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("FLEET_LOG_LEVEL", f"unknown level {level!r}")
+    profile = _get(env, "FLEET_PROFILE", lambda t: t.strip().lower(), DEFAULT_PROFILE)
+    if profile not in PROFILES:
+        raise ConfigError("FLEET_PROFILE", f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+    heartbeat = _get(env, "FLEET_HEARTBEAT_S", lambda t: parse_speed(t, "FLEET_HEARTBEAT_S"), DEFAULT_HEARTBEAT_S)
+    return Settings(
+        broker=broker,
+        http_host=_get(env, "FLEET_HTTP_HOST", str.strip, DEFAULT_HTTP_HOST),
+        http_port=_get(env, "FLEET_HTTP_PORT", lambda t: parse_port(t, "FLEET_HTTP_PORT"), DEFAULT_HTTP_PORT),
+        speed=_get(env, "FLEET_SPEED", parse_speed, DEFAULT_SPEED),
+        start_s=_get(env, "FLEET_START", parse_time_of_day, None),
+        profile=profile,
+        tz=_get(env, "FLEET_TZ", parse_tz, DEFAULT_TZ),
+        seed=_get(env, "FLEET_SEED", _positive_int("FLEET_SEED", 2**63 - 1), None),
+        households=_get(env, "FLEET_HOUSEHOLDS", parse_households, DEFAULT_HOUSEHOLDS),
+        grace_s=_get(env, "FLEET_GRACE_S", _positive_int("FLEET_GRACE_S", 3600), DEFAULT_GRACE_S),
+        history_s=_get(env, "FLEET_HISTORY_S", _positive_int("FLEET_HISTORY_S", 31 * 86_400), DEFAULT_HISTORY_S),
+        heartbeat_s=heartbeat,
+        log_level=level,
+    )

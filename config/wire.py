@@ -1,0 +1,230 @@
+"""The MQTT wire contract shared by the simulator and the bridge.
+
+Topics:
+    meters/<meter_id>/reading   QoS 1, not retained, one-line UTF-8 JSON (``Reading``)
+    meters/<meter_id>/status    QoS 1, retained, ``online`` on connect, ``offline`` as Last Will and on clean stop
+
+A reading covers the simulated second ``[ts, ts + 1)`` (UTC, ISO-8601 with ``Z``). Powers are W (``null`` = the meter
+had no value for that channel); energies are monotonic kWh counters. ``seq`` increases by exactly 1 per reading of a
+meter. Decoding validates everything and raises ``PayloadError`` whose ``reason`` is one of ``REASONS``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from config.errors import PayloadError
+
+METER_ID_PATTERN: Final = r"[A-Za-z0-9_-]{1,64}"
+_METER_ID_RE: Final = re.compile(METER_ID_PATTERN)
+_TS_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+TOPIC_ROOT: Final = "meters"
+READING_SUBSCRIPTION: Final = "meters/+/reading"
+STATUS_SUBSCRIPTION: Final = "meters/+/status"
+READING_QOS: Final = 1
+STATUS_QOS: Final = 1
+ONLINE: Final = "online"
+OFFLINE: Final = "offline"
+
+MAX_PAYLOAD_BYTES: Final = 64 * 1024
+MAX_ABS_POWER_W: Final = 1_000_000.0  # 1 MW: far above any household, below float nonsense
+MAX_ENERGY_KWH: Final = 1e9
+MIN_TS: Final = 946_684_800  # 2000-01-01T00:00:00Z
+MAX_TS: Final = 7_258_118_400  # 2200-01-01T00:00:00Z
+MAX_SEQ: Final = 2**63 - 1
+
+POWER_FIELDS: Final = ("ac_w", "geyser_w", "overall_w")
+ENERGY_FIELDS: Final = ("ac_kwh", "geyser_kwh", "overall_kwh")
+READING_FIELDS: Final = ("meter", "seq", "ts", *POWER_FIELDS, *ENERGY_FIELDS)
+
+# Reason codes for rejected messages (the bridge counts rejects by these).
+REASONS: Final = (
+    "bad_topic",
+    "too_large",
+    "bad_utf8",
+    "bad_json",
+    "not_object",
+    "missing_key",
+    "unknown_key",
+    "bad_type",
+    "out_of_range",
+    "bad_ts",
+    "meter_mismatch",
+    "bad_status",
+)
+
+
+def valid_meter_id(meter_id: object) -> bool:
+    """Whether ``meter_id`` is a string matching ``METER_ID_PATTERN``."""
+    return isinstance(meter_id, str) and _METER_ID_RE.fullmatch(meter_id) is not None
+
+
+def reading_topic(meter_id: str) -> str:
+    """Topic a meter publishes its readings on."""
+    return f"{TOPIC_ROOT}/{meter_id}/reading"
+
+
+def status_topic(meter_id: str) -> str:
+    """Retained availability topic of a meter."""
+    return f"{TOPIC_ROOT}/{meter_id}/status"
+
+
+def parse_topic(topic: str) -> tuple[str, str]:
+    """Split ``meters/<id>/<kind>`` into ``(meter_id, kind)``; PayloadError('bad_topic') otherwise."""
+    parts = topic.split("/")
+    if len(parts) != 3 or parts[0] != TOPIC_ROOT or parts[2] not in ("reading", "status"):
+        raise PayloadError("bad_topic", topic[:100])
+    if not valid_meter_id(parts[1]):
+        raise PayloadError("bad_topic", f"bad meter id in {topic[:100]!r}")
+    return parts[1], parts[2]
+
+
+def format_ts(epoch_s: int) -> str:
+    """ISO-8601 UTC with ``Z`` for whole epoch seconds."""
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_ts(text: str) -> int:
+    """Epoch seconds of an ISO-8601 UTC ``YYYY-MM-DDTHH:MM:SSZ`` string; PayloadError('bad_ts') otherwise."""
+    if _TS_RE.fullmatch(text) is None:
+        raise PayloadError("bad_ts", text[:40])
+    try:
+        parsed = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise PayloadError("bad_ts", text[:40]) from exc
+    return int(parsed.timestamp())
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One meter's sample of one simulated second ``[ts, ts + 1)``; validates itself."""
+
+    meter: str
+    seq: int
+    ts: int
+    ac_w: float | None
+    geyser_w: float | None
+    overall_w: float | None
+    ac_kwh: float
+    geyser_kwh: float
+    overall_kwh: float
+
+    def __post_init__(self) -> None:
+        if not valid_meter_id(self.meter):
+            raise PayloadError("bad_type", "meter must match " + METER_ID_PATTERN)
+        if not isinstance(self.seq, int) or isinstance(self.seq, bool):
+            raise PayloadError("bad_type", "seq must be an integer")
+        if not 0 <= self.seq <= MAX_SEQ:
+            raise PayloadError("out_of_range", "seq")
+        if not isinstance(self.ts, int) or isinstance(self.ts, bool):
+            raise PayloadError("bad_type", "ts")
+        if not MIN_TS <= self.ts < MAX_TS:
+            raise PayloadError("out_of_range", "ts")
+        for name in POWER_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not _is_number(value):
+                raise PayloadError("bad_type", f"{name} must be a number or null")
+            if not math.isfinite(value) or abs(value) > MAX_ABS_POWER_W:
+                raise PayloadError("out_of_range", name)
+        for name in ENERGY_FIELDS:
+            value = getattr(self, name)
+            if not _is_number(value):
+                raise PayloadError("bad_type", f"{name} must be a number")
+            if not math.isfinite(value) or not 0.0 <= value <= MAX_ENERGY_KWH:
+                raise PayloadError("out_of_range", name)
+
+    def powers_kw(self) -> tuple[float | None, float | None, float | None]:
+        """AC, Geyser and Overall power in kW (None where the meter had no value)."""
+        return tuple(None if w is None else w / 1000.0 for w in (self.ac_w, self.geyser_w, self.overall_w))  # type: ignore[return-value]
+
+
+def _round_or_none(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def encode_reading(reading: Reading) -> bytes:
+    """One-line UTF-8 JSON for a reading: powers to 0.1 W, energies to 0.1 Wh."""
+    body = {
+        "meter": reading.meter,
+        "seq": reading.seq,
+        "ts": format_ts(reading.ts),
+        "ac_w": _round_or_none(reading.ac_w, 1),
+        "geyser_w": _round_or_none(reading.geyser_w, 1),
+        "overall_w": _round_or_none(reading.overall_w, 1),
+        "ac_kwh": round(reading.ac_kwh, 4),
+        "geyser_kwh": round(reading.geyser_kwh, 4),
+        "overall_kwh": round(reading.overall_kwh, 4),
+    }
+    return json.dumps(body, allow_nan=False).encode("utf-8")
+
+
+def _reject_constant(name: str) -> Any:
+    raise PayloadError("bad_json", f"{name} is not JSON")
+
+
+def _load_json(payload: bytes) -> Any:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("bad_utf8", str(exc)[:80]) from exc
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except PayloadError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise PayloadError("bad_json", str(exc)[:80]) from exc
+
+
+def decode_reading(topic: str, payload: bytes) -> Reading:
+    """Validate a reading message from ``topic``; PayloadError with a reason code if anything is off."""
+    meter_id, kind = parse_topic(topic)
+    if kind != "reading":
+        raise PayloadError("bad_topic", f"{topic[:100]} is not a reading topic")
+    body = _load_json(payload)
+    if not isinstance(body, dict):
+        raise PayloadError("not_object", type(body).__name__)
+    missing = [key for key in READING_FIELDS if key not in body]
+    if missing:
+        raise PayloadError("missing_key", ", ".join(missing))
+    extra = sorted(str(key) for key in body if key not in READING_FIELDS)
+    if extra:
+        raise PayloadError("unknown_key", ", ".join(extra)[:100])
+    if not isinstance(body["ts"], str):
+        raise PayloadError("bad_type", "ts must be a string")
+    if body["meter"] != meter_id:
+        raise PayloadError("meter_mismatch", f"payload meter {str(body['meter'])[:70]!r} on topic of {meter_id!r}")
+    return Reading(
+        meter=body["meter"],
+        seq=body["seq"],
+        ts=parse_ts(body["ts"]),
+        ac_w=body["ac_w"],
+        geyser_w=body["geyser_w"],
+        overall_w=body["overall_w"],
+        ac_kwh=body["ac_kwh"],
+        geyser_kwh=body["geyser_kwh"],
+        overall_kwh=body["overall_kwh"],
+    )
+
+
+def decode_status(topic: str, payload: bytes) -> tuple[str, str]:
+    """``(meter_id, "online"|"offline")`` from a status message; PayloadError otherwise."""
+    meter_id, kind = parse_topic(topic)
+    if kind != "status":
+        raise PayloadError("bad_topic", f"{topic[:100]} is not a status topic")
+    if payload not in (ONLINE.encode(), OFFLINE.encode()):
+        raise PayloadError("bad_status", repr(payload[:20]))
+    return meter_id, payload.decode()

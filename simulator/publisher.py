@@ -1,0 +1,223 @@
+"""The I/O shell of the simulator: one paho client per meter, all driven by one selector loop in one thread.
+
+Each meter is a real MQTT client with its own client id and Last Will (``offline`` on its status topic), so the broker
+reports each meter's availability. No thread per meter: paho's socket API (``loop_read``/``loop_write``/``loop_misc``)
+is driven by a ``selectors`` loop, which is what lets one process hold many meters later.
+
+Publishing is scheduled against absolute simulated times (``SimClock``), never by sleeping after work, so it does not
+drift; a loop that fell behind catches up, at most ``CATCH_UP_LIMIT`` readings per meter per pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.client import SocketLike
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from config.settings import BrokerAddress
+from config.wire import OFFLINE, ONLINE, READING_QOS, STATUS_QOS, encode_reading, reading_topic, status_topic
+from simulator.clock import SimClock
+from simulator.fleet import Meter
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S: Final = 30
+MAX_INFLIGHT: Final = 200
+MAX_QUEUED: Final = 100_000  # readings buffered by paho while the broker is away (about a day at 1 Hz)
+CATCH_UP_LIMIT: Final = 200
+MAX_WAIT_S: Final = 0.25
+RECONNECT_MIN_S: Final = 0.5
+RECONNECT_MAX_S: Final = 30.0
+STOP_FLUSH_S: Final = 3.0
+
+
+class MeterLink:
+    """One meter's MQTT connection; callbacks only log and set flags, they never raise."""
+
+    def __init__(self, meter_id: str, broker: BrokerAddress) -> None:
+        self.meter_id = meter_id
+        self.broker = broker
+        self.connected = False
+        self.published = 0
+        self.dropped = 0
+        self.next_attempt = 0.0
+        self.backoff = RECONNECT_MIN_S
+        self._configured = False
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"meter-{meter_id}",
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+        )
+        if broker.username:
+            client.username_pw_set(broker.username, broker.password)
+        client.will_set(status_topic(meter_id), OFFLINE, qos=STATUS_QOS, retain=True)
+        client.max_inflight_messages_set(MAX_INFLIGHT)
+        client.max_queued_messages_set(MAX_QUEUED)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self.client = client
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.warning("meter %s: broker refused connection: %s", self.meter_id, reason)
+            return
+        self.connected = True
+        self.backoff = RECONNECT_MIN_S
+        client.publish(status_topic(self.meter_id), ONLINE, qos=STATUS_QOS, retain=True)
+        log.info("meter %s online at %s", self.meter_id, self.broker.url())
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if self.connected:
+            log.warning("meter %s disconnected: %s", self.meter_id, reason)
+        self.connected = False
+
+    def try_connect(self, now: float) -> None:
+        """Open the connection if it is closed and its back-off has passed (a blocking TCP connect)."""
+        if self.client.socket() is not None or now < self.next_attempt:
+            return
+        try:
+            if self._configured:
+                self.client.reconnect()
+            else:
+                self.client.connect(self.broker.host, self.broker.port, KEEPALIVE_S)
+                self._configured = True
+        except OSError as exc:
+            self.next_attempt = now + self.backoff
+            log.warning(
+                "meter %s: cannot reach %s (%s); retry in %.1f s", self.meter_id, self.broker.url(), exc, self.backoff
+            )
+            self.backoff = min(self.backoff * 2, RECONNECT_MAX_S)
+
+    def publish(self, payload: bytes) -> None:
+        """Queue one reading (paho keeps QoS 1 messages while disconnected, up to MAX_QUEUED)."""
+        info = self.client.publish(reading_topic(self.meter_id), payload, qos=READING_QOS, retain=False)
+        if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            self.published += 1
+        else:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("meter %s: %d readings dropped (%s)", self.meter_id, self.dropped, info.rc)
+
+
+class FleetLoop:
+    """Steps every meter by the simulation clock and services every connection, in one thread."""
+
+    def __init__(
+        self,
+        meters: Sequence[Meter],
+        broker: BrokerAddress,
+        clock: SimClock,
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.meters = list(meters)
+        self.links = {meter.meter_id: MeterLink(meter.meter_id, broker) for meter in self.meters}
+        self.clock = clock
+        self.wall = wall
+        self.stop_event = threading.Event()
+        self._selector = selectors.DefaultSelector()
+        self._registered: dict[str, tuple[SocketLike, int]] = {}
+        self._next_misc = 0.0
+
+    def stop(self) -> None:
+        """Ask the loop to finish (safe from a signal handler or another thread)."""
+        self.stop_event.set()
+
+    def run(self) -> None:
+        """Run until ``stop()``; then publish ``offline`` for every meter and disconnect cleanly."""
+        try:
+            while not self.stop_event.is_set():
+                self._pass()
+        finally:
+            self._shutdown()
+            self._selector.close()
+
+    def _pass(self) -> None:
+        now = self.wall()
+        for link in self.links.values():
+            link.try_connect(now)
+        sim_now = self.clock.sim_at(now)
+        for meter in self.meters:
+            link = self.links[meter.meter_id]
+            for reading in meter.due(sim_now, CATCH_UP_LIMIT):
+                link.publish(encode_reading(reading))
+        if now >= self._next_misc:
+            for link in self.links.values():
+                link.client.loop_misc()
+            self._next_misc = now + 1.0
+        next_due = min(self.clock.wall_at(meter.next_due_sim()) for meter in self.meters)
+        self._service(max(0.0, min(next_due - self.wall(), MAX_WAIT_S)))
+
+    def _service(self, timeout: float) -> None:
+        self._sync_registrations()
+        if not self._registered:
+            self.stop_event.wait(timeout)
+            return
+        for key, events in self._selector.select(timeout):
+            link: MeterLink = key.data
+            if events & selectors.EVENT_READ:
+                link.client.loop_read()
+            if events & selectors.EVENT_WRITE and link.client.socket() is not None:
+                link.client.loop_write()
+
+    def _sync_registrations(self) -> None:
+        for meter_id, link in self.links.items():
+            sock = link.client.socket()
+            old = self._registered.get(meter_id)
+            if old is not None and (sock is None or old[0] is not sock):
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    self._selector.unregister(old[0])
+                del self._registered[meter_id]
+                old = None
+            if sock is None:
+                continue
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.client.want_write() else 0)
+            if old is None:
+                self._selector.register(sock, events, link)
+                self._registered[meter_id] = (sock, events)
+            elif old[1] != events:
+                self._selector.modify(sock, events, link)
+                self._registered[meter_id] = (sock, events)
+
+    def _shutdown(self) -> None:
+        """Publish ``offline`` (retained) for every connected meter, flush, and disconnect."""
+        infos = []
+        for link in self.links.values():
+            if link.connected:
+                infos.append(link.client.publish(status_topic(link.meter_id), OFFLINE, qos=STATUS_QOS, retain=True))
+        deadline = self.wall() + STOP_FLUSH_S
+        while infos and not all(info.is_published() for info in infos) and self.wall() < deadline:
+            self._service(0.05)
+        for link in self.links.values():
+            link.connected = False  # a disconnect we asked for is not worth a warning
+            if link.client.socket() is not None:
+                link.client.disconnect()
+                link.client.loop_write()
+        log.info(
+            "stopped; published %s",
+            ", ".join(f"{meter_id}={link.published}" for meter_id, link in self.links.items()),
+        )
