@@ -1,0 +1,39 @@
+"""Shared fixtures: real brokers on free loopback ports, and the Mosquitto requirement (skip locally, fail in CI)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import CI, Proc, mosquitto_missing, start_broker
+
+
+def require_mosquitto() -> None:
+    """Skip (loudly) without the Mosquitto tools; in CI (CI=true) that is a failure, never a skip."""
+    reason = mosquitto_missing()
+    if reason is None:
+        return
+    if CI:
+        pytest.fail(f"CI=true and {reason}; .ci/run must install them", pytrace=False)
+    pytest.skip(f"!!! MOSQUITTO TESTS NOT RUN: {reason}")
+
+
+@pytest.fixture(params=["amqtt", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """Each integration test that uses a broker runs on both: the embedded amqtt and Mosquitto 2."""
+    kind = str(request.param)
+    if kind == "mosquitto":
+        require_mosquitto()
+    return kind
+
+
+@pytest.fixture
+def broker(broker_kind: str, tmp_path: Path) -> Iterator[Proc]:
+    """A real broker of ``broker_kind`` on a free loopback port, stopped after the test."""
+    proc = start_broker(broker_kind, tmp_path / "logs")
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -1,0 +1,67 @@
+"""A real paho subscriber for tests: collects messages in a queue, waits with timeouts."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+@dataclass(frozen=True)
+class Msg:
+    """A received message, detached from paho."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Collector:
+    """Subscribes to ``topics`` and queues every message."""
+
+    def __init__(self, port: int, topics: list[str], host: str = "127.0.0.1") -> None:
+        self.messages: queue.Queue[Msg] = queue.Queue()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
+        self.client.on_message = lambda c, u, m: self.messages.put(Msg(m.topic, bytes(m.payload), bool(m.retain)))
+        self.client.connect(host, port, 30)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise TimeoutError("subscription not acknowledged within 10 s")
+
+    def wait_for(self, predicate: Callable[[Msg], bool], timeout: float) -> Msg:
+        """The first queued message matching ``predicate`` (others are dropped); TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no matching message")
+            try:
+                msg = self.messages.get(timeout=remaining)
+            except queue.Empty as exc:
+                raise TimeoutError("no matching message") from exc
+            if predicate(msg):
+                return msg
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@contextmanager
+def collecting(port: int, topics: list[str]) -> Iterator[Collector]:
+    """A Collector for the duration of a ``with`` block."""
+    collector = Collector(port, topics)
+    try:
+        yield collector
+    finally:
+        collector.close()

@@ -1,0 +1,187 @@
+"""Real processes on loopback for integration tests and benchmarks: brokers, meters, the bridge.
+
+Every wait is bounded and waits on something (a port, a process, a queue), never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (the OS picks it: port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment without any FLEET_* variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Proc:
+    """A started process whose output goes to a log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    port: int | None = None
+    _log_file: object = field(default=None, repr=False)
+
+    def log(self) -> str:
+        """Everything the process wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.popen.poll() is None
+
+    def wait_port(self, port: int, timeout: float = 20.0) -> None:
+        """Wait until ``port`` accepts connections; fail early if the process dies."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode} before listening:\n{self.log()}")
+            with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.5):
+                return
+            # Waiting on the process (not sleeping): returns at once if it dies.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=0.05)
+        raise TimeoutError(f"{self.name} did not listen on {port} within {timeout} s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send ``sig`` and wait for the exit code (SIGKILL after ``timeout``)."""
+        if self.alive():
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+        closer = getattr(self._log_file, "close", None)
+        if closer is not None:
+            closer()
+        return int(self.popen.returncode)
+
+
+def start(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None,
+          port: int | None = None) -> Proc:
+    """Start ``argv`` with output to ``log_dir/<name>.log``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log_file = log_path.open("wb")
+    popen = subprocess.Popen(list(argv), stdout=log_file, stderr=subprocess.STDOUT, env=dict(env or clean_env()),
+                             stdin=subprocess.DEVNULL)
+    return Proc(name, popen, log_path, port, log_file)
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """argv to run ``python -m module args`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def mosquitto_missing() -> str | None:
+    """Why Mosquitto tests cannot run here, or None."""
+    missing = [tool for tool in ("mosquitto", "mosquitto_sub", "mosquitto_pub") if _which(tool) is None]
+    if missing:
+        return (f"Mosquitto tools not installed ({', '.join(missing)}): "
+                "apt-get install -y mosquitto mosquitto-clients")
+    return None
+
+
+def _which(tool: str) -> str | None:
+    return shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/local/sbin:/sbin")
+
+
+def mosquitto_binary() -> str:
+    """Path of the mosquitto broker binary."""
+    found = _which("mosquitto")
+    if found is None:
+        raise RuntimeError("mosquitto not installed")
+    return found
+
+
+def mosquitto_test_config(port: int, work_dir: Path) -> str:
+    """A Mosquitto 2 config for tests: loopback listener, anonymous, no persistence, logs on stderr."""
+    lines = [
+        f"listener {port} {LOOPBACK}",
+        "allow_anonymous true",
+        "persistence false",
+        f"persistence_location {work_dir}/",
+        "log_dest stderr",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "max_queued_messages 100000",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        lines.append("user root")  # as root Mosquitto would drop to user mosquitto, which cannot write work_dir
+    return "\n".join(lines) + "\n"
+
+
+def start_broker(kind: str, log_dir: Path) -> Proc:
+    """Start an ``amqtt`` (our ``python -m broker``) or ``mosquitto`` broker on a free loopback port."""
+    port = free_port()
+    if kind == "amqtt":
+        proc = start("broker-amqtt", python_module("broker", "--host", LOOPBACK, "--port", str(port)), log_dir,
+                     port=port)
+    elif kind == "mosquitto":
+        conf = log_dir / f"mosquitto-{port}.conf"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        conf.write_text(mosquitto_test_config(port, log_dir))
+        proc = start("broker-mosquitto", [mosquitto_binary(), "-c", str(conf)], log_dir, port=port)
+    else:
+        raise ValueError(kind)
+    proc.wait_port(port)
+    return proc
+
+
+def start_meters(broker_port: int, households: Sequence[str], log_dir: Path, *, speed: float = 1.0,
+                 start_at: str | None = None, seed: int = 1, env: Mapping[str, str] | None = None,
+                 name: str | None = None) -> Proc:
+    """Start one simulator process running ``households``."""
+    argv = python_module("simulator", "run", "--broker", f"mqtt://{LOOPBACK}:{broker_port}",
+                         "--speed", str(speed), "--seed", str(seed))
+    for household in households:
+        argv += ["--household", household]
+    if start_at is not None:
+        argv += ["--start", start_at]
+    return start(name or f"meters-{'-'.join(households)}", argv, log_dir, env=clean_env(env))
+
+
+def start_bridge(broker_port: int, log_dir: Path, env: Mapping[str, str] | None = None) -> Proc:
+    """Start the bridge (gunicorn + gevent) on a free port and wait until it serves HTTP."""
+    port = free_port()
+    argv = python_module("bridge", "--broker", f"mqtt://{LOOPBACK}:{broker_port}", "--host", LOOPBACK,
+                         "--port", str(port))
+    proc = start("bridge", argv, log_dir, env=clean_env(env), port=port)
+    proc.wait_port(port)
+    return proc
+
+
+@contextlib.contextmanager
+def running(*procs: Proc) -> Iterator[tuple[Proc, ...]]:
+    """Stop the processes (SIGTERM) on the way out, whatever happened."""
+    try:
+        yield procs
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
