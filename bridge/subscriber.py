@@ -51,6 +51,7 @@ class Subscriber:
 
     def stop(self) -> None:
         """Disconnect and stop the network thread."""
+        self.connected = False  # a disconnect we asked for is not worth a warning
         self.client.disconnect()
         self.client.loop_stop()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -18,6 +19,8 @@ from config.settings import load_settings, parse_port
 
 log = logging.getLogger("broker")
 
+SHUTDOWN_GRACE_S = 1.0
+
 
 async def serve(host: str, port: int) -> None:
     """Start amqtt on ``host:port`` and run until SIGINT/SIGTERM, then shut it down cleanly."""
@@ -29,7 +32,11 @@ async def serve(host: str, port: int) -> None:
     await broker.start()
     log.info("amqtt broker listening on mqtt://%s:%d", host, port)
     await stop.wait()
-    log.info("stopping amqtt broker")
+    # Clients stopped by the same signal (make up, compose) still publish their clean "offline": give them a moment.
+    stop.clear()
+    log.info("stopping amqtt broker in %.1f s (a second signal stops it now)", SHUTDOWN_GRACE_S)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), SHUTDOWN_GRACE_S)
     await broker.shutdown()
     log.info("amqtt broker stopped")
 

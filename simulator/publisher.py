@@ -16,10 +16,9 @@ import selectors
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.client import SocketLike
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -28,6 +27,9 @@ from config.settings import BrokerAddress
 from config.wire import OFFLINE, ONLINE, READING_QOS, STATUS_QOS, encode_reading, reading_topic, status_topic
 from simulator.clock import SimClock
 from simulator.fleet import Meter
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import SocketLike
 
 log = logging.getLogger(__name__)
 

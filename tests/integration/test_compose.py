@@ -1,0 +1,484 @@
+"""The compose wiring, checked without Docker: services, settings, the Dockerfile, and each service's command for real.
+
+Docker is not needed: each meter and bridge command of docker-compose.yml runs with this interpreter against Mosquitto
+started from the project's own config/mosquitto/mosquitto.conf, moved to a free loopback port (the compose host
+``broker`` becomes 127.0.0.1, port 1883 that free port, and the bridge's port 5000 another one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+import yaml
+
+from config.errors import ConfigError
+from config.households import household
+from config.settings import KNOWN_KEYS, PREFIX, load_settings, parse_broker_url
+from config.wire import READING_SUBSCRIPTION, decode_reading, reading_topic
+from tests.conftest import require_mosquitto
+from tests.support.mqtt import collecting
+from tests.support.procs import LOOPBACK, Proc, clean_env, free_port, mosquitto_binary, start
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+COMPOSE_FILE: Final = ROOT / "docker-compose.yml"
+DOCKERFILE: Final = ROOT / "Dockerfile"
+DOCKERIGNORE: Final = ROOT / ".dockerignore"
+MOSQUITTO_CONF: Final = ROOT / "config" / "mosquitto" / "mosquitto.conf"
+
+EXPECTED_SERVICES: Final = {"broker", "meter-a", "meter-b", "meter-c", "bridge"}
+BROKER_SERVICE: Final = "broker"
+MOSQUITTO_IMAGE: Final = "eclipse-mosquitto:2"
+BRIDGE_CONTAINER_PORT: Final = 5000
+WAIT_S: Final = 15.0
+
+# ${NAME}, ${NAME:-default}, ${NAME-default}, $NAME and $$ (a literal $), as docker compose interpolates them.
+_INTERPOLATION_RE: Final = re.compile(
+    r"\$(?:(?P<escaped>\$)"
+    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<sep>:?-)(?P<default>[^}]*))?\}"
+    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<invalid>))"
+)
+
+
+def interpolate(value: Any, host_env: Mapping[str, str]) -> Any:
+    """``value`` with compose's variable substitution applied, as ``docker compose config`` would show it."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, host_env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, host_env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match["escaped"]:
+            return "$"
+        name = match["braced"] or match["named"]
+        if name is None:
+            raise ValueError(f"unsupported $ expression in {value!r} (write $$ for a literal $)")
+        found = host_env.get(name)
+        if found is not None and (found != "" or match["sep"] != ":-"):
+            return found
+        if match["sep"] is not None:
+            return str(match["default"])
+        raise ValueError(f"{name} is unset and has no default in {value!r}: compose would substitute ''")
+
+    return _INTERPOLATION_RE.sub(substitute, value)
+
+
+def _load_services() -> dict[str, dict[str, Any]]:
+    document = yaml.safe_load(COMPOSE_FILE.read_text())
+    services = interpolate(document["services"], {})  # the defaults: no FLEET_* set on the host
+    assert isinstance(services, dict)
+    return services
+
+
+SERVICES: Final = _load_services()
+APP_SERVICES: Final = sorted(name for name in SERVICES if name != BROKER_SERVICE)
+
+
+def environment(service: Mapping[str, Any]) -> dict[str, str]:
+    """A service's environment as strings (compose accepts a mapping or a list of KEY=VALUE)."""
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        for entry in raw:
+            assert "=" in entry, f"{entry!r} takes its value from the host; give it one in the compose file"
+        raw = dict(entry.split("=", 1) for entry in raw)
+    return {str(key): "" if value is None else str(value) for key, value in raw.items()}
+
+
+def option(argv: list[str], name: str) -> str:
+    """The value after ``name`` in ``argv``."""
+    assert name in argv, f"{name} missing from {argv}"
+    return argv[argv.index(name) + 1]
+
+
+def published(ports: list[Any]) -> dict[int, tuple[str, int]]:
+    """Short-syntax port mappings ``[IP:]HOST_PORT:CONTAINER_PORT`` as container port -> (host IP, host port)."""
+    mappings: dict[int, tuple[str, int]] = {}
+    for spec in ports:
+        parts = str(spec).split("/")[0].rsplit(":", 2)
+        assert len(parts) == 3, f"port {spec!r}: give the host IP, never publish on every interface"
+        host_ip, host_port, container_port = parts
+        mappings[int(container_port)] = (host_ip, int(host_port))
+    return mappings
+
+
+def conf_options(text: str) -> dict[str, list[str]]:
+    """Mosquitto config options: name -> the rest of each line that sets it."""
+    options: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        words = line.split(None, 1)
+        if words and not words[0].startswith("#"):
+            options.setdefault(words[0], []).append(words[1].strip() if len(words) > 1 else "")
+    return options
+
+
+def meter_households() -> dict[str, str]:
+    """Meter service name -> the household its simulator command runs."""
+    return {
+        name: household(option(SERVICES[name]["command"], "--household")).id
+        for name in APP_SERVICES
+        if SERVICES[name]["command"][2] == "simulator"
+    }
+
+
+def dockerfile_instructions(text: str) -> list[list[str]]:
+    """``[KEYWORD, arguments]`` per Dockerfile instruction, continuation lines joined, comments dropped."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [
+        [words[0].upper(), words[1].strip()] for line in joined.splitlines() if len(words := line.split(None, 1)) == 2
+    ]
+
+
+def packages_with_main() -> set[str]:
+    """This project's packages that run with ``python -m``."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return {name for name in pyproject["tool"]["setuptools"]["packages"] if (ROOT / name / "__main__.py").is_file()}
+
+
+# --- Running the services' commands on loopback -----------------------------------------------------------------
+
+
+def local_mosquitto_conf(text: str, port: int, data_dir: Path) -> str:
+    """The production config with its listener on ``LOOPBACK:port`` and persistence in ``data_dir``."""
+    lines = []
+    for line in text.splitlines():
+        name = line.split(None, 1)[0] if line.strip() else ""
+        if name == "listener":
+            line = f"listener {port} {LOOPBACK}"
+        elif name == "persistence_location":
+            line = f"persistence_location {data_dir}/"
+        elif name == "user":
+            continue
+        lines.append(line)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        lines.append("user root")  # as root Mosquitto would drop to user mosquitto, which cannot write data_dir
+    return "\n".join(lines) + "\n"
+
+
+def start_project_mosquitto(work_dir: Path) -> Proc:
+    """Mosquitto with config/mosquitto/mosquitto.conf (rewritten as above), listening."""
+    port = free_port()
+    data_dir = work_dir / "mosquitto-data"
+    data_dir.mkdir(parents=True)
+    conf = work_dir / "mosquitto.conf"
+    conf.write_text(local_mosquitto_conf(MOSQUITTO_CONF.read_text(), port, data_dir))
+    proc = start("mosquitto", [mosquitto_binary(), "-c", str(conf)], work_dir / "logs", port=port)
+    try:
+        proc.wait_port(port, timeout=WAIT_S)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+def local_env(service_env: Mapping[str, str], broker_port: int) -> dict[str, str]:
+    """The service's environment with the compose broker address replaced by ``LOOPBACK:broker_port``."""
+    env = dict(service_env)
+    address = parse_broker_url(env["FLEET_BROKER"])
+    assert address.host == BROKER_SERVICE, f"FLEET_BROKER {env['FLEET_BROKER']} is not the compose broker"
+    assert address.username is None, "the broker is anonymous for now: no credentials in the compose file"
+    env["FLEET_BROKER"] = f"mqtt://{LOOPBACK}:{broker_port}"
+    return clean_env(env)
+
+
+def local_argv(command: list[str], http_port: int) -> list[str]:
+    """The service command run with this interpreter, binding ``LOOPBACK:http_port`` instead of the container's."""
+    assert command[0] == "python", command
+    argv = [sys.executable, *command[1:]]
+    for name, value in (("--host", LOOPBACK), ("--port", str(http_port))):
+        if name in argv:
+            argv[argv.index(name) + 1] = value
+    assert "--broker" not in argv, "the broker address comes from FLEET_BROKER in the environment"
+    return argv
+
+
+def healthcheck_argv(service: Mapping[str, Any], replacements: Mapping[str, str]) -> list[str]:
+    """A service's healthcheck command, exec form, with ``replacements`` applied to its words."""
+    test = service["healthcheck"]["test"]
+    assert isinstance(test, list), "healthcheck test must use the exec form"
+    assert test[0] == "CMD", f"healthcheck must be [CMD, ...] (exec form), got {test[0]!r}"
+    argv = list(test[1:])
+    for old, new in replacements.items():
+        argv = [word.replace(old, new) for word in argv]
+    return argv
+
+
+def _wait_on(proc: Proc, timeout: float) -> None:
+    """Wait up to ``timeout`` on the process itself: returns early if it exits."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.popen.wait(timeout=timeout)
+
+
+def _get_healthz(port: int) -> tuple[int, dict[str, Any]] | None:
+    try:
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/healthz", timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def check_meter(proc: Proc, command: list[str], broker: Proc, http_port: int) -> None:
+    """Readings of the meter's household arrive at the broker and decode."""
+    meter_id = household(option(command, "--household")).id
+    assert broker.port is not None
+    with collecting(broker.port, [READING_SUBSCRIPTION]) as collector:
+        try:
+            msg = collector.wait_for(lambda m: m.topic == reading_topic(meter_id), timeout=WAIT_S)
+        except TimeoutError:
+            pytest.fail(f"no reading of meter {meter_id} within {WAIT_S} s:\n{proc.log()[-3000:]}")
+    reading = decode_reading(msg.topic, msg.payload)
+    assert reading.meter == meter_id
+
+
+def check_bridge(proc: Proc, command: list[str], broker: Proc, http_port: int) -> None:
+    """/healthz answers 200 JSON with MQTT connected, and so does the compose healthcheck."""
+    proc.wait_port(http_port, timeout=WAIT_S)
+    deadline = time.monotonic() + WAIT_S
+    answer = None
+    while time.monotonic() < deadline and proc.alive():
+        answer = _get_healthz(http_port)
+        if answer is not None and answer[0] == 200 and answer[1].get("mqtt") == "connected":
+            break
+        _wait_on(proc, 0.2)
+    else:
+        pytest.fail(f"/healthz never said mqtt connected within {WAIT_S} s (last {answer}):\n{proc.log()[-3000:]}")
+    container_port = option(command, "--port")
+    check = healthcheck_argv(SERVICES["bridge"], {f"{LOOPBACK}:{container_port}/": f"{LOOPBACK}:{http_port}/"})
+    assert check[0] == "python", check
+    assert any(f"{LOOPBACK}:{http_port}/healthz" in word for word in check), f"healthcheck misses /healthz: {check}"
+    result = subprocess.run(
+        [sys.executable, *check[1:]], capture_output=True, text=True, timeout=WAIT_S, env=clean_env(), check=False
+    )
+    assert result.returncode == 0, f"bridge healthcheck failed: {result.stdout}{result.stderr}"
+
+
+CHECKS: Final[dict[str, Callable[[Proc, list[str], Proc, int], None]]] = {
+    "simulator": check_meter,
+    "bridge": check_bridge,
+}
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Proc]:
+    """Mosquitto from the project's config on a free loopback port, stopped (exit code 0) after the test."""
+    require_mosquitto()
+    proc = start_project_mosquitto(tmp_path / "broker")
+    try:
+        yield proc
+    finally:
+        code = proc.stop()
+        assert code == 0, f"mosquitto exited with {code}:\n{proc.log()[-3000:]}"
+
+
+# --- (a) the shape of the compose file --------------------------------------------------------------------------
+
+
+def test_services_are_the_fleet() -> None:
+    """Exactly the broker, three meters and the bridge."""
+    assert set(SERVICES) == EXPECTED_SERVICES
+
+
+def test_broker_service_runs_mosquitto_with_the_project_config() -> None:
+    """eclipse-mosquitto:2 with config/mosquitto mounted read-only, a data volume, and 1883 on host loopback only."""
+    broker = SERVICES[BROKER_SERVICE]
+    assert broker["image"] == MOSQUITTO_IMAGE
+    assert "build" not in broker
+    volumes = [str(volume) for volume in broker["volumes"]]
+    assert "./config/mosquitto:/mosquitto/config:ro" in volumes
+    assert (ROOT / "config" / "mosquitto" / "mosquitto.conf").is_file()
+    options = conf_options(MOSQUITTO_CONF.read_text())
+    data_dir = options["persistence_location"][0].rstrip("/")
+    assert any(volume.split(":")[1] == data_dir and not volume.startswith((".", "/")) for volume in volumes), (
+        f"no named volume at the persistence location {data_dir}"
+    )
+    listener_port = int(options["listener"][0].split()[0])
+    assert published(broker["ports"]) == {listener_port: (LOOPBACK, 1883)}
+    assert broker["restart"] == "unless-stopped"
+    check = healthcheck_argv(broker, {})
+    assert check[0] == "mosquitto_sub", check
+    assert "$SYS" in option(check, "-t"), "the healthcheck reads a $SYS topic (written $$SYS in compose)"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_service_uses_the_image_and_exec_form(name: str) -> None:
+    """Meters and bridge build this repository's Dockerfile, run ``python -m <package>`` and wait for the broker."""
+    service = SERVICES[name]
+    build = service["build"]
+    context = build if isinstance(build, str) else build["context"]
+    dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+    assert (ROOT / context).resolve() == ROOT
+    assert (ROOT / context / dockerfile).resolve() == DOCKERFILE
+    assert "image" not in service
+    assert "entrypoint" not in service
+    command = service["command"]
+    assert isinstance(command, list), f"{name}: command must use the exec (list) form"
+    assert all(isinstance(word, str) for word in command), command
+    assert command[:2] == ["python", "-m"], command
+    assert command[2] in packages_with_main(), f"{name}: {command[2]} is not one of this project's runnable packages"
+    assert command[2] in CHECKS, f"{name}: no check here for python -m {command[2]}"
+    assert BROKER_SERVICE in service["depends_on"]
+
+
+def test_bridge_publishes_port_5000_on_host_loopback() -> None:
+    """The bridge binds all interfaces of its container on 5000, published on the host's 127.0.0.1:5000."""
+    bridge = SERVICES["bridge"]
+    command = bridge["command"]
+    assert command[:3] == ["python", "-m", "bridge"]
+    assert option(command, "--host") == "0.0.0.0"  # inside the container; the host side is loopback only
+    assert int(option(command, "--port")) == BRIDGE_CONTAINER_PORT
+    assert published(bridge["ports"]) == {BRIDGE_CONTAINER_PORT: (LOOPBACK, BRIDGE_CONTAINER_PORT)}
+    assert healthcheck_argv(bridge, {})[0] == "python"
+
+
+def test_meters_run_one_household_each() -> None:
+    """meter-a, meter-b and meter-c run households A, B and C."""
+    assert meter_households() == {"meter-a": "A", "meter-b": "B", "meter-c": "C"}
+
+
+def test_dockerfile_copies_what_pip_install_needs() -> None:
+    """The image copies pyproject.toml, README.md and every package, installs them, and runs as a non-root user."""
+    text = DOCKERFILE.read_text()
+    instructions = dockerfile_instructions(text)
+    assert instructions[0] == ["FROM", "python:3.11-slim"]
+    copied = {source for keyword, rest in instructions if keyword == "COPY" for source in rest.split()[:-1]}
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert {"pyproject.toml", "README.md", *packages} <= copied
+    for source in copied:
+        assert (ROOT / source).exists(), f"COPY {source}: no such path"
+    assert "pip install --no-cache-dir ." in text
+    users = [rest.strip() for keyword, rest in instructions if keyword == "USER"]
+    assert users, "no USER: the image would run as root"
+    assert users[-1] not in ("root", "0")
+    assert ["EXPOSE", str(BRIDGE_CONTAINER_PORT)] in instructions
+    cmd = [rest for keyword, rest in instructions if keyword == "CMD"]
+    assert len(cmd) == 1
+    assert json.loads(cmd[0])[:3] == ["python", "-m", "bridge"]
+    ignored = {line.strip().rstrip("/") for line in DOCKERIGNORE.read_text().splitlines()}
+    assert {".venv", ".git", "tests", "bench", "docs"} <= ignored
+    assert not copied & ignored, f"COPY of an ignored path: {copied & ignored}"
+
+
+# --- (b) the environment ------------------------------------------------------------------------------------------
+
+
+def check_environment(env: Mapping[str, str]) -> None:
+    """Every variable is a FLEET_* key the settings know, and together they load."""
+    unknown = sorted(key for key in env if key not in KNOWN_KEYS)
+    assert not unknown, f"not settings of config/settings.py (KNOWN_KEYS): {unknown}"
+    assert all(key.startswith(PREFIX) for key in env)
+    try:
+        load_settings(env)
+    except ConfigError as exc:
+        pytest.fail(f"load_settings rejects the environment: {exc}")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SERVICES))
+def test_environment_is_known_settings(name: str) -> None:
+    """Each service's environment passes ``load_settings``, with every key in KNOWN_KEYS."""
+    check_environment(environment(SERVICES[name]))
+
+
+@pytest.mark.parametrize("env", [{"FLEET_SPEEED": "60"}, {"TZ": "UTC"}, {"FLEET_SPEED": "fast"}])
+def test_environment_check_catches_mistakes(env: dict[str, str]) -> None:
+    """The check above fails on a misspelt key, a non-setting and a bad value."""
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        check_environment(env)
+
+
+def test_services_agree_on_shared_settings() -> None:
+    """Meters and bridge use the same broker and time zone; the bridge expects exactly the meters' households."""
+    settings = {name: load_settings(environment(SERVICES[name])) for name in APP_SERVICES}
+    assert len({s.broker for s in settings.values()}) == 1
+    assert len({s.tz for s in settings.values()}) == 1
+    assert set(settings["bridge"].households) == set(meter_households().values())
+
+
+def test_interpolation_defaults_and_overrides() -> None:
+    """The compose substitution used above: defaults, host overrides, and $$ for a literal $."""
+    assert interpolate("${FLEET_SPEED:-1}", {}) == "1"
+    assert interpolate("${FLEET_SPEED:-1}", {"FLEET_SPEED": "60"}) == "60"
+    assert interpolate("$$SYS/#", {}) == "$SYS/#"
+    with pytest.raises(ValueError, match="no default"):
+        interpolate("${FLEET_TZ}", {})
+
+
+# --- (c) each service's command, for real -------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.mosquitto
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_service_command_runs(name: str, mosquitto: Proc, tmp_path: Path) -> None:
+    """The service's command and environment, on loopback, does its job and exits 0 on SIGTERM."""
+    service = SERVICES[name]
+    command: list[str] = service["command"]
+    assert mosquitto.port is not None
+    http_port = free_port()
+    proc = start(
+        name,
+        local_argv(command, http_port),
+        tmp_path / "logs",
+        env=local_env(environment(service), mosquitto.port),
+        port=http_port,
+    )
+    try:
+        CHECKS[command[2]](proc, command, mosquitto, http_port)
+        assert proc.alive(), f"{name} exited with {proc.popen.returncode}:\n{proc.log()[-3000:]}"
+    finally:
+        code = proc.stop()
+    assert code == 0, f"{name} exited with {code} on SIGTERM:\n{proc.log()[-3000:]}"
+
+
+# --- (d) the Mosquitto config ------------------------------------------------------------------------------------
+
+
+def test_mosquitto_conf_settings() -> None:
+    """Listener on every interface of the container, anonymous for now, persistent, stdout logs, deep queues."""
+    options = conf_options(MOSQUITTO_CONF.read_text())
+    assert options["listener"] == ["1883"]
+    assert options["allow_anonymous"] == ["true"]
+    assert options["persistence"] == ["true"]
+    assert options["persistence_location"] == ["/mosquitto/data/"]
+    assert int(options["autosave_interval"][0]) > 0
+    assert options["log_dest"] == ["stdout"]
+    assert int(options["max_queued_messages"][0]) >= 10_000  # the default 1000 drops QoS 1 for a slow subscriber
+    assert int(options["max_inflight_messages"][0]) >= 1
+
+
+@pytest.mark.integration
+@pytest.mark.mosquitto
+def test_mosquitto_starts_with_the_project_config(tmp_path: Path) -> None:
+    """Mosquitto parses the config, keeps running, passes the compose healthcheck and saves to its data dir."""
+    require_mosquitto()
+    proc = start_project_mosquitto(tmp_path)
+    try:
+        _wait_on(proc, 1.0)  # a second of running: anything that fails after the listener opens shows here
+        assert proc.alive(), f"mosquitto exited with {proc.popen.returncode}:\n{proc.log()}"
+        assert proc.port is not None
+        check = healthcheck_argv(SERVICES[BROKER_SERVICE], {})
+        check[check.index("-h") + 1] = LOOPBACK
+        check[check.index("-p") + 1] = str(proc.port)
+        binary = shutil.which(check[0])
+        assert binary is not None, f"{check[0]} not installed"
+        result = subprocess.run([binary, *check[1:]], capture_output=True, text=True, timeout=WAIT_S, check=False)
+        assert result.returncode == 0, f"broker healthcheck failed ({result.returncode}): {result.stderr}"
+    finally:
+        code = proc.stop()
+    assert code == 0, f"mosquitto exited with {code}:\n{proc.log()}"
+    assert (tmp_path / "mosquitto-data" / "mosquitto.db").is_file(), "persistence did not write to its location"

@@ -1,0 +1,88 @@
+"""The Procfile that `make up` runs with honcho: everything comes up, and SIGTERM stops every process cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from config.wire import decode_reading
+from tests.support.mqtt import collecting
+from tests.support.procs import clean_env, free_port, start
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant pid of ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        kids = [child for child, parent in parents.items() if parent == current]
+        found += kids
+        frontier += kids
+    return found
+
+
+def _health(port: int) -> dict[str, object] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            doc = json.loads(response.read())
+            return doc if isinstance(doc, dict) else None
+    except OSError:
+        return None
+
+
+def test_procfile_brings_up_the_embedded_default_and_stops_cleanly(tmp_path: Path) -> None:
+    mqtt_port, http_port = free_port(), free_port()
+    env = clean_env({"FLEET_MQTT_PORT": str(mqtt_port), "FLEET_HTTP_PORT": str(http_port), "FLEET_SPEED": "10",
+                     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    honcho = start("honcho", [str(Path(sys.executable).parent / "honcho"), "-f", str(ROOT / "Procfile"), "start"],
+                   tmp_path, env=env)
+    try:
+        honcho.wait_port(http_port, timeout=30)
+        with collecting(mqtt_port, ["meters/+/reading"]) as sub:
+            meters = set()
+            while meters != {"A", "B", "C"}:
+                msg = sub.wait_for(lambda m: True, timeout=10)
+                meters.add(decode_reading(msg.topic, msg.payload).meter)
+        ready = threading.Event()
+        doc = _health(http_port)
+        for _ in range(100):  # bounded: the bridge hears all three meters within seconds
+            doc = _health(http_port)
+            if doc and doc["mqtt"] == "connected" and set(doc["meters"]) >= {"A", "B", "C"}:  # type: ignore[arg-type]
+                break
+            ready.wait(0.1)
+        assert doc is not None and doc["mqtt"] == "connected", doc
+        assert set(doc["meters"]) >= {"A", "B", "C"}, doc  # type: ignore[arg-type]
+        processes = _children(honcho.popen.pid)
+        assert len(processes) >= 5
+    finally:
+        code = honcho.stop(signal.SIGTERM, timeout=20)
+    log = honcho.log()
+    assert code in (0, 128 + signal.SIGTERM), log  # honcho reports the signal that stopped it
+    leftovers = [pid for pid in processes if Path(f"/proc/{pid}").exists()
+                 and "zombie" not in subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True,
+                                                    text=True, check=False).stdout.lower()]
+    assert leftovers == [], log
+    for name in ("broker", "meter-a", "meter-b", "meter-c", "bridge"):
+        assert f"{name}.1 stopped (rc=0)" in log, log
+    assert "amqtt broker stopped" in log
+    assert "stopped; published" in log

@@ -1,0 +1,171 @@
+"""config.settings: defaults, every FLEET_* key, ConfigError naming the key, broker URL forms."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.errors import ConfigError
+from config.settings import KNOWN_KEYS, BrokerAddress, load_settings, parse_broker_url
+
+
+def test_defaults() -> None:
+    settings = load_settings({"PATH": "/usr/bin", "HOME": "/root", "fleet_speed": "not checked: wrong case"})
+    assert settings.broker == BrokerAddress("127.0.0.1", 1883, None, None)
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 5000)
+    assert settings.speed == 1.0
+    assert settings.start_s is None
+    assert settings.profile == "classic"
+    assert settings.tz == "UTC"
+    assert str(settings.zone()) == "UTC"
+    assert settings.seed is None
+    assert settings.households == ("A", "B", "C")
+    assert (settings.grace_s, settings.history_s, settings.heartbeat_s) == (1, 172_800, 15.0)
+    assert settings.log_level == "INFO"
+
+
+def test_blank_values_mean_default() -> None:
+    assert load_settings(dict.fromkeys(KNOWN_KEYS, "  ")) == load_settings({})
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "attribute", "expected"),
+    [
+        ("FLEET_MQTT_HOST", " broker.local ", "broker", BrokerAddress("broker.local", 1883)),
+        ("FLEET_MQTT_PORT", "1884", "broker", BrokerAddress("127.0.0.1", 1884)),
+        ("FLEET_MQTT_PORT", "65535", "broker", BrokerAddress("127.0.0.1", 65535)),
+        ("FLEET_BROKER", "mqtt://u:p@h:2000", "broker", BrokerAddress("h", 2000, "u", "p")),
+        ("FLEET_HTTP_HOST", "0.0.0.0", "http_host", "0.0.0.0"),
+        ("FLEET_HTTP_PORT", "8080", "http_port", 8080),
+        ("FLEET_SPEED", "60", "speed", 60.0),
+        ("FLEET_SPEED", "0.5", "speed", 0.5),
+        ("FLEET_SPEED", "100000", "speed", 100_000.0),
+        ("FLEET_START", "00:00:00", "start_s", 0),
+        ("FLEET_START", "07:05:09", "start_s", 7 * 3600 + 5 * 60 + 9),
+        ("FLEET_START", "7:05:09", "start_s", 7 * 3600 + 5 * 60 + 9),
+        ("FLEET_START", "23:59:59", "start_s", 86_399),
+        ("FLEET_PROFILE", " Classic ", "profile", "classic"),
+        ("FLEET_TZ", "Asia/Kolkata", "tz", "Asia/Kolkata"),
+        ("FLEET_SEED", "0", "seed", 0),
+        ("FLEET_SEED", " 42 ", "seed", 42),
+        ("FLEET_SEED", str(2**63 - 1), "seed", 2**63 - 1),
+        ("FLEET_HOUSEHOLDS", "A, C,,x_9", "households", ("A", "C", "x_9")),
+        ("FLEET_GRACE_S", "0", "grace_s", 0),
+        ("FLEET_GRACE_S", "3600", "grace_s", 3600),
+        ("FLEET_HISTORY_S", "3600", "history_s", 3600),
+        ("FLEET_HEARTBEAT_S", "2.5", "heartbeat_s", 2.5),
+        ("FLEET_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+        ("FLEET_LOG_LEVEL", "Warning", "log_level", "WARNING"),
+    ],
+)
+def test_each_key(key: str, raw: str, attribute: str, expected: object) -> None:
+    assert key in KNOWN_KEYS
+    assert getattr(load_settings({key: raw}), attribute) == expected
+
+
+def test_broker_url_overrides_host_and_port() -> None:
+    env = {"FLEET_MQTT_HOST": "ignored", "FLEET_MQTT_PORT": "1999", "FLEET_BROKER": "mqtt://real:1884"}
+    assert load_settings(env).broker == BrokerAddress("real", 1884)
+
+
+@pytest.mark.parametrize("key", ["FLEET_SPEEED", "FLEET_", "FLEET_mqtt_host", "FLEET_PORT"])
+def test_unknown_key_is_named(key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({key: "1", "FLEET_SPEED": "2"})
+    assert info.value.key == key
+    assert str(info.value).startswith(f"{key}: unknown setting")
+
+
+@pytest.mark.parametrize(
+    ("key", "raw"),
+    [
+        ("FLEET_MQTT_PORT", "0"),
+        ("FLEET_MQTT_PORT", "65536"),
+        ("FLEET_MQTT_PORT", "http"),
+        ("FLEET_MQTT_PORT", "18.5"),
+        ("FLEET_HTTP_PORT", "-1"),
+        ("FLEET_BROKER", "tcp://h:1883"),
+        ("FLEET_SPEED", "0"),
+        ("FLEET_SPEED", "-2"),
+        ("FLEET_SPEED", "fast"),
+        ("FLEET_SPEED", "nan"),
+        ("FLEET_SPEED", "inf"),
+        ("FLEET_SPEED", "100001"),
+        ("FLEET_START", "24:00:00"),
+        ("FLEET_START", "12:60:00"),
+        ("FLEET_START", "12:00:60"),
+        ("FLEET_START", "12:00"),
+        ("FLEET_START", "noon"),
+        ("FLEET_START", "07:5:09"),
+        ("FLEET_PROFILE", "random"),
+        ("FLEET_TZ", "Mars/Olympus"),
+        ("FLEET_TZ", "../etc/passwd"),
+        ("FLEET_SEED", "-1"),
+        ("FLEET_SEED", "1.5"),
+        ("FLEET_SEED", str(2**63)),
+        ("FLEET_HOUSEHOLDS", ","),
+        ("FLEET_HOUSEHOLDS", "A,B+"),
+        ("FLEET_HOUSEHOLDS", "A,#"),
+        ("FLEET_HOUSEHOLDS", "A/B"),
+        ("FLEET_HOUSEHOLDS", "a" * 65),
+        ("FLEET_GRACE_S", "-1"),
+        ("FLEET_GRACE_S", "3601"),
+        ("FLEET_HISTORY_S", str(31 * 86_400 + 1)),
+        ("FLEET_HEARTBEAT_S", "0"),
+        ("FLEET_LOG_LEVEL", "verbose"),
+    ],
+)
+def test_bad_value_names_key(key: str, raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({key: raw})
+    assert info.value.key == key
+    assert str(info.value).startswith(f"{key}: ")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mqtt://broker", BrokerAddress("broker", 1883)),
+        ("mqtt://broker/", BrokerAddress("broker", 1883)),
+        ("mqtt://10.0.0.5:1884", BrokerAddress("10.0.0.5", 1884)),
+        ("mqtt://[::1]:1885", BrokerAddress("::1", 1885)),
+        ("mqtt://user:secret@broker:1886", BrokerAddress("broker", 1886, "user", "secret")),
+        ("mqtt://user@broker", BrokerAddress("broker", 1883, "user", None)),
+        ("mqtt://us%40er:p%3Ass%2Fw@broker:1887", BrokerAddress("broker", 1887, "us@er", "p:ss/w")),
+    ],
+)
+def test_broker_url(url: str, expected: BrokerAddress) -> None:
+    assert parse_broker_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "broker:1883",
+        "tcp://broker:1883",
+        "mqtts://broker",
+        "http://broker",
+        "mqtt://",
+        "mqtt://:1883",
+        "mqtt://broker:port",
+        "mqtt://broker:65536",
+        "mqtt://broker/path",
+        "mqtt://broker?x=1",
+        "mqtt://broker#frag",
+    ],
+)
+def test_bad_broker_url(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_broker_url(url, key="X_KEY")
+    assert info.value.key == "X_KEY"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: broker URL port 0 is accepted although ports must be 1-65535")
+def test_broker_url_port_zero() -> None:
+    with pytest.raises(ConfigError):
+        parse_broker_url("mqtt://broker:0")
+
+
+def test_url_hides_password() -> None:
+    address = parse_broker_url("mqtt://user:secret@broker:1886")
+    assert address.url() == "mqtt://user@broker:1886"
+    assert BrokerAddress("h", 1).url() == "mqtt://h:1"
