@@ -24,9 +24,11 @@ from tests.support.sse import SSEClient
 
 def _summary(name: str, values: list[float]) -> str:
     ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return (f"{name}: n={len(values)} median={statistics.median(values) * 1000:.0f} ms "
-            f"p95={p95 * 1000:.0f} ms max={max(values) * 1000:.0f} ms")
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return (
+        f"{name}: n={len(values)} median={statistics.median(values) * 1000:.0f} ms "
+        f"p95={p95 * 1000:.0f} ms max={max(values) * 1000:.0f} ms"
+    )
 
 
 def main() -> None:
@@ -55,8 +57,9 @@ def main() -> None:
 
         thread = threading.Thread(target=drain, daemon=True)
         thread.start()
-        client = SSEClient(bridge.port or 0, f"/stream_data?household=A&interval={args.interval}",
-                           timeout=args.interval * 4 + 10)
+        client = SSEClient(
+            bridge.port or 0, f"/stream_data?household=A&interval={args.interval}", timeout=args.interval * 4 + 10
+        )
         sse: list[float] = []
         client.next_data_event()  # the newest finished window, sent at once: not a live measurement
         for _ in range(args.windows):
@@ -69,8 +72,10 @@ def main() -> None:
     print(f"broker={args.broker} interval={args.interval}s grace={args.grace}s speed=1")
     print(_summary("raw reading, end of second -> MQTT subscriber (baseline)", raw))
     print(_summary("window end -> SSE event at client", sse))
-    print(f"SSE minus grace: median {(statistics.median(sse) - args.grace) * 1000:.0f} ms; "
-          f"ratio to the baseline median: {(statistics.median(sse) - args.grace) / statistics.median(raw):.1f}x")
+    print(
+        f"SSE minus grace: median {(statistics.median(sse) - args.grace) * 1000:.0f} ms; "
+        f"ratio to the baseline median: {(statistics.median(sse) - args.grace) / statistics.median(raw):.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -41,16 +41,19 @@ class Fleet:
         """Absolute URL of a bridge path."""
         return f"http://127.0.0.1:{self.http_port}{path}"
 
-    def post_json(self, path: str, body: object, headers: dict[str, str] | None = None) -> tuple[int, dict[str, object],
-                                                                                                  dict[str, str]]:
+    def post_json(
+        self, path: str, body: object, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, object], dict[str, str]]:
         """POST JSON; returns status, parsed JSON body and headers (errors included)."""
         data = json.dumps(body).encode()
-        request = urllib.request.Request(self.url(path), data=data, method="POST",
-                                         headers={"Content-Type": "application/json", **(headers or {})})
+        request = urllib.request.Request(
+            self.url(path), data=data, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
+        )
         return _send(request)
 
-    def get_json(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, object],
-                                                                                  dict[str, str]]:
+    def get_json(
+        self, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, object], dict[str, str]]:
         """GET; returns status, parsed JSON body and headers (errors included)."""
         return _send(urllib.request.Request(self.url(path), headers=headers or {}))
 

@@ -52,10 +52,20 @@ def _health(port: int) -> dict[str, object] | None:
 
 def test_procfile_brings_up_the_embedded_default_and_stops_cleanly(tmp_path: Path) -> None:
     mqtt_port, http_port = free_port(), free_port()
-    env = clean_env({"FLEET_MQTT_PORT": str(mqtt_port), "FLEET_HTTP_PORT": str(http_port), "FLEET_SPEED": "10",
-                     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
-    honcho = start("honcho", [str(Path(sys.executable).parent / "honcho"), "-f", str(ROOT / "Procfile"), "start"],
-                   tmp_path, env=env)
+    env = clean_env(
+        {
+            "FLEET_MQTT_PORT": str(mqtt_port),
+            "FLEET_HTTP_PORT": str(http_port),
+            "FLEET_SPEED": "10",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    honcho = start(
+        "honcho",
+        [str(Path(sys.executable).parent / "honcho"), "-f", str(ROOT / "Procfile"), "start"],
+        tmp_path,
+        env=env,
+    )
     try:
         honcho.wait_port(http_port, timeout=30)
         with collecting(mqtt_port, ["meters/+/reading"]) as sub:
@@ -70,7 +80,8 @@ def test_procfile_brings_up_the_embedded_default_and_stops_cleanly(tmp_path: Pat
             if doc and doc["mqtt"] == "connected" and set(doc["meters"]) >= {"A", "B", "C"}:  # type: ignore[arg-type]
                 break
             ready.wait(0.1)
-        assert doc is not None and doc["mqtt"] == "connected", doc
+        assert doc is not None
+        assert doc["mqtt"] == "connected", doc
         assert set(doc["meters"]) >= {"A", "B", "C"}, doc  # type: ignore[arg-type]
         processes = _children(honcho.popen.pid)
         assert len(processes) >= 5
@@ -78,9 +89,15 @@ def test_procfile_brings_up_the_embedded_default_and_stops_cleanly(tmp_path: Pat
         code = honcho.stop(signal.SIGTERM, timeout=20)
     log = honcho.log()
     assert code in (0, 128 + signal.SIGTERM), log  # honcho reports the signal that stopped it
-    leftovers = [pid for pid in processes if Path(f"/proc/{pid}").exists()
-                 and "zombie" not in subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True,
-                                                    text=True, check=False).stdout.lower()]
+    leftovers = [
+        pid
+        for pid in processes
+        if Path(f"/proc/{pid}").exists()
+        and "zombie"
+        not in subprocess.run(
+            ["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True, check=False
+        ).stdout.lower()
+    ]
     assert leftovers == [], log
     for name in ("broker", "meter-a", "meter-b", "meter-c", "bridge"):
         assert f"{name}.1 stopped (rc=0)" in log, log

@@ -90,7 +90,8 @@ def test_stream_a_5s_matches_classic_schedule(fleet: Fleet) -> None:
         assert client.headers["Content-Type"].startswith("text/event-stream")
         assert client.headers["Cache-Control"] == "no-cache"
         first = client.next_event()
-        assert first.retry is not None and first.data == ""
+        assert first.retry is not None
+        assert first.data == ""
         events = [client.next_data_event() for _ in range(12)]
     finally:
         client.close()
@@ -191,7 +192,8 @@ def test_qstats_has_original_shape_and_no_null(fleet: Fleet) -> None:
         assert set(block) == {"AC", "Geyser", "Overall"}
         assert all(value is not None for value in block.values())
     critical, p75 = doc["rt_critical_value_0.01"], doc["75p"]
-    assert isinstance(critical, dict) and isinstance(p75, dict)
+    assert isinstance(critical, dict)
+    assert isinstance(p75, dict)
     assert all(critical[k] >= p75[k] for k in critical)
     assert json.dumps(doc).count("null") == 0
 
@@ -220,8 +222,9 @@ def test_garbage_on_mqtt_is_counted_and_streams_continue(fleet: Fleet) -> None:
         ("meters/Z/reading", json.dumps({"meter": "Z", "seq": 1}).encode()),
         ("meters/A/status", b"maybe"),
     ]
-    publish.multiple([{"topic": t, "payload": p, "qos": 1} for t, p in garbage], hostname="127.0.0.1",
-                     port=fleet.mqtt_port)
+    publish.multiple(
+        [{"topic": t, "payload": p, "qos": 1} for t, p in garbage], hostname="127.0.0.1", port=fleet.mqtt_port
+    )
     stream_id, _ = _setup(fleet, "A", 5)
     client = SSEClient(fleet.http_port, f"/stream_data?stream={stream_id}")
     try:
@@ -243,8 +246,13 @@ def test_garbage_on_mqtt_is_counted_and_streams_continue(fleet: Fleet) -> None:
 def test_bad_setup_is_json_400_and_changes_nothing(fleet: Fleet) -> None:
     """Invalid setups answer JSON 400 and leave the latest setup as it was."""
     _setup(fleet, "C", 30)
-    for body in ({"household": "A+#", "interval": 5}, {"household": "A", "interval": 2.7}, ["A", 5],
-                 {"household": ["A"], "interval": 5}, {"household": "A", "interval": 0}):
+    for body in (
+        {"household": "A+#", "interval": 5},
+        {"household": "A", "interval": 2.7},
+        ["A", 5],
+        {"household": ["A"], "interval": 5},
+        {"household": "A", "interval": 0},
+    ):
         status, doc, headers = fleet.post_json("/stream_setup", body)
         assert status == 400, (body, doc)
         assert headers["Content-Type"].startswith("application/json")

@@ -82,14 +82,16 @@ class Proc:
         return int(self.popen.returncode)
 
 
-def start(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None,
-          port: int | None = None) -> Proc:
+def start(
+    name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None, port: int | None = None
+) -> Proc:
     """Start ``argv`` with output to ``log_dir/<name>.log``."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     log_file = log_path.open("wb")
-    popen = subprocess.Popen(list(argv), stdout=log_file, stderr=subprocess.STDOUT, env=dict(env or clean_env()),
-                             stdin=subprocess.DEVNULL)
+    popen = subprocess.Popen(
+        list(argv), stdout=log_file, stderr=subprocess.STDOUT, env=dict(env or clean_env()), stdin=subprocess.DEVNULL
+    )
     return Proc(name, popen, log_path, port, log_file)
 
 
@@ -102,8 +104,7 @@ def mosquitto_missing() -> str | None:
     """Why Mosquitto tests cannot run here, or None."""
     missing = [tool for tool in ("mosquitto", "mosquitto_sub", "mosquitto_pub") if _which(tool) is None]
     if missing:
-        return (f"Mosquitto tools not installed ({', '.join(missing)}): "
-                "apt-get install -y mosquitto mosquitto-clients")
+        return f"Mosquitto tools not installed ({', '.join(missing)}): apt-get install -y mosquitto mosquitto-clients"
     return None
 
 
@@ -141,8 +142,9 @@ def start_broker(kind: str, log_dir: Path) -> Proc:
     """Start an ``amqtt`` (our ``python -m broker``) or ``mosquitto`` broker on a free loopback port."""
     port = free_port()
     if kind == "amqtt":
-        proc = start("broker-amqtt", python_module("broker", "--host", LOOPBACK, "--port", str(port)), log_dir,
-                     port=port)
+        proc = start(
+            "broker-amqtt", python_module("broker", "--host", LOOPBACK, "--port", str(port)), log_dir, port=port
+        )
     elif kind == "mosquitto":
         conf = log_dir / f"mosquitto-{port}.conf"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -154,12 +156,21 @@ def start_broker(kind: str, log_dir: Path) -> Proc:
     return proc
 
 
-def start_meters(broker_port: int, households: Sequence[str], log_dir: Path, *, speed: float = 1.0,
-                 start_at: str | None = None, seed: int = 1, env: Mapping[str, str] | None = None,
-                 name: str | None = None) -> Proc:
+def start_meters(
+    broker_port: int,
+    households: Sequence[str],
+    log_dir: Path,
+    *,
+    speed: float = 1.0,
+    start_at: str | None = None,
+    seed: int = 1,
+    env: Mapping[str, str] | None = None,
+    name: str | None = None,
+) -> Proc:
     """Start one simulator process running ``households``."""
-    argv = python_module("simulator", "run", "--broker", f"mqtt://{LOOPBACK}:{broker_port}",
-                         "--speed", str(speed), "--seed", str(seed))
+    argv = python_module(
+        "simulator", "run", "--broker", f"mqtt://{LOOPBACK}:{broker_port}", "--speed", str(speed), "--seed", str(seed)
+    )
     for household in households:
         argv += ["--household", household]
     if start_at is not None:
@@ -170,8 +181,9 @@ def start_meters(broker_port: int, households: Sequence[str], log_dir: Path, *, 
 def start_bridge(broker_port: int, log_dir: Path, env: Mapping[str, str] | None = None) -> Proc:
     """Start the bridge (gunicorn + gevent) on a free port and wait until it serves HTTP."""
     port = free_port()
-    argv = python_module("bridge", "--broker", f"mqtt://{LOOPBACK}:{broker_port}", "--host", LOOPBACK,
-                         "--port", str(port))
+    argv = python_module(
+        "bridge", "--broker", f"mqtt://{LOOPBACK}:{broker_port}", "--host", LOOPBACK, "--port", str(port)
+    )
     proc = start("bridge", argv, log_dir, env=clean_env(env), port=port)
     proc.wait_port(port)
     return proc

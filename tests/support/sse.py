@@ -27,8 +27,14 @@ class Event:
 class SSEClient:
     """GET ``path`` and read events; every read times out after ``timeout`` s."""
 
-    def __init__(self, port: int, path: str, timeout: float = 10.0, headers: dict[str, str] | None = None,
-                 host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        port: int,
+        path: str,
+        timeout: float = 10.0,
+        headers: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
         self.conn.request("GET", path, headers=headers or {})
         self.response = self.conn.getresponse()
