@@ -154,6 +154,21 @@ def _events(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: 
             last_sent = time.monotonic()
 
 
+@bp.get("/")
+def index() -> Response:
+    """What this server offers (a browser landing here gets directions, not a 404)."""
+    return jsonify(
+        service="smart-meter fleet bridge",
+        endpoints={
+            "POST /stream_setup": 'JSON {"household": "A", "interval": 5, "start_index": 0}',
+            "GET /stream_data": "Server-Sent Events of the selected stream (?stream=, ?household=&interval=, cookie)",
+            "GET /stream_qstats": "quick statistics of the selected stream",
+            "GET /healthz": "liveness, MQTT connection and counters",
+        },
+        households=_state().known_households(),
+    )
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
     """Liveness and a summary: MQTT connection, meters heard, message counters."""

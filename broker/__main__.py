@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
-        port = parse_port(args.port, "--port") if args.port else settings.broker.port
+        port = parse_port(args.port, "--port") if args.port else settings.mqtt_port
     except ConfigError as exc:
         print(f"broker: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.log_level != "DEBUG":
         logging.getLogger("amqtt").setLevel(logging.WARNING)
         logging.getLogger("transitions").setLevel(logging.WARNING)
-    host = args.host or os.environ.get("FLEET_MQTT_HOST") or "127.0.0.1"
+    host = args.host or settings.mqtt_host
     try:
         asyncio.run(serve(host, port))
     except OSError as exc:

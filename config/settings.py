@@ -34,8 +34,9 @@ DEFAULT_LOG_LEVEL: Final = "INFO"
 
 # Every setting, with what it means (README lists the same table).
 KNOWN_KEYS: Final[dict[str, str]] = {
-    "FLEET_BROKER": "broker URL mqtt://[user:pass@]host:port (overrides FLEET_MQTT_HOST/PORT)",
+    "FLEET_BROKER": "where clients connect, mqtt://[user:pass@]host:port (default mqtt://FLEET_MQTT_HOST:FLEET_MQTT_PORT)",
     "FLEET_MQTT_HOST": "broker host; the embedded broker binds it (default 127.0.0.1)",
+    # The embedded broker always binds FLEET_MQTT_HOST:FLEET_MQTT_PORT, whatever FLEET_BROKER says.
     "FLEET_MQTT_PORT": "broker port (default 1883)",
     "FLEET_HTTP_HOST": "bridge HTTP bind address (default 127.0.0.1)",
     "FLEET_HTTP_PORT": "bridge HTTP port (default 5000)",
@@ -75,6 +76,8 @@ class Settings:
     """All settings of the fleet; entry points take what they need."""
 
     broker: BrokerAddress
+    mqtt_host: str
+    mqtt_port: int
     http_host: str
     http_port: int
     speed: float
@@ -178,11 +181,11 @@ def _get(env: Mapping[str, str], key: str, parse: Callable[[str], _T], default: 
     return parse(raw)
 
 
-def _positive_int(key: str, limit: int) -> Callable[[str], int]:
+def _bounded_int(key: str, low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = _int(text, key)
-        if not 0 <= value <= limit:
-            raise ConfigError(key, f"must be 0-{limit}, got {value}")
+        if not low <= value <= high:
+            raise ConfigError(key, f"must be {low}-{high}, got {value}")
         return value
 
     return parse
@@ -205,16 +208,18 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     heartbeat = _get(env, "FLEET_HEARTBEAT_S", lambda t: parse_speed(t, "FLEET_HEARTBEAT_S"), DEFAULT_HEARTBEAT_S)
     return Settings(
         broker=broker,
+        mqtt_host=host,
+        mqtt_port=port,
         http_host=_get(env, "FLEET_HTTP_HOST", str.strip, DEFAULT_HTTP_HOST),
         http_port=_get(env, "FLEET_HTTP_PORT", lambda t: parse_port(t, "FLEET_HTTP_PORT"), DEFAULT_HTTP_PORT),
         speed=_get(env, "FLEET_SPEED", parse_speed, DEFAULT_SPEED),
         start_s=_get(env, "FLEET_START", parse_time_of_day, None),
         profile=profile,
         tz=_get(env, "FLEET_TZ", parse_tz, DEFAULT_TZ),
-        seed=_get(env, "FLEET_SEED", _positive_int("FLEET_SEED", 2**63 - 1), None),
+        seed=_get(env, "FLEET_SEED", _bounded_int("FLEET_SEED", 0, 2**63 - 1), None),
         households=_get(env, "FLEET_HOUSEHOLDS", parse_households, DEFAULT_HOUSEHOLDS),
-        grace_s=_get(env, "FLEET_GRACE_S", _positive_int("FLEET_GRACE_S", 3600), DEFAULT_GRACE_S),
-        history_s=_get(env, "FLEET_HISTORY_S", _positive_int("FLEET_HISTORY_S", 31 * 86_400), DEFAULT_HISTORY_S),
+        grace_s=_get(env, "FLEET_GRACE_S", _bounded_int("FLEET_GRACE_S", 0, 3600), DEFAULT_GRACE_S),
+        history_s=_get(env, "FLEET_HISTORY_S", _bounded_int("FLEET_HISTORY_S", 3600, 31 * 86_400), DEFAULT_HISTORY_S),
         heartbeat_s=heartbeat,
         log_level=level,
     )
