@@ -27,7 +27,8 @@ BAD_START: Final = f"start_index must be between 0 and {MAX_START_INDEX} (second
 NOT_OBJECT: Final = 'Request body must be a JSON object, e.g. {"household": "A", "interval": 5}.'
 NOT_STRING: Final = 'Household must be a string, e.g. "A".'
 
-_INT_TEXT: Final = re.compile(r"\s*[+-]?\d{1,12}\s*")
+_INT_TEXT: Final = re.compile(r"\s*[+-]?[0-9]{1,12}\s*")
+_EVENT_ID: Final = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,6 @@ def parse_event_id(value: str | None) -> int | None:
     if value is None or value.strip() == "":
         return None
     text = value.strip()
-    if not text.isdigit() or len(text) > 12:
+    if _EVENT_ID.fullmatch(text) is None:
         raise RequestError("Last-Event-ID must be an id this server sent (a whole number).")
     return int(text)

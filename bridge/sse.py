@@ -7,22 +7,24 @@ both sides of `` status: `` (the original emitted Python reprs and bare NaN).
 from __future__ import annotations
 
 import json
+import re
 from typing import Final
 
 from bridge.aggregate import Window
 from config.wire import format_ts
 
 RETRY_MS: Final = 3000
+_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")  # the line ends SSE knows; each line gets its own data: field
 
 
 def frame(data: str, event_id: str | None = None, event: str | None = None) -> bytes:
-    """One SSE event; ``data`` may not contain newlines split across fields, so each line gets its own ``data:``."""
+    """One SSE event; each line of ``data`` (split at CRLF, CR or LF) gets its own ``data:`` field."""
     lines = []
     if event is not None:
         lines.append(f"event: {_one_line(event)}")
     if event_id is not None:
         lines.append(f"id: {_one_line(event_id)}")
-    lines.extend(f"data: {line}" for line in data.split("\n"))
+    lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from bridge.aggregate import local_midnight, window_end, window_start
+from bridge.aggregate import window_end, window_start
 
 # A start_index up to this far after the meter's current time of day means "today" (clocks differ a little);
 # further ahead means yesterday's occurrence, from history.
@@ -20,13 +20,15 @@ START_SKEW_S: Final = 300
 
 
 def start_for_index(start_index: int, reference: int, tz: ZoneInfo) -> int:
-    """Epoch second of the latest occurrence of local time of day ``start_index`` at or before ``reference``."""
-    midnight = datetime.fromtimestamp(local_midnight(reference, tz), tz)
-    candidate = int((midnight + timedelta(seconds=start_index)).timestamp())
-    if candidate > reference + START_SKEW_S:
-        midnight = datetime.fromtimestamp(local_midnight(local_midnight(reference, tz) - 1, tz), tz)
-        candidate = int((midnight + timedelta(seconds=start_index)).timestamp())
-    return candidate
+    """Epoch second of the latest occurrence of local time of day ``start_index`` at or before ``reference`` (or up
+    to ``START_SKEW_S`` after it: a client clock a little ahead still means the coming moment, across midnight too)."""
+    today = datetime.fromtimestamp(reference, tz).date()
+    candidates = []
+    for days in (-1, 0, 1):  # yesterday's, today's and tomorrow's occurrence (tomorrow's: just past midnight)
+        day = today + timedelta(days=days)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+        candidates.append(int((midnight + timedelta(seconds=start_index)).timestamp()))
+    return max(c for c in candidates if c <= reference + START_SKEW_S)
 
 
 def live_start(watermark: int, interval_s: int, grace_s: int, tz: ZoneInfo) -> int:

@@ -53,7 +53,7 @@ KNOWN_KEYS: Final[dict[str, str]] = {
 }
 
 _T = TypeVar("_T")
-_HMS_RE: Final = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})")
+_HMS_RE: Final = re.compile(r"([0-9]{1,2}):([0-9]{2}):([0-9]{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,8 @@ def parse_broker_url(text: str, key: str = "FLEET_BROKER") -> BrokerAddress:
         raise ConfigError(key, f"scheme must be mqtt:// (got {text!r})")
     if not parts.hostname:
         raise ConfigError(key, f"no host in {text!r}")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(key, f"port must be 1-65535 in {text!r}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError(key, f"unexpected path or query in {text!r}")
     return BrokerAddress(

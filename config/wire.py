@@ -22,7 +22,7 @@ from config.errors import PayloadError
 
 METER_ID_PATTERN: Final = r"[A-Za-z0-9_-]{1,64}"
 _METER_ID_RE: Final = re.compile(METER_ID_PATTERN)
-_TS_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_TS_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 TOPIC_ROOT: Final = "meters"
 READING_SUBSCRIPTION: Final = "meters/+/reading"
@@ -105,6 +105,17 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _as_float(value: float, name: str) -> float:
+    """The value as a finite float; out_of_range for NaN, infinities and integers too large for a float."""
+    try:
+        number = float(value)
+    except OverflowError as exc:
+        raise PayloadError("out_of_range", name) from exc
+    if not math.isfinite(number):
+        raise PayloadError("out_of_range", name)
+    return number
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """One meter's sample of one simulated second ``[ts, ts + 1)``; validates itself."""
@@ -136,13 +147,13 @@ class Reading:
                 continue
             if not _is_number(value):
                 raise PayloadError("bad_type", f"{name} must be a number or null")
-            if not math.isfinite(value) or abs(value) > MAX_ABS_POWER_W:
+            if not abs(_as_float(value, name)) <= MAX_ABS_POWER_W:
                 raise PayloadError("out_of_range", name)
         for name in ENERGY_FIELDS:
             value = getattr(self, name)
             if not _is_number(value):
                 raise PayloadError("bad_type", f"{name} must be a number")
-            if not math.isfinite(value) or not 0.0 <= value <= MAX_ENERGY_KWH:
+            if not 0.0 <= _as_float(value, name) <= MAX_ENERGY_KWH:
                 raise PayloadError("out_of_range", name)
 
     def powers_kw(self) -> tuple[float | None, float | None, float | None]:

@@ -82,6 +82,9 @@ def classic_seconds(
     household: Household, start_s: int, n: int, tz: ZoneInfo, seed: int, meter_index: int
 ) -> ProfileBlock:
     """``n`` seconds from ``start_s`` with time-keyed randomness (see module docstring); any start, any length."""
+    if n <= 0:
+        empty = np.zeros(0, dtype=np.float64)
+        return ProfileBlock(start_s, empty, empty.copy(), empty.copy())
     first_block = start_s // BLOCK_S
     last_block = (start_s + n - 1) // BLOCK_S
     parts = [

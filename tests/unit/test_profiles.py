@@ -141,7 +141,20 @@ def test_classic_seconds_over_an_hour_switch() -> None:
     assert span.geyser_kw.tolist() == [0.0] * 5 + [3.0] * 5
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: classic_seconds with n=0 raises ValueError (concatenate of nothing)")
 def test_classic_seconds_zero_length() -> None:
     span = classic_seconds(CLASSIC["A"], T0 + 60, 0, UTC_ZONE, 1, 0)
     assert len(span.overall_kw) == 0
+
+
+def test_each_block_has_its_own_draws() -> None:
+    span = classic_seconds(CLASSIC["A"], T0, 3 * BLOCK_S, UTC_ZONE, 9, 0)  # 00:00-00:03 UTC: AC on, geyser off
+    blocks = span.overall_kw.reshape(3, BLOCK_S)
+    assert not np.array_equal(blocks[0], blocks[1])
+    assert not np.array_equal(blocks[1], blocks[2])
+
+
+def test_block_rng_is_the_documented_seed_sequence() -> None:
+    block = T0 // BLOCK_S
+    expected = np.random.Generator(np.random.PCG64(np.random.SeedSequence(9, spawn_key=(2, block)))).random(4)
+    assert np.array_equal(block_rng(9, 2, block).random(4), expected)
+    assert not np.array_equal(block_rng(9, 2, block + 1).random(4), expected)

@@ -159,7 +159,6 @@ def test_bad_broker_url(url: str) -> None:
     assert info.value.key == "X_KEY"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: broker URL port 0 is accepted although ports must be 1-65535")
 def test_broker_url_port_zero() -> None:
     with pytest.raises(ConfigError):
         parse_broker_url("mqtt://broker:0")

@@ -1,0 +1,252 @@
+"""bridge.app + bridge.api through Flask's test client (no MQTT): setup, qstats, stream selection, JSON errors.
+
+/stream_data is not exercised here (it streams forever): the integration tests read it over a real socket.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bridge.app import create_app
+from bridge.requests import NOT_INTEGERS, NOT_OBJECT, NOT_POSITIVE, NOT_STRING, REQUIRED, UNRECOGNIZED
+from bridge.state import BridgeState
+from bridge.statistics import Z_99
+from config.settings import load_settings
+from config.wire import Reading, encode_reading, reading_topic
+
+T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
+SETUP_OK = "Streaming setup and stats calculation successful"
+QSTATS_KEYS = ("25p", "75p", "best_distribution", "median", "rt_critical_value_0.01")
+
+
+@pytest.fixture
+def app() -> Flask:
+    return create_app(load_settings({}), start_mqtt=False)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def state(app: Flask) -> BridgeState:
+    fleet: BridgeState = app.extensions["fleet"]
+    return fleet
+
+
+def overall_w(meter: str, i: int) -> float:
+    # A: 5 s windows of 2.0, 2.1, 2.2, 2.3 kW in turn; B: a flat 3 kW.
+    return 2000.0 + 100.0 * ((i // 5) % 4) if meter == "A" else 3000.0
+
+
+def feed(app: Flask, meter: str, seconds: int = 120) -> None:
+    ac_w = 1500.0 if meter == "A" else 2000.0
+    ingest = state(app).ingest
+    for i in range(seconds):
+        reading = Reading(meter, i, T0 + i, ac_w, 0.0, overall_w(meter, i), 0.0, 0.0, 0.0)
+        assert ingest.handle(reading_topic(meter), encode_reading(reading))
+
+
+def leaves(node: object) -> list[object]:
+    if isinstance(node, dict):
+        return [leaf for value in node.values() for leaf in leaves(value)]
+    if isinstance(node, list):
+        return [leaf for value in node for leaf in leaves(value)]
+    return [node]
+
+
+def setup(client: FlaskClient, household: str, interval: object = 5) -> str:
+    response = client.post("/stream_setup", json={"household": household, "interval": interval})
+    assert response.status_code == 200, response.get_json()
+    stream_id: str = response.get_json()["stream_id"]
+    return stream_id
+
+
+def test_setup_success(client: FlaskClient) -> None:
+    response = client.post("/stream_setup", json={"household": "a", "interval": "15", "start_index": 3600})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == SETUP_OK
+    assert (body["household"], body["interval"], body["start_index"]) == ("A", 15, 3600)
+    assert isinstance(body["stream_id"], str)
+    assert len(body["stream_id"]) >= 16
+    assert body["stream_url"] == f"/stream_data?stream={body['stream_id']}"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"stream_id={body['stream_id']};")
+    assert "HttpOnly" in cookie
+    assert setup(client, "A") != body["stream_id"]  # every setup gets a stream of its own
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"{", NOT_OBJECT),
+        (b'{"household": "A", "interval": NaN}', NOT_OBJECT),
+        (b'[{"household": "A", "interval": 5}]', NOT_OBJECT),
+        (b"\xff", NOT_OBJECT),
+        (b"", NOT_OBJECT),
+        (b"{}", REQUIRED),
+        (b'{"household": "A"}', REQUIRED),
+        (b'{"household": 5, "interval": 5}', NOT_STRING),
+        (b'{"household": ["A"], "interval": 5}', NOT_STRING),
+        (b'{"household": "A", "interval": 2.7}', NOT_INTEGERS),
+        (b'{"household": "A", "interval": [5]}', NOT_INTEGERS),
+        (b'{"household": "A", "interval": 0}', NOT_POSITIVE),
+        (b'{"household": "D", "interval": 5}', UNRECOGNIZED),
+        (b'{"household": "A/#", "interval": 5}', UNRECOGNIZED),
+    ],
+)
+def test_setup_errors_are_json_400(client: FlaskClient, data: bytes, message: str) -> None:
+    response = client.post("/stream_setup", data=data, content_type="application/json")
+    assert response.status_code == 400
+    assert response.is_json
+    assert response.get_json() == {"error": message}
+    assert client.get("/healthz").get_json()["streams"] == 0  # nothing changed
+
+
+def test_huge_body_is_json_413(client: FlaskClient) -> None:
+    response = client.post("/stream_setup", data=b'{"household": "A", "x": "' + b"x" * 20_000 + b'"}')
+    assert response.status_code == 413
+    assert response.is_json
+    assert isinstance(response.get_json()["error"], str)
+
+
+def test_qstats_before_setup(client: FlaskClient) -> None:
+    response = client.get("/stream_qstats")
+    assert response.status_code == 404
+    assert response.get_json() == {"error": "First try stream_setup."}
+
+
+def test_qstats_warming_up_without_readings(client: FlaskClient) -> None:
+    stream = setup(client, "C")
+    response = client.get(f"/stream_qstats?stream={stream}")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    body = response.get_json()
+    assert (body["warming_up"], body["household"], body["interval"]) == (True, "C", 5)
+
+
+def test_qstats_values(app: Flask, client: FlaskClient) -> None:
+    feed(app, "A")
+    setup(client, "A")
+    response = client.get("/stream_qstats")
+    assert response.status_code == 200
+    doc = response.get_json()
+    assert None not in leaves(doc)
+    for key in QSTATS_KEYS:
+        assert set(doc[key]) == {"AC", "Geyser", "Overall"}
+    assert doc["25p"] == {"AC": 1.5, "Geyser": 0.0, "Overall": 2.05}
+    assert doc["median"] == {"AC": 1.5, "Geyser": 0.0, "Overall": 2.1}
+    assert doc["75p"] == {"AC": 1.5, "Geyser": 0.0, "Overall": 2.2}
+    assert doc["rt_critical_value_0.01"]["AC"] == 1.5
+    assert doc["rt_critical_value_0.01"]["Geyser"] == 0.0  # a constant channel: never null
+    assert doc["best_distribution"]["Geyser"] in ("norm", "expon")
+    # The 23 whole 5 s windows of [T0, T0 + 119): 6 x 2.0, 6 x 2.1, 6 x 2.2, 5 x 2.3 kW.
+    means = np.array([2.0 + 0.1 * (k % 4) for k in range(23)])
+    expected = {
+        "norm": float(means.mean() + Z_99 * means.std()),
+        "expon": float(means.min() + (means.mean() - means.min()) * math.log(100.0)),
+    }
+    best = doc["best_distribution"]["Overall"]
+    assert doc["rt_critical_value_0.01"]["Overall"] == round(expected[best], 3)
+    assert doc["rt_critical_value_0.01"]["Overall"] >= doc["75p"]["Overall"]
+    assert (doc["household"], doc["interval"], doc["window_count"], doc["warming_up"]) == ("A", 5, 23, False)
+    assert (doc["from"], doc["to"], doc["samples"]) == ("2024-01-01T00:00:00Z", "2024-01-01T00:01:55Z", 115)
+
+
+def test_stream_selection(app: Flask) -> None:
+    feed(app, "A")
+    feed(app, "B")
+    client_a, client_b, other = app.test_client(), app.test_client(), app.test_client()
+    stream_a = setup(client_a, "A")
+    stream_b = setup(client_b, "B")
+
+    def household(client: FlaskClient, query: str = "") -> str:
+        response = client.get(f"/stream_qstats{query}")
+        assert response.status_code == 200, response.get_json()
+        name: str = response.get_json()["household"]
+        return name
+
+    assert household(client_a) == "A"  # its cookie, although B's setup came later
+    assert household(other) == "B"  # no cookie: the latest setup
+    assert household(other, f"?stream={stream_a}") == "A"
+    assert household(client_b, f"?stream={stream_a}") == "A"
+    assert household(other, f"?stream={stream_b}") == "B"
+    assert household(client_a, "?household=b&interval=5") == "B"
+    assert other.get("/stream_qstats?household=B&interval=5").get_json()["median"]["Overall"] == 3.0
+    hourly = other.get("/stream_qstats?household=A&interval=60").get_json()
+    assert (hourly["interval"], hourly["window_count"], hourly["warming_up"]) == (60, 1, True)
+    client_a.set_cookie("stream_id", "forgotten")
+    assert household(client_a) == "B"  # an unknown cookie falls back to the latest setup
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ("?stream=nope", 404, "Unknown stream; POST /stream_setup first."),
+        ("?household=Z&interval=5", 400, UNRECOGNIZED),
+        ("?household=A&interval=2.7", 400, NOT_INTEGERS),
+        ("?household=A", 400, REQUIRED),
+        ("?interval=5", 400, REQUIRED),
+    ],
+)
+def test_selection_errors(client: FlaskClient, query: str, status: int, message: str) -> None:
+    setup(client, "A")
+    response = client.get(f"/stream_qstats{query}")
+    assert response.status_code == status
+    assert response.get_json() == {"error": message}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/nope", 404), ("GET", "/stream_setup", 405), ("POST", "/stream_qstats", 405), ("PUT", "/healthz", 405)],
+)
+def test_http_errors_are_json(client: FlaskClient, method: str, path: str, status: int) -> None:
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert response.is_json
+    assert isinstance(response.get_json()["error"], str)
+    assert b"<html" not in response.data.lower()
+
+
+def test_internal_error_is_json_500(app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(request: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(state(app).sessions, "create", broken)
+    response = client.post("/stream_setup", json={"household": "A", "interval": 5})
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "Internal error; see the bridge's log."}
+
+
+def test_healthz(app: Flask, client: FlaskClient) -> None:
+    empty = client.get("/healthz").get_json()
+    assert empty == {
+        "status": "ok",
+        "mqtt": "disconnected",
+        "meters": {},
+        "messages": {"accepted": 0, "duplicates": 0, "rejected": {}},
+        "streams": 0,
+    }
+    feed(app, "A")
+    ingest = state(app).ingest
+    ingest.handle("meters/A/status", b"online")
+    ingest.handle("meters/A/reading", b"garbage")
+    setup(client, "A")
+    body = client.get("/healthz").get_json()
+    assert body["meters"] == {
+        "A": {
+            "status": "online",
+            "last_seq": 119,
+            "last_reading": "2024-01-01T00:01:59Z",
+            "received": 120,
+            "duplicates": 0,
+        }
+    }
+    assert body["messages"] == {"accepted": 120, "duplicates": 0, "rejected": {"bad_json": 1}}
+    assert body["streams"] == 1

@@ -1,0 +1,76 @@
+"""simulator.fleet: Meter.due emits only finished seconds, in order, at most ``limit``, with the profile's values."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from simulator.fleet import Meter, build_meters
+from simulator.profiles import classic_seconds
+
+T0 = 1_704_067_200
+UTC_ZONE = ZoneInfo("UTC")
+SEED = 2024
+
+
+def meter_a(start: float = T0 + 0.5) -> Meter:
+    return build_meters(["A"], SEED, UTC_ZONE, start)[0]
+
+
+def test_build_meters() -> None:
+    meters = build_meters(["a", "B", "C"], SEED, UTC_ZONE, T0 + 10.9)
+    assert [m.meter_id for m in meters] == ["A", "B", "C"]
+    assert [m.meter_index for m in meters] == [0, 1, 2]
+    assert all(m.state.next_ts == T0 + 10 and m.state.seq == 0 for m in meters)
+    assert meters[0].next_due_sim() == T0 + 11.0
+
+
+@pytest.mark.parametrize(("sim_now", "count"), [(T0, 0), (T0 + 0.999, 0), (T0 + 1.0, 1), (T0 + 1.5, 1), (T0 + 7, 7)])
+def test_due_only_for_ended_seconds(sim_now: float, count: int) -> None:
+    readings = meter_a().due(sim_now, limit=100)
+    assert [r.ts for r in readings] == [T0 + i for i in range(count)]
+    assert [r.seq for r in readings] == list(range(count))
+
+
+def test_due_respects_limit_and_continues_in_order() -> None:
+    meter = meter_a()
+    first = meter.due(T0 + 10, limit=3)
+    rest = meter.due(T0 + 10, limit=100)
+    assert [r.ts for r in first] == [T0, T0 + 1, T0 + 2]
+    assert [r.ts for r in rest] == [T0 + i for i in range(3, 10)]
+    assert [r.seq for r in first + rest] == list(range(10))
+    assert meter.due(T0 + 10, limit=100) == []
+    assert meter.due(T0 + 20, limit=0) == []
+    assert meter.next_due_sim() == T0 + 11
+
+
+def test_due_values_are_the_profile_over_a_block_boundary() -> None:
+    start = T0 + 6 * 3600 - 3  # just before A's geyser comes on and before a 60 s block boundary
+    meter = meter_a(start)
+    readings = meter.due(start + 130, limit=1000)
+    assert len(readings) == 130
+    profile = classic_seconds(meter.household, start, 130, UTC_ZONE, SEED, 0)
+    assert np.allclose([r.overall_w for r in readings], profile.overall_kw * 1000)
+    assert [r.geyser_w for r in readings[:3]] == [0.0] * 3
+    assert {r.geyser_w for r in readings[3:]} == {3000.0}
+    assert {r.ac_w for r in readings} == {1500.0}
+    energies = [r.overall_kwh for r in readings]
+    assert energies == sorted(energies)
+    assert energies[-1] == pytest.approx(profile.overall_kw.sum() / 3600)
+
+
+def test_a_restarted_meter_gives_the_same_values() -> None:
+    early = meter_a(T0).due(T0 + 200, limit=1000)
+    late = meter_a(T0 + 150).due(T0 + 200, limit=1000)
+    assert [r.overall_w for r in late] == [r.overall_w for r in early[150:]]
+    assert late[0].seq == 0
+
+
+def test_meters_of_one_fleet_differ() -> None:
+    a, c = build_meters(["A", "C"], SEED, UTC_ZONE, T0)
+    # At 00:00 UTC both run AC at 1.5 kW and no geyser: only the random part can tell them apart.
+    overall_a = [r.overall_w for r in a.due(T0 + 30, limit=100)]
+    overall_c = [r.overall_w for r in c.due(T0 + 30, limit=100)]
+    assert overall_a != overall_c
