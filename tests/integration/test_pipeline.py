@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime
 
 import pytest
 
 from config.households import CLASSIC
 from config.wire import decode_reading, parse_ts
+from tests.conftest import require_mosquitto
 from tests.integration.conftest import Fleet
 from tests.support.mqtt import collecting
 from tests.support.sse import SSEClient
@@ -262,3 +264,34 @@ def test_bad_setup_is_json_400_and_changes_nothing(fleet: Fleet) -> None:
         _check_window(client.next_data_event().json(), "C", 30)
     finally:
         client.close()
+
+
+def test_mosquitto_sub_shows_valid_readings_from_a_b_c(fleet: Fleet) -> None:
+    """What a person types: ``mosquitto_sub -t 'meters/+/reading'`` shows valid readings of A, B and C within 10 s."""
+    require_mosquitto()  # the mosquitto-clients package, also when the broker is amqtt
+    result = subprocess.run(
+        [
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(fleet.mqtt_port),
+            "-t",
+            "meters/+/reading",
+            "-v",
+            "-C",
+            "60",
+            "-W",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    meters = set()
+    for line in result.stdout.splitlines():
+        topic, _, payload = line.partition(" ")
+        meters.add(decode_reading(topic, payload.encode()).meter)
+    assert meters == {"A", "B", "C"}

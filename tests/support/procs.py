@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -44,7 +44,6 @@ class Proc:
     popen: subprocess.Popen[bytes]
     log_path: Path
     port: int | None = None
-    _log_file: object = field(default=None, repr=False)
 
     def log(self) -> str:
         """Everything the process wrote so far."""
@@ -76,9 +75,6 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait(timeout=5)
-        closer = getattr(self._log_file, "close", None)
-        if closer is not None:
-            closer()
         return int(self.popen.returncode)
 
 
@@ -88,11 +84,15 @@ def start(
     """Start ``argv`` with output to ``log_dir/<name>.log``."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    log_file = log_path.open("wb")
-    popen = subprocess.Popen(
-        list(argv), stdout=log_file, stderr=subprocess.STDOUT, env=dict(env or clean_env()), stdin=subprocess.DEVNULL
-    )
-    return Proc(name, popen, log_path, port, log_file)
+    with log_path.open("wb") as log_file:  # the child keeps its own copy of the descriptor
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=dict(env or clean_env()),
+            stdin=subprocess.DEVNULL,
+        )
+    return Proc(name, popen, log_path, port)
 
 
 def python_module(module: str, *args: str) -> list[str]:
