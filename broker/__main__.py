@@ -4,41 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 
-from amqtt.broker import Broker
-
-from broker.amqtt_config import amqtt_config
+from broker.embedded import serve
 from config.errors import ConfigError
 from config.logs import configure_logging
 from config.settings import load_settings, parse_port
 
 log = logging.getLogger("broker")
-
-SHUTDOWN_GRACE_S = 1.0
-
-
-async def serve(host: str, port: int) -> None:
-    """Start amqtt on ``host:port`` and run until SIGINT/SIGTERM, then shut it down cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    broker = Broker(amqtt_config(host, port))
-    await broker.start()
-    log.info("amqtt broker listening on mqtt://%s:%d", host, port)
-    await stop.wait()
-    # Clients stopped by the same signal (make up, compose) still publish their clean "offline": give them a moment.
-    stop.clear()
-    log.info("stopping amqtt broker in %.1f s (a second signal stops it now)", SHUTDOWN_GRACE_S)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), SHUTDOWN_GRACE_S)
-    await broker.shutdown()
-    log.info("amqtt broker stopped")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,10 +6,11 @@ import signal
 import socket
 from pathlib import Path
 
+import paho.mqtt.publish as publish
 import pytest
 
 from tests.support.mqtt import collecting
-from tests.support.procs import free_port, python_module, start
+from tests.support.procs import Proc, free_port, python_module, start
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +45,19 @@ def test_bad_port_is_a_config_error(tmp_path: Path) -> None:
     proc = start("broker", python_module("broker", "--port", "70000"), tmp_path)
     assert proc.popen.wait(timeout=30) == 2
     assert "--port" in proc.log()
+
+
+def test_retained_messages_go_only_to_matching_subscriptions(broker: Proc) -> None:
+    """A subscriber to readings gets no retained status, even while another client subscribes to status.
+
+    amqtt 0.12 sends a connecting client the retained messages of every filter any client holds; on Mosquitto this
+    always held, on amqtt ``broker.embedded.FleetBroker`` corrects it.
+    """
+    port = broker.port or 0
+    publish.single("meters/A/status", "online", qos=1, retain=True, hostname="127.0.0.1", port=port)
+    with collecting(port, ["meters/+/status"]) as status_sub:  # the bridge's subscription, held while the next connects
+        status_sub.wait_for(lambda m: m.retain, timeout=10)
+        with collecting(port, ["meters/+/reading"]) as reading_sub:
+            publish.single("meters/A/reading", "marker", qos=1, hostname="127.0.0.1", port=port)
+            first = reading_sub.wait_for(lambda m: True, timeout=10)
+    assert (first.topic, first.payload) == ("meters/A/reading", b"marker")
