@@ -8,6 +8,8 @@ import logging
 import os
 import sys
 
+from amqtt.errors import BrokerError
+
 from broker.embedded import serve
 from config.errors import ConfigError
 from config.logs import configure_logging
@@ -38,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     host = args.host or settings.mqtt_host
     try:
         asyncio.run(serve(host, port))
-    except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", host, port, exc)
+    except (OSError, BrokerError) as exc:
+        log.error("cannot listen on %s:%d: %s (another broker there? try FLEET_MQTT_PORT=1884)", host, port, exc)
         return 1
     return 0
 

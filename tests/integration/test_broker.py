@@ -61,3 +61,15 @@ def test_retained_messages_go_only_to_matching_subscriptions(broker: Proc) -> No
             publish.single("meters/A/reading", "marker", qos=1, hostname="127.0.0.1", port=port)
             first = reading_sub.wait_for(lambda m: True, timeout=10)
     assert (first.topic, first.payload) == ("meters/A/reading", b"marker")
+
+
+def test_port_in_use_exits_with_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start("broker", python_module("broker", "--port", str(port)), tmp_path)
+        assert proc.popen.wait(timeout=30) == 1
+    last_line = proc.log().strip().splitlines()[-1]
+    assert "cannot listen on 127.0.0.1" in last_line
+    assert "address already in use" in last_line
