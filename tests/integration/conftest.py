@@ -63,8 +63,8 @@ def _send(request: urllib.request.Request) -> tuple[int, dict[str, object], dict
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read()), dict(response.headers)
     except urllib.error.HTTPError as err:
-        body = err.read()
-        return err.code, json.loads(body), dict(err.headers)
+        with err:  # an HTTPError holds the response open
+            return err.code, json.loads(err.read()), dict(err.headers)
 
 
 @pytest.fixture(scope="module", params=["amqtt", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])

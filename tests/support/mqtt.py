@@ -52,9 +52,11 @@ class Collector:
                 return msg
 
     def close(self) -> None:
-        """Disconnect."""
+        """Disconnect, stop the network thread and close every socket."""
         self.client.disconnect()
         self.client.loop_stop()
+        # paho 2.2's loop_stop() leaves its wake-up socket pair open until garbage collection, which then warns.
+        self.client._reset_sockets()
 
 
 @contextmanager
