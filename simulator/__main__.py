@@ -13,11 +13,11 @@ from types import FrameType
 import numpy as np
 
 from config.errors import ConfigError
-from config.households import CLASSIC_ORDER, household
+from config.households import CLASSIC_ORDER
 from config.logs import configure_logging
 from config.settings import Settings, load_settings, parse_broker_url, parse_speed, parse_time_of_day
 from simulator.clock import SimClock, start_epoch
-from simulator.fleet import build_meters
+from simulator.fleet import build_meters, fleet_specs
 from simulator.publisher import FleetLoop
 
 log = logging.getLogger("simulator")
@@ -50,16 +50,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         seed = int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]
     if seed < 0:
         raise ConfigError("--seed", "must be >= 0")
-    ids = []
-    for raw in args.household:
-        hid = household(raw).id
-        if hid in ids:
-            raise ConfigError("--household", f"{hid} given twice")
-        ids.append(hid)
+    specs = fleet_specs(args.household)
+    ids = [spec.meter_id for spec in specs]
     zone = settings.zone()
     sim_start = start_epoch(time.time(), zone, start_s)
     clock = SimClock(wall_origin=time.monotonic(), sim_origin=sim_start, speed=speed)
-    loop = FleetLoop(build_meters(ids, seed, zone, sim_start), broker, clock)
+    loop = FleetLoop(build_meters(specs, seed, zone, sim_start, settings.profile), broker, clock)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)

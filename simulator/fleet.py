@@ -1,29 +1,80 @@
-"""The meters of one simulator process: each a household profile plus its state, stepped by simulated time.
+"""The meters of one simulator process: who they are (``MeterSpec``), what they draw (a ``MeterProfile``) and their
+state, stepped by simulated time.
 
 No I/O and no clock: ``Meter.due(sim_now)`` returns the readings whose second has fully passed at ``sim_now``.
+
+Meter ids: the classic households are ``A``, ``B``, ``C``; fleet members are ``<household>-<member>``, e.g. ``A-0007``,
+spread round-robin over the requested households. A member's seed key is ``(household index, member)``, so a fleet's
+meters keep their data when the fleet grows.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from config.households import Household, household, seed_index
+from config.errors import ConfigError
+from config.households import household, seed_index
 from config.wire import Reading
 from simulator.meter import MeterState, step
-from simulator.profiles import BLOCK_S, ProfileBlock, classic_seconds
+from simulator.profiles import BLOCK_S, ClassicProfile, MeterProfile, ProfileBlock
+from simulator.seeds import MeterKey
+
+MAX_FLEET = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSpec:
+    """One meter of a fleet: its wire id, its household template and its seed key."""
+
+    meter_id: str
+    template: str
+    key: MeterKey
+
+
+def fleet_specs(households: Sequence[str], fleet_size: int | None = None) -> list[MeterSpec]:
+    """The classic households themselves, or ``fleet_size`` members spread round-robin over them."""
+    templates = [household(h).id for h in households]
+    if len(set(templates)) != len(templates):
+        raise ConfigError("households", "a household is given twice")
+    if fleet_size is None:
+        return [MeterSpec(t, t, (seed_index(t),)) for t in templates]
+    if not 1 <= fleet_size <= MAX_FLEET:
+        raise ConfigError("fleet", f"fleet size must be 1-{MAX_FLEET}, got {fleet_size}")
+    specs = []
+    for n in range(fleet_size):
+        template = templates[n % len(templates)]
+        member = n // len(templates) + 1
+        specs.append(MeterSpec(f"{template}-{member:04d}", template, (seed_index(template), member)))
+    return specs
+
+
+ProfileFactory = Callable[[MeterSpec, ZoneInfo, int], MeterProfile]
+
+
+def _classic(spec: MeterSpec, tz: ZoneInfo, seed: int) -> MeterProfile:
+    return ClassicProfile(household(spec.template), tz, seed, spec.key)
+
+
+PROFILES: dict[str, ProfileFactory] = {"classic": _classic}
+
+
+def make_profile(name: str, spec: MeterSpec, tz: ZoneInfo, seed: int) -> MeterProfile:
+    """The named profile (``classic``, ...) for one meter."""
+    factory = PROFILES.get(name)
+    if factory is None:
+        raise ConfigError("profile", f"unknown profile {name!r} (known: {', '.join(sorted(PROFILES))})")
+    return factory(spec, tz, seed)
 
 
 @dataclass(slots=True)
 class Meter:
-    """One simulated meter: a household template, its seed stream, its state and the cached profile block."""
+    """One simulated meter: its spec, its profile, its state and the cached profile block."""
 
-    household: Household
-    meter_index: int
-    seed: int
-    tz: ZoneInfo
+    spec: MeterSpec
+    profile: MeterProfile
     state: MeterState
     _block: ProfileBlock | None = field(default=None, repr=False)
 
@@ -39,8 +90,7 @@ class Meter:
     def _power_kw(self, ts: int) -> tuple[float, float, float]:
         block = self._block
         if block is None or not block.start_s <= ts < block.start_s + BLOCK_S:
-            start = ts - ts % BLOCK_S
-            block = classic_seconds(self.household, start, BLOCK_S, self.tz, self.seed, self.meter_index)
+            block = self.profile.block(ts - ts % BLOCK_S, BLOCK_S)
             self._block = block
         i = ts - block.start_s
         return float(block.ac_kw[i]), float(block.geyser_kw[i]), float(block.overall_kw[i])
@@ -55,12 +105,12 @@ class Meter:
         return readings
 
 
-def build_meters(household_ids: Sequence[str], seed: int, tz: ZoneInfo, sim_start: float) -> list[Meter]:
-    """Meters for these classic households, each starting at the second containing ``sim_start``."""
-    meters: list[Meter] = []
+def build_meters(
+    specs: Sequence[MeterSpec], seed: int, tz: ZoneInfo, sim_start: float, profile: str = "classic"
+) -> list[Meter]:
+    """Meters for these specs, each starting at the second containing ``sim_start``."""
     first_ts = math.floor(sim_start)
-    for household_id in household_ids:
-        template = household(household_id)
-        state = MeterState(meter_id=template.id, seq=0, next_ts=first_ts)
-        meters.append(Meter(template, seed_index(template.id), seed, tz, state))
-    return meters
+    return [
+        Meter(spec, make_profile(profile, spec, tz, seed), MeterState(meter_id=spec.meter_id, seq=0, next_ts=first_ts))
+        for spec in specs
+    ]

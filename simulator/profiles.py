@@ -3,21 +3,24 @@
 Pure: every function takes time (epoch seconds, UTC) and a ``numpy.random.Generator`` and returns arrays; none reads
 the clock or global random state. Power is in kW. Sample ``i`` of a block covers ``[start_s + i, start_s + i + 1)``.
 
-Randomness is keyed by simulated time, not by call order: the generator of second ``t`` of meter ``index`` comes from
-``SeedSequence(seed, spawn_key=(index, t // BLOCK_S))``. So a live meter, a restarted meter and a batch generator give
-the same value for the same simulated second, whatever second they started at.
+Randomness is keyed by simulated time, not by call order (see ``simulator.seeds``): the draws of second ``t`` of a
+meter come from the generator of ``(NOISE, *meter_key, t // BLOCK_S)``. So a live meter, a restarted meter and a batch
+generator give the same value for the same simulated second, whatever second they started at.
+
+Every profile is a ``MeterProfile``: ``block(start_s, n)`` gives any stretch of seconds of one meter.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
 from config.households import Household
+from simulator.seeds import MeterKey, Purpose, rng_for
 
 BLOCK_S: Final = 60
 _TZ_BUCKET_S: Final = 900  # every UTC offset in use is a multiple of 15 min, so is every transition instant
@@ -36,9 +39,17 @@ class ProfileBlock:
     overall_kw: FloatArray
 
 
-def block_rng(seed: int, meter_index: int, block: int) -> np.random.Generator:
+class MeterProfile(Protocol):
+    """What one meter draws, as a pure function of simulated time: any start, any length, same answer every time."""
+
+    def block(self, start_s: int, n: int) -> ProfileBlock:
+        """Power of seconds ``start_s .. start_s + n - 1``."""
+        ...
+
+
+def block_rng(seed: int, meter_key: MeterKey, block: int) -> np.random.Generator:
     """The generator of one meter's block of ``BLOCK_S`` seconds (block = epoch seconds // BLOCK_S)."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(meter_index, block))))
+    return rng_for(seed, Purpose.NOISE, meter_key, block)
 
 
 def local_hours(ts: IntArray, tz: ZoneInfo) -> IntArray:
@@ -79,7 +90,7 @@ def classic(household: Household, start_s: int, n: int, tz: ZoneInfo, rng: np.ra
 
 
 def classic_seconds(
-    household: Household, start_s: int, n: int, tz: ZoneInfo, seed: int, meter_index: int
+    household: Household, start_s: int, n: int, tz: ZoneInfo, seed: int, meter_key: MeterKey
 ) -> ProfileBlock:
     """``n`` seconds from ``start_s`` with time-keyed randomness (see module docstring); any start, any length."""
     if n <= 0:
@@ -88,7 +99,7 @@ def classic_seconds(
     first_block = start_s // BLOCK_S
     last_block = (start_s + n - 1) // BLOCK_S
     parts = [
-        classic(household, block * BLOCK_S, BLOCK_S, tz, block_rng(seed, meter_index, block))
+        classic(household, block * BLOCK_S, BLOCK_S, tz, block_rng(seed, meter_key, block))
         for block in range(first_block, last_block + 1)
     ]
     offset = start_s - first_block * BLOCK_S
@@ -99,3 +110,17 @@ def classic_seconds(
         np.concatenate([p.geyser_kw for p in parts])[window],
         np.concatenate([p.overall_kw for p in parts])[window],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicProfile:
+    """The original schedules for one meter (a ``MeterProfile``)."""
+
+    household: Household
+    tz: ZoneInfo
+    seed: int
+    meter_key: MeterKey
+
+    def block(self, start_s: int, n: int) -> ProfileBlock:
+        """Power of seconds ``start_s .. start_s + n - 1``."""
+        return classic_seconds(self.household, start_s, n, self.tz, self.seed, self.meter_key)

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from simulator.fleet import Meter, build_meters
+from config.households import CLASSIC
+from simulator.fleet import Meter, build_meters, fleet_specs
 from simulator.profiles import classic_seconds
 
 T0 = 1_704_067_200
@@ -16,13 +17,13 @@ SEED = 2024
 
 
 def meter_a(start: float = T0 + 0.5) -> Meter:
-    return build_meters(["A"], SEED, UTC_ZONE, start)[0]
+    return build_meters(fleet_specs(["A"]), SEED, UTC_ZONE, start)[0]
 
 
 def test_build_meters() -> None:
-    meters = build_meters(["a", "B", "C"], SEED, UTC_ZONE, T0 + 10.9)
+    meters = build_meters(fleet_specs(["a", "B", "C"]), SEED, UTC_ZONE, T0 + 10.9)
     assert [m.meter_id for m in meters] == ["A", "B", "C"]
-    assert [m.meter_index for m in meters] == [0, 1, 2]
+    assert [m.spec.key for m in meters] == [(0,), (1,), (2,)]
     assert all(m.state.next_ts == T0 + 10 and m.state.seq == 0 for m in meters)
     assert meters[0].next_due_sim() == T0 + 11.0
 
@@ -51,7 +52,7 @@ def test_due_values_are_the_profile_over_a_block_boundary() -> None:
     meter = meter_a(start)
     readings = meter.due(start + 130, limit=1000)
     assert len(readings) == 130
-    profile = classic_seconds(meter.household, start, 130, UTC_ZONE, SEED, 0)
+    profile = classic_seconds(CLASSIC["A"], start, 130, UTC_ZONE, SEED, (0,))
     assert np.allclose([r.overall_w for r in readings], profile.overall_kw * 1000)
     assert [r.geyser_w for r in readings[:3]] == [0.0] * 3
     assert {r.geyser_w for r in readings[3:]} == {3000.0}
@@ -69,8 +70,34 @@ def test_a_restarted_meter_gives_the_same_values() -> None:
 
 
 def test_meters_of_one_fleet_differ() -> None:
-    a, c = build_meters(["A", "C"], SEED, UTC_ZONE, T0)
+    a, c = build_meters(fleet_specs(["A", "C"]), SEED, UTC_ZONE, T0)
     # At 00:00 UTC both run AC at 1.5 kW and no geyser: only the random part can tell them apart.
     overall_a = [r.overall_w for r in a.due(T0 + 30, limit=100)]
     overall_c = [r.overall_w for r in c.due(T0 + 30, limit=100)]
     assert overall_a != overall_c
+
+
+def test_fleet_specs_ids_and_keys() -> None:
+    specs = fleet_specs(["A", "b", "C"], 7)
+    assert [s.meter_id for s in specs] == ["A-0001", "B-0001", "C-0001", "A-0002", "B-0002", "C-0002", "A-0003"]
+    assert [s.template for s in specs] == ["A", "B", "C", "A", "B", "C", "A"]
+    assert specs[3].key == (0, 2)
+    # Growing the fleet keeps every existing member's id and key.
+    assert fleet_specs(["A", "B", "C"], 30)[:7] == specs
+
+
+def test_fleet_specs_rejects_duplicates_and_bad_sizes() -> None:
+    from config.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        fleet_specs(["A", "a"])
+    with pytest.raises(ConfigError):
+        fleet_specs(["A"], 0)
+
+
+def test_unknown_profile_is_a_config_error() -> None:
+    from config.errors import ConfigError
+    from simulator.fleet import make_profile
+
+    with pytest.raises(ConfigError, match="unknown profile"):
+        make_profile("nope", fleet_specs(["A"])[0], UTC_ZONE, 1)

@@ -113,41 +113,41 @@ def test_same_seed_same_values_different_seed_different_values() -> None:
 
 def test_classic_seconds_is_keyed_by_time() -> None:
     house = CLASSIC["C"]
-    wide = classic_seconds(house, T0 + 30, 200, UTC_ZONE, 11, 2)
-    part = classic_seconds(house, T0 + 100, 50, UTC_ZONE, 11, 2)
+    wide = classic_seconds(house, T0 + 30, 200, UTC_ZONE, 11, (2,))
+    part = classic_seconds(house, T0 + 100, 50, UTC_ZONE, 11, (2,))
     assert part.start_s == T0 + 100
     assert np.array_equal(part.overall_kw, wide.overall_kw[70:120])
     for offset in (0, 29, 30, 89, 90, 199):
-        one = classic_seconds(house, T0 + 30 + offset, 1, UTC_ZONE, 11, 2)
+        one = classic_seconds(house, T0 + 30 + offset, 1, UTC_ZONE, 11, (2,))
         assert one.overall_kw[0] == wide.overall_kw[offset]
-    assert not np.array_equal(classic_seconds(house, T0 + 30, 200, UTC_ZONE, 12, 2).overall_kw, wide.overall_kw)
-    assert not np.array_equal(classic_seconds(house, T0 + 30, 200, UTC_ZONE, 11, 0).overall_kw, wide.overall_kw)
+    assert not np.array_equal(classic_seconds(house, T0 + 30, 200, UTC_ZONE, 12, (2,)).overall_kw, wide.overall_kw)
+    assert not np.array_equal(classic_seconds(house, T0 + 30, 200, UTC_ZONE, 11, (0,)).overall_kw, wide.overall_kw)
 
 
 def test_classic_seconds_over_a_block_boundary() -> None:
     house = CLASSIC["A"]
     start = T0 + 10 * BLOCK_S - 5
-    span = classic_seconds(house, start, 10, UTC_ZONE, 5, 0)
+    span = classic_seconds(house, start, 10, UTC_ZONE, 5, (0,))
     assert len(span.overall_kw) == 10
-    before = classic(house, T0 + 9 * BLOCK_S, BLOCK_S, UTC_ZONE, block_rng(5, 0, (T0 // BLOCK_S) + 9))
-    after = classic(house, T0 + 10 * BLOCK_S, BLOCK_S, UTC_ZONE, block_rng(5, 0, (T0 // BLOCK_S) + 10))
+    before = classic(house, T0 + 9 * BLOCK_S, BLOCK_S, UTC_ZONE, block_rng(5, (0,), (T0 // BLOCK_S) + 9))
+    after = classic(house, T0 + 10 * BLOCK_S, BLOCK_S, UTC_ZONE, block_rng(5, (0,), (T0 // BLOCK_S) + 10))
     assert np.array_equal(span.overall_kw[:5], before.overall_kw[-5:])
     assert np.array_equal(span.overall_kw[5:], after.overall_kw[:5])
 
 
 def test_classic_seconds_over_an_hour_switch() -> None:
     # A's geyser comes on at 06:00 UTC: the 5 s before are 0, the 5 s after 3.0.
-    span = classic_seconds(CLASSIC["A"], T0 + 6 * 3600 - 5, 10, UTC_ZONE, 1, 0)
+    span = classic_seconds(CLASSIC["A"], T0 + 6 * 3600 - 5, 10, UTC_ZONE, 1, (0,))
     assert span.geyser_kw.tolist() == [0.0] * 5 + [3.0] * 5
 
 
 def test_classic_seconds_zero_length() -> None:
-    span = classic_seconds(CLASSIC["A"], T0 + 60, 0, UTC_ZONE, 1, 0)
+    span = classic_seconds(CLASSIC["A"], T0 + 60, 0, UTC_ZONE, 1, (0,))
     assert len(span.overall_kw) == 0
 
 
 def test_each_block_has_its_own_draws() -> None:
-    span = classic_seconds(CLASSIC["A"], T0, 3 * BLOCK_S, UTC_ZONE, 9, 0)  # 00:00-00:03 UTC: AC on, geyser off
+    span = classic_seconds(CLASSIC["A"], T0, 3 * BLOCK_S, UTC_ZONE, 9, (0,))  # 00:00-00:03 UTC: AC on, geyser off
     blocks = span.overall_kw.reshape(3, BLOCK_S)
     assert not np.array_equal(blocks[0], blocks[1])
     assert not np.array_equal(blocks[1], blocks[2])
@@ -155,6 +155,6 @@ def test_each_block_has_its_own_draws() -> None:
 
 def test_block_rng_is_the_documented_seed_sequence() -> None:
     block = T0 // BLOCK_S
-    expected = np.random.Generator(np.random.PCG64(np.random.SeedSequence(9, spawn_key=(2, block)))).random(4)
-    assert np.array_equal(block_rng(9, 2, block).random(4), expected)
-    assert not np.array_equal(block_rng(9, 2, block + 1).random(4), expected)
+    expected = np.random.Generator(np.random.PCG64(np.random.SeedSequence(9, spawn_key=(0, 2, block)))).random(4)
+    assert np.array_equal(block_rng(9, (2,), block).random(4), expected)
+    assert not np.array_equal(block_rng(9, (2,), block + 1).random(4), expected)
