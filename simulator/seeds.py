@@ -21,7 +21,8 @@ class Purpose(IntEnum):
     NOISE = 0  # per-second draws of a profile, keyed by minute
     DAY = 1  # a day's events (draws, appliance runs, thermostat jitter), keyed by local day ordinal
     DIVERSITY = 2  # a fleet member's parameters, drawn once
-    FAULTS = 3  # injected errors, keyed by minute
+    FAULTS = 3  # injected errors, keyed by local day ordinal
+    DAY_NOISE = 4  # per-second measurement noise of day-based profiles (realistic), keyed by local day ordinal
 
 
 def rng_for(seed: int, purpose: Purpose, meter_key: MeterKey, *when: int) -> np.random.Generator:
