@@ -1,4 +1,11 @@
-"""Command line: ``python -m simulator run --household A [--household B ...] [--speed N] [--start HH:MM:SS]``."""
+"""Command line of the simulator.
+
+    python -m simulator run --household A [--household B ...] [--speed N] [--start HH:MM:SS] [--seed S]
+    python -m simulator generate --days 3 --households A,B,C --errors-every 25 --seed 1 --format csv --out DIR
+    python -m simulator plot --household A --date 2024-01-01 --out day.png
+
+Bad arguments or settings: one line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +15,40 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
 from types import FrameType
+from typing import NoReturn
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from config.errors import ConfigError
 from config.households import CLASSIC_ORDER
 from config.logs import configure_logging
-from config.settings import Settings, load_settings, parse_broker_url, parse_speed, parse_time_of_day
+from config.settings import Settings, load_settings, parse_broker_url, parse_speed, parse_time_of_day, parse_tz
 from simulator.clock import SimClock, start_epoch
-from simulator.fleet import build_meters, fleet_specs
+from simulator.dataset import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS, DatasetPlan
+from simulator.days import day_span
+from simulator.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
+from simulator.fleet import MAX_FLEET, PROFILES, build_meters, fleet_specs, make_profile
 from simulator.publisher import FleetLoop
 
 log = logging.getLogger("simulator")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are ``ConfigError`` (one line, exit code 2 from ``main``), not SystemExit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError("arguments", f"{message} (see {self.prog} --help)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
+    parser = _Parser(
+        prog="python -m simulator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run live meters that publish to an MQTT broker")
     run.add_argument(
@@ -38,7 +62,91 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--speed", help="simulated seconds per wall second (default FLEET_SPEED or 1)")
     run.add_argument("--start", help="simulated time of day to start at, HH:MM:SS (default: now)")
     run.add_argument("--seed", type=int, help="fleet seed (default FLEET_SEED or fresh entropy)")
+
+    gen = sub.add_parser("generate", help="write a dataset of per-second readings (csv or parquet), with errors")
+    gen.add_argument("--out", required=True, metavar="DIR", help="directory to write to (created if missing)")
+    gen.add_argument("--days", default="1", help=f"number of local days, 1-{MAX_DAYS} (default 1)")
+    gen.add_argument("--households", default=",".join(CLASSIC_ORDER), help="comma-separated households (default A,B,C)")
+    gen.add_argument("--fleet", metavar="N", help="N meters spread over the households (A-0001, B-0001, ...)")
+    gen.add_argument("--start-date", metavar="YYYY-MM-DD", help="first local day (default 2024-01-01)")
+    gen.add_argument("--errors-every", metavar="N", help="every N seconds every channel gets an error (original: 25)")
+    gen.add_argument("--error-probability", metavar="P", help="or: each second and channel gets an error with P")
+    gen.add_argument(
+        "--error-types",
+        metavar="LIST",
+        help="negative,spike,missing,stuck,dropout or all (default negative,spike,missing: the original's)",
+    )
+    gen.add_argument("--format", choices=FORMATS, default="csv", help="file format (default csv)")
+    gen.add_argument("--layout", choices=LAYOUTS, default="tidy", help="tidy (default) or seed: the original's CSV")
+    _common(gen)
+
+    plot = sub.add_parser("plot", help="draw one local day of one household to an image (png)")
+    plot.add_argument("--household", required=True, metavar="ID", help=f"household: {', '.join(CLASSIC_ORDER)}")
+    plot.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the local day to draw")
+    plot.add_argument("--out", required=True, metavar="FILE", help="image file to write, e.g. day.png")
+    _common(plot)
     return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", help=f"meter profile: {', '.join(sorted(PROFILES))} (default FLEET_PROFILE)")
+    parser.add_argument("--seed", help="fleet seed (default FLEET_SEED or fresh entropy, logged)")
+    parser.add_argument("--tz", help="IANA time zone of the households (default FLEET_TZ)")
+
+
+def _whole(text: str, key: str, low: int, high: int) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError as exc:
+        raise ConfigError(key, f"not a whole number: {text!r}") from exc
+    if not low <= value <= high:
+        raise ConfigError(key, f"must be {low}-{high}, got {value}")
+    return value
+
+
+def _fraction(text: str, key: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise ConfigError(key, f"not a number: {text!r}") from exc
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(key, f"must be > 0 and <= 1, got {text!r}")
+    return value
+
+
+def _date(text: str, key: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ConfigError(key, f"expected YYYY-MM-DD, got {text!r}") from exc
+
+
+def _seed(text: str | None, settings: Settings) -> int:
+    if text is not None:
+        return _whole(text, "--seed", 0, 2**63 - 1)
+    if settings.seed is not None:
+        return settings.seed
+    return int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]
+
+
+def _profile(text: str | None, settings: Settings) -> str:
+    name = settings.profile if text is None else text.strip().lower()
+    if name not in PROFILES:
+        raise ConfigError("--profile", f"unknown profile {name!r} (known: {', '.join(sorted(PROFILES))})")
+    return name
+
+
+def _faults(args: argparse.Namespace) -> FaultConfig | None:
+    types = ORIGINAL_TYPES if args.error_types is None else parse_error_types(args.error_types)
+    if args.errors_every is not None and args.error_probability is not None:
+        raise ConfigError("--errors-every", "give --errors-every or --error-probability, not both")
+    if args.errors_every is not None:
+        return FaultConfig(every_s=_whole(args.errors_every, "--errors-every", 1, 86_400), types=types)
+    if args.error_probability is not None:
+        return FaultConfig(probability=_fraction(args.error_probability, "--error-probability"), types=types)
+    if args.error_types is not None:
+        raise ConfigError("--error-types", "needs --errors-every or --error-probability")
+    return None
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -76,13 +184,77 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code (2 for bad settings)."""
-    args = _parser().parse_args(argv)
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from simulator.writers import write_dataset  # pyarrow and tqdm: not loaded by the long-running `run`
+
+    households = tuple(part.strip() for part in args.households.split(",") if part.strip())
+    if not households:
+        raise ConfigError("--households", "no households given")
+    plan = DatasetPlan(
+        days=_whole(args.days, "--days", 1, MAX_DAYS),
+        households=households,
+        fleet_size=None if args.fleet is None else _whole(args.fleet, "--fleet", 1, MAX_FLEET),
+        profile=_profile(args.profile, settings),
+        tz=settings.tz if args.tz is None else parse_tz(args.tz, "--tz"),
+        seed=_seed(args.seed, settings),
+        start_date=DEFAULT_START_DATE if args.start_date is None else _date(args.start_date, "--start-date"),
+        faults=_faults(args),
+        layout=args.layout,
+        fmt=args.format,
+    )
+    log.info(
+        "generating %d day(s) from %s of %d meter(s): profile %s, seed %d, tz %s, layout %s, %s",
+        plan.days,
+        plan.start_date,
+        len(plan.specs()),
+        plan.profile,
+        plan.seed,
+        plan.tz,
+        plan.layout,
+        plan.fmt,
+    )
     try:
+        files = write_dataset(plan, Path(args.out), progress=sys.stderr.isatty())
+    except OSError as exc:
+        raise ConfigError("--out", f"cannot write there: {exc}") from exc
+    for path in files:
+        log.info("wrote %s", path)
+    return 0
+
+
+def _plot(args: argparse.Namespace, settings: Settings) -> int:
+    from simulator.plot import day_figure, thermals_of  # matplotlib: not loaded by the long-running `run`
+
+    day = _date(args.date, "--date")
+    spec = fleet_specs([args.household])[0]
+    zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
+    name, seed = _profile(args.profile, settings), _seed(args.seed, settings)
+    profile = make_profile(name, spec, zone, seed)
+    start, end = day_span(day, zone)
+    title = f"household {spec.meter_id}, {day} ({zone.key}), {name} profile, seed {seed}"
+    figure = day_figure(profile.block(start, end - start), title, thermals_of(profile, day))
+    try:
+        figure.savefig(Path(args.out), dpi=100)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("--out", f"cannot write {args.out!r}: {exc}") from exc
+    log.info("wrote %s (seed %d)", args.out, seed)
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "run": _run,
+    "generate": _generate,
+    "plot": _plot,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for bad arguments or settings)."""
+    try:
+        args = _parser().parse_args(argv)
         settings = load_settings(os.environ)
         configure_logging(settings.log_level, "simulator")
-        return _run(args, settings)
+        return _COMMANDS[args.command](args, settings)
     except ConfigError as exc:
         print(f"simulator: configuration error: {exc}", file=sys.stderr)
         return 2

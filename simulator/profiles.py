@@ -3,9 +3,11 @@
 Pure: every function takes time (epoch seconds, UTC) and a ``numpy.random.Generator`` and returns arrays; none reads
 the clock or global random state. Power is in kW. Sample ``i`` of a block covers ``[start_s + i, start_s + i + 1)``.
 
-Randomness is keyed by simulated time, not by call order (see ``simulator.seeds``): the draws of second ``t`` of a
-meter come from the generator of ``(NOISE, *meter_key, t // BLOCK_S)``. So a live meter, a restarted meter and a batch
-generator give the same value for the same simulated second, whatever second they started at.
+Randomness is keyed by simulated time, not by call order (see ``simulator.seeds``): the classic draws of UTC day ``d``
+of a meter are one stream, the generator of ``(NOISE, *meter_key, d)``, and second ``t`` takes draw number
+``t - d * 86400`` of it (``PCG64.advance`` jumps there: one 64-bit draw per uniform double). So a live meter, a
+restarted meter and a batch generator give the same value for the same simulated second, whatever second they start
+at, and a whole day costs one generator.
 
 Every profile is a ``MeterProfile``: ``block(start_s, n)`` gives any stretch of seconds of one meter.
 """
@@ -22,7 +24,8 @@ import numpy.typing as npt
 from config.households import Household
 from simulator.seeds import MeterKey, Purpose, rng_for
 
-BLOCK_S: Final = 60
+BLOCK_S: Final = 60  # the live meter asks its profile for this many seconds at a time
+NOISE_DAY_S: Final = 86_400
 _TZ_BUCKET_S: Final = 900  # every UTC offset in use is a multiple of 15 min, so is every transition instant
 
 FloatArray = npt.NDArray[np.float64]
@@ -47,15 +50,36 @@ class MeterProfile(Protocol):
         ...
 
 
-def block_rng(seed: int, meter_key: MeterKey, block: int) -> np.random.Generator:
-    """The generator of one meter's block of ``BLOCK_S`` seconds (block = epoch seconds // BLOCK_S)."""
-    return rng_for(seed, Purpose.NOISE, meter_key, block)
+def noise_rng(seed: int, meter_key: MeterKey, utc_day: int) -> np.random.Generator:
+    """The generator of one meter's classic draws for UTC day ``utc_day`` (epoch seconds // 86400)."""
+    return rng_for(seed, Purpose.NOISE, meter_key, utc_day)
+
+
+def day_keyed_uniform(seed: int, meter_key: MeterKey, start_s: int, n: int, low: float, high: float) -> FloatArray:
+    """Uniform draws for seconds ``start_s .. start_s + n - 1``, each the same whoever asks and from where."""
+    out = np.empty(n, dtype=np.float64)
+    pos = 0
+    while pos < n:
+        second = start_s + pos
+        day, offset = divmod(second, NOISE_DAY_S)
+        count = min(n - pos, NOISE_DAY_S - offset)
+        rng = noise_rng(seed, meter_key, day)
+        bits = rng.bit_generator
+        assert isinstance(bits, np.random.PCG64)  # advance() is PCG64's
+        bits.advance(offset)
+        out[pos : pos + count] = rng.uniform(low, high, size=count)
+        pos += count
+    return out
 
 
 def local_hours(ts: IntArray, tz: ZoneInfo) -> IntArray:
     """Local hour of day (0-23) in ``tz`` of each epoch second in ``ts``."""
     buckets = ts // _TZ_BUCKET_S
-    unique, inverse = np.unique(buckets, return_inverse=True)
+    if len(ts) and np.all(np.diff(buckets) >= 0):  # ascending (every span we generate): no sort needed
+        unique = np.unique(buckets[np.r_[True, np.diff(buckets) != 0]]) if len(ts) > 1 else buckets
+        inverse = np.searchsorted(unique, buckets)
+    else:
+        unique, inverse = np.unique(buckets, return_inverse=True)
     offsets = np.array(
         [_utc_offset_s(int(bucket) * _TZ_BUCKET_S, tz) for bucket in unique],
         dtype=np.int64,
@@ -80,36 +104,29 @@ def _schedule(hours: IntArray, blocks: tuple[tuple[int, int], ...], level_kw: fl
 
 def classic(household: Household, start_s: int, n: int, tz: ZoneInfo, rng: np.random.Generator) -> ProfileBlock:
     """The original generator's schedule: AC and Geyser flat by local hour, Overall = base + AC + Geyser + U(lo, hi)."""
-    ts = np.arange(start_s, start_s + n, dtype=np.int64)
-    hours = local_hours(ts, tz)
-    ac = _schedule(hours, household.ac_hours, household.ac_kw)
-    geyser = _schedule(hours, household.geyser_hours, household.geyser_kw)
+    ac, geyser = classic_levels(household, start_s, n, tz)
     other = rng.uniform(household.other_kw_low, household.other_kw_high, size=n)
     overall = household.base_kw + ac + geyser + other
     return ProfileBlock(start_s, ac, geyser, overall)
+
+
+def classic_levels(household: Household, start_s: int, n: int, tz: ZoneInfo) -> tuple[FloatArray, FloatArray]:
+    """AC and Geyser kW of seconds ``start_s .. start_s + n - 1`` under the classic hourly schedule."""
+    hours = local_hours(np.arange(start_s, start_s + n, dtype=np.int64), tz)
+    return (
+        _schedule(hours, household.ac_hours, household.ac_kw),
+        _schedule(hours, household.geyser_hours, household.geyser_kw),
+    )
 
 
 def classic_seconds(
     household: Household, start_s: int, n: int, tz: ZoneInfo, seed: int, meter_key: MeterKey
 ) -> ProfileBlock:
     """``n`` seconds from ``start_s`` with time-keyed randomness (see module docstring); any start, any length."""
-    if n <= 0:
-        empty = np.zeros(0, dtype=np.float64)
-        return ProfileBlock(start_s, empty, empty.copy(), empty.copy())
-    first_block = start_s // BLOCK_S
-    last_block = (start_s + n - 1) // BLOCK_S
-    parts = [
-        classic(household, block * BLOCK_S, BLOCK_S, tz, block_rng(seed, meter_key, block))
-        for block in range(first_block, last_block + 1)
-    ]
-    offset = start_s - first_block * BLOCK_S
-    window = slice(offset, offset + n)
-    return ProfileBlock(
-        start_s,
-        np.concatenate([p.ac_kw for p in parts])[window],
-        np.concatenate([p.geyser_kw for p in parts])[window],
-        np.concatenate([p.overall_kw for p in parts])[window],
-    )
+    n = max(n, 0)
+    ac, geyser = classic_levels(household, start_s, n, tz)
+    other = day_keyed_uniform(seed, meter_key, start_s, n, household.other_kw_low, household.other_kw_high)
+    return ProfileBlock(start_s, ac, geyser, household.base_kw + ac + geyser + other)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from config.households import CLASSIC
-from simulator.profiles import BLOCK_S, block_rng, classic, classic_seconds, local_hours
+from simulator.profiles import BLOCK_S, classic, classic_seconds, day_keyed_uniform, local_hours, noise_rng
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z, a Monday
 UTC_ZONE = ZoneInfo("UTC")
@@ -124,15 +124,16 @@ def test_classic_seconds_is_keyed_by_time() -> None:
     assert not np.array_equal(classic_seconds(house, T0 + 30, 200, UTC_ZONE, 11, (0,)).overall_kw, wide.overall_kw)
 
 
-def test_classic_seconds_over_a_block_boundary() -> None:
+def test_classic_seconds_over_a_utc_midnight() -> None:
+    """Draws of a span across UTC midnight are the end of day d's stream followed by the start of day d+1's."""
     house = CLASSIC["A"]
-    start = T0 + 10 * BLOCK_S - 5
-    span = classic_seconds(house, start, 10, UTC_ZONE, 5, (0,))
-    assert len(span.overall_kw) == 10
-    before = classic(house, T0 + 9 * BLOCK_S, BLOCK_S, UTC_ZONE, block_rng(5, (0,), (T0 // BLOCK_S) + 9))
-    after = classic(house, T0 + 10 * BLOCK_S, BLOCK_S, UTC_ZONE, block_rng(5, (0,), (T0 // BLOCK_S) + 10))
-    assert np.array_equal(span.overall_kw[:5], before.overall_kw[-5:])
-    assert np.array_equal(span.overall_kw[5:], after.overall_kw[:5])
+    day = T0 // 86_400
+    span = classic_seconds(house, T0 + 86_400 - 5, 10, UTC_ZONE, 5, (0,))
+    before = noise_rng(5, (0,), day).uniform(0.1, 1.0, size=86_400)[-5:]
+    after = noise_rng(5, (0,), day + 1).uniform(0.1, 1.0, size=5)
+    ac = house.ac_kw  # A runs AC at 00-07 and 18-23: off at 23:59:5x, on from 00:00:00
+    assert np.allclose(span.overall_kw[5:], house.base_kw + ac + after)
+    assert np.allclose(span.overall_kw[:5], house.base_kw + 0.0 + before)
 
 
 def test_classic_seconds_over_an_hour_switch() -> None:
@@ -153,8 +154,17 @@ def test_each_block_has_its_own_draws() -> None:
     assert not np.array_equal(blocks[1], blocks[2])
 
 
-def test_block_rng_is_the_documented_seed_sequence() -> None:
-    block = T0 // BLOCK_S
-    expected = np.random.Generator(np.random.PCG64(np.random.SeedSequence(9, spawn_key=(0, 2, block)))).random(4)
-    assert np.array_equal(block_rng(9, (2,), block).random(4), expected)
-    assert not np.array_equal(block_rng(9, (2,), block + 1).random(4), expected)
+def test_noise_rng_is_the_documented_seed_sequence() -> None:
+    day = T0 // 86_400
+    expected = np.random.Generator(np.random.PCG64(np.random.SeedSequence(9, spawn_key=(0, 2, day)))).random(4)
+    assert np.array_equal(noise_rng(9, (2,), day).random(4), expected)
+    assert not np.array_equal(noise_rng(9, (2,), day + 1).random(4), expected)
+
+
+def test_day_keyed_uniform_jumps_exactly() -> None:
+    """advance() lands on the same draw as drawing the whole day: any start, any length."""
+    day = T0 // 86_400
+    whole = noise_rng(3, (1, 7), day).uniform(0.1, 1.0, size=86_400)
+    for offset, n in ((0, 1), (1, 59), (12_345, 1000), (86_399, 1)):
+        part = day_keyed_uniform(3, (1, 7), day * 86_400 + offset, n, 0.1, 1.0)
+        assert np.array_equal(part, whole[offset : offset + n])

@@ -1,0 +1,120 @@
+"""python -m simulator generate / plot, in process: files written, settings as defaults, and bad input answered with one
+line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simulator.__main__ import main
+from simulator.writers import MANIFEST
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No FLEET_* setting leaks in from the environment running the tests."""
+    import os
+
+    for key in [k for k in os.environ if k.startswith("FLEET_")]:
+        monkeypatch.delenv(key)
+
+
+def test_generate_seed_layout(tmp_path: Path) -> None:
+    argv = ["generate", "--days", "1", "--households", "A,B,C", "--errors-every", "25", "--seed", "1"]
+    assert main([*argv, "--format", "csv", "--layout", "seed", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "realistic_fake_energy_data_with_errors.csv").read_text()
+    assert text.startswith(",A_AC,A_Geyser,A_Overall,B_AC,B_Geyser,B_Overall,C_AC,C_Geyser,C_Overall\n0,")
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert manifest["seed"] == 1
+    assert manifest["errors"]["every_s"] == 25
+    assert manifest["errors"]["types"] == ["negative", "spike", "missing"]
+
+
+def test_generate_tidy_parquet_fleet(tmp_path: Path) -> None:
+    argv = ["generate", "--fleet", "2", "--households", "B", "--error-probability", "0.001", "--error-types", "all"]
+    argv += ["--format", "parquet", "--start-date", "2024-06-01", "--tz", "Asia/Kolkata", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    frame = pd.read_parquet(tmp_path / "energy_data_with_errors.parquet")
+    assert list(pd.unique(frame["meter"])) == ["B-0001", "B-0002"]
+    assert frame["timestamp"].iloc[0] == pd.Timestamp("2024-05-31T18:30:00Z")  # local midnight in Kolkata
+    assert len(frame) == 2 * 86_400
+
+
+def test_settings_are_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEET_SEED", "77")
+    monkeypatch.setenv("FLEET_TZ", "Asia/Kolkata")
+    assert main(["generate", "--households", "A", "--out", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert (manifest["seed"], manifest["tz"], manifest["profile"]) == (77, "Asia/Kolkata", "classic")
+    assert manifest["files"] == ["energy_data_without_errors.csv"]
+
+
+def test_same_command_same_data(tmp_path: Path) -> None:
+    argv = ["generate", "--households", "C", "--errors-every", "10", "--seed", "3"]
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "two")]) == 0
+    name = "energy_data_with_errors.csv"
+    assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "--days", "0"], "--days: must be 1-3660"),
+        (["generate", "--days", "three"], "--days: not a whole number"),
+        (["generate", "--fleet", "-1"], "--fleet: must be 1-"),
+        (["generate", "--households", "A,Q"], "unknown household 'Q'"),
+        (["generate", "--households", " , "], "--households: no households given"),
+        (["generate", "--format", "xlsx"], "invalid choice: 'xlsx'"),
+        (["generate", "--layout", "wide"], "invalid choice: 'wide'"),
+        (["generate", "--layout", "seed", "--fleet", "3"], "seed layout"),
+        (["generate", "--layout", "seed", "--format", "parquet"], "seed layout is the original CSV"),
+        (["generate", "--profile", "nonesuch"], "--profile: unknown profile 'nonesuch'"),
+        (["generate", "--errors-every", "5", "--error-probability", "0.1"], "not both"),
+        (["generate", "--errors-every", "0"], "--errors-every: must be 1-86400"),
+        (["generate", "--error-probability", "2"], "--error-probability: must be > 0 and <= 1"),
+        (["generate", "--error-probability", "lots"], "--error-probability: not a number"),
+        (["generate", "--error-types", "spike"], "--error-types: needs --errors-every or --error-probability"),
+        (["generate", "--errors-every", "5", "--error-types", "gremlins"], "unknown error type 'gremlins'"),
+        (["generate", "--start-date", "2024-02-30"], "--start-date: expected YYYY-MM-DD"),
+        (["generate", "--tz", "Mars/Olympus"], "--tz: unknown time zone"),
+        (["generate", "--seed", "-4"], "--seed: must be 0-"),
+        (["generate", "--bogus"], "unrecognized arguments: --bogus"),
+        (["plot", "--household", "Q", "--date", "2024-01-01"], "unknown household 'Q'"),
+        (["plot", "--household", "A", "--date", "yesterday"], "--date: expected YYYY-MM-DD"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "the following arguments are required: command"),
+        (["run"], "the following arguments are required: --household"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    out = [] if not args or args[0] not in ("generate", "plot") else ["--out", str(tmp_path / "x.png")]
+    assert main([*args, *out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("simulator: configuration error: ")
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_bad_setting_is_exit_code_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FLEET_PROFILE", "nonesuch")
+    assert main(["generate", "--out", str(tmp_path)]) == 2
+    assert "FLEET_PROFILE" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["generate", "--households", "A", "--out", str(blocker / "sub")]) == 2
+    assert "--out: cannot write there" in capsys.readouterr().err
+    assert main(["plot", "--household", "A", "--date", "2024-01-01", "--out", str(tmp_path / "day.nope")]) == 2
+    assert "--out: cannot write" in capsys.readouterr().err
