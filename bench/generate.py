@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from simulator.__main__ import main as simulator_main
-from simulator.days import day_span
 from simulator.fleet import fleet_specs, make_profile
+from simulator.localday import day_span
 
 # The original's schedules: household -> (AC kW, AC hours, Geyser kW, Geyser hours), blocks [lo, hi).
 ORIGINAL_HOUSEHOLDS = {

@@ -14,17 +14,19 @@ from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from config.errors import ConfigError
+from config.realistic import CLIMATES
 from config.wire import valid_meter_id
 
 PREFIX: Final = "FLEET_"
-PROFILES: Final = ("classic",)
+PROFILES: Final = ("classic", "realistic")
 
 DEFAULT_MQTT_HOST: Final = "127.0.0.1"
 DEFAULT_MQTT_PORT: Final = 1883
 DEFAULT_HTTP_HOST: Final = "127.0.0.1"
 DEFAULT_HTTP_PORT: Final = 5000
 DEFAULT_SPEED: Final = 1.0
-DEFAULT_PROFILE: Final = "classic"
+DEFAULT_PROFILE: Final = "realistic"
+DEFAULT_CLIMATE: Final = "new-delhi"
 DEFAULT_TZ: Final = "UTC"
 DEFAULT_HOUSEHOLDS: Final = ("A", "B", "C")
 DEFAULT_GRACE_S: Final = 1
@@ -42,7 +44,8 @@ KNOWN_KEYS: Final[dict[str, str]] = {
     "FLEET_HTTP_PORT": "bridge HTTP port (default 5000)",
     "FLEET_SPEED": "simulation speed, simulated seconds per wall second (default 1)",
     "FLEET_START": "simulated time of day to start at, HH:MM:SS (default: now)",
-    "FLEET_PROFILE": "meter profile: classic",
+    "FLEET_PROFILE": "meter profile: realistic (default) or classic (the original schedules, exactly)",
+    "FLEET_CLIMATE": "climate of the realistic profile: new-delhi (default), phoenix or brisbane",
     "FLEET_TZ": "IANA time zone of the households' schedules and of midnight (default UTC)",
     "FLEET_SEED": "fleet seed, a whole number >= 0 (default: fresh entropy, logged)",
     "FLEET_HOUSEHOLDS": "households the bridge knows before it hears them (default A,B,C)",
@@ -83,6 +86,7 @@ class Settings:
     speed: float
     start_s: int | None
     profile: str
+    climate: str
     tz: str
     seed: int | None
     households: tuple[str, ...]
@@ -160,6 +164,14 @@ def parse_households(text: str, key: str = "FLEET_HOUSEHOLDS") -> tuple[str, ...
     return ids
 
 
+def parse_climate(text: str, key: str = "FLEET_CLIMATE") -> str:
+    """A climate preset of the realistic profile."""
+    name = text.strip().lower()
+    if name not in CLIMATES:
+        raise ConfigError(key, f"unknown climate {text!r} (known: {', '.join(CLIMATES)})")
+    return name
+
+
 def parse_tz(text: str, key: str = "FLEET_TZ") -> str:
     """An IANA time zone name."""
     try:
@@ -217,6 +229,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         speed=_get(env, "FLEET_SPEED", parse_speed, DEFAULT_SPEED),
         start_s=_get(env, "FLEET_START", parse_time_of_day, None),
         profile=profile,
+        climate=_get(env, "FLEET_CLIMATE", parse_climate, DEFAULT_CLIMATE),
         tz=_get(env, "FLEET_TZ", parse_tz, DEFAULT_TZ),
         seed=_get(env, "FLEET_SEED", _bounded_int("FLEET_SEED", 0, 2**63 - 1), None),
         households=_get(env, "FLEET_HOUSEHOLDS", parse_households, DEFAULT_HOUSEHOLDS),

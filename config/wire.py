@@ -33,7 +33,7 @@ ONLINE: Final = "online"
 OFFLINE: Final = "offline"
 
 MAX_PAYLOAD_BYTES: Final = 64 * 1024
-MAX_ABS_POWER_W: Final = 1_000_000.0  # 1 MW: far above any household, below float nonsense
+MAX_ABS_POWER_W: Final = 100_000_000.0  # 100 MW: above any injected spike (x100 of an office), below nonsense
 MAX_ENERGY_KWH: Final = 1e9
 MIN_TS: Final = 946_684_800  # 2000-01-01T00:00:00Z
 MAX_TS: Final = 7_258_118_400  # 2200-01-01T00:00:00Z

@@ -27,12 +27,21 @@ import numpy as np
 from config.errors import ConfigError
 from config.households import CLASSIC_ORDER
 from config.logs import configure_logging
-from config.settings import Settings, load_settings, parse_broker_url, parse_speed, parse_time_of_day, parse_tz
+from config.realistic import CLIMATES
+from config.settings import (
+    Settings,
+    load_settings,
+    parse_broker_url,
+    parse_climate,
+    parse_speed,
+    parse_time_of_day,
+    parse_tz,
+)
 from simulator.clock import SimClock, start_epoch
 from simulator.dataset import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS, DatasetPlan
-from simulator.days import day_span
 from simulator.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
 from simulator.fleet import MAX_FLEET, PROFILES, build_meters, fleet_specs, make_profile
+from simulator.localday import day_span
 from simulator.publisher import FleetLoop
 
 log = logging.getLogger("simulator")
@@ -61,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--broker", help="mqtt://[user:pass@]host:port (default from FLEET_BROKER / FLEET_MQTT_*)")
     run.add_argument("--speed", help="simulated seconds per wall second (default FLEET_SPEED or 1)")
     run.add_argument("--start", help="simulated time of day to start at, HH:MM:SS (default: now)")
-    run.add_argument("--seed", type=int, help="fleet seed (default FLEET_SEED or fresh entropy)")
+    _fault_options(run, "live readings carry them, without saying so, as real meters do")
+    _common(run)
 
     gen = sub.add_parser("generate", help="write a dataset of per-second readings (csv or parquet), with errors")
     gen.add_argument("--out", required=True, metavar="DIR", help="directory to write to (created if missing)")
@@ -69,13 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--households", default=",".join(CLASSIC_ORDER), help="comma-separated households (default A,B,C)")
     gen.add_argument("--fleet", metavar="N", help="N meters spread over the households (A-0001, B-0001, ...)")
     gen.add_argument("--start-date", metavar="YYYY-MM-DD", help="first local day (default 2024-01-01)")
-    gen.add_argument("--errors-every", metavar="N", help="every N seconds every channel gets an error (original: 25)")
-    gen.add_argument("--error-probability", metavar="P", help="or: each second and channel gets an error with P")
-    gen.add_argument(
-        "--error-types",
-        metavar="LIST",
-        help="negative,spike,missing,stuck,dropout or all (default negative,spike,missing: the original's)",
-    )
+    _fault_options(gen, "the with-errors file carries the ground truth")
     gen.add_argument("--format", choices=FORMATS, default="csv", help="file format (default csv)")
     gen.add_argument("--layout", choices=LAYOUTS, default="tidy", help="tidy (default) or seed: the original's CSV")
     _common(gen)
@@ -88,8 +92,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fault_options(parser: argparse.ArgumentParser, what: str) -> None:
+    group = parser.add_argument_group("injected errors", what)
+    group.add_argument("--errors-every", metavar="N", help="every N seconds every channel gets an error (original: 25)")
+    group.add_argument("--error-probability", metavar="P", help="or: each second and channel gets an error with P")
+    group.add_argument(
+        "--error-types",
+        metavar="LIST",
+        help="negative,spike,missing,stuck,dropout or all (default negative,spike,missing: the original's)",
+    )
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help=f"meter profile: {', '.join(sorted(PROFILES))} (default FLEET_PROFILE)")
+    parser.add_argument("--climate", help=f"climate of the realistic profile: {', '.join(CLIMATES)} (FLEET_CLIMATE)")
     parser.add_argument("--seed", help="fleet seed (default FLEET_SEED or fresh entropy, logged)")
     parser.add_argument("--tz", help="IANA time zone of the households (default FLEET_TZ)")
 
@@ -129,6 +145,10 @@ def _seed(text: str | None, settings: Settings) -> int:
     return int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]
 
 
+def _climate(text: str | None, settings: Settings) -> str:
+    return settings.climate if text is None else parse_climate(text, "--climate")
+
+
 def _profile(text: str | None, settings: Settings) -> str:
     name = settings.profile if text is None else text.strip().lower()
     if name not in PROFILES:
@@ -153,17 +173,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     broker = parse_broker_url(args.broker, "--broker") if args.broker else settings.broker
     speed = parse_speed(args.speed, "--speed") if args.speed else settings.speed
     start_s = parse_time_of_day(args.start, "--start") if args.start else settings.start_s
-    seed = args.seed if args.seed is not None else settings.seed
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]
-    if seed < 0:
-        raise ConfigError("--seed", "must be >= 0")
+    seed = _seed(args.seed, settings)
+    profile, climate = _profile(args.profile, settings), _climate(args.climate, settings)
     specs = fleet_specs(args.household)
     ids = [spec.meter_id for spec in specs]
-    zone = settings.zone()
+    zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
     sim_start = start_epoch(time.time(), zone, start_s)
     clock = SimClock(wall_origin=time.monotonic(), sim_origin=sim_start, speed=speed)
-    loop = FleetLoop(build_meters(specs, seed, zone, sim_start, settings.profile), broker, clock)
+    faults = _faults(args)
+    meters = build_meters(specs, seed, zone, sim_start, profile, climate, faults)
+    loop = FleetLoop(meters, broker, clock)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
@@ -172,12 +191,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     log.info(
-        "meters %s: profile %s, seed %d, speed %g, tz %s, broker %s",
+        "meters %s: profile %s (%s), seed %d, speed %g, tz %s, errors %s, broker %s",
         ",".join(ids),
-        settings.profile,
+        profile,
+        climate,
         seed,
         speed,
-        settings.tz,
+        zone.key,
+        "none" if faults is None else faults,
         broker.url(),
     )
     loop.run()
@@ -195,6 +216,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         households=households,
         fleet_size=None if args.fleet is None else _whole(args.fleet, "--fleet", 1, MAX_FLEET),
         profile=_profile(args.profile, settings),
+        climate=_climate(args.climate, settings),
         tz=settings.tz if args.tz is None else parse_tz(args.tz, "--tz"),
         seed=_seed(args.seed, settings),
         start_date=DEFAULT_START_DATE if args.start_date is None else _date(args.start_date, "--start-date"),
@@ -229,7 +251,7 @@ def _plot(args: argparse.Namespace, settings: Settings) -> int:
     spec = fleet_specs([args.household])[0]
     zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
     name, seed = _profile(args.profile, settings), _seed(args.seed, settings)
-    profile = make_profile(name, spec, zone, seed)
+    profile = make_profile(name, spec, zone, seed, _climate(args.climate, settings))
     start, end = day_span(day, zone)
     title = f"household {spec.meter_id}, {day} ({zone.key}), {name} profile, seed {seed}"
     figure = day_figure(profile.block(start, end - start), title, thermals_of(profile, day))

@@ -21,10 +21,10 @@ import numpy as np
 
 from config.errors import ConfigError
 from config.households import CLASSIC_ORDER
-from config.settings import parse_tz
-from simulator.days import day_span
+from config.settings import DEFAULT_CLIMATE, parse_tz
 from simulator.faults import CodeArray, FaultConfig, fault_day, stack
 from simulator.fleet import PROFILES, MeterSpec, fleet_specs, make_profile
+from simulator.localday import day_span
 from simulator.profiles import FloatArray
 
 LAYOUTS: Final = ("tidy", "seed")
@@ -42,6 +42,7 @@ class DatasetPlan:
     households: tuple[str, ...] = CLASSIC_ORDER
     fleet_size: int | None = None
     profile: str = "classic"
+    climate: str = DEFAULT_CLIMATE
     tz: str = "UTC"
     seed: int = 0
     start_date: date = DEFAULT_START_DATE
@@ -115,7 +116,7 @@ def chunks(plan: DatasetPlan) -> Iterator[Chunk]:
     """The dataset's data, day by day, then ``plan.group_size()`` meters at a time."""
     zone = plan.zone()
     specs = plan.specs()
-    profiles = [make_profile(plan.profile, spec, zone, plan.seed) for spec in specs]
+    profiles = [make_profile(plan.profile, spec, zone, plan.seed, plan.climate) for spec in specs]
     size = plan.group_size()
     for offset in range(plan.days):
         day = plan.start_date + timedelta(days=offset)

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from config.errors import ConfigError
-from simulator.days import days_covering
+from simulator.localday import days_covering
 from simulator.profiles import FloatArray, MeterProfile, ProfileBlock
 from simulator.seeds import MeterKey, Purpose, rng_for
 

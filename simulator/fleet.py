@@ -15,11 +15,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
+
 from config.errors import ConfigError
 from config.households import household, seed_index
+from config.realistic import CLIMATES
+from config.settings import DEFAULT_CLIMATE
 from config.wire import Reading
-from simulator.meter import MeterState, step
-from simulator.profiles import BLOCK_S, ClassicProfile, MeterProfile, ProfileBlock
+from simulator.faults import ErrorType, FaultConfig, faulted_seconds, stack
+from simulator.localday import day_span, local_date
+from simulator.meter import MeterState, skip, step
+from simulator.profiles import BLOCK_S, ClassicProfile, FloatArray, MeterProfile
+from simulator.realistic import realistic_profile
 from simulator.seeds import MeterKey
 
 MAX_FLEET = 100_000
@@ -51,32 +59,61 @@ def fleet_specs(households: Sequence[str], fleet_size: int | None = None) -> lis
     return specs
 
 
-ProfileFactory = Callable[[MeterSpec, ZoneInfo, int], MeterProfile]
+ProfileFactory = Callable[[MeterSpec, ZoneInfo, int, str], MeterProfile]
 
 
-def _classic(spec: MeterSpec, tz: ZoneInfo, seed: int) -> MeterProfile:
-    return ClassicProfile(household(spec.template), tz, seed, spec.key)
+def _classic(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterProfile:
+    return ClassicProfile(household(spec.template), tz, seed, spec.key)  # the original knew no climate
 
 
-PROFILES: dict[str, ProfileFactory] = {"classic": _classic}
+def _realistic(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterProfile:
+    return realistic_profile(spec, tz, seed, CLIMATES[climate])
 
 
-def make_profile(name: str, spec: MeterSpec, tz: ZoneInfo, seed: int) -> MeterProfile:
-    """The named profile (``classic``, ...) for one meter."""
+PROFILES: dict[str, ProfileFactory] = {"classic": _classic, "realistic": _realistic}
+
+
+def make_profile(name: str, spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str = DEFAULT_CLIMATE) -> MeterProfile:
+    """The named profile (``classic`` or ``realistic``) for one meter; ``climate`` is a key of ``CLIMATES``."""
     factory = PROFILES.get(name)
     if factory is None:
         raise ConfigError("profile", f"unknown profile {name!r} (known: {', '.join(sorted(PROFILES))})")
-    return factory(spec, tz, seed)
+    if climate not in CLIMATES:
+        raise ConfigError("climate", f"unknown climate {climate!r} (known: {', '.join(CLIMATES)})")
+    return factory(spec, tz, seed, climate)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Seconds ``start_s ..`` of a meter: true power, reported power (NaN = no value) and dropouts, kW."""
+
+    start_s: int
+    true_kw: FloatArray
+    reported_kw: FloatArray
+    dropout: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.true_kw)
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    """Errors a live meter injects into what it reports (``None`` on a meter means none)."""
+
+    config: FaultConfig
+    tz: ZoneInfo
+    seed: int
 
 
 @dataclass(slots=True)
 class Meter:
-    """One simulated meter: its spec, its profile, its state and the cached profile block."""
+    """One simulated meter: its spec, its profile, its state, optional error injection and the cached frame."""
 
     spec: MeterSpec
     profile: MeterProfile
     state: MeterState
-    _block: ProfileBlock | None = field(default=None, repr=False)
+    injection: Injection | None = None
+    _frame: Frame | None = field(default=None, repr=False)
 
     @property
     def meter_id(self) -> str:
@@ -87,30 +124,62 @@ class Meter:
         """Simulated time at which the next reading is complete (the end of its second)."""
         return float(self.state.next_ts + 1)
 
-    def _power_kw(self, ts: int) -> tuple[float, float, float]:
-        block = self._block
-        if block is None or not block.start_s <= ts < block.start_s + BLOCK_S:
-            block = self.profile.block(ts - ts % BLOCK_S, BLOCK_S)
-            self._block = block
-        i = ts - block.start_s
-        return float(block.ac_kw[i]), float(block.geyser_kw[i]), float(block.overall_kw[i])
+    def _frame_at(self, ts: int) -> Frame:
+        frame = self._frame
+        if frame is not None and frame.start_s <= ts < frame.start_s + len(frame):
+            return frame
+        if self.injection is None:  # a minute at a time
+            block = stack(self.profile.block(ts - ts % BLOCK_S, BLOCK_S))
+            frame = Frame(ts - ts % BLOCK_S, block, block, np.zeros(len(block), dtype=bool))
+        else:  # errors are drawn per local day: the meter's whole day at once
+            inj = self.injection
+            start, end = day_span(local_date(ts, inj.tz), inj.tz)
+            faulted = faulted_seconds(self.profile, start, end - start, inj.tz, inj.config, inj.seed, self.spec.key)
+            dropout = np.any(faulted.codes == ErrorType.DROPOUT, axis=1)
+            frame = Frame(start, faulted.clean_kw, faulted.values_kw, dropout)
+        self._frame = frame
+        return frame
 
     def due(self, sim_now: float, limit: int) -> list[Reading]:
-        """Readings of every second that ended at or before ``sim_now``, oldest first, at most ``limit``."""
+        """Readings of every second that ended at or before ``sim_now``, oldest first, at most ``limit``.
+
+        A dropout second publishes nothing (its ``ts`` is simply absent); it still counts against ``limit``.
+        """
         readings: list[Reading] = []
-        while len(readings) < limit and self.state.next_ts + 1 <= sim_now:
-            ac, geyser, overall = self._power_kw(self.state.next_ts)
-            self.state, reading = step(self.state, ac, geyser, overall)
+        for _ in range(limit):
+            ts = self.state.next_ts
+            if ts + 1 > sim_now:
+                break
+            frame = self._frame_at(ts)
+            i = ts - frame.start_s
+            true_kw = (float(frame.true_kw[i, 0]), float(frame.true_kw[i, 1]), float(frame.true_kw[i, 2]))
+            if frame.dropout[i]:
+                self.state = skip(self.state, true_kw)
+                continue
+            ac, geyser, overall = (None if np.isnan(v) else float(v) for v in frame.reported_kw[i])
+            self.state, reading = step(self.state, ac, geyser, overall, true_kw)
             readings.append(reading)
         return readings
 
 
 def build_meters(
-    specs: Sequence[MeterSpec], seed: int, tz: ZoneInfo, sim_start: float, profile: str = "classic"
+    specs: Sequence[MeterSpec],
+    seed: int,
+    tz: ZoneInfo,
+    sim_start: float,
+    profile: str = "classic",
+    climate: str = DEFAULT_CLIMATE,
+    faults: FaultConfig | None = None,
 ) -> list[Meter]:
-    """Meters for these specs, each starting at the second containing ``sim_start``."""
+    """Meters for these specs, each starting at the second containing ``sim_start``, with optional errors."""
     first_ts = math.floor(sim_start)
+    injection = None if faults is None else Injection(faults, tz, seed)
     return [
-        Meter(spec, make_profile(profile, spec, tz, seed), MeterState(meter_id=spec.meter_id, seq=0, next_ts=first_ts))
+        Meter(
+            spec,
+            make_profile(profile, spec, tz, seed, climate),
+            MeterState(meter_id=spec.meter_id, seq=0, next_ts=first_ts),
+            injection,
+        )
         for spec in specs
     ]

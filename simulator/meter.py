@@ -1,7 +1,9 @@
 """Meter stepping: a meter's counters and sequence, advanced one simulated second at a time.
 
 Pure: ``step`` takes the state and the second's power (kW) and returns the next state and the reading. Energy counters
-are kWh and only grow (a channel with no value adds nothing). ``seq`` grows by exactly 1 per reading.
+are kWh and only grow. They integrate the *true* power when it is given (``true_kw``): an injected error corrupts the
+reported instantaneous power, not the meter's energy register; without it, a channel with no value adds nothing.
+``seq`` grows by exactly 1 per reading; ``skip`` passes a second that publishes no reading (a dropout).
 """
 
 from __future__ import annotations
@@ -31,13 +33,28 @@ def _w(power_kw: float | None) -> float | None:
     return None if power_kw is None else power_kw * 1000.0
 
 
+def _registers(
+    state: MeterState, powers_kw: tuple[float | None, float | None, float | None]
+) -> tuple[float, float, float]:
+    ac_kw, geyser_kw, overall_kw = powers_kw
+    return _kwh(state.ac_kwh, ac_kw), _kwh(state.geyser_kwh, geyser_kw), _kwh(state.overall_kwh, overall_kw)
+
+
+def skip(state: MeterState, true_kw: tuple[float, float, float]) -> MeterState:
+    """A second with no reading on the wire (dropout): energy still accrues, ``seq`` does not move."""
+    ac_kwh, geyser_kwh, overall_kwh = _registers(state, true_kw)
+    return replace(state, next_ts=state.next_ts + 1, ac_kwh=ac_kwh, geyser_kwh=geyser_kwh, overall_kwh=overall_kwh)
+
+
 def step(
-    state: MeterState, ac_kw: float | None, geyser_kw: float | None, overall_kw: float | None
+    state: MeterState,
+    ac_kw: float | None,
+    geyser_kw: float | None,
+    overall_kw: float | None,
+    true_kw: tuple[float, float, float] | None = None,
 ) -> tuple[MeterState, Reading]:
     """Account one second ``[state.next_ts, state.next_ts + 1)`` of power and emit its reading."""
-    ac_kwh = _kwh(state.ac_kwh, ac_kw)
-    geyser_kwh = _kwh(state.geyser_kwh, geyser_kw)
-    overall_kwh = _kwh(state.overall_kwh, overall_kw)
+    ac_kwh, geyser_kwh, overall_kwh = _registers(state, (ac_kw, geyser_kw, overall_kw) if true_kw is None else true_kw)
     reading = Reading(
         meter=state.meter_id,
         seq=state.seq,

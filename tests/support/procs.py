@@ -166,10 +166,22 @@ def start_meters(
     seed: int = 1,
     env: Mapping[str, str] | None = None,
     name: str | None = None,
+    profile: str = "classic",
+    extra: Sequence[str] = (),
 ) -> Proc:
-    """Start one simulator process running ``households``."""
+    """Start one simulator process running ``households`` (classic profile unless told: its values are exact)."""
     argv = python_module(
-        "simulator", "run", "--broker", f"mqtt://{LOOPBACK}:{broker_port}", "--speed", str(speed), "--seed", str(seed)
+        "simulator",
+        "run",
+        "--broker",
+        f"mqtt://{LOOPBACK}:{broker_port}",
+        "--speed",
+        str(speed),
+        "--seed",
+        str(seed),
+        "--profile",
+        profile,
+        *extra,
     )
     for household in households:
         argv += ["--household", household]

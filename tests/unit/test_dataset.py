@@ -16,10 +16,10 @@ import pytest
 
 from config.errors import ConfigError
 from simulator.dataset import DatasetPlan, chunks
-from simulator.days import day_span
 from simulator.faults import ALL_TYPES, LABELS, ErrorType, FaultConfig, faulted_seconds
 from simulator.fleet import make_profile
 from simulator.layouts import TIDY_ERRORS, TIDY_VALUES
+from simulator.localday import day_span
 from simulator.writers import MANIFEST, float_text, write_dataset
 
 SEED = 5

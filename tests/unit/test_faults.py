@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from config.errors import ConfigError
-from simulator.days import day_span, days_covering
 from simulator.faults import (
     ALL_TYPES,
     LABELS,
@@ -24,6 +23,7 @@ from simulator.faults import (
     stack,
 )
 from simulator.fleet import fleet_specs, make_profile
+from simulator.localday import day_span, days_covering
 from simulator.profiles import FloatArray, MeterProfile
 
 UTC_ZONE = ZoneInfo("UTC")

@@ -48,7 +48,7 @@ def test_settings_are_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("FLEET_TZ", "Asia/Kolkata")
     assert main(["generate", "--households", "A", "--out", str(tmp_path)]) == 0
     manifest = json.loads((tmp_path / MANIFEST).read_text())
-    assert (manifest["seed"], manifest["tz"], manifest["profile"]) == (77, "Asia/Kolkata", "classic")
+    assert (manifest["seed"], manifest["tz"], manifest["profile"]) == (77, "Asia/Kolkata", "realistic")
     assert manifest["files"] == ["energy_data_without_errors.csv"]
 
 

@@ -61,7 +61,7 @@ def test_status(ingest: Ingest, status: str) -> None:
         (TOPIC, payload(extra=True), "unknown_key"),
         (TOPIC, payload(seq=True), "bad_type"),
         (TOPIC, payload(overall_w="2100"), "bad_type"),
-        (TOPIC, payload(ac_w=5e6), "out_of_range"),
+        (TOPIC, payload(ac_w=5e8), "out_of_range"),
         (TOPIC, payload(ac_kwh=-1.0), "out_of_range"),
         (TOPIC, payload(ts="yesterday"), "bad_ts"),
         (TOPIC, payload(meter="B"), "meter_mismatch"),

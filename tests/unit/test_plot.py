@@ -111,8 +111,8 @@ def test_plot_command_draws_temperatures_once_a_profile_has_them(
 ) -> None:
     calls: list[date] = []
 
-    def factory(spec: MeterSpec, tz: ZoneInfo, seed: int) -> MeterProfile:
-        return ThermalProfile(fleet.PROFILES["classic"](spec, tz, seed), calls)
+    def factory(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterProfile:
+        return ThermalProfile(fleet.PROFILES["classic"](spec, tz, seed, climate), calls)
 
     monkeypatch.setitem(fleet.PROFILES, "thermal-test", factory)
     out = tmp_path / "thermal.png"

@@ -14,7 +14,8 @@ def test_defaults() -> None:
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 5000)
     assert settings.speed == 1.0
     assert settings.start_s is None
-    assert settings.profile == "classic"
+    assert settings.profile == "realistic"
+    assert settings.climate == "new-delhi"
     assert settings.tz == "UTC"
     assert str(settings.zone()) == "UTC"
     assert settings.seed is None
