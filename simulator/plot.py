@@ -53,7 +53,13 @@ def _hours(count: int, day_s: int) -> npt.NDArray[np.float64]:
 
 def day_figure(block: ProfileBlock, title: str, thermals: DayThermals | None = None) -> Figure:
     """A figure of one day's ``block`` (power per second, kW), with temperature panels when ``thermals`` is given."""
-    panels = 1 if thermals is None else 3
+    series: list[tuple[npt.NDArray[np.float64], str, str]] = []
+    if thermals is not None:
+        series.append((np.asarray(thermals.room_c, dtype=np.float64), "room (°C)", "tab:green"))
+        tank = np.asarray(thermals.tank_c, dtype=np.float64)
+        if np.ptp(tank) > 0:  # a household without a water heater (the office) has a constant "tank": no panel
+            series.append((tank, "tank (°C)", "tab:orange"))
+    panels = 1 + len(series)
     fig = Figure(figsize=(11, 3.2 * panels + 0.6), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
@@ -72,14 +78,9 @@ def day_figure(block: ProfileBlock, title: str, thermals: DayThermals | None = N
     power.set_ylim(low, high + 0.25 * (high - low))  # room for the legend above the data
     power.legend(loc="upper left", ncols=4, fontsize="small")
     power.set_title(title)
-    if thermals is not None:
-        for axis, temperatures, label, colour in (
-            (axes[1], thermals.room_c, "room (°C)", "tab:green"),
-            (axes[2], thermals.tank_c, "tank (°C)", "tab:orange"),
-        ):
-            series = np.asarray(temperatures, dtype=np.float64)
-            axis.plot(_hours(len(series), day_s), series, color=colour, linewidth=0.8)
-            axis.set_ylabel(label)
+    for axis, (temperatures, label, colour) in zip(axes[1:], series, strict=True):
+        axis.plot(_hours(len(temperatures), day_s), temperatures, color=colour, linewidth=0.8)
+        axis.set_ylabel(label)
     last = axes[-1]
     last.set_xlabel("hours since local midnight")
     last.set_xlim(0, day_s / 3600.0)
