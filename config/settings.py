@@ -144,13 +144,7 @@ def parse_port(text: str, key: str) -> int:
 
 def parse_speed(text: str, key: str = "FLEET_SPEED") -> float:
     """A simulation speed: a finite number in (0, 100000]."""
-    try:
-        speed = float(text)
-    except ValueError as exc:
-        raise ConfigError(key, f"not a number: {text!r}") from exc
-    if not 0 < speed <= 100_000:
-        raise ConfigError(key, f"speed must be > 0 and <= 100000, got {text!r}")
-    return speed
+    return parse_float_in(text, key, 0.0, 100_000.0)
 
 
 def parse_households(text: str, key: str = "FLEET_HOUSEHOLDS") -> tuple[str, ...]:
@@ -195,14 +189,27 @@ def _get(env: Mapping[str, str], key: str, parse: Callable[[str], _T], default: 
     return parse(raw)
 
 
-def _bounded_int(key: str, low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = _int(text, key)
-        if not low <= value <= high:
-            raise ConfigError(key, f"must be {low}-{high}, got {value}")
-        return value
+def parse_int_in(text: str, key: str, low: int, high: int) -> int:
+    """A whole number in ``[low, high]``."""
+    value = _int(text, key)
+    if not low <= value <= high:
+        raise ConfigError(key, f"must be {low}-{high}, got {value}")
+    return value
 
-    return parse
+
+def parse_float_in(text: str, key: str, low: float, high: float) -> float:
+    """A number in ``(low, high]``."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise ConfigError(key, f"not a number: {text!r}") from exc
+    if not low < value <= high:
+        raise ConfigError(key, f"must be > {low:g} and <= {high:g}, got {text!r}")
+    return value
+
+
+def _bounded_int(key: str, low: int, high: int) -> Callable[[str], int]:
+    return lambda text: parse_int_in(text, key, low, high)
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:

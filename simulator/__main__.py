@@ -33,6 +33,8 @@ from config.settings import (
     load_settings,
     parse_broker_url,
     parse_climate,
+    parse_float_in,
+    parse_int_in,
     parse_speed,
     parse_time_of_day,
     parse_tz,
@@ -110,26 +112,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tz", help="IANA time zone of the households (default FLEET_TZ)")
 
 
-def _whole(text: str, key: str, low: int, high: int) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError as exc:
-        raise ConfigError(key, f"not a whole number: {text!r}") from exc
-    if not low <= value <= high:
-        raise ConfigError(key, f"must be {low}-{high}, got {value}")
-    return value
-
-
-def _fraction(text: str, key: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise ConfigError(key, f"not a number: {text!r}") from exc
-    if not 0.0 < value <= 1.0:
-        raise ConfigError(key, f"must be > 0 and <= 1, got {text!r}")
-    return value
-
-
 def _date(text: str, key: str) -> date:
     try:
         return date.fromisoformat(text.strip())
@@ -139,7 +121,7 @@ def _date(text: str, key: str) -> date:
 
 def _seed(text: str | None, settings: Settings) -> int:
     if text is not None:
-        return _whole(text, "--seed", 0, 2**63 - 1)
+        return parse_int_in(text, "--seed", 0, 2**63 - 1)
     if settings.seed is not None:
         return settings.seed
     return int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]
@@ -161,9 +143,11 @@ def _faults(args: argparse.Namespace) -> FaultConfig | None:
     if args.errors_every is not None and args.error_probability is not None:
         raise ConfigError("--errors-every", "give --errors-every or --error-probability, not both")
     if args.errors_every is not None:
-        return FaultConfig(every_s=_whole(args.errors_every, "--errors-every", 1, 86_400), types=types)
+        return FaultConfig(every_s=parse_int_in(args.errors_every, "--errors-every", 1, 86_400), types=types)
     if args.error_probability is not None:
-        return FaultConfig(probability=_fraction(args.error_probability, "--error-probability"), types=types)
+        return FaultConfig(
+            probability=parse_float_in(args.error_probability, "--error-probability", 0.0, 1.0), types=types
+        )
     if args.error_types is not None:
         raise ConfigError("--error-types", "needs --errors-every or --error-probability")
     return None
@@ -212,9 +196,9 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     if not households:
         raise ConfigError("--households", "no households given")
     plan = DatasetPlan(
-        days=_whole(args.days, "--days", 1, MAX_DAYS),
+        days=parse_int_in(args.days, "--days", 1, MAX_DAYS),
         households=households,
-        fleet_size=None if args.fleet is None else _whole(args.fleet, "--fleet", 1, MAX_FLEET),
+        fleet_size=None if args.fleet is None else parse_int_in(args.fleet, "--fleet", 1, MAX_FLEET),
         profile=_profile(args.profile, settings),
         climate=_climate(args.climate, settings),
         tz=settings.tz if args.tz is None else parse_tz(args.tz, "--tz"),
