@@ -123,10 +123,20 @@ def stream_data() -> Response:
 
 
 def _events(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool) -> Iterator[bytes]:
-    heartbeat_s = state.settings.heartbeat_s
-    history = state.history
     yield retry()
     last_sent = time.monotonic()
+    state.telemetry.client_opened()
+    try:
+        yield from _windows(state, spec, cursor, legacy, last_sent)
+    finally:  # the client went away (gunicorn closes the generator) or the server stops
+        state.telemetry.client_closed()
+
+
+def _windows(
+    state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, last_sent: float
+) -> Iterator[bytes]:
+    heartbeat_s = state.settings.heartbeat_s
+    history = state.history
     while True:
         watermark = history.watermark(spec.household)
         if watermark is not None:
@@ -144,6 +154,7 @@ def _events(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: 
             }
             data = legacy_data(window, status) if legacy else window_data(window, status, level(status))
             yield frame(data, event_id=str(end))
+            state.telemetry.window_sent()
             cursor.advance()
             last_sent = time.monotonic()
             continue

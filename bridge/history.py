@@ -38,7 +38,8 @@ class MeterRing:
     def __init__(self, capacity_s: int) -> None:
         self.capacity_s = capacity_s
         self.stamps = np.full(capacity_s, -1, dtype=np.int64)
-        self.values = np.full((capacity_s, 3), np.nan, dtype=np.float64)
+        self.values = np.full((capacity_s, 3), np.nan, dtype=np.float64)  # kW
+        self.energies = np.full((capacity_s, 3), np.nan, dtype=np.float64)  # kWh registers
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.last_seq: int | None = None
@@ -58,6 +59,7 @@ class MeterRing:
             return False
         self.stamps[slot] = ts
         self.values[slot] = [np.nan if v is None else v for v in reading.powers_kw()]
+        self.energies[slot] = (reading.ac_kwh, reading.geyser_kwh, reading.overall_kwh)
         self.received += 1
         if self.last_ts is None or ts > self.last_ts:
             self.last_ts = ts
@@ -75,6 +77,16 @@ class MeterRing:
         present = self.stamps[slots] == seconds
         out = np.where(present[:, None], self.values[slots], np.nan)
         return out, int(present.sum())
+
+    def last_energy(self, start: int, end: int) -> tuple[float, float, float] | None:
+        """The energy registers (kWh) of the last second received in ``[start, end)``."""
+        seconds = np.arange(start, end, dtype=np.int64)
+        slots = seconds % self.capacity_s
+        present = np.flatnonzero(self.stamps[slots] == seconds)
+        if len(present) == 0:
+            return None
+        ac, geyser, overall = (float(v) for v in self.energies[slots[present[-1]]])
+        return ac, geyser, overall
 
 
 class History:
@@ -137,6 +149,12 @@ class History:
             if ring is None:
                 return np.full((max(end - start, 0), 3), np.nan), 0
             return ring.samples(start, end)
+
+    def last_energy(self, meter: str, start: int, end: int) -> tuple[float, float, float] | None:
+        """AC, Geyser and Overall energy registers (kWh) of ``meter``'s last second received in ``[start, end)``."""
+        with self._lock:
+            ring = self._rings.get(meter)
+            return None if ring is None else ring.last_energy(start, end)
 
     def wait_for_watermark(self, meter: str, beyond: int | None, timeout: float) -> int | None:
         """Wait up to ``timeout`` s until ``meter``'s watermark exceeds ``beyond``; return the watermark then."""

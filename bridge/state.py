@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bridge.baseline import Baselines
@@ -11,6 +13,32 @@ from bridge.ingest import Ingest
 from bridge.sessions import Sessions
 from bridge.subscriber import Subscriber
 from config.settings import Settings
+
+
+class Telemetry:
+    """Counters and gauges of the bridge's own behaviour, thread-safe (read by /metrics and /healthz)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.windows_emitted = 0  # SSE window events sent, over all streams
+        self.sse_clients = 0  # open SSE connections
+        self.sse_resets = 0  # clients told to reset (fell too far behind)
+        self.started_wall = time.time()
+
+    def window_sent(self) -> None:
+        """Count one window event sent to a client."""
+        with self._lock:
+            self.windows_emitted += 1
+
+    def client_opened(self) -> None:
+        """Count an SSE connection opening."""
+        with self._lock:
+            self.sse_clients += 1
+
+    def client_closed(self) -> None:
+        """Count an SSE connection closing."""
+        with self._lock:
+            self.sse_clients -= 1
 
 
 @dataclass(slots=True)
@@ -24,6 +52,7 @@ class BridgeState:
     sessions: Sessions
     baselines: Baselines
     subscriber: Subscriber | None = None
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     def known_households(self) -> list[str]:
         """Configured households plus every meter heard on the wire."""

@@ -33,6 +33,12 @@ DEFAULT_GRACE_S: Final = 1
 DEFAULT_HISTORY_S: Final = 2 * 86_400
 DEFAULT_HEARTBEAT_S: Final = 15.0
 DEFAULT_LOG_LEVEL: Final = "INFO"
+DEFAULT_DATA_DIR: Final = "data"
+DEFAULT_RETENTION_S: Final = 7 * 86_400
+STORES: Final = ("readings", "aggregates")
+DEFAULT_STATS_SPAN_S: Final = 86_400
+DEFAULT_AGG_INTERVALS: Final = (60,)
+DEFAULT_HA_PREFIX: Final = "homeassistant"
 
 # Every setting, with what it means (README lists the same table).
 KNOWN_KEYS: Final[dict[str, str]] = {
@@ -53,6 +59,14 @@ KNOWN_KEYS: Final[dict[str, str]] = {
     "FLEET_HISTORY_S": "seconds of per-second history the bridge keeps in memory (default 172800)",
     "FLEET_HEARTBEAT_S": "seconds between SSE heartbeat comments (default 15)",
     "FLEET_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+    "FLEET_DATA_DIR": "directory of the bridge's database (default ./data)",
+    "FLEET_RETENTION_S": "seconds of history the bridge keeps on disk (default 604800: 7 days)",
+    "FLEET_STORE": "what the bridge stores on disk: readings (default) or aggregates (large fleets: windows only)",
+    "FLEET_STATS_SPAN_S": "seconds of history behind the quick statistics (default 86400)",
+    "FLEET_AGG_INTERVALS": "window lengths (s) the bridge republishes on meters/<id>/agg/<interval>s (default 60)",
+    "FLEET_HA_DISCOVERY": "publish Home Assistant MQTT discovery: true (default) or false",
+    "FLEET_HA_PREFIX": "Home Assistant discovery prefix (default homeassistant)",
+    "FLEET_CORS_ORIGINS": "comma-separated origins allowed to call the HTTP API from a browser (default none)",
 }
 
 _T = TypeVar("_T")
@@ -94,6 +108,14 @@ class Settings:
     history_s: int
     heartbeat_s: float
     log_level: str
+    data_dir: str = DEFAULT_DATA_DIR
+    retention_s: int = DEFAULT_RETENTION_S
+    store: str = "readings"
+    stats_span_s: int = DEFAULT_STATS_SPAN_S
+    agg_intervals: tuple[int, ...] = DEFAULT_AGG_INTERVALS
+    ha_discovery: bool = True
+    ha_prefix: str = DEFAULT_HA_PREFIX
+    cors_origins: tuple[str, ...] = ()
 
     def zone(self) -> ZoneInfo:
         """The fleet's time zone."""
@@ -208,6 +230,53 @@ def parse_float_in(text: str, key: str, low: float, high: float) -> float:
     return value
 
 
+def _choice(key: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ConfigError(key, f"must be one of {', '.join(choices)}, got {text!r}")
+        return value
+
+    return parse
+
+
+def parse_bool(text: str, key: str) -> bool:
+    """true/false, yes/no, on/off, 1/0."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(key, f"expected true or false, got {text!r}")
+
+
+def parse_intervals(text: str, key: str = "FLEET_AGG_INTERVALS") -> tuple[int, ...]:
+    """Comma-separated window lengths in whole seconds, 1-86400, without repeats (empty: none)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    values = tuple(parse_int_in(part, key, 1, 86_400) for part in parts)
+    if len(set(values)) != len(values):
+        raise ConfigError(key, f"an interval is given twice in {text!r}")
+    return values
+
+
+def parse_topic_prefix(text: str, key: str) -> str:
+    """An MQTT topic prefix: no wildcards, no leading or trailing slash, not empty."""
+    value = text.strip()
+    if not value or any(c in value for c in "+#\0") or value.startswith("/") or value.endswith("/"):
+        raise ConfigError(key, f"not a topic prefix: {text!r}")
+    return value
+
+
+def parse_origins(text: str, key: str = "FLEET_CORS_ORIGINS") -> tuple[str, ...]:
+    """Comma-separated origins such as ``http://localhost:8080`` (scheme://host[:port]), or ``*``."""
+    origins = tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
+            raise ConfigError(key, f"not an origin: {origin!r}")
+    return origins
+
+
 def _bounded_int(key: str, low: int, high: int) -> Callable[[str], int]:
     return lambda text: parse_int_in(text, key, low, high)
 
@@ -244,4 +313,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         history_s=_get(env, "FLEET_HISTORY_S", _bounded_int("FLEET_HISTORY_S", 3600, 31 * 86_400), DEFAULT_HISTORY_S),
         heartbeat_s=heartbeat,
         log_level=level,
+        data_dir=_get(env, "FLEET_DATA_DIR", str.strip, DEFAULT_DATA_DIR),
+        retention_s=_get(
+            env, "FLEET_RETENTION_S", _bounded_int("FLEET_RETENTION_S", 3600, 366 * 86_400), DEFAULT_RETENTION_S
+        ),
+        store=_get(env, "FLEET_STORE", _choice("FLEET_STORE", STORES), "readings"),
+        stats_span_s=_get(
+            env, "FLEET_STATS_SPAN_S", _bounded_int("FLEET_STATS_SPAN_S", 60, 31 * 86_400), DEFAULT_STATS_SPAN_S
+        ),
+        agg_intervals=_get(env, "FLEET_AGG_INTERVALS", parse_intervals, DEFAULT_AGG_INTERVALS),
+        ha_discovery=_get(env, "FLEET_HA_DISCOVERY", lambda t: parse_bool(t, "FLEET_HA_DISCOVERY"), True),
+        ha_prefix=_get(env, "FLEET_HA_PREFIX", lambda t: parse_topic_prefix(t, "FLEET_HA_PREFIX"), DEFAULT_HA_PREFIX),
+        cors_origins=_get(env, "FLEET_CORS_ORIGINS", parse_origins, ()),
     )
