@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -14,6 +15,7 @@ from bridge.history import History
 from bridge.ingest import Ingest
 from bridge.sessions import Sessions
 from bridge.state import BridgeState
+from bridge.store import ReadingStore
 from bridge.subscriber import Subscriber
 from config.errors import RequestError
 from config.settings import Settings, load_settings
@@ -23,13 +25,19 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024
 
 
-def create_app(settings: Settings | None = None, *, start_mqtt: bool = True) -> Flask:
-    """Build the bridge app; with ``start_mqtt`` it connects to the broker in the background."""
+def create_app(settings: Settings | None = None, *, start_mqtt: bool = True, persist: bool | None = None) -> Flask:
+    """Build the bridge app; with ``start_mqtt`` it connects to the broker in the background, and with ``persist``
+    (default: as ``start_mqtt``) it keeps history in SQLite under ``settings.data_dir`` and reloads it first."""
     settings = settings if settings is not None else load_settings(os.environ)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     zone = settings.zone()
-    history = History(settings.history_s)
+    store = None
+    if start_mqtt if persist is None else persist:
+        store = ReadingStore(Path(settings.data_dir), settings.retention_s, settings.store)
+    history = History(settings.history_s, store)
+    if store is not None:
+        log.info("history: %d readings reloaded from %s", history.load(), store.path)
     ingest = Ingest(history)
     state = BridgeState(
         settings=settings,
@@ -37,7 +45,7 @@ def create_app(settings: Settings | None = None, *, start_mqtt: bool = True) -> 
         history=history,
         ingest=ingest,
         sessions=Sessions(),
-        baselines=Baselines(history, zone, settings.grace_s),
+        baselines=Baselines(history, zone, settings.grace_s, span_s=settings.stats_span_s),
     )
     app.extensions["fleet"] = state
     app.register_blueprint(bp)

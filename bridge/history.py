@@ -1,4 +1,6 @@
-"""Per-second history of every meter, in memory: a ring of the last ``capacity_s`` simulated seconds per meter.
+"""Per-second history of every meter: in memory, a ring of the last ``capacity_s`` simulated seconds per meter, and
+optionally on disk (``bridge.store``: every new reading is queued for SQLite; older seconds are read back from it;
+``load`` refills the rings after a restart).
 
 Deduplicates by (meter, second): QoS 1 is at-least-once, so the same reading may arrive twice. Readers wait on a
 per-meter condition that is notified whenever the meter's watermark (the end of its newest second) advances.
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from bridge.store import ReadingStore
 from config.wire import Reading
 
 FloatArray = npt.NDArray[np.float64]
@@ -70,6 +73,22 @@ class MeterRing:
         self.first_ts = max(self.first_ts, oldest_kept)
         return True
 
+    def load(self, ts: npt.NDArray[np.int64], columns: FloatArray, last_seq: int) -> int:
+        """Bulk-fill from the store: ``ts`` ascending, ``columns`` kW x3 then kWh x3 (only the last ``capacity_s``)."""
+        if len(ts) == 0:
+            return 0
+        keep = ts > ts[-1] - self.capacity_s
+        ts, columns = ts[keep], columns[keep]
+        slots = ts % self.capacity_s
+        self.stamps[slots] = ts
+        self.values[slots] = columns[:, :3]
+        self.energies[slots] = columns[:, 3:]
+        self.received += len(ts)
+        self.first_ts = int(ts[0]) if self.first_ts is None else min(self.first_ts, int(ts[0]))
+        if self.last_ts is None or int(ts[-1]) > self.last_ts:
+            self.last_ts, self.last_seq = int(ts[-1]), last_seq
+        return len(ts)
+
     def samples(self, start: int, end: int) -> tuple[FloatArray, int]:
         """Values of seconds ``[start, end)`` (NaN where absent) and how many of those seconds were received."""
         seconds = np.arange(start, end, dtype=np.int64)
@@ -92,10 +111,11 @@ class MeterRing:
 class History:
     """Every meter's ring, the meters' availability, and conditions to wait for new data."""
 
-    def __init__(self, capacity_s: int) -> None:
+    def __init__(self, capacity_s: int, store: ReadingStore | None = None) -> None:
         if capacity_s < 1:
             raise ValueError("capacity_s must be >= 1")
         self.capacity_s = capacity_s
+        self.store = store
         self._lock = threading.Lock()
         self._rings: dict[str, MeterRing] = {}
         self._status: dict[str, str] = {}
@@ -107,7 +127,7 @@ class History:
             cond = self._changed[meter] = threading.Condition(self._lock)
         return cond
 
-    def add(self, reading: Reading) -> bool:
+    def add(self, reading: Reading, persist: bool = True) -> bool:
         """Store a reading (False if duplicate or too old); wakes readers of that meter when its watermark advances."""
         with self._lock:
             ring = self._rings.get(reading.meter)
@@ -117,7 +137,24 @@ class History:
             stored = ring.add(reading)
             if stored and ring.last_ts != before:
                 self._condition(reading.meter).notify_all()
-            return stored
+        if stored and persist and self.store is not None:
+            self.store.put(reading)
+        return stored
+
+    def load(self) -> int:
+        """Refill the rings from the store (after a restart): each meter's newest ``capacity_s`` seconds."""
+        if self.store is None:
+            return 0
+        loaded = 0
+        for meter, newest in self.store.meters():
+            ts, columns, last_seq = self.store.recent_arrays(meter, newest - self.capacity_s + 1)
+            with self._lock:
+                ring = self._rings.get(meter)
+                if ring is None:
+                    ring = self._rings[meter] = MeterRing(self.capacity_s)
+                loaded += ring.load(ts, columns, last_seq)
+                self._condition(meter).notify_all()
+        return loaded
 
     def set_status(self, meter: str, status: str) -> None:
         """Record a meter's availability (``online``/``offline``)."""
@@ -147,8 +184,17 @@ class History:
         with self._lock:
             ring = self._rings.get(meter)
             if ring is None:
-                return np.full((max(end - start, 0), 3), np.nan), 0
-            return ring.samples(start, end)
+                values, present = np.full((max(end - start, 0), 3), np.nan), 0
+                oldest_in_ring = end
+            else:
+                values, present = ring.samples(start, end)
+                oldest_in_ring = start if ring.last_ts is None else ring.last_ts - self.capacity_s + 1
+        if self.store is not None and start < min(oldest_in_ring, end):  # older than the ring holds: from disk
+            cut = min(oldest_in_ring, end)
+            disk, received = self.store.samples(meter, start, cut)
+            values[: cut - start] = disk
+            present = int(received.sum()) + present
+        return values, present
 
     def last_energy(self, meter: str, start: int, end: int) -> tuple[float, float, float] | None:
         """AC, Geyser and Overall energy registers (kWh) of ``meter``'s last second received in ``[start, end)``."""

@@ -17,8 +17,12 @@ WORKER_CONNECTIONS = 4000
 def _worker_exit(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)
     state = getattr(app, "extensions", {}).get("fleet") if app is not None else None
-    if state is not None and state.subscriber is not None:
+    if state is None:
+        return
+    if state.subscriber is not None:
         state.subscriber.stop()
+    if state.history.store is not None:
+        state.history.store.close()  # commit what is still queued
 
 
 class BridgeServer(BaseApplication):  # type: ignore[misc]

@@ -57,6 +57,7 @@ def test_make_up_brings_up_the_embedded_default_and_stops_cleanly(tmp_path: Path
             "FLEET_MQTT_PORT": str(mqtt_port),
             "FLEET_HTTP_PORT": str(http_port),
             "FLEET_SPEED": "10",
+            "FLEET_DATA_DIR": str(tmp_path / "data"),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
     )

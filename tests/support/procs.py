@@ -81,7 +81,8 @@ class Proc:
 def start(
     name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None, port: int | None = None
 ) -> Proc:
-    """Start ``argv`` with output to ``log_dir/<name>.log``."""
+    """Start ``argv`` in ``log_dir`` (so relative paths such as the bridge's ./data stay there), output to
+    ``log_dir/<name>.log``."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log_file:  # the child keeps its own copy of the descriptor
@@ -91,6 +92,7 @@ def start(
             stderr=subprocess.STDOUT,
             env=dict(env or clean_env()),
             stdin=subprocess.DEVNULL,
+            cwd=log_dir,
         )
     return Proc(name, popen, log_path, port)
 

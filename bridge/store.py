@@ -1,0 +1,243 @@
+"""Durable history: every valid reading in SQLite (WAL mode) under the data directory, batched writes, retention.
+
+The in-memory rings of ``bridge.history`` serve the hot path (the last ``FLEET_HISTORY_S``); this store is what
+survives a restart (the rings are reloaded from it) and answers for seconds older than the rings hold.
+
+Modes (``FLEET_STORE``): ``readings`` keeps every reading for ``FLEET_RETENTION_S`` (by each meter's event time);
+``aggregates`` (for large fleets) keeps only 60 s windows: per channel the sum and count of the seconds with a value,
+and the energy registers at the window's last second. Then only the rings hold seconds, and a restart starts them
+empty.
+
+Writes go through a queue to one writer thread, which commits every ``FLUSH_S`` or ``BATCH`` rows, so ingest never
+waits on the disk. Reads open their own connection (WAL lets them run beside the writer).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from config.wire import Reading
+
+log = logging.getLogger(__name__)
+
+FILE_NAME: Final = "bridge.sqlite3"
+FLUSH_S: Final = 0.5
+BATCH: Final = 5000
+AGG_S: Final = 60
+PRUNE_EVERY_S: Final = 60.0
+QUEUE_MAX: Final = 200_000  # readings waiting for the disk; past it ingest drops to memory-only and counts it
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS readings (
+    meter TEXT NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+    ac_w REAL, geyser_w REAL, overall_w REAL,
+    ac_kwh REAL NOT NULL, geyser_kwh REAL NOT NULL, overall_kwh REAL NOT NULL,
+    PRIMARY KEY (meter, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS minutes (
+    meter TEXT NOT NULL, start INTEGER NOT NULL,
+    ac_sum REAL NOT NULL, ac_n INTEGER NOT NULL, geyser_sum REAL NOT NULL, geyser_n INTEGER NOT NULL,
+    overall_sum REAL NOT NULL, overall_n INTEGER NOT NULL, seconds INTEGER NOT NULL,
+    ac_kwh REAL, geyser_kwh REAL, overall_kwh REAL, last_ts INTEGER NOT NULL,
+    PRIMARY KEY (meter, start)
+) WITHOUT ROWID;
+"""
+
+_INSERT_READING: Final = "INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT_MINUTE: Final = """
+INSERT INTO minutes VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)
+ON CONFLICT (meter, start) DO UPDATE SET
+    ac_sum = ac_sum + excluded.ac_sum, ac_n = ac_n + excluded.ac_n,
+    geyser_sum = geyser_sum + excluded.geyser_sum, geyser_n = geyser_n + excluded.geyser_n,
+    overall_sum = overall_sum + excluded.overall_sum, overall_n = overall_n + excluded.overall_n,
+    seconds = seconds + 1,
+    ac_kwh = CASE WHEN excluded.last_ts >= last_ts THEN excluded.ac_kwh ELSE ac_kwh END,
+    geyser_kwh = CASE WHEN excluded.last_ts >= last_ts THEN excluded.geyser_kwh ELSE geyser_kwh END,
+    overall_kwh = CASE WHEN excluded.last_ts >= last_ts THEN excluded.overall_kwh ELSE overall_kwh END,
+    last_ts = MAX(last_ts, excluded.last_ts)
+"""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes, fast
+    return conn
+
+
+class ReadingStore:
+    """SQLite history of readings (or of minute aggregates), written by one background thread."""
+
+    def __init__(self, data_dir: Path, retention_s: int, mode: str = "readings") -> None:
+        if mode not in ("readings", "aggregates"):
+            raise ValueError(f"unknown store mode {mode!r}")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / FILE_NAME
+        self.retention_s = retention_s
+        self.mode = mode
+        self.written = 0
+        self.dropped = 0
+        self._queue: queue.Queue[Reading | None] = queue.Queue(maxsize=QUEUE_MAX)
+        self._conn = _connect(self.path)
+        self._conn.executescript(_SCHEMA)
+        self._read_lock = threading.Lock()
+        self._reader = _connect(self.path)
+        self._newest: dict[str, int] = {}
+        self._flushed = threading.Condition()
+        self._pending = 0
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, reading: Reading) -> None:
+        """Queue a reading for the disk (never blocks; counts a drop if the disk is far behind)."""
+        with self._flushed:
+            self._pending += 1
+        try:
+            self._queue.put_nowait(reading)
+        except queue.Full:
+            with self._flushed:
+                self._pending -= 1
+                self.dropped += 1
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is committed; False on timeout."""
+        with self._flushed:
+            return self._flushed.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._conn.close()
+        with self._read_lock:
+            self._reader.close()
+
+    def _run(self) -> None:
+        batch: list[Reading] = []
+        last_prune = 0.0
+        while True:
+            try:
+                item: Reading | str | None = self._queue.get(timeout=FLUSH_S)
+            except queue.Empty:
+                item = "tick"  # nothing new for a while: commit what we have
+            if item is None:  # close()
+                self._write(batch)
+                return
+            if isinstance(item, Reading):
+                batch.append(item)
+                if len(batch) < BATCH and not self._queue.empty():
+                    continue
+            self._write(batch)
+            batch = []
+            now = time.monotonic()
+            if now - last_prune >= PRUNE_EVERY_S:
+                self._prune()
+                last_prune = now
+
+    def _write(self, batch: list[Reading]) -> None:
+        if not batch:
+            return
+        try:
+            with self._conn:
+                if self.mode == "readings":
+                    self._conn.executemany(_INSERT_READING, (_row(r) for r in batch))
+                else:
+                    self._conn.executemany(_UPSERT_MINUTE, (_minute_row(r) for r in batch))
+            for reading in batch:
+                if reading.ts > self._newest.get(reading.meter, -1):
+                    self._newest[reading.meter] = reading.ts
+            self.written += len(batch)
+        except sqlite3.Error:
+            log.exception("could not write %d readings to %s", len(batch), self.path)
+        finally:
+            with self._flushed:
+                self._pending -= len(batch)
+                self._flushed.notify_all()
+
+    def _prune(self) -> None:
+        table, column = ("readings", "ts") if self.mode == "readings" else ("minutes", "start")
+        try:
+            with self._conn:
+                for meter, newest in self._newest.items():
+                    self._conn.execute(
+                        f"DELETE FROM {table} WHERE meter = ? AND {column} < ?",
+                        (meter, newest - self.retention_s),
+                    )
+        except sqlite3.Error:
+            log.exception("could not prune %s", self.path)
+
+    def recent(self, meter: str, since_ts: int) -> Iterator[Reading]:
+        """Readings of ``meter`` from ``since_ts`` on, oldest first (empty in aggregates mode)."""
+        if self.mode != "readings":
+            return iter(())
+        with self._read_lock:
+            rows = self._reader.execute(
+                "SELECT * FROM readings WHERE meter = ? AND ts >= ? ORDER BY ts", (meter, since_ts)
+            ).fetchall()
+        return (_reading(row) for row in rows)
+
+    def recent_arrays(self, meter: str, since_ts: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], int]:
+        """``(ts, columns, last seq)`` of ``meter`` from ``since_ts`` on: columns are kW x3 then kWh x3, NaN = none."""
+        if self.mode != "readings":
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 6)), 0
+        with self._read_lock:
+            rows = self._reader.execute(
+                "SELECT ts, ac_w / 1000.0, geyser_w / 1000.0, overall_w / 1000.0, ac_kwh, geyser_kwh, overall_kwh, seq"
+                " FROM readings WHERE meter = ? AND ts >= ? ORDER BY ts",
+                (meter, since_ts),
+            ).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 6)), 0
+        table = np.array(rows, dtype=np.float64)  # NULL -> nan
+        return table[:, 0].astype(np.int64), table[:, 1:7], int(table[-1, 7])
+
+    def meters(self) -> list[tuple[str, int]]:
+        """Every meter on disk with its newest second."""
+        table, column = ("readings", "ts") if self.mode == "readings" else ("minutes", "last_ts")
+        with self._read_lock:
+            rows = self._reader.execute(f"SELECT meter, MAX({column}) FROM {table} GROUP BY meter").fetchall()
+        return [(str(meter), int(newest)) for meter, newest in rows]
+
+    def samples(self, meter: str, start: int, end: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """Powers (kW, NaN = none) of seconds ``[start, end)`` and which seconds were received (readings mode)."""
+        out = np.full((max(end - start, 0), 3), np.nan)
+        present = np.zeros(max(end - start, 0), dtype=bool)
+        if self.mode != "readings" or end <= start:
+            return out, present
+        with self._read_lock:
+            rows = self._reader.execute(
+                "SELECT ts, ac_w, geyser_w, overall_w FROM readings WHERE meter = ? AND ts >= ? AND ts < ?",
+                (meter, start, end),
+            ).fetchall()
+        for ts, *powers in rows:
+            out[ts - start] = [np.nan if p is None else p / 1000.0 for p in powers]
+            present[ts - start] = True
+        return out, present
+
+
+def _row(r: Reading) -> tuple[object, ...]:
+    return (r.meter, r.ts, r.seq, r.ac_w, r.geyser_w, r.overall_w, r.ac_kwh, r.geyser_kwh, r.overall_kwh)
+
+
+def _minute_row(r: Reading) -> tuple[object, ...]:
+    def part(watts: float | None) -> tuple[float, int]:
+        return (0.0, 0) if watts is None else (watts / 1000.0, 1)
+
+    ac, geyser, overall = part(r.ac_w), part(r.geyser_w), part(r.overall_w)
+    start = r.ts - r.ts % AGG_S
+    return (r.meter, start, *ac, *geyser, *overall, r.ac_kwh, r.geyser_kwh, r.overall_kwh, r.ts)
+
+
+def _reading(row: tuple[Any, ...]) -> Reading:
+    meter, ts, seq, ac, geyser, overall, ac_kwh, geyser_kwh, overall_kwh = row
+    return Reading(str(meter), int(seq), int(ts), ac, geyser, overall, ac_kwh, geyser_kwh, overall_kwh)
