@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = dataclasses.replace(settings, broker=parse_broker_url(args.broker, "--broker"))
         host = args.host or settings.http_host
         port = parse_port(args.port, "--port") if args.port else settings.http_port
+        settings = dataclasses.replace(settings, http_host=host, http_port=port)  # where it really serves
     except ConfigError as exc:
         print(f"bridge: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -6,18 +6,16 @@ Thin shell: validation lives in ``bridge.requests``, aggregation in ``bridge.agg
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from dataclasses import replace
 from typing import Final
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from bridge.aggregate import CHANNELS, make_window
-from bridge.requests import parse_event_id, parse_json_object, parse_setup
+from bridge.requests import parse_by, parse_event_id, parse_json_object, parse_pace, parse_setup
 from bridge.sessions import StreamSpec
-from bridge.sse import comment, frame, legacy_data, retry, window_data
 from bridge.state import BridgeState
-from bridge.statistics import colour, level, stats_document
+from bridge.statistics import stats_document
+from bridge.streaming import events
 from bridge.streams import WindowCursor, resume_start
 from config.errors import RequestError
 from config.wire import format_ts
@@ -40,13 +38,15 @@ def stream_setup() -> Response:
     state = _state()
     setup = parse_setup(parse_json_object(request.get_data(cache=False)), state.known_households())
     spec = state.sessions.create(setup)
-    state.baselines.get(spec.household, spec.interval_s)  # warm the cache: quick, and qstats is usually next
+    state.baselines.want(spec.household, spec.interval_s)  # computed in the background: setup never waits for it
     response = jsonify(
         status=SETUP_OK,
         stream_id=spec.stream_id,
         household=spec.household,
         interval=spec.interval_s,
         start_index=spec.start_index,
+        pace="interval" if spec.paced else "none",
+        by="hour" if spec.by_hour else "day",
         stream_url=f"/stream_data?stream={spec.stream_id}",
     )
     response.set_cookie(COOKIE, spec.stream_id, httponly=True, samesite="Lax")
@@ -62,9 +62,9 @@ def _select() -> StreamSpec:
         if spec is None:
             raise RequestError("Unknown stream; POST /stream_setup first.", 404)
         return spec
-    if "household" in args or "interval" in args:
+    if "household" in args or "interval" in args or "start_index" in args:  # never a start_index ignored
         setup = parse_setup(args, state.known_households())
-        return StreamSpec("query", setup.household, setup.interval_s, setup.start_index)
+        return StreamSpec("query", setup.household, setup.interval_s, setup.start_index, setup.paced, setup.by_hour)
     cookie = request.cookies.get(COOKIE)
     if cookie:
         spec = state.sessions.get(cookie)
@@ -92,6 +92,8 @@ def stream_qstats() -> Response | tuple[Response, int, dict[str, str]]:
         )
         return body, 503, {"Retry-After": str(max(1, min(spec.interval_s, 60)))}
     doc = stats_document(baseline.stats)
+    if parse_by(request.args.get("by")) or spec.by_hour:  # the hour-of-day baselines, keyed by local hour "00".."23"
+        doc["hourly"] = {f"{hour:02d}": stats_document(stats) for hour, stats in sorted(baseline.hourly.items())}
     doc.update(
         {
             "household": spec.household,
@@ -111,73 +113,18 @@ def stream_data() -> Response:
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "legacy"):
         raise RequestError("format must be json or legacy.")
-    legacy = fmt == "legacy"
+    paced = parse_pace(request.args["pace"]) if "pace" in request.args else spec.paced
+    if "by" in request.args:
+        spec = replace(spec, by_hour=parse_by(request.args["by"]))
     last_id = parse_event_id(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"))
     cursor = WindowCursor(spec.interval_s, state.settings.grace_s, state.zone, spec.start_index)
     if last_id is not None:  # a reconnecting client: go on right after the last window it saw
         cursor.start = resume_start(last_id, spec.interval_s, state.zone)
-    response = Response(_events(state, spec, cursor, legacy), mimetype="text/event-stream")
+    state.baselines.want(spec.household, spec.interval_s)
+    response = Response(events(state, spec, cursor, fmt == "legacy", paced), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response
-
-
-def _events(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool) -> Iterator[bytes]:
-    yield retry()
-    last_sent = time.monotonic()
-    state.telemetry.client_opened()
-    try:
-        yield from _windows(state, spec, cursor, legacy, last_sent)
-    finally:  # the client went away (gunicorn closes the generator) or the server stops
-        state.telemetry.client_closed()
-
-
-def _windows(
-    state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, last_sent: float
-) -> Iterator[bytes]:
-    heartbeat_s = state.settings.heartbeat_s
-    history = state.history
-    while True:
-        watermark = history.watermark(spec.household)
-        if watermark is not None:
-            cursor.resolve(watermark, history.first_ts(spec.household))
-        due = cursor.due(watermark)
-        if due is not None:
-            start, end = due
-            samples, present = history.samples(spec.household, start, end)
-            window = make_window(spec.household, spec.interval_s, start, end, samples, present)
-            baseline = state.baselines.get(spec.household, spec.interval_s)
-            stats = None if baseline is None else baseline.stats
-            status = {
-                name: colour(value, None if stats is None else stats.channels[name], stats is None or stats.warming_up)
-                for name, value in zip(CHANNELS, window.values().values(), strict=True)
-            }
-            data = legacy_data(window, status) if legacy else window_data(window, status, level(status))
-            yield frame(data, event_id=str(end))
-            state.telemetry.window_sent()
-            cursor.advance()
-            last_sent = time.monotonic()
-            continue
-        wait = min(MAX_WAIT_S, max(0.0, last_sent + heartbeat_s - time.monotonic()))
-        history.wait_for_watermark(spec.household, watermark, wait)
-        if time.monotonic() >= last_sent + heartbeat_s:
-            yield comment(f"heartbeat {format_ts(int(time.time()))}")
-            last_sent = time.monotonic()
-
-
-@bp.get("/")
-def index() -> Response:
-    """What this server offers (a browser landing here gets directions, not a 404)."""
-    return jsonify(
-        service="smart-meter fleet bridge",
-        endpoints={
-            "POST /stream_setup": 'JSON {"household": "A", "interval": 5, "start_index": 0}',
-            "GET /stream_data": "Server-Sent Events of the selected stream (?stream=, ?household=&interval=, cookie)",
-            "GET /stream_qstats": "quick statistics of the selected stream",
-            "GET /healthz": "liveness, MQTT connection and counters",
-        },
-        households=_state().known_households(),
-    )
 
 
 @bp.get("/healthz")

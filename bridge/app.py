@@ -9,10 +9,12 @@ from pathlib import Path
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from bridge import cors, dashboard, metrics, openapi
 from bridge.api import bp
 from bridge.baseline import Baselines
 from bridge.history import History
 from bridge.ingest import Ingest
+from bridge.republish import start_republisher
 from bridge.sessions import Sessions
 from bridge.state import BridgeState
 from bridge.store import ReadingStore
@@ -49,10 +51,16 @@ def create_app(settings: Settings | None = None, *, start_mqtt: bool = True, per
     )
     app.extensions["fleet"] = state
     app.register_blueprint(bp)
+    app.register_blueprint(openapi.bp)
+    metrics.init_app(app)
+    cors.init_app(app, settings.cors_origins)
+    app.register_blueprint(dashboard.bp)
     _register_errors(app)
     if start_mqtt:
         state.subscriber = Subscriber(settings.broker, ingest)
         state.subscriber.start()
+        state.baselines.start()  # refreshes quick statistics in the background
+        app.extensions["fleet_republisher"] = start_republisher(state)  # stopped by bridge.server on worker exit
     return app
 
 
@@ -62,8 +70,9 @@ def _register_errors(app: Flask) -> None:
         return jsonify(error=exc.message), exc.status
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> tuple[Response, int]:
-        return jsonify(error=exc.description or exc.name), exc.code or 500
+    def _http_error(exc: HTTPException) -> tuple[Response, int, dict[str, str]]:
+        headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}  # 405's Allow
+        return jsonify(error=exc.description or exc.name), exc.code or 500, headers
 
     @app.errorhandler(Exception)
     def _internal_error(exc: Exception) -> tuple[Response, int]:

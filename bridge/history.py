@@ -120,6 +120,7 @@ class History:
         self._rings: dict[str, MeterRing] = {}
         self._status: dict[str, str] = {}
         self._changed: dict[str, threading.Condition] = {}
+        self._waiters: dict[str, list[tuple[int, threading.Event]]] = {}  # meter -> (watermark wanted, event)
 
     def _condition(self, meter: str) -> threading.Condition:
         cond = self._changed.get(meter)
@@ -135,8 +136,9 @@ class History:
                 ring = self._rings[reading.meter] = MeterRing(self.capacity_s)
             before = ring.last_ts
             stored = ring.add(reading)
-            if stored and ring.last_ts != before:
+            if stored and ring.last_ts is not None and ring.last_ts != before:
                 self._condition(reading.meter).notify_all()
+                self._wake(reading.meter, ring.last_ts + 1)
         if stored and persist and self.store is not None:
             self.store.put(reading)
         return stored
@@ -155,6 +157,39 @@ class History:
                 loaded += ring.load(ts, columns, last_seq)
                 self._condition(meter).notify_all()
         return loaded
+
+    def _wake(self, meter: str, watermark: int) -> None:
+        """Wake the waiters of ``meter`` whose watermark has come (called with the lock held)."""
+        waiters = self._waiters.get(meter)
+        if not waiters:
+            return
+        keep = []
+        for target, event in waiters:
+            if watermark >= target:
+                event.set()
+            else:
+                keep.append((target, event))
+        self._waiters[meter] = keep
+
+    def wait_until(self, meter: str, target: int, timeout: float) -> int | None:
+        """Wait up to ``timeout`` s until ``meter``'s watermark reaches ``target``; the watermark then.
+
+        Only the waiters whose target has come are woken (2,000 streams of a 60 s window wake once a minute, not once
+        a reading).
+        """
+        event = threading.Event()
+        entry = (target, event)
+        with self._lock:
+            ring = self._rings.get(meter)
+            if ring is not None and ring.last_ts is not None and ring.last_ts + 1 >= target:
+                return ring.last_ts + 1
+            self._waiters.setdefault(meter, []).append(entry)
+        if not event.wait(timeout):
+            with self._lock:
+                waiters = self._waiters.get(meter, [])
+                if entry in waiters:
+                    waiters.remove(entry)
+        return self.watermark(meter)
 
     def set_status(self, meter: str, status: str) -> None:
         """Record a meter's availability (``online``/``offline``)."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Final
 
 from bridge.history import History
@@ -23,12 +25,14 @@ _LOG_EVERY: Final = 1000  # log the first reject of each reason, then every N-th
 class Ingest:
     """Validates messages into ``History``; counts accepted, duplicate and rejected messages."""
 
-    def __init__(self, history: History) -> None:
+    def __init__(self, history: History, clock: Callable[[], float] = time.time) -> None:
         self.history = history
+        self._clock = clock  # wall time of arrival, for /metrics' ingest lag (never for aggregation)
         self._lock = threading.Lock()
         self.accepted = 0
         self.duplicates = 0
         self.rejected: Counter[str] = Counter()
+        self._arrived: dict[str, float] = {}  # meter -> wall time its last valid reading arrived
 
     def handle(self, topic: str, payload: bytes) -> bool:
         """Process one message; True if it was a new reading or a status. Never raises."""
@@ -41,6 +45,7 @@ class Ingest:
             reading = decode_reading(topic, payload)
             stored = self.history.add(reading)
             with self._lock:
+                self._arrived[reading.meter] = self._clock()
                 if stored:
                     self.accepted += 1
                 else:
@@ -59,6 +64,11 @@ class Ingest:
             count = self.rejected[reason]
         if count == 1 or count % _LOG_EVERY == 0:
             log.warning("rejected message #%d for %s on %r: %s", count, reason, topic[:100], detail[:200])
+
+    def arrivals(self) -> dict[str, float]:
+        """Wall time (epoch seconds) the last valid reading of each meter arrived, duplicates included."""
+        with self._lock:
+            return dict(self._arrived)
 
     def counters(self) -> dict[str, object]:
         """Snapshot of the counters."""

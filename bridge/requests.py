@@ -28,7 +28,11 @@ NOT_OBJECT: Final = 'Request body must be a JSON object, e.g. {"household": "A",
 NOT_STRING: Final = 'Household must be a string, e.g. "A".'
 
 _INT_TEXT: Final = re.compile(r"\s*[+-]?[0-9]{1,12}\s*")
-_EVENT_ID: Final = re.compile(r"[0-9]{1,12}")
+_EVENT_ID: Final = re.compile(r"[0-9]{1,10}")  # epoch seconds up to 2286; 12 digits overflowed datetime (a 500)
+
+
+BAD_PACE: Final = 'pace must be "interval" (history one event per interval) or "none" (history at once).'
+BAD_BY: Final = 'by must be "day" (one baseline) or "hour" (a baseline per hour of day).'
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,26 @@ class SetupRequest:
     household: str
     interval_s: int
     start_index: int | None
+    paced: bool = True  # history replayed one event per interval (the original's pace), else at once
+    by_hour: bool = False  # colours against the baseline of the window's hour of day
+
+
+def parse_pace(value: object) -> bool:
+    """``interval`` (paced, the default) or ``none``."""
+    if value is None or value == "" or value == "interval":
+        return True
+    if value == "none":
+        return False
+    raise RequestError(BAD_PACE)
+
+
+def parse_by(value: object) -> bool:
+    """``day`` (the default) or ``hour``: whether colours use the hour-of-day baseline."""
+    if value is None or value == "" or value == "day":
+        return False
+    if value == "hour":
+        return True
+    raise RequestError(BAD_BY)
 
 
 def parse_json_object(body: bytes) -> dict[str, object]:
@@ -100,7 +124,8 @@ def parse_setup(params: Mapping[str, object], known: Iterable[str]) -> SetupRequ
         raise RequestError(TOO_LONG)
     if start_index is not None and not 0 <= start_index <= MAX_START_INDEX:
         raise RequestError(BAD_START)
-    return SetupRequest(resolve_household(household, known), interval_s, start_index)
+    paced, by_hour = parse_pace(params.get("pace")), parse_by(params.get("by"))
+    return SetupRequest(resolve_household(household, known), interval_s, start_index, paced, by_hour)
 
 
 def parse_event_id(value: str | None) -> int | None:

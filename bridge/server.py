@@ -19,8 +19,12 @@ def _worker_exit(server: Any, worker: Any) -> None:
     state = getattr(app, "extensions", {}).get("fleet") if app is not None else None
     if state is None:
         return
+    republisher = getattr(app, "extensions", {}).get("fleet_republisher")
+    if republisher is not None:  # before the subscriber: it publishes through it
+        republisher.stop()
     if state.subscriber is not None:
         state.subscriber.stop()
+    state.baselines.stop()
     if state.history.store is not None:
         state.history.store.close()  # commit what is still queued
 

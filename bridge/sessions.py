@@ -21,6 +21,8 @@ class StreamSpec:
     household: str
     interval_s: int
     start_index: int | None
+    paced: bool = True
+    by_hour: bool = False
 
 
 class Sessions:
@@ -34,7 +36,14 @@ class Sessions:
 
     def create(self, request: SetupRequest) -> StreamSpec:
         """Store a new stream for this request and make it the most recent."""
-        spec = StreamSpec(secrets.token_urlsafe(12), request.household, request.interval_s, request.start_index)
+        spec = StreamSpec(
+            secrets.token_urlsafe(12),
+            request.household,
+            request.interval_s,
+            request.start_index,
+            request.paced,
+            request.by_hour,
+        )
         with self._lock:
             self._specs[spec.stream_id] = spec
             self._latest = spec.stream_id

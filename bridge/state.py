@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bridge.baseline import Baselines
+from bridge.eventcache import EventCache
 from bridge.history import History
 from bridge.ingest import Ingest
 from bridge.sessions import Sessions
@@ -35,6 +36,11 @@ class Telemetry:
         with self._lock:
             self.sse_clients += 1
 
+    def reset_sent(self) -> None:
+        """Count a client told to reset."""
+        with self._lock:
+            self.sse_resets += 1
+
     def client_closed(self) -> None:
         """Count an SSE connection closing."""
         with self._lock:
@@ -53,6 +59,7 @@ class BridgeState:
     baselines: Baselines
     subscriber: Subscriber | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
+    events: EventCache = field(default_factory=EventCache)
 
     def known_households(self) -> list[str]:
         """Configured households plus every meter heard on the wire."""

@@ -201,6 +201,14 @@ class ReadingStore:
         table = np.array(rows, dtype=np.float64)  # NULL -> nan
         return table[:, 0].astype(np.int64), table[:, 1:7], int(table[-1, 7])
 
+    def oldest(self, meter: str) -> int | None:
+        """The oldest second of ``meter`` on disk (readings mode), None if none."""
+        if self.mode != "readings":
+            return None
+        with self._read_lock:
+            row = self._reader.execute("SELECT MIN(ts) FROM readings WHERE meter = ?", (meter,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def meters(self) -> list[tuple[str, int]]:
         """Every meter on disk with its newest second."""
         table, column = ("readings", "ts") if self.mode == "readings" else ("minutes", "last_ts")

@@ -75,6 +75,16 @@ class WindowCursor:
         end = window_end(self.start, self.interval_s, self.tz)
         return (self.start, end) if watermark >= end + self.grace_s else None
 
+    def final_at(self) -> int:
+        """The watermark at which the next window becomes final (its end plus the grace)."""
+        if self.start is None:
+            raise ValueError("cursor not resolved")
+        return window_end(self.start, self.interval_s, self.tz) + self.grace_s
+
+    def next_start(self, start: int) -> int:
+        """Start of the window after the one starting at ``start``."""
+        return window_end(start, self.interval_s, self.tz)
+
     def advance(self) -> None:
         """Move past the window just sent."""
         if self.start is not None:

@@ -1,13 +1,18 @@
 """The MQTT shell of the bridge: one paho client, subscribed (again on every connect) to readings and status.
 
 paho's message is turned into ``(topic, bytes)`` at the edge; nothing past ``_on_message`` sees paho. Callbacks never
-raise: an exception in a paho callback would kill its network thread.
+raise: an exception in a paho callback would kill its network thread. Besides the meters' topics, exact topics can be
+routed to a handler of their own (``add_route``: Home Assistant's status, which is not a meter message), ``connection``
+numbers the connections (a new number means a new session: retained messages may need publishing again), and
+``publish`` is the bridge's one way out (the republisher uses it).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import threading
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -43,6 +48,28 @@ class Subscriber:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self.client = client
+        self._lock = threading.Lock()
+        self._routes: dict[str, tuple[int, Callable[[bytes], None]]] = {}
+        self._connections = 0
+
+    def add_route(self, topic: str, handler: Callable[[bytes], None], qos: int = 1) -> None:
+        """Subscribe to the exact ``topic`` too (now if connected, and on every connect); its payloads go to
+        ``handler`` (on paho's thread: it must be quick), never to ingest."""
+        with self._lock:
+            self._routes[topic] = (qos, handler)
+            connected = self.connected
+        if connected:
+            self.client.subscribe(topic, qos)
+
+    def connection(self) -> int | None:
+        """Number of the current connection (1 for the first, then one more per reconnect); None while disconnected."""
+        with self._lock:
+            return self._connections if self.connected else None
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Publish (thread-safe); True if paho sent it, or queued it until the next connection (QoS > 0)."""
+        rc = self.client.publish(topic, payload, qos=qos, retain=retain).rc
+        return rc == mqtt.MQTT_ERR_SUCCESS or (qos > 0 and rc == mqtt.MQTT_ERR_NO_CONN)
 
     def start(self) -> None:
         """Connect asynchronously and start paho's network thread (it retries until the broker is there)."""
@@ -67,9 +94,12 @@ class Subscriber:
             if reason.is_failure:
                 log.warning("broker %s refused the bridge: %s", self.broker.url(), reason)
                 return
-            self.connected = True
+            with self._lock:
+                self.connected = True
+                self._connections += 1
+                routes = [(topic, qos) for topic, (qos, _) in self._routes.items()]
             # Subscribing here restores the subscriptions after every reconnect.
-            client.subscribe([(READING_SUBSCRIPTION, READING_QOS), (STATUS_SUBSCRIPTION, STATUS_QOS)])
+            client.subscribe([(READING_SUBSCRIPTION, READING_QOS), (STATUS_SUBSCRIPTION, STATUS_QOS), *routes])
             log.info("bridge connected to %s", self.broker.url())
         except Exception:
             log.exception("error in on_connect")
@@ -91,6 +121,13 @@ class Subscriber:
             topic = message.topic
         except UnicodeDecodeError:
             topic = "<undecodable topic>"
+        route = self._routes.get(topic)
+        if route is not None:  # not a meter message: neither ingested nor counted as rejected
+            try:
+                route[1](bytes(message.payload))
+            except Exception:
+                log.exception("error handling a message on %r", topic[:100])
+            return
         try:
             self.ingest.handle(topic, bytes(message.payload))
         except Exception:  # Ingest.handle does not raise; this is the last line of defence for the thread

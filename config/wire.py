@@ -3,6 +3,7 @@
 Topics:
     meters/<meter_id>/reading   QoS 1, not retained, one-line UTF-8 JSON (``Reading``)
     meters/<meter_id>/status    QoS 1, retained, ``online`` on connect, ``offline`` as Last Will and on clean stop
+    meters/<meter_id>/agg/<N>s  QoS 1, retained, published by the bridge: the meter's final N-second windows (JSON)
 
 A reading covers the simulated second ``[ts, ts + 1)`` (UTC, ISO-8601 with ``Z``). Powers are W (``null`` = the meter
 had no value for that channel); energies are monotonic kWh counters. ``seq`` increases by exactly 1 per reading of a
@@ -29,6 +30,7 @@ READING_SUBSCRIPTION: Final = "meters/+/reading"
 STATUS_SUBSCRIPTION: Final = "meters/+/status"
 READING_QOS: Final = 1
 STATUS_QOS: Final = 1
+AGGREGATE_QOS: Final = 1
 ONLINE: Final = "online"
 OFFLINE: Final = "offline"
 
@@ -73,6 +75,11 @@ def reading_topic(meter_id: str) -> str:
 def status_topic(meter_id: str) -> str:
     """Retained availability topic of a meter."""
     return f"{TOPIC_ROOT}/{meter_id}/status"
+
+
+def aggregate_topic(meter_id: str, interval_s: int) -> str:
+    """Retained topic on which the bridge republishes a meter's final ``interval_s``-second windows."""
+    return f"{TOPIC_ROOT}/{meter_id}/agg/{interval_s}s"
 
 
 def parse_topic(topic: str) -> tuple[str, str]:

@@ -22,11 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from config.households import Household
+from config.localtime import local_hours
 from simulator.seeds import MeterKey, Purpose, rng_for
 
 BLOCK_S: Final = 60  # the live meter asks its profile for this many seconds at a time
 NOISE_DAY_S: Final = 86_400
-_TZ_BUCKET_S: Final = 900  # every UTC offset in use is a multiple of 15 min, so is every transition instant
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -70,29 +70,6 @@ def day_keyed_uniform(seed: int, meter_key: MeterKey, start_s: int, n: int, low:
         out[pos : pos + count] = rng.uniform(low, high, size=count)
         pos += count
     return out
-
-
-def local_hours(ts: IntArray, tz: ZoneInfo) -> IntArray:
-    """Local hour of day (0-23) in ``tz`` of each epoch second in ``ts``."""
-    buckets = ts // _TZ_BUCKET_S
-    if len(ts) and np.all(np.diff(buckets) >= 0):  # ascending (every span we generate): no sort needed
-        unique = np.unique(buckets[np.r_[True, np.diff(buckets) != 0]]) if len(ts) > 1 else buckets
-        inverse = np.searchsorted(unique, buckets)
-    else:
-        unique, inverse = np.unique(buckets, return_inverse=True)
-    offsets = np.array(
-        [_utc_offset_s(int(bucket) * _TZ_BUCKET_S, tz) for bucket in unique],
-        dtype=np.int64,
-    )
-    local = ts + offsets[inverse.reshape(-1)]
-    return np.asarray((local % 86_400) // 3600, dtype=np.int64)
-
-
-def _utc_offset_s(epoch_s: int, tz: ZoneInfo) -> int:
-    from datetime import UTC, datetime
-
-    offset = datetime.fromtimestamp(epoch_s, UTC).astimezone(tz).utcoffset()
-    return 0 if offset is None else int(offset.total_seconds())
 
 
 def _schedule(hours: IntArray, blocks: tuple[tuple[int, int], ...], level_kw: float) -> FloatArray:

@@ -1,4 +1,5 @@
-"""Shared fixtures: real brokers on free loopback ports, and the Mosquitto requirement (skip locally, fail in CI)."""
+"""Shared fixtures: real brokers on free loopback ports; the Mosquitto and Chromium requirements (skip locally, fail in
+CI)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.chromium import chromium_binary, chromium_missing
 from tests.support.procs import CI, Proc, mosquitto_missing, start_broker
 
 
@@ -18,6 +20,17 @@ def require_mosquitto() -> None:
     if CI:
         pytest.fail(f"CI=true and {reason}; .ci/run must install them", pytrace=False)
     pytest.skip(f"!!! MOSQUITTO TESTS NOT RUN: {reason}")
+
+
+def require_chromium() -> str:
+    """The Chromium binary; skip (loudly) without it, and in CI (CI=true) fail instead."""
+    binary = chromium_binary()
+    if binary is not None:
+        return binary
+    reason = chromium_missing()
+    if CI:
+        pytest.fail(f"CI=true and {reason}; .ci/run must install it", pytrace=False)
+    pytest.skip(f"!!! CHROMIUM TESTS NOT RUN: {reason}")
 
 
 @pytest.fixture(params=["amqtt", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])

@@ -77,7 +77,7 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     broker = start_broker(kind, logs)
     bridge = meters = None
     try:
-        bridge = start_bridge(broker.port or 0, logs, env={"FLEET_HOUSEHOLDS": "A,B,C,D"})
+        bridge = start_bridge(broker.port or 0, logs, env={"FLEET_HOUSEHOLDS": "A,B,C,D", "FLEET_SPEED": str(SPEED)})
         meters = start_meters(broker.port or 0, ["A", "B", "C"], logs, speed=SPEED, start_at=START_AT)
         yield Fleet(broker, meters, bridge)
     finally:

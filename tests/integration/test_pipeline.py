@@ -295,3 +295,31 @@ def test_mosquitto_sub_shows_valid_readings_from_a_b_c(fleet: Fleet) -> None:
         topic, _, payload = line.partition(" ")
         meters.add(decode_reading(topic, payload.encode()).meter)
     assert meters == {"A", "B", "C"}
+
+
+def test_three_clients_with_different_households_intervals_and_start_index(fleet: Fleet) -> None:
+    """At the same time: A live at 5 s, B from 05:59:30 at 15 s (paced), C from 05:59:00 at 30 s all at once."""
+    id_a, _ = _setup(fleet, "A", 5)
+    id_b, _ = _setup(fleet, "B", 15, start_index=5 * 3600 + 59 * 60 + 30)
+    id_c, _ = _setup(fleet, "C", 30, start_index=5 * 3600 + 59 * 60, pace="none")
+    clients = {
+        "A": SSEClient(fleet.http_port, f"/stream_data?stream={id_a}"),
+        "B": SSEClient(fleet.http_port, f"/stream_data?stream={id_b}"),
+        "C": SSEClient(fleet.http_port, f"/stream_data?stream={id_c}"),
+    }
+    got: dict[str, list[dict[str, object]]] = {k: [] for k in clients}
+    try:
+        for _ in range(4):
+            for household, client in clients.items():
+                got[household].append(client.next_data_event().json())
+    finally:
+        for client in clients.values():
+            client.close()
+    for household, interval in (("A", 5), ("B", 15), ("C", 30)):
+        docs = got[household]
+        for doc in docs:
+            _check_window(doc, household, interval)
+        starts = [parse_ts(str(doc["window_start"])) for doc in docs]
+        assert starts == list(range(starts[0], starts[0] + interval * len(starts), interval)), household
+    assert str(got["B"][0]["window_start"]).endswith("05:59:30Z")
+    assert str(got["C"][0]["window_start"]).endswith("05:59:00Z")

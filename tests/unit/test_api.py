@@ -211,6 +211,9 @@ def test_http_errors_are_json(client: FlaskClient, method: str, path: str, statu
     assert response.status_code == status
     assert response.is_json
     assert isinstance(response.get_json()["error"], str)
+    if status == 405:  # RFC 9110: a 405 lists the methods served (the JSON handler used to drop it)
+        assert method not in response.headers["Allow"]
+        assert response.headers["Allow"]
     assert b"<html" not in response.data.lower()
 
 
@@ -250,3 +253,24 @@ def test_healthz(app: Flask, client: FlaskClient) -> None:
     }
     assert body["messages"] == {"accepted": 120, "duplicates": 0, "rejected": {"bad_json": 1}}
     assert body["streams"] == 1
+
+
+@pytest.mark.parametrize("where", ["query", "header"])
+def test_stream_data_refuses_an_event_id_no_clock_reaches(client: FlaskClient, where: str) -> None:
+    """Twelve digits used to overflow datetime in resume_start: a 500 instead of a 400."""
+    event_id = "999999999999"
+    query = "/stream_data?household=A&interval=5"
+    if where == "query":
+        response = client.get(f"{query}&last_event_id={event_id}")
+    else:
+        response = client.get(query, headers={"Last-Event-ID": event_id})
+    assert response.status_code == 400
+    assert "Last-Event-ID" in response.get_json()["error"]
+
+
+def test_start_index_alone_is_not_ignored(client: FlaskClient) -> None:
+    """``?start_index=`` without household and interval used to fall through to the latest setup, silently ignored."""
+    setup(client, "A")
+    response = client.get("/stream_qstats?start_index=86400")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": REQUIRED}

@@ -126,3 +126,38 @@ def test_a_new_reading_wakes_a_waiter(prefill: bool, beyond: int | None) -> None
     thread.join(10.0)  # far below the waiter's 30 s timeout: only a notification ends it this early
     assert not thread.is_alive()
     assert result == [T0 + 42]
+
+
+def test_wait_until_wakes_only_the_waiters_whose_watermark_came() -> None:
+    import threading as _threading
+
+    from config.wire import Reading as _Reading
+
+    history = History(3600)
+    base = 1_704_067_200
+
+    def add(ts: int) -> None:
+        history.add(_Reading("A", ts - base, ts, 0.0, 0.0, 1000.0, 0.0, 0.0, 0.0))
+
+    add(base)
+    results: dict[str, int | None] = {}
+    near = _threading.Thread(target=lambda: results.__setitem__("near", history.wait_until("A", base + 3, 10)))
+    far = _threading.Thread(target=lambda: results.__setitem__("far", history.wait_until("A", base + 10, 10)))
+    near.start()
+    far.start()
+    for ts in range(base + 1, base + 3):
+        add(ts)
+    near.join(timeout=5)
+    assert results.get("near") == base + 3
+    assert far.is_alive()  # not woken by readings that do not reach its target
+    for ts in range(base + 3, base + 10):
+        add(ts)
+    far.join(timeout=5)
+    assert results.get("far") == base + 10
+    assert history._waiters["A"] == []
+
+
+def test_wait_until_times_out_and_forgets_the_waiter() -> None:
+    history = History(3600)
+    assert history.wait_until("A", 10, 0.01) is None
+    assert history._waiters["A"] == []

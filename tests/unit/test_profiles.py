@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from config.households import CLASSIC
-from simulator.profiles import BLOCK_S, classic, classic_seconds, day_keyed_uniform, local_hours, noise_rng
+from config.localtime import local_hours
+from simulator.profiles import BLOCK_S, classic, classic_seconds, day_keyed_uniform, noise_rng
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z, a Monday
 UTC_ZONE = ZoneInfo("UTC")

@@ -166,3 +166,12 @@ def test_stats_document() -> None:
 def test_warming_up() -> None:
     assert quick_stats(np.ones((MIN_WINDOWS - 1, 3)), 0).warming_up
     assert not quick_stats(np.ones((MIN_WINDOWS, 3)), 0).warming_up
+
+
+def test_vectorised_erf_matches_math_erf() -> None:
+    import math as _math
+
+    from bridge.statistics import _erf
+
+    z = np.linspace(-6, 6, 20_001)
+    assert np.max(np.abs(_erf(z) - np.array([_math.erf(v) for v in z]))) < 2e-7

@@ -97,3 +97,79 @@ def test_refused_connect_does_not_subscribe(subscriber: Subscriber) -> None:
     subscriber._on_connect(fake, None, None, refused, None)  # type: ignore[arg-type]
     assert not subscriber.connected
     assert fake.subscriptions == []
+
+
+class RecordingClient:
+    """Stands in for paho where a route subscribes at once or a message is published."""
+
+    def __init__(self, rc: int = 0) -> None:
+        self.subscriptions: list[tuple[object, ...]] = []
+        self.published: list[tuple[str, bytes, int, bool]] = []
+        self.rc = rc
+
+    def subscribe(self, *args: object) -> None:
+        self.subscriptions.append(args)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> object:
+        self.published.append((topic, payload, qos, retain))
+        return type("Info", (), {"rc": self.rc})()
+
+
+def test_routed_topic_goes_to_its_handler_not_to_ingest(subscriber: Subscriber) -> None:
+    received: list[bytes] = []
+    subscriber.add_route("homeassistant/status", received.append)
+    deliver(subscriber, b"homeassistant/status", b"online")
+    deliver(subscriber, b"homeassistant/status", b"offline")
+    assert received == [b"online", b"offline"]
+    assert subscriber.ingest.counters() == {"accepted": 0, "duplicates": 0, "rejected": {}}
+
+
+def test_a_failing_route_handler_does_not_escape(subscriber: Subscriber) -> None:
+    def broken(payload: bytes) -> None:
+        raise RuntimeError("a bug")
+
+    subscriber.add_route("homeassistant/status", broken)
+    deliver(subscriber, b"homeassistant/status", b"online")  # must not raise
+    assert subscriber.ingest.counters()["rejected"] == {}
+
+
+def test_connect_subscribes_routes_too_and_numbers_connections(subscriber: Subscriber) -> None:
+    subscriber.add_route("homeassistant/status", lambda payload: None)
+    fake = FakeClient()
+    success = ReasonCode(PacketTypes.CONNACK, "Success")
+    assert subscriber.connection() is None
+    subscriber._on_connect(fake, None, None, success, None)  # type: ignore[arg-type]
+    assert fake.subscriptions == [[(READING_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1), ("homeassistant/status", 1)]]
+    assert subscriber.connection() == 1
+    normal = ReasonCode(PacketTypes.DISCONNECT, "Normal disconnection")
+    subscriber._on_disconnect(fake, None, None, normal, None)  # type: ignore[arg-type]
+    assert subscriber.connection() is None
+    subscriber._on_connect(fake, None, None, ReasonCode(PacketTypes.CONNACK, "Not authorized"), None)  # type: ignore[arg-type]
+    assert subscriber.connection() is None
+    subscriber._on_connect(fake, None, None, success, None)  # type: ignore[arg-type]
+    assert subscriber.connection() == 2
+
+
+def test_a_route_added_while_connected_subscribes_at_once(
+    subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = RecordingClient()
+    monkeypatch.setattr(subscriber, "client", client)
+    subscriber.add_route("a/b", lambda payload: None)
+    assert client.subscriptions == []  # not connected: on_connect will
+    subscriber.connected = True
+    subscriber.add_route("c/d", lambda payload: None, qos=0)
+    assert client.subscriptions == [("c/d", 0)]
+
+
+@pytest.mark.parametrize(
+    ("rc", "qos", "taken"),
+    [(0, 1, True), (4, 1, True), (4, 0, False), (15, 1, False)],  # 4: no connection (QoS 1 waits), 15: queue full
+)
+def test_publish_says_whether_paho_took_it(
+    subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch, rc: int, qos: int, taken: bool
+) -> None:
+    client = RecordingClient(rc)
+    monkeypatch.setattr(subscriber, "client", client)
+    assert subscriber.publish("meters/A/agg/60s", b"{}", qos, True) is taken
+    assert client.published == [("meters/A/agg/60s", b"{}", qos, True)]

@@ -1,0 +1,130 @@
+"""``GET /metrics``: Prometheus text exposition of the bridge's live state, read at scrape time.
+
+Nothing is bound at import: ``init_app`` gives each app its own ``CollectorRegistry`` (in
+``app.extensions["fleet_metrics"]``) holding one ``BridgeCollector`` that reads ``BridgeState`` when scraped, so the
+numbers are the ones ``/healthz`` shows, with no second set of counters to keep in step.
+
+Two lags per meter: ``ingest_lag_seconds`` is wall time since its last reading arrived (the meter or the broker went
+quiet); ``watermark_lag_seconds`` is simulated time its newest reading is behind the newest meter's (one meter fell
+behind the fleet).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Final
+
+from flask import Blueprint, Flask, Response, current_app
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from bridge.state import BridgeState
+from config.wire import REASONS
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads
+PREFIX: Final = "fleet_bridge"
+EXTENSION: Final = "fleet_metrics"
+INTERNAL: Final = "internal"  # bridge.ingest's reason for a bug while handling a message
+
+bp = Blueprint("metrics", __name__)
+
+
+class BridgeCollector:
+    """Reads the counters and gauges of one app's ``BridgeState`` at each scrape."""
+
+    def __init__(self, state: BridgeState, clock: Callable[[], float] = time.time) -> None:
+        self.state = state
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families, as of now."""
+        state = self.state
+        counts = state.ingest.counters()  # one consistent snapshot, as /healthz shows it
+        rejected = counts["rejected"]
+        assert isinstance(rejected, dict)
+        yield _counter(
+            "readings_received", "Readings accepted into history (new seconds).", _number(counts["accepted"])
+        )
+        yield _counter(
+            "readings_duplicate", "Readings already held (redelivered), dropped.", _number(counts["duplicates"])
+        )
+        reasons = CounterMetricFamily(
+            f"{PREFIX}_messages_rejected", "MQTT messages rejected, by reason.", labels=["reason"]
+        )
+        for reason in sorted({*REASONS, INTERNAL, *rejected}):
+            reasons.add_metric([reason], _number(rejected.get(reason, 0)))
+        yield reasons
+
+        telemetry = state.telemetry
+        yield _counter("sse_windows_emitted", "Window events sent over all SSE streams.", telemetry.windows_emitted)
+        yield _gauge("sse_clients", "Open SSE connections.", telemetry.sse_clients)
+        yield _counter(
+            "sse_resets", "SSE clients told to reset (history lost their next window).", telemetry.sse_resets
+        )
+
+        history = state.history
+        meters = history.meters()
+        yield _gauge("meters_known", "Meters heard on the wire (readings or status).", len(meters))
+        yield _gauge(
+            "mqtt_connected", "1 while the subscriber is connected to the broker.", int(state.mqtt_connected())
+        )
+        yield from self._per_meter(meters)
+
+    def _per_meter(self, meters: list[str]) -> Iterator[Metric]:
+        marks = {meter: mark for meter in meters if (mark := self.state.history.watermark(meter)) is not None}
+        arrivals = self.state.ingest.arrivals()
+        now = self.clock()
+        last = GaugeMetricFamily(
+            f"{PREFIX}_meter_last_reading_timestamp_seconds",
+            "Simulated time (epoch seconds) of each meter's newest reading.",
+            labels=["meter"],
+        )
+        behind = GaugeMetricFamily(
+            f"{PREFIX}_meter_watermark_lag_seconds",
+            "Simulated seconds each meter's newest reading is behind the newest of any meter.",
+            labels=["meter"],
+        )
+        newest = max(marks.values(), default=0)
+        for meter, mark in sorted(marks.items()):
+            last.add_metric([meter], mark - 1)
+            behind.add_metric([meter], newest - mark)
+        quiet = GaugeMetricFamily(
+            f"{PREFIX}_meter_ingest_lag_seconds",
+            "Wall seconds since each meter's last reading arrived.",
+            labels=["meter"],
+        )
+        for meter, arrived in sorted(arrivals.items()):
+            quiet.add_metric([meter], max(0.0, now - arrived))
+        yield from (last, behind, quiet)
+
+
+def _number(value: object) -> float:
+    if not isinstance(value, int | float):
+        raise TypeError(f"not a number: {value!r}")
+    return value
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(f"{PREFIX}_{name}", documentation, value=value)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=value)
+
+
+def init_app(app: Flask) -> None:
+    """Give ``app`` its registry (collecting from ``app.extensions["fleet"]``) and the ``/metrics`` route."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BridgeCollector(app.extensions["fleet"]))
+    app.extensions[EXTENSION] = registry
+    app.register_blueprint(bp)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text exposition of this app's registry."""
+    registry: CollectorRegistry = current_app.extensions[EXTENSION]
+    response = Response(generate_latest(registry), content_type=CONTENT_TYPE)
+    response.cache_control.no_store = True
+    return response

@@ -1,0 +1,119 @@
+"""One SSE stream: the loop that turns a stream's windows into events, paced, with heartbeats and resets.
+
+Pull, not push: each stream reads the windows it owes its client straight from history when they are final, so there
+is no per-client queue to fill; memory per client is constant, and a stuck client blocks only its own greenlet (its
+socket write), never another stream or ingest. A client whose next window is older than history still holds (a paced
+replay that fell days behind, a ``Last-Event-ID`` past retention) is told with ``event: reset`` and continues from the
+oldest window held. A closed connection fails at the next write, at the latest the next heartbeat.
+
+Pacing: a replay (``start_index``) sends history one event per interval of simulated time, at the fleet's speed
+(``interval / FLEET_SPEED`` wall seconds), as the original played its file; ``pace=none`` sends history at once.
+Either way the stream continues into live windows as they become final.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Final
+
+from bridge.aggregate import make_window, window_start
+from bridge.baseline import window_status
+from bridge.sessions import StreamSpec
+from bridge.sse import comment, frame, legacy_data, retry, window_data
+from bridge.state import BridgeState
+from bridge.streams import WindowCursor
+from config.wire import format_ts
+
+MAX_WAIT_S: Final = 1.0
+
+
+def events(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, paced: bool) -> Iterator[bytes]:
+    """The bytes of one stream: ``retry:`` first, then window events, resets and heartbeats, until the client leaves."""
+    yield retry()
+    state.telemetry.client_opened()
+    try:
+        yield from _loop(state, spec, cursor, legacy, paced)
+    finally:  # the client went away (the server closes the generator) or the server stops
+        state.telemetry.client_closed()
+
+
+def _oldest(state: BridgeState, meter: str) -> int | None:
+    """The oldest second history can still give for ``meter`` (memory or disk)."""
+    candidates = [state.history.first_ts(meter)]
+    if state.history.store is not None:
+        candidates.append(state.history.store.oldest(meter))
+    known = [c for c in candidates if c is not None]
+    return min(known) if known else None
+
+
+def _rendered(state: BridgeState, spec: StreamSpec, start: int, end: int, legacy: bool) -> bytes:
+    key = (spec.household, spec.interval_s, start, end, legacy, spec.by_hour)
+    cached = state.events.get(key)
+    if cached is not None:
+        return cached
+    samples, present = state.history.samples(spec.household, start, end)
+    window = make_window(spec.household, spec.interval_s, start, end, samples, present)
+    baseline = state.baselines.get(spec.household, spec.interval_s)
+    status, worst = window_status(window, baseline, state.zone, spec.by_hour)
+    data = legacy_data(window, status) if legacy else window_data(window, status, worst)
+    event = frame(data, event_id=str(end))
+    state.events.put(key, event)
+    return event
+
+
+def _reset(cursor: WindowCursor, oldest: int | None, interval_s: int, state: BridgeState) -> bytes | None:
+    """If history no longer holds the cursor's window, move the cursor to the oldest one held and say so."""
+    if cursor.start is None or oldest is None:
+        return None
+    resumed = window_start(oldest, interval_s, cursor.tz)
+    if resumed < oldest:
+        resumed = cursor.next_start(resumed)
+    if cursor.start >= window_start(oldest, interval_s, cursor.tz):
+        return None
+    note = {
+        "reason": "history no longer holds the next window",
+        "skipped_from": format_ts(cursor.start),
+        "resume_from": format_ts(resumed),
+    }
+    cursor.start = resumed
+    state.telemetry.reset_sent()
+    return frame(json.dumps(note), event="reset")
+
+
+def _loop(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, paced: bool) -> Iterator[bytes]:
+    history, meter = state.history, spec.household
+    heartbeat_s = state.settings.heartbeat_s
+    pace_s = spec.interval_s / state.settings.speed if paced and spec.start_index is not None else 0.0
+    pause = threading.Event()  # never set: its wait() is an interruptible, gevent-friendly pause
+    last_sent = last_event = time.monotonic() - pace_s
+    while True:
+        watermark = history.watermark(meter)
+        if watermark is not None and cursor.start is None:
+            cursor.resolve(watermark, _oldest(state, meter))
+        first_in_memory = history.first_ts(meter)
+        if cursor.start is not None and first_in_memory is not None and cursor.start < first_in_memory:
+            note = _reset(cursor, _oldest(state, meter), spec.interval_s, state)  # older than memory: ask the disk
+            if note is not None:
+                yield note
+        due = cursor.due(watermark)
+        now = time.monotonic()
+        if due is not None and now >= last_event + pace_s:
+            start, end = due
+            yield _rendered(state, spec, start, end, legacy)
+            state.telemetry.window_sent()
+            cursor.advance()
+            last_sent = last_event = time.monotonic()
+            continue
+        wait = min(MAX_WAIT_S, max(0.0, last_sent + heartbeat_s - now))
+        if due is not None:  # final, but not yet its turn: a paced replay
+            pause.wait(min(wait, last_event + pace_s - now))
+        elif cursor.start is not None:  # sleep until the meter's stream reaches this window's end (+ grace)
+            history.wait_until(meter, cursor.final_at(), wait)
+        else:  # the meter's time is not known yet: any reading will do
+            history.wait_for_watermark(meter, watermark, wait)
+        if time.monotonic() >= last_sent + heartbeat_s:
+            yield comment(f"heartbeat {format_ts(int(time.time()))}")
+            last_sent = time.monotonic()

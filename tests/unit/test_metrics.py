@@ -1,0 +1,147 @@
+"""bridge.metrics: /metrics in the Prometheus text format, read from the app's live state at scrape time."""
+
+from __future__ import annotations
+
+import prometheus_client
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bridge.app import create_app
+from bridge.ingest import Ingest
+from bridge.metrics import CONTENT_TYPE, EXTENSION, BridgeCollector
+from bridge.state import BridgeState
+from config.settings import load_settings
+from config.wire import REASONS, Reading, encode_reading, reading_topic
+
+T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
+
+
+@pytest.fixture
+def app() -> Flask:
+    return create_app(load_settings({}), start_mqtt=False)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def state(app: Flask) -> BridgeState:
+    fleet: BridgeState = app.extensions["fleet"]
+    return fleet
+
+
+def feed(ingest: Ingest, meter: str, seconds: range) -> None:
+    for i in seconds:
+        reading = Reading(meter, i, T0 + i, 1000.0, 0.0, 2000.0, 0.0, 0.0, 0.0)
+        ingest.handle(reading_topic(meter), encode_reading(reading))
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, keyed by name and sorted labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def scrape(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return samples(response.get_data(as_text=True))
+
+
+def test_text_format_with_its_content_type(client: FlaskClient) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
+    assert "no-store" in response.headers["Cache-Control"]
+    families = {family.name: family.type for family in text_string_to_metric_families(response.get_data(as_text=True))}
+    assert families == {
+        "fleet_bridge_readings_received": "counter",
+        "fleet_bridge_readings_duplicate": "counter",
+        "fleet_bridge_messages_rejected": "counter",
+        "fleet_bridge_sse_windows_emitted": "counter",
+        "fleet_bridge_sse_clients": "gauge",
+        "fleet_bridge_sse_resets": "counter",
+        "fleet_bridge_meters_known": "gauge",
+        "fleet_bridge_mqtt_connected": "gauge",
+        "fleet_bridge_meter_last_reading_timestamp_seconds": "gauge",
+        "fleet_bridge_meter_watermark_lag_seconds": "gauge",
+        "fleet_bridge_meter_ingest_lag_seconds": "gauge",
+    }
+
+
+def test_fresh_app_counts_nothing(client: FlaskClient) -> None:
+    values = scrape(client)
+    assert values[("fleet_bridge_readings_received_total", ())] == 0
+    assert values[("fleet_bridge_mqtt_connected", ())] == 0
+    assert values[("fleet_bridge_meters_known", ())] == 0
+    # every reason is a series from the start, so rate() and alerts work before the first reject
+    for reason in (*REASONS, "internal"):
+        assert values[("fleet_bridge_messages_rejected_total", (("reason", reason),))] == 0
+
+
+def test_counters_follow_ingest_and_telemetry(app: Flask, client: FlaskClient) -> None:
+    fleet = state(app)
+    feed(fleet.ingest, "A", range(10))
+    feed(fleet.ingest, "A", range(8, 10))  # redelivered
+    fleet.ingest.handle("meters/A/reading", b"garbage")
+    fleet.ingest.handle("nonsense", b"{}")
+    fleet.telemetry.client_opened()
+    fleet.telemetry.client_opened()
+    fleet.telemetry.client_closed()
+    fleet.telemetry.window_sent()
+    fleet.telemetry.reset_sent()
+    values = scrape(client)
+    assert values[("fleet_bridge_readings_received_total", ())] == 10
+    assert values[("fleet_bridge_readings_duplicate_total", ())] == 2
+    assert values[("fleet_bridge_messages_rejected_total", (("reason", "bad_json"),))] == 1
+    assert values[("fleet_bridge_messages_rejected_total", (("reason", "bad_topic"),))] == 1
+    assert values[("fleet_bridge_sse_clients", ())] == 1
+    assert values[("fleet_bridge_sse_windows_emitted_total", ())] == 1
+    assert values[("fleet_bridge_sse_resets_total", ())] == 1
+    assert values[("fleet_bridge_meters_known", ())] == 1
+    feed(fleet.ingest, "A", range(10, 15))  # read at scrape time: nothing to update by hand
+    assert scrape(client)[("fleet_bridge_readings_received_total", ())] == 15
+
+
+def test_lags_per_meter(app: Flask) -> None:
+    fleet = state(app)
+    now = [1000.0]
+    fleet.ingest = Ingest(fleet.history, clock=lambda: now[0])
+    feed(fleet.ingest, "A", range(20))  # A's newest reading is T0 + 19
+    now[0] = 1010.0
+    feed(fleet.ingest, "B", range(5))  # B is 15 simulated seconds behind A, and heard 10 wall seconds later
+    now[0] = 1012.5
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BridgeCollector(fleet, clock=lambda: now[0]))
+    values = samples(generate_latest(registry).decode())
+    meter = "fleet_bridge_meter_{}"
+    assert values[(meter.format("last_reading_timestamp_seconds"), (("meter", "A"),))] == T0 + 19
+    assert values[(meter.format("last_reading_timestamp_seconds"), (("meter", "B"),))] == T0 + 4
+    assert values[(meter.format("watermark_lag_seconds"), (("meter", "A"),))] == 0
+    assert values[(meter.format("watermark_lag_seconds"), (("meter", "B"),))] == 15
+    assert values[(meter.format("ingest_lag_seconds"), (("meter", "A"),))] == 12.5
+    assert values[(meter.format("ingest_lag_seconds"), (("meter", "B"),))] == 2.5
+
+
+def test_each_app_has_its_own_registry_and_none_is_global() -> None:
+    first = create_app(load_settings({}), start_mqtt=False)
+    second = create_app(load_settings({}), start_mqtt=False)
+    assert first.extensions[EXTENSION] is not second.extensions[EXTENSION]
+    feed(state(first).ingest, "A", range(3))
+    assert scrape(first.test_client())[("fleet_bridge_readings_received_total", ())] == 3
+    assert scrape(second.test_client())[("fleet_bridge_readings_received_total", ())] == 0
+    assert b"fleet_bridge" not in generate_latest(prometheus_client.REGISTRY)
+
+
+def test_only_get(client: FlaskClient) -> None:
+    response = client.post("/metrics")
+    assert response.status_code == 405
+    assert response.is_json
+    assert "GET" in response.headers["Allow"]
