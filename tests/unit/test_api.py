@@ -12,31 +12,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.app import create_app
 from bridge.requests import NOT_INTEGERS, NOT_OBJECT, NOT_POSITIVE, NOT_STRING, REQUIRED, UNRECOGNIZED
-from bridge.state import BridgeState
 from bridge.statistics import Z_99
-from config.settings import load_settings
 from config.wire import Reading, encode_reading, reading_topic
+from tests.support.bridgeapp import state
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
 SETUP_OK = "Streaming setup and stats calculation successful"
 QSTATS_KEYS = ("25p", "75p", "best_distribution", "median", "rt_critical_value_0.01")
-
-
-@pytest.fixture
-def app() -> Flask:
-    return create_app(load_settings({}), start_mqtt=False)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-def state(app: Flask) -> BridgeState:
-    fleet: BridgeState = app.extensions["fleet"]
-    return fleet
 
 
 def overall_w(meter: str, i: int) -> float:

@@ -26,16 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "bridge" / "static"
 
 
-@pytest.fixture
-def app() -> Flask:
-    return create_app(load_settings({}), start_mqtt=False)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
 def feed(app: Flask, meter: str, first_ts: int, seconds: int) -> None:
     state: BridgeState = app.extensions["fleet"]
     for i in range(seconds):

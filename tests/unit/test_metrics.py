@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import prometheus_client
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry, generate_latest
@@ -12,26 +11,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from bridge.app import create_app
 from bridge.ingest import Ingest
 from bridge.metrics import CONTENT_TYPE, EXTENSION, BridgeCollector
-from bridge.state import BridgeState
 from config.settings import load_settings
 from config.wire import REASONS, Reading, encode_reading, reading_topic
+from tests.support.bridgeapp import state
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
-
-
-@pytest.fixture
-def app() -> Flask:
-    return create_app(load_settings({}), start_mqtt=False)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-def state(app: Flask) -> BridgeState:
-    fleet: BridgeState = app.extensions["fleet"]
-    return fleet
 
 
 def feed(ingest: Ingest, meter: str, seconds: range) -> None:

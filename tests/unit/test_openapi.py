@@ -9,29 +9,16 @@ from __future__ import annotations
 import copy
 import re
 
-import pytest
 import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
 
 from bridge import api, openapi
 from bridge import app as app_module
-from bridge.app import create_app
 from bridge.openapi import DOCUMENT
-from config.settings import load_settings
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 AUTOMATIC = {"HEAD", "OPTIONS"}  # Flask adds both to every route; HEAD is GET without a body
-
-
-@pytest.fixture
-def app() -> Flask:
-    return create_app(load_settings({}), start_mqtt=False)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def openapi_path(rule: str) -> str:

@@ -1,0 +1,22 @@
+"""Unit-test fixtures: the bridge app built by its factory, without MQTT and without disk."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bridge.app import create_app
+from config.settings import load_settings
+
+
+@pytest.fixture
+def app() -> Flask:
+    """A fresh bridge app per test (default settings, no broker, no SQLite)."""
+    return create_app(load_settings({}), start_mqtt=False)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """Flask's test client of ``app``."""
+    return app.test_client()
