@@ -127,6 +127,27 @@ def stream_data() -> Response:
     return response
 
 
+@bp.get("/api/meters")
+def api_meters() -> Response:
+    """Per meter: availability, sequence and delivery counters (what arrived, twice, never, repaired, rejected)."""
+    state = _state()
+    meters = {}
+    for meter in state.known_households():
+        summary = state.history.summary(meter)
+        meters[meter] = {
+            "status": summary.status,
+            "last_seq": summary.last_seq,
+            "last_reading": None if summary.watermark is None else format_ts(summary.watermark - 1),
+            "received": summary.received,
+            "duplicates": summary.duplicates,
+            "gaps_open": summary.gaps_open,
+            "gaps_repaired": summary.gaps_repaired,
+            "seq_restarts": summary.seq_restarts,
+            "rejected": state.ingest.rejected_of(meter),
+        }
+    return jsonify(meters=meters)
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
     """Liveness and a summary: MQTT connection, meters heard, message counters."""

@@ -33,6 +33,53 @@ class MeterSummary:
     received: int
     duplicates: int
     too_old: int
+    gaps_open: int = 0
+    gaps_repaired: int = 0
+    seq_restarts: int = 0
+
+
+MAX_GAPS = 10_000  # open gap ranges kept per meter; past it the oldest is given up (counted as lost)
+
+
+class SeqTracker:
+    """A meter's sequence as received: the highest seq, the ranges of seqs missing below it, repairs and restarts.
+
+    A reading whose seq falls in a missing range repairs it; a new second whose seq is at or below the highest and in
+    no gap means the meter started a new sequence (it lost its state): the tracker starts over and counts a restart.
+    """
+
+    def __init__(self) -> None:
+        self.highest: int | None = None
+        self.gaps: list[list[int]] = []  # [first, last] missing, ascending
+        self.repaired = 0
+        self.restarts = 0
+        self.given_up = 0
+
+    def see(self, seq: int) -> None:
+        """Account one new reading's seq."""
+        if self.highest is None or seq == self.highest + 1:
+            self.highest = seq
+            return
+        if seq > self.highest:
+            self.gaps.append([self.highest + 1, seq - 1])
+            self.highest = seq
+            while len(self.gaps) > MAX_GAPS:
+                first, last = self.gaps.pop(0)
+                self.given_up += last - first + 1
+            return
+        for i, (first, last) in enumerate(self.gaps):
+            if first <= seq <= last:
+                self.repaired += 1
+                pieces = [[first, seq - 1], [seq + 1, last]]
+                self.gaps[i : i + 1] = [p for p in pieces if p[0] <= p[1]]
+                return
+        self.restarts += 1  # below what we have, in no gap: a new sequence
+        self.highest, self.gaps = seq, []
+
+    @property
+    def open(self) -> int:
+        """Seqs missing below the highest."""
+        return sum(last - first + 1 for first, last in self.gaps)
 
 
 class MeterRing:
@@ -46,6 +93,7 @@ class MeterRing:
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.last_seq: int | None = None
+        self.seqs = SeqTracker()
         self.received = 0
         self.duplicates = 0
         self.too_old = 0
@@ -64,6 +112,7 @@ class MeterRing:
         self.values[slot] = [np.nan if v is None else v for v in reading.powers_kw()]
         self.energies[slot] = (reading.ac_kwh, reading.geyser_kwh, reading.overall_kwh)
         self.received += 1
+        self.seqs.see(reading.seq)
         if self.last_ts is None or ts > self.last_ts:
             self.last_ts = ts
             self.last_seq = reading.seq
@@ -87,6 +136,7 @@ class MeterRing:
         self.first_ts = int(ts[0]) if self.first_ts is None else min(self.first_ts, int(ts[0]))
         if self.last_ts is None or int(ts[-1]) > self.last_ts:
             self.last_ts, self.last_seq = int(ts[-1]), last_seq
+            self.seqs.highest = last_seq  # the sequence goes on from the disk's
         return len(ts)
 
     def samples(self, start: int, end: int) -> tuple[FloatArray, int]:
@@ -259,5 +309,15 @@ class History:
                 return MeterSummary(meter, status, None, None, None, 0, 0, 0)
             watermark = None if ring.last_ts is None else ring.last_ts + 1
             return MeterSummary(
-                meter, status, ring.first_ts, watermark, ring.last_seq, ring.received, ring.duplicates, ring.too_old
+                meter,
+                status,
+                ring.first_ts,
+                watermark,
+                ring.last_seq,
+                ring.received,
+                ring.duplicates,
+                ring.too_old,
+                ring.seqs.open,
+                ring.seqs.repaired,
+                ring.seqs.restarts,
             )

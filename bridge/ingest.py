@@ -15,7 +15,7 @@ from typing import Final
 
 from bridge.history import History
 from config.errors import PayloadError
-from config.wire import decode_reading, decode_status, parse_topic
+from config.wire import TOPIC_ROOT, decode_reading, decode_status, parse_topic, valid_meter_id
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class Ingest:
         self.accepted = 0
         self.duplicates = 0
         self.rejected: Counter[str] = Counter()
+        self.rejected_by_meter: dict[str, Counter[str]] = {}  # where the topic names a valid meter id
         self._arrived: dict[str, float] = {}  # meter -> wall time its last valid reading arrived
 
     def handle(self, topic: str, payload: bytes) -> bool:
@@ -59,11 +60,19 @@ class Ingest:
         return False
 
     def _reject(self, reason: str, topic: str, detail: str) -> None:
+        meter = _meter_of(topic)
         with self._lock:
             self.rejected[reason] += 1
             count = self.rejected[reason]
+            if meter is not None:
+                self.rejected_by_meter.setdefault(meter, Counter())[reason] += 1
         if count == 1 or count % _LOG_EVERY == 0:
             log.warning("rejected message #%d for %s on %r: %s", count, reason, topic[:100], detail[:200])
+
+    def rejected_of(self, meter: str) -> dict[str, int]:
+        """Rejects by reason of messages on ``meter``'s topics."""
+        with self._lock:
+            return dict(self.rejected_by_meter.get(meter, {}))
 
     def arrivals(self) -> dict[str, float]:
         """Wall time (epoch seconds) the last valid reading of each meter arrived, duplicates included."""
@@ -74,3 +83,9 @@ class Ingest:
         """Snapshot of the counters."""
         with self._lock:
             return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": dict(self.rejected)}
+
+
+def _meter_of(topic: str) -> str | None:
+    """The meter id a topic names, if it is ``meters/<valid id>/...``."""
+    parts = topic.split("/")
+    return parts[1] if len(parts) >= 3 and parts[0] == TOPIC_ROOT and valid_meter_id(parts[1]) else None

@@ -96,7 +96,17 @@ class BridgeCollector:
         )
         for meter, arrived in sorted(arrivals.items()):
             quiet.add_metric([meter], max(0.0, now - arrived))
-        yield from (last, behind, quiet)
+        gaps = GaugeMetricFamily(
+            f"{PREFIX}_meter_gaps_open", "Seqs missing below each meter's highest (lost so far).", labels=["meter"]
+        )
+        repaired = CounterMetricFamily(
+            f"{PREFIX}_meter_gaps_repaired", "Missing seqs that arrived later, per meter.", labels=["meter"]
+        )
+        for meter in meters:
+            summary = self.state.history.summary(meter)
+            gaps.add_metric([meter], summary.gaps_open)
+            repaired.add_metric([meter], summary.gaps_repaired)
+        yield from (last, behind, quiet, gaps, repaired)
 
 
 def _number(value: object) -> float:

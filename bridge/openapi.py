@@ -211,6 +211,26 @@ SCHEMAS: Final[JsonObject] = {
             "streams": {"type": "integer", "minimum": 0},
         }
     ),
+    "Meters": _object(
+        {
+            "meters": {
+                "type": "object",
+                "additionalProperties": _object(
+                    {
+                        "status": {"enum": ["online", "offline", "unknown"]},
+                        "last_seq": {"type": ["integer", "null"]},
+                        "last_reading": {"anyOf": [TIMESTAMP, {"type": "null"}]},
+                        "received": {"type": "integer", "minimum": 0},
+                        "duplicates": {"type": "integer", "minimum": 0},
+                        "gaps_open": {"type": "integer", "minimum": 0},
+                        "gaps_repaired": {"type": "integer", "minimum": 0},
+                        "seq_restarts": {"type": "integer", "minimum": 0},
+                        "rejected": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
+                    }
+                ),
+            }
+        }
+    ),
     "DashboardHouseholds": _object(
         {
             "households": {
@@ -399,6 +419,13 @@ PATHS: Final[JsonObject] = {
                 },
                 "400",
             ),
+        }
+    },
+    "/api/meters": {
+        "get": {
+            "operationId": "api_meters",
+            "summary": "Per meter: availability, last seq, received, duplicates, gaps open and repaired, rejects",
+            "responses": _responses(_json(_ref("schemas", "Meters"), "Every known meter's delivery counters.")),
         }
     },
     "/dashboard/households": {

@@ -59,7 +59,7 @@ KNOWN_KEYS: Final[dict[str, str]] = {
     "FLEET_HISTORY_S": "seconds of per-second history the bridge keeps in memory (default 172800)",
     "FLEET_HEARTBEAT_S": "seconds between SSE heartbeat comments (default 15)",
     "FLEET_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
-    "FLEET_DATA_DIR": "directory of the bridge's database (default ./data)",
+    "FLEET_DATA_DIR": "directory of the bridge history and the meters outbox (default ./data)",
     "FLEET_RETENTION_S": "seconds of history the bridge keeps on disk (default 604800: 7 days)",
     "FLEET_STORE": "what the bridge stores on disk: readings (default) or aggregates (large fleets: windows only)",
     "FLEET_STATS_SPAN_S": "seconds of history behind the quick statistics (default 86400)",

@@ -39,11 +39,13 @@ from config.settings import (
     parse_time_of_day,
     parse_tz,
 )
+from config.wire import format_ts
 from simulator.clock import SimClock, start_epoch
 from simulator.dataset import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS, DatasetPlan
 from simulator.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
 from simulator.fleet import MAX_FLEET, PROFILES, build_meters, fleet_specs, make_profile
 from simulator.localday import day_span
+from simulator.outbox import Outbox
 from simulator.publisher import FleetLoop
 
 log = logging.getLogger("simulator")
@@ -163,10 +165,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     ids = [spec.meter_id for spec in specs]
     zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
     sim_start = start_epoch(time.time(), zone, start_s)
+    outbox = Outbox(Path(settings.data_dir))
+    lasts = {spec.meter_id: last for spec in specs if (last := outbox.last(spec.meter_id)) is not None}
+    if lasts and max(last.ts for last in lasts.values()) + 1 > sim_start:  # a meter never goes back in time
+        sim_start = float(max(last.ts for last in lasts.values()) + 1)
+        log.info("resuming after the last reading on record (%s)", format_ts(int(sim_start) - 1))
+    for meter_id, last in sorted(lasts.items()):
+        log.info("meter %s continues at seq %d (registers %.4f kWh overall)", meter_id, last.seq + 1, last.overall_kwh)
     clock = SimClock(wall_origin=time.monotonic(), sim_origin=sim_start, speed=speed)
     faults = _faults(args)
-    meters = build_meters(specs, seed, zone, sim_start, profile, climate, faults)
-    loop = FleetLoop(meters, broker, clock)
+    meters = build_meters(specs, seed, zone, sim_start, profile, climate, faults, lasts)
+    loop = FleetLoop(meters, broker, clock, outbox=outbox)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
@@ -185,7 +194,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         "none" if faults is None else faults,
         broker.url(),
     )
-    loop.run()
+    try:
+        loop.run()
+    finally:
+        outbox.close()
     return 0
 
 

@@ -11,7 +11,7 @@ meters keep their data when the fleet grows.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from config.wire import Reading
 from simulator.faults import ErrorType, FaultConfig, faulted_seconds, stack
 from simulator.localday import day_span, local_date
 from simulator.meter import MeterState, skip, step
+from simulator.outbox import LastReading
 from simulator.profiles import BLOCK_S, ClassicProfile, FloatArray, MeterProfile
 from simulator.realistic import realistic_profile
 from simulator.seeds import MeterKey
@@ -170,16 +171,23 @@ def build_meters(
     profile: str = "classic",
     climate: str = DEFAULT_CLIMATE,
     faults: FaultConfig | None = None,
+    resume: Mapping[str, LastReading] | None = None,
 ) -> list[Meter]:
-    """Meters for these specs, each starting at the second containing ``sim_start``, with optional errors."""
+    """Meters for these specs, each starting at the second containing ``sim_start``, with optional errors.
+
+    A meter in ``resume`` (its last reading on record, from the outbox) continues: the next seq, registers from where
+    they were, and never a second at or before its last one.
+    """
     first_ts = math.floor(sim_start)
     injection = None if faults is None else Injection(faults, tz, seed)
-    return [
-        Meter(
-            spec,
-            make_profile(profile, spec, tz, seed, climate),
-            MeterState(meter_id=spec.meter_id, seq=0, next_ts=first_ts),
-            injection,
-        )
-        for spec in specs
-    ]
+    meters = []
+    for spec in specs:
+        last = (resume or {}).get(spec.meter_id)
+        if last is None:
+            state = MeterState(meter_id=spec.meter_id, seq=0, next_ts=first_ts)
+        else:
+            state = MeterState(
+                spec.meter_id, last.seq + 1, max(first_ts, last.ts + 1), last.ac_kwh, last.geyser_kwh, last.overall_kwh
+            )
+        meters.append(Meter(spec, make_profile(profile, spec, tz, seed, climate), state, injection))
+    return meters

@@ -27,6 +27,7 @@ from config.settings import BrokerAddress
 from config.wire import OFFLINE, ONLINE, READING_QOS, STATUS_QOS, encode_reading, reading_topic, status_topic
 from simulator.clock import SimClock
 from simulator.fleet import Meter
+from simulator.outbox import Outbox
 
 if TYPE_CHECKING:
     from paho.mqtt.client import SocketLike
@@ -135,11 +136,13 @@ class FleetLoop:
         broker: BrokerAddress,
         clock: SimClock,
         wall: Callable[[], float] = time.monotonic,
+        outbox: Outbox | None = None,
     ) -> None:
         self.meters = list(meters)
         self.links = {meter.meter_id: MeterLink(meter.meter_id, broker) for meter in self.meters}
         self.clock = clock
         self.wall = wall
+        self.outbox = outbox
         self.stop_event = threading.Event()
         self._selector = selectors.DefaultSelector()
         self._registered: dict[str, tuple[SocketLike, int]] = {}
@@ -163,10 +166,11 @@ class FleetLoop:
         for link in self.links.values():
             link.try_connect(now)
         sim_now = self.clock.sim_at(now)
-        for meter in self.meters:
-            link = self.links[meter.meter_id]
-            for reading in meter.due(sim_now, CATCH_UP_LIMIT):
-                link.publish(encode_reading(reading))
+        due = [reading for meter in self.meters for reading in meter.due(sim_now, CATCH_UP_LIMIT)]
+        # On disk first (the outbox), then on the wire: a killed meter restarts from what it published.
+        payloads = self.outbox.record(due) if self.outbox is not None else [encode_reading(r) for r in due]
+        for reading, payload in zip(due, payloads, strict=True):
+            self.links[reading.meter].publish(payload)
         if now >= self._next_misc:
             for link in self.links.values():
                 link.client.loop_misc()

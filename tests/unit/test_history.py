@@ -161,3 +161,17 @@ def test_wait_until_times_out_and_forgets_the_waiter() -> None:
     history = History(3600)
     assert history.wait_until("A", 10, 0.01) is None
     assert history._waiters["A"] == []
+
+
+def test_seq_tracker_gaps_repairs_and_restarts() -> None:
+    from bridge.history import SeqTracker
+
+    seqs = SeqTracker()
+    for seq in (0, 1, 2, 5, 6, 9):
+        seqs.see(seq)
+    assert (seqs.highest, seqs.gaps, seqs.open) == (9, [[3, 4], [7, 8]], 4)
+    seqs.see(4)
+    seqs.see(7)
+    assert (seqs.gaps, seqs.open, seqs.repaired) == ([[3, 3], [8, 8]], 2, 2)
+    seqs.see(0)  # a new second, below everything and in no gap: the meter started over
+    assert (seqs.highest, seqs.gaps, seqs.restarts) == (0, [], 1)

@@ -57,6 +57,8 @@ def test_text_format_with_its_content_type(client: FlaskClient) -> None:
         "fleet_bridge_meter_last_reading_timestamp_seconds": "gauge",
         "fleet_bridge_meter_watermark_lag_seconds": "gauge",
         "fleet_bridge_meter_ingest_lag_seconds": "gauge",
+        "fleet_bridge_meter_gaps_open": "gauge",
+        "fleet_bridge_meter_gaps_repaired": "counter",
     }
 
 
