@@ -127,41 +127,39 @@ def stream_data() -> Response:
     return response
 
 
+_HEALTH_KEYS = ("status", "last_seq", "last_reading", "received", "duplicates")
+
+
+def _meter_counters(state: BridgeState, meter: str) -> dict[str, object]:
+    summary = state.history.summary(meter)
+    return {
+        "status": summary.status,
+        "last_seq": summary.last_seq,
+        "last_reading": None if summary.watermark is None else format_ts(summary.watermark - 1),
+        "received": summary.received,
+        "duplicates": summary.duplicates,
+        "gaps_open": summary.gaps_open,
+        "gaps_repaired": summary.gaps_repaired,
+        "seq_restarts": summary.seq_restarts,
+        "rejected": state.ingest.rejected_of(meter),
+    }
+
+
 @bp.get("/api/meters")
 def api_meters() -> Response:
     """Per meter: availability, sequence and delivery counters (what arrived, twice, never, repaired, rejected)."""
     state = _state()
-    meters = {}
-    for meter in state.known_households():
-        summary = state.history.summary(meter)
-        meters[meter] = {
-            "status": summary.status,
-            "last_seq": summary.last_seq,
-            "last_reading": None if summary.watermark is None else format_ts(summary.watermark - 1),
-            "received": summary.received,
-            "duplicates": summary.duplicates,
-            "gaps_open": summary.gaps_open,
-            "gaps_repaired": summary.gaps_repaired,
-            "seq_restarts": summary.seq_restarts,
-            "rejected": state.ingest.rejected_of(meter),
-        }
-    return jsonify(meters=meters)
+    return jsonify(meters={meter: _meter_counters(state, meter) for meter in state.known_households()})
 
 
 @bp.get("/healthz")
 def healthz() -> Response:
     """Liveness and a summary: MQTT connection, meters heard, message counters."""
     state = _state()
-    meters = {}
-    for meter in state.history.meters():
-        summary = state.history.summary(meter)
-        meters[meter] = {
-            "status": summary.status,
-            "last_seq": summary.last_seq,
-            "last_reading": None if summary.watermark is None else format_ts(summary.watermark - 1),
-            "received": summary.received,
-            "duplicates": summary.duplicates,
-        }
+    meters = {
+        meter: {key: value for key, value in _meter_counters(state, meter).items() if key in _HEALTH_KEYS}
+        for meter in state.history.meters()
+    }
     return jsonify(
         status="ok",
         mqtt="connected" if state.mqtt_connected() else "disconnected",
