@@ -14,6 +14,7 @@ from bridge.api import bp
 from bridge.baseline import Baselines
 from bridge.history import History
 from bridge.ingest import Ingest
+from bridge.repair import GapRepairer
 from bridge.republish import start_republisher
 from bridge.sessions import Sessions
 from bridge.state import BridgeState
@@ -61,6 +62,9 @@ def create_app(settings: Settings | None = None, *, start_mqtt: bool = True, per
         state.subscriber.start()
         state.baselines.start()  # refreshes quick statistics in the background
         app.extensions["fleet_republisher"] = start_republisher(state)  # stopped by bridge.server on worker exit
+        repairer = GapRepairer(history, state.subscriber.publish)
+        repairer.start()
+        app.extensions["fleet_repairer"] = repairer
     return app
 
 

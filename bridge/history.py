@@ -300,6 +300,12 @@ class History:
             ring = self._rings.get(meter)
             return None if ring is None or ring.last_ts is None else ring.last_ts + 1
 
+    def gaps(self, meter: str) -> list[tuple[int, int]]:
+        """The seq ranges ``(first, last)`` missing below ``meter``'s highest seq."""
+        with self._lock:
+            ring = self._rings.get(meter)
+            return [] if ring is None else [(first, last) for first, last in ring.seqs.gaps]
+
     def summary(self, meter: str) -> MeterSummary:
         """Counters of one meter."""
         with self._lock:

@@ -19,6 +19,9 @@ def _worker_exit(server: Any, worker: Any) -> None:
     state = getattr(app, "extensions", {}).get("fleet") if app is not None else None
     if state is None:
         return
+    repairer = getattr(app, "extensions", {}).get("fleet_repairer")
+    if repairer is not None:
+        repairer.stop()
     republisher = getattr(app, "extensions", {}).get("fleet_republisher")
     if republisher is not None:  # before the subscriber: it publishes through it
         republisher.stop()

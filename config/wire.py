@@ -4,6 +4,9 @@ Topics:
     meters/<meter_id>/reading   QoS 1, not retained, one-line UTF-8 JSON (``Reading``)
     meters/<meter_id>/status    QoS 1, retained, ``online`` on connect, ``offline`` as Last Will and on clean stop
     meters/<meter_id>/agg/<N>s  QoS 1, retained, published by the bridge: the meter's final N-second windows (JSON)
+    meters/<meter_id>/cmd/replay  QoS 1, not retained, from the bridge: ``{"from_seq": a, "to_seq": b}`` asks the meter
+                                to publish again its readings a..b (inclusive, at most ``MAX_REPLAY`` seqs) from its
+                                outbox, as ordinary readings on its reading topic
 
 A reading covers the simulated second ``[ts, ts + 1)`` (UTC, ISO-8601 with ``Z``). Powers are W (``null`` = the meter
 had no value for that channel); energies are monotonic kWh counters. ``seq`` increases by exactly 1 per reading of a
@@ -80,6 +83,32 @@ def status_topic(meter_id: str) -> str:
 def aggregate_topic(meter_id: str, interval_s: int) -> str:
     """Retained topic on which the bridge republishes a meter's final ``interval_s``-second windows."""
     return f"{TOPIC_ROOT}/{meter_id}/agg/{interval_s}s"
+
+
+MAX_REPLAY: Final = 10_000
+
+
+def replay_topic(meter_id: str) -> str:
+    """Topic on which a meter takes replay requests."""
+    return f"{TOPIC_ROOT}/{meter_id}/cmd/replay"
+
+
+def encode_replay(from_seq: int, to_seq: int) -> bytes:
+    """A replay request for seqs ``from_seq..to_seq`` (inclusive)."""
+    return json.dumps({"from_seq": from_seq, "to_seq": to_seq}).encode()
+
+
+def decode_replay(payload: bytes) -> tuple[int, int]:
+    """``(from_seq, to_seq)`` of a replay request; PayloadError if it is not one."""
+    body = _load_json(payload)
+    if not isinstance(body, dict) or set(body) != {"from_seq", "to_seq"}:
+        raise PayloadError("bad_type", "a replay request is {from_seq, to_seq}")
+    first, last = body["from_seq"], body["to_seq"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, last)):
+        raise PayloadError("bad_type", "seqs must be integers")
+    if not 0 <= first <= last <= MAX_SEQ or last - first + 1 > MAX_REPLAY:
+        raise PayloadError("out_of_range", f"replay {first}..{last}")
+    return first, last
 
 
 def parse_topic(topic: str) -> tuple[str, str]:

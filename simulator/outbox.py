@@ -4,7 +4,8 @@ restarted continues its sequence and its energy registers where they were on the
 
 One database per data directory (``<data dir>/meters.sqlite3``), shared by every simulator process that uses it
 (SQLite serialises their short write transactions). Rows are kept ``retention_s`` of simulated time per meter.
-Resending unacknowledged readings and answering replay requests from it is not built yet (see the reliability issue).
+Replay requests (``meters/<id>/cmd/replay``) are answered from it. Resending unacknowledged readings after a reconnect
+is not built yet (see the reliability issue).
 """
 
 from __future__ import annotations
@@ -79,6 +80,13 @@ class Outbox:
             if self._writes % PRUNE_EVERY == 0:
                 self.prune()
         return payloads
+
+    def payloads(self, meter: str, from_seq: int, to_seq: int) -> list[bytes]:
+        """The published payloads of ``meter`` with seq in ``from_seq..to_seq``, oldest first (what is still held)."""
+        rows = self._conn.execute(
+            "SELECT payload FROM outbox WHERE meter = ? AND seq BETWEEN ? AND ? ORDER BY seq", (meter, from_seq, to_seq)
+        ).fetchall()
+        return [bytes(row[0]) for row in rows]
 
     def prune(self) -> None:
         """Forget readings older than ``retention_s`` before each meter's newest."""

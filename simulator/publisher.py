@@ -15,6 +15,7 @@ import logging
 import selectors
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
@@ -23,8 +24,19 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from config.errors import PayloadError
 from config.settings import BrokerAddress
-from config.wire import OFFLINE, ONLINE, READING_QOS, STATUS_QOS, encode_reading, reading_topic, status_topic
+from config.wire import (
+    OFFLINE,
+    ONLINE,
+    READING_QOS,
+    STATUS_QOS,
+    decode_replay,
+    encode_reading,
+    reading_topic,
+    replay_topic,
+    status_topic,
+)
 from simulator.clock import SimClock
 from simulator.fleet import Meter
 from simulator.outbox import Outbox
@@ -42,6 +54,8 @@ MAX_WAIT_S: Final = 0.25
 RECONNECT_MIN_S: Final = 0.5
 RECONNECT_MAX_S: Final = 30.0
 STOP_FLUSH_S: Final = 3.0
+REPLAY_PER_PASS: Final = 500
+MAX_PENDING_REPLAYS: Final = 100
 
 
 class MeterLink:
@@ -69,6 +83,8 @@ class MeterLink:
         client.max_queued_messages_set(MAX_QUEUED)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.replays: deque[tuple[int, int]] = deque(maxlen=MAX_PENDING_REPLAYS)
         self.client = client
 
     def _on_connect(
@@ -85,6 +101,7 @@ class MeterLink:
         self.connected = True
         self.backoff = RECONNECT_MIN_S
         client.publish(status_topic(self.meter_id), ONLINE, qos=STATUS_QOS, retain=True)
+        client.subscribe(replay_topic(self.meter_id), qos=READING_QOS)  # again on every connect
         log.info("meter %s online at %s", self.meter_id, self.broker.url())
 
     def _on_disconnect(
@@ -98,6 +115,14 @@ class MeterLink:
         if self.connected:
             log.warning("meter %s disconnected: %s", self.meter_id, reason)
         self.connected = False
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            self.replays.append(decode_replay(bytes(message.payload)))
+        except PayloadError as exc:
+            log.warning("meter %s: bad replay request: %s", self.meter_id, exc)
+        except Exception:  # never let a callback kill the loop
+            log.exception("meter %s: replay request", self.meter_id)
 
     def try_connect(self, now: float) -> None:
         """Open the connection if it is closed and its back-off has passed (a blocking TCP connect)."""
@@ -171,12 +196,29 @@ class FleetLoop:
         payloads = self.outbox.record(due) if self.outbox is not None else [encode_reading(r) for r in due]
         for reading, payload in zip(due, payloads, strict=True):
             self.links[reading.meter].publish(payload)
+        if self.outbox is not None:
+            self._answer_replays(self.outbox)
         if now >= self._next_misc:
             for link in self.links.values():
                 link.client.loop_misc()
             self._next_misc = now + 1.0
         next_due = min(self.clock.wall_at(meter.next_due_sim()) for meter in self.meters)
         self._service(max(0.0, min(next_due - self.wall(), MAX_WAIT_S)))
+
+    def _answer_replays(self, outbox: Outbox) -> None:
+        """Publish again what the bridge asked for, at most ``REPLAY_PER_PASS`` seqs a pass (live goes first)."""
+        budget = REPLAY_PER_PASS
+        for link in self.links.values():
+            while link.replays and budget > 0:
+                first, last = link.replays.popleft()
+                upto = min(last, first + budget - 1)
+                payloads = outbox.payloads(link.meter_id, first, upto)
+                for payload in payloads:
+                    link.publish(payload)
+                budget -= upto - first + 1
+                log.info("meter %s: replayed %d readings of seq %d..%d", link.meter_id, len(payloads), first, upto)
+                if upto < last:  # the rest in a later pass
+                    link.replays.appendleft((upto + 1, last))
 
     def _service(self, timeout: float) -> None:
         self._sync_registrations()
