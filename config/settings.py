@@ -240,6 +240,21 @@ def _choice(key: str, choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+_DURATION_RE: Final = re.compile(r"([0-9]{1,7})([smhd]?)")
+_UNIT_S: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_duration(text: str, key: str, high_s: int = 31 * 86_400) -> int:
+    """A duration such as ``90``, ``90s``, ``15m``, ``24h`` or ``7d``, in seconds, 0..``high_s``."""
+    match = _DURATION_RE.fullmatch(text.strip().lower())
+    if match is None:
+        raise ConfigError(key, f"expected a duration such as 90s, 15m, 24h or 7d, got {text!r}")
+    seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
+    if seconds > high_s:
+        raise ConfigError(key, f"at most {high_s} s, got {text!r}")
+    return seconds
+
+
 def parse_bool(text: str, key: str) -> bool:
     """true/false, yes/no, on/off, 1/0."""
     value = text.strip().lower()

@@ -33,6 +33,7 @@ from config.settings import (
     load_settings,
     parse_broker_url,
     parse_climate,
+    parse_duration,
     parse_float_in,
     parse_int_in,
     parse_speed,
@@ -74,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--broker", help="mqtt://[user:pass@]host:port (default from FLEET_BROKER / FLEET_MQTT_*)")
     run.add_argument("--speed", help="simulated seconds per wall second (default FLEET_SPEED or 1)")
     run.add_argument("--start", help="simulated time of day to start at, HH:MM:SS (default: now)")
+    run.add_argument(
+        "--warmup",
+        metavar="DURATION",
+        help="on a meter's first start, first publish this much past data (at most 24h), so statistics and replay "
+        "work from the first minute",
+    )
     _fault_options(run, "live readings carry them, without saying so, as real meters do")
     _common(run)
 
@@ -174,7 +181,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         log.info("meter %s continues at seq %d (registers %.4f kWh overall)", meter_id, last.seq + 1, last.overall_kwh)
     clock = SimClock(wall_origin=time.monotonic(), sim_origin=sim_start, speed=speed)
     faults = _faults(args)
+    warmup_s = 0 if args.warmup is None else parse_duration(args.warmup, "--warmup", high_s=86_400)
+    fresh = [spec for spec in specs if spec.meter_id not in lasts]
     meters = build_meters(specs, seed, zone, sim_start, profile, climate, faults, lasts)
+    if warmup_s and fresh:  # new meters begin in the past; the loop catches up, oldest first, then runs live
+        meters = build_meters(fresh, seed, zone, sim_start - warmup_s, profile, climate, faults) + [
+            meter for meter in meters if meter.meter_id in lasts
+        ]
+        log.info("warm-up: %s publish the past %d s first", ",".join(s.meter_id for s in fresh), warmup_s)
     loop = FleetLoop(meters, broker, clock, outbox=outbox)
 
     def _stop(signum: int, frame: FrameType | None) -> None:

@@ -169,3 +169,19 @@ def test_url_hides_password() -> None:
     address = parse_broker_url("mqtt://user:secret@broker:1886")
     assert address.url() == "mqtt://user@broker:1886"
     assert BrokerAddress("h", 1).url() == "mqtt://h:1"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("24h", 86_400), ("7d", 604_800)])
+def test_parse_duration(text: str, seconds: int) -> None:
+    from config.settings import parse_duration
+
+    assert parse_duration(text, "--warmup") == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "1.5h", "-1h", "2w", "25h"])
+def test_parse_duration_rejects(text: str) -> None:
+    from config.errors import ConfigError
+    from config.settings import parse_duration
+
+    with pytest.raises(ConfigError, match="--warmup"):
+        parse_duration(text, "--warmup", high_s=86_400)
