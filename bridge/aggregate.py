@@ -12,13 +12,14 @@ the seconds ``start_s .. start_s + n - 1``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import lru_cache
+from datetime import timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+
+from config.localtime import local_date, midnight_s
 
 CHANNELS: Final = ("AC", "Geyser", "Overall")
 DECIMALS: Final = 3
@@ -27,22 +28,15 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-@lru_cache(maxsize=4096)
-def _midnight_of_day(year: int, month: int, day: int, tz: ZoneInfo) -> int:
-    return int(datetime(year, month, day, tzinfo=tz).timestamp())
-
-
 def local_midnight(ts: int, tz: ZoneInfo) -> int:
     """Epoch seconds of the local midnight that starts the day containing ``ts``."""
-    local = datetime.fromtimestamp(ts, tz)
-    midnight = _midnight_of_day(local.year, local.month, local.day, tz)
+    midnight = midnight_s(local_date(ts, tz), tz)
     return midnight if midnight <= ts else midnight - 86_400  # a zone whose midnight does not exist that day
 
 
 def next_midnight(ts: int, tz: ZoneInfo) -> int:
     """Epoch seconds of the local midnight that ends the day containing ``ts``."""
-    local = datetime.fromtimestamp(ts, tz).date() + timedelta(days=1)
-    return _midnight_of_day(local.year, local.month, local.day, tz)
+    return midnight_s(local_date(ts, tz) + timedelta(days=1), tz)
 
 
 def window_start(ts: int, interval_s: int, tz: ZoneInfo) -> int:

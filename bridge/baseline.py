@@ -22,6 +22,7 @@ import numpy as np
 from bridge.aggregate import Window, boundaries, window_means
 from bridge.history import History
 from bridge.statistics import MIN_WINDOWS, QuickStats, level, quick_stats, window_colours
+from bridge.ticker import Ticker
 from config.localtime import local_hours
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,7 @@ class Baselines:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, int], Baseline] = {}
         self._wanted: dict[tuple[str, int], float] = {}  # key -> wall time last asked for
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("baselines", REFRESH_EVERY_S, self.refresh_stale)
 
     def want(self, meter: str, interval_s: int) -> None:
         """Ask for a baseline without waiting: the background thread (or the next ``get``) computes it."""
@@ -98,14 +98,11 @@ class Baselines:
 
     def start(self) -> None:
         """Start the background refresher."""
-        self._thread = threading.Thread(target=self._run, name="baselines", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self) -> None:
         """Stop the background refresher."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._ticker.stop()
 
     def refresh_stale(self) -> int:
         """Recompute every wanted baseline whose household moved on enough; returns how many were recomputed."""
@@ -131,13 +128,6 @@ class Baselines:
             return True
         moved = watermark - cached.watermark
         return moved >= (key[1] if cached.stats.window_count < MIN_WINDOWS else self.refresh_s)
-
-    def _run(self) -> None:
-        while not self._stop.wait(REFRESH_EVERY_S):
-            try:
-                self.refresh_stale()
-            except Exception:  # a bug here must not stop the refresher for good
-                log.exception("refreshing baselines")
 
     def _refresh(self, key: tuple[str, int]) -> Baseline | None:
         watermark = self.history.watermark(key[0])

@@ -10,12 +10,12 @@ holds (it was killed between writing and sending, or pruned them) stay missing a
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Final
 
 from bridge.history import History
+from bridge.ticker import Ticker
 from config.wire import MAX_REPLAY, READING_QOS, encode_replay, replay_topic
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,7 @@ class GapRepairer:
         self.requested = 0
         self.given_up = 0
         self._seen: dict[tuple[str, int, int], tuple[float, int]] = {}  # gap -> (when due next, attempts so far)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("gap-repair", POLL_S, self.step)
 
     def step(self) -> int:
         """Request replays for the gaps that are due; returns how many requests went out."""
@@ -70,18 +69,8 @@ class GapRepairer:
 
     def start(self) -> None:
         """Run passes every ``POLL_S`` in a daemon thread."""
-        self._thread = threading.Thread(target=self._run, name="gap-repair", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self) -> None:
         """Stop the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(POLL_S):
-            try:
-                self.step()
-            except Exception:  # keep repairing whatever one pass hit
-                log.exception("gap repair pass")
+        self._ticker.stop()

@@ -34,6 +34,7 @@ from bridge.history import History
 from bridge.sse import window_document
 from bridge.state import BridgeState
 from bridge.streams import WindowCursor
+from bridge.ticker import Ticker
 from config.settings import Settings
 from config.wire import AGGREGATE_QOS, aggregate_topic
 
@@ -117,9 +118,7 @@ class Republisher:
         self._announced: set[str] = set()
         self._announce_all = threading.Event()
         self._connection: int | None = None  # the connection discovery was last published on in full
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._errors = 0
+        self._ticker = Ticker("fleet-republish", POLL_S, self.step, immediately=True)
 
     def request_discovery(self) -> None:
         """Publish every discovery message again on the next pass (safe on paho's thread: it sets an event)."""
@@ -195,25 +194,15 @@ class Republisher:
 
     def start(self) -> None:
         """Run passes every ``POLL_S`` in a daemon thread until ``stop``."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="fleet-republish", daemon=True)
-            self._thread.start()
+        self._ticker.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread after its current pass."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._ticker.stop(timeout)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except Exception:  # a bug must not end republishing for good
-                self._errors += 1
-                if self._errors == 1 or self._errors % _LOG_EVERY == 0:
-                    log.exception("republish pass failed (%d so far)", self._errors)
-            self._stop.wait(POLL_S)
+    @property
+    def _thread(self) -> threading.Thread | None:
+        return self._ticker.thread
 
 
 def start_republisher(state: BridgeState) -> Republisher | None:

@@ -1,4 +1,5 @@
-"""Local time of day of epoch seconds, vectorised (shared by the simulator's schedules and the bridge's baselines).
+"""Local dates, midnights and hours of day of epoch seconds (shared by the simulator's days and schedules and the
+bridge's windows and baselines).
 
 Every UTC offset in use is a multiple of 15 minutes, and so is every transition instant, so one offset per 15-minute
 bucket of UTC time is exact.
@@ -6,7 +7,8 @@ bucket of UTC time is exact.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -16,6 +18,17 @@ import numpy.typing as npt
 TZ_BUCKET_S: Final = 900
 
 IntArray = npt.NDArray[np.int64]
+
+
+@lru_cache(maxsize=4096)  # a pure function of its arguments: memoised (the bridge asks for every window)
+def midnight_s(day: date, tz: ZoneInfo) -> int:
+    """Epoch seconds of local midnight of ``day`` (or of the first instant of the day, if midnight does not exist)."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+
+
+def local_date(epoch_s: int, tz: ZoneInfo) -> date:
+    """The local date in ``tz`` of an epoch second."""
+    return datetime.fromtimestamp(epoch_s, UTC).astimezone(tz).date()
 
 
 def utc_offset_s(epoch_s: int, tz: ZoneInfo) -> int:

@@ -20,11 +20,12 @@ import numpy.typing as npt
 
 from config.errors import ConfigError
 from config.households import household, seed_index
+from config.localtime import local_date
 from config.realistic import CLIMATES
 from config.settings import DEFAULT_CLIMATE
 from config.wire import Reading
 from simulator.faults import ErrorType, FaultConfig, faulted_seconds, stack
-from simulator.localday import day_span, local_date
+from simulator.localday import day_span
 from simulator.meter import MeterState, skip, step
 from simulator.outbox import LastReading
 from simulator.profiles import BLOCK_S, ClassicProfile, FloatArray, MeterProfile

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from config.localtime import local_date, midnight_s
+
 
 def _offset_s(epoch_s: int, tz: ZoneInfo) -> tuple[int, float]:
     local = datetime.fromtimestamp(epoch_s, UTC).astimezone(tz)
@@ -25,16 +27,6 @@ def _offset_s(epoch_s: int, tz: ZoneInfo) -> tuple[int, float]:
         0 if offset is None else int(offset.total_seconds()),
         0.0 if dst is None else dst.total_seconds() / 3600.0,
     )
-
-
-def midnight_s(day: date, tz: ZoneInfo) -> int:
-    """Epoch seconds of local midnight (or of the first instant of the day, if midnight does not exist)."""
-    return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
-
-
-def local_date(epoch_s: int, tz: ZoneInfo) -> date:
-    """The local date in ``tz`` of an epoch second."""
-    return datetime.fromtimestamp(epoch_s, UTC).astimezone(tz).date()
 
 
 def day_span(day: date, tz: ZoneInfo) -> tuple[int, int]:

@@ -30,11 +30,12 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from config.localtime import local_date
 from config.realistic import DEFAULT_CLIMATE, Climate, HouseholdModel, household_model
 from simulator import aircon, geyser
 from simulator.appliances import other_loads
 from simulator.diversity import member_model
-from simulator.localday import LocalDay, local_date, local_day
+from simulator.localday import LocalDay, local_day
 from simulator.occupancy import DaySchedule, day_schedule, wall_intervals
 from simulator.profiles import ProfileBlock
 from simulator.seeds import MeterKey, Purpose, rng_for
