@@ -12,54 +12,22 @@ speed 1). Memory: the bridge worker's resident set before and with the clients.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.procs import Proc, running, start_bridge, start_broker, start_meters
+from tests.support.sseload import Client, ClientLoad, common_span
 
 
-@dataclass
-class Client:
-    """What one client saw: window end ids and arrival times."""
-
-    ids: list[int] = field(default_factory=list)
-    arrivals: list[float] = field(default_factory=list)
-    error: str | None = None
-
-
-async def _stream(port: int, path: str, client: Client, until: float) -> None:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
-        await writer.drain()
-        while time.time() < until:
-            line = await asyncio.wait_for(reader.readline(), timeout=max(0.1, until - time.time()))
-            if not line:
-                client.error = "closed"
-                break
-            if line.startswith(b"id: "):
-                client.ids.append(int(line[4:].strip()))
-                client.arrivals.append(time.time())
-        writer.close()
-    except TimeoutError:
-        pass
-    except OSError as exc:
-        client.error = repr(exc)
-
-
-async def _run_clients(port: int, count: int, path: str, seconds: float, batch: int) -> list[Client]:
-    clients = [Client() for _ in range(count)]
-    until = time.time() + seconds
-    tasks = []
-    for start in range(0, count, batch):
-        tasks += [asyncio.create_task(_stream(port, path, c, until)) for c in clients[start : start + batch]]
-        await asyncio.sleep(0.05)  # pace the connects: a benchmark's own ramp, not a wait for a result
-    await asyncio.gather(*tasks)
-    return clients
+def _run_clients(port: int, count: int, path: str, seconds: float, batch: int) -> list[Client]:
+    """``count`` clients on ``path`` for ``seconds`` (connects ``batch`` at a time, 50 ms apart)."""
+    load = ClientLoad(port, [path] * count, batch=batch, read_timeout_s=seconds + 5)
+    load.start()
+    load.wait(lambda clients: False, seconds)  # the benchmark's run time: nothing to wait for but the clock
+    load.stop()
+    return load.clients
 
 
 def _worker_rss_mb(bridge: Proc) -> float:
@@ -72,13 +40,9 @@ def _worker_rss_mb(bridge: Proc) -> float:
 
 def _measure(clients: list[Client], interval: int, windows: int) -> tuple[int, int, list[float]]:
     """Clients that got every window of the common span, the span's length, and all latencies in it."""
-    firsts = [c.ids[0] for c in clients if c.ids]
-    lasts = [c.ids[-1] for c in clients if c.ids]
-    if not firsts:
+    span = common_span(clients, interval)[:windows]
+    if not span:
         return 0, 0, []
-    # Each client's first event is the newest window already final when it connected (sent at once): not a live
-    # delivery, so the span starts one window after the last client's first.
-    span = list(range(max(firsts) + interval, min(lasts) + 1, interval))[:windows]
     complete, latencies = 0, []
     for c in clients:
         got = dict(zip(c.ids, c.arrivals, strict=True))
@@ -117,10 +81,10 @@ def main() -> None:
     seconds = args.interval * (args.windows + 2)
     with running(broker, bridge, meters):
         idle_mb = _worker_rss_mb(bridge)
-        one = asyncio.run(_run_clients(bridge.port or 0, 1, path, seconds, 1))
+        one = _run_clients(bridge.port or 0, 1, path, seconds, 1)
         ramp = args.clients / args.batch * 0.05
         started = time.perf_counter()
-        many = asyncio.run(_run_clients(bridge.port or 0, args.clients, path, seconds + ramp + 2, args.batch))
+        many = _run_clients(bridge.port or 0, args.clients, path, seconds + ramp + 2, args.batch)
         wall = time.perf_counter() - started
         loaded_mb = _worker_rss_mb(bridge)
     print(f"broker={args.broker} interval={args.interval}s windows={args.windows} speed=1 grace=1s")

@@ -9,20 +9,21 @@ import sys
 
 from config.errors import ConfigError
 from config.logs import configure_logging
-from config.settings import load_settings, parse_broker_url, parse_port
+from config.secret import client_broker
+from config.settings import load_settings, parse_port
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for bad settings)."""
     parser = argparse.ArgumentParser(prog="python -m bridge", description=__doc__)
-    parser.add_argument("--broker", help="mqtt://[user:pass@]host:port (default FLEET_BROKER / FLEET_MQTT_*)")
+    parser.add_argument("--broker", help="mqtt[s]://[user:pass@]host:port (default FLEET_BROKER / FLEET_MQTT_*)")
     parser.add_argument("--host", help="HTTP bind address (default FLEET_HTTP_HOST or 127.0.0.1)")
     parser.add_argument("--port", help="HTTP port (default FLEET_HTTP_PORT or 5000)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
-        if args.broker:
-            settings = dataclasses.replace(settings, broker=parse_broker_url(args.broker, "--broker"))
+        # Credentials (derived from the fleet secret) and TLS, whether the broker comes from --broker or FLEET_*.
+        settings = dataclasses.replace(settings, broker=client_broker(settings, args.broker))
         host = args.host or settings.http_host
         port = parse_port(args.port, "--port") if args.port else settings.http_port
         settings = dataclasses.replace(settings, http_host=host, http_port=port)  # where it really serves

@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, *, start_mqtt: bool = True, per
     app.register_blueprint(dashboard.bp)
     _register_errors(app)
     if start_mqtt:
-        state.subscriber = Subscriber(settings.broker, ingest)
+        state.subscriber = Subscriber(settings.broker, ingest, settings.bridge_id)
         state.subscriber.start()
         state.baselines.start()  # refreshes quick statistics in the background
         app.extensions["fleet_republisher"] = start_republisher(state)  # stopped by bridge.server on worker exit

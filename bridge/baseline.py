@@ -5,6 +5,8 @@ once for the whole day and once per local hour of day (AC and Geyser follow sche
 makes a colour meaningful). A request never waits for a recomputation: it gets the cached baseline, and a background
 thread recomputes those asked for once the household's watermark has moved ``refresh_s`` on (sooner while warming
 up). Only the very first request of a (household, interval) computes in line (a few milliseconds to tens of ms).
+Late readings (``bridge.revisions``) make a baseline stale too: the next background pass recomputes it from the
+corrected history.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Baseline:
     from_s: int
     to_s: int
     watermark: int
+    late_revision: int = 0  # the household's late revision when computed (bridge.history.History.late_revision)
 
     def for_window(self, window: Window, tz: ZoneInfo, by_hour: bool) -> QuickStats:
         """The statistics that judge ``window``: its local hour's, or the whole span's."""
@@ -124,7 +127,7 @@ class Baselines:
             return False
         with self._lock:
             cached = self._cache.get(key)
-        if cached is None:
+        if cached is None or self.history.late_revision(key[0]) != cached.late_revision:
             return True
         moved = watermark - cached.watermark
         return moved >= (key[1] if cached.stats.window_count < MIN_WINDOWS else self.refresh_s)
@@ -133,13 +136,14 @@ class Baselines:
         watermark = self.history.watermark(key[0])
         if watermark is None:
             return None
-        baseline = self._compute(key[0], key[1], watermark)
+        late_revision = self.history.late_revision(key[0])  # before the samples: a later late reading stales it
+        baseline = self._compute(key[0], key[1], watermark, late_revision)
         if baseline is not None:
             with self._lock:
                 self._cache[key] = baseline
         return baseline
 
-    def _compute(self, meter: str, interval_s: int, watermark: int) -> Baseline | None:
+    def _compute(self, meter: str, interval_s: int, watermark: int, late_revision: int) -> Baseline | None:
         to_s = watermark - self.grace_s
         first = self.history.first_ts(meter)
         from_s = to_s - self.span_s if first is None else max(to_s - self.span_s, first)
@@ -152,4 +156,4 @@ class Baselines:
         hours = local_hours(edges[:-1], self.tz)
         seconds = counts.max(axis=1)  # seconds with a value in each window
         hourly = {int(h): quick_stats(means[hours == h], int(seconds[hours == h].sum())) for h in np.unique(hours)}
-        return Baseline(quick_stats(means, present), hourly, start, end, watermark)
+        return Baseline(quick_stats(means, present), hourly, start, end, watermark, late_revision)

@@ -4,17 +4,23 @@ optionally on disk (``bridge.store``: every new reading is queued for SQLite; ol
 
 Deduplicates by (meter, second): QoS 1 is at-least-once, so the same reading may arrive twice. Readers wait on a
 per-meter condition that is notified whenever the meter's watermark (the end of its newest second) advances.
+A reading stored below its meter's watermark is *late* (gap repair, a backlog after a reconnect): it is logged per meter
+(``bridge.revisions.LateLog``) so that streams and the republisher can revise the windows they already sent.
 Thread-safe: the MQTT thread writes, request handlers read.
 """
 
 from __future__ import annotations
 
+import math
+import mmap
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from bridge.revisions import LateLog, LateSeconds
 from bridge.store import ReadingStore
 from config.wire import Reading
 
@@ -44,20 +50,26 @@ MAX_GAPS = 10_000  # open gap ranges kept per meter; past it the oldest is given
 class SeqTracker:
     """A meter's sequence as received: the highest seq, the ranges of seqs missing below it, repairs and restarts.
 
-    A reading whose seq falls in a missing range repairs it; a new second whose seq is at or below the highest and in
-    no gap means the meter started a new sequence (it lost its state): the tracker starts over and counts a restart.
+    A reading whose seq falls in a missing range repairs it; a seq below the lowest seen, for an older second, is a
+    backlog arriving after newer readings (a meter's warm-up or outbox): the range between is a gap. A seq at or below
+    the highest and in no gap, for a *newer* second, means the meter started a new sequence (it lost its state): the
+    tracker starts over and counts a restart.
     """
 
     def __init__(self) -> None:
         self.highest: int | None = None
+        self.lowest: int | None = None
         self.gaps: list[list[int]] = []  # [first, last] missing, ascending
         self.repaired = 0
         self.restarts = 0
         self.given_up = 0
 
-    def see(self, seq: int) -> None:
-        """Account one new reading's seq."""
-        if self.highest is None or seq == self.highest + 1:
+    def see(self, seq: int, newest: bool = True) -> None:
+        """Account one new reading's seq; ``newest``: its second is later than every second seen before."""
+        if self.highest is None or self.lowest is None:
+            self.highest = self.lowest = seq
+            return
+        if seq == self.highest + 1:
             self.highest = seq
             return
         if seq > self.highest:
@@ -73,8 +85,14 @@ class SeqTracker:
                 pieces = [[first, seq - 1], [seq + 1, last]]
                 self.gaps[i : i + 1] = [p for p in pieces if p[0] <= p[1]]
                 return
-        self.restarts += 1  # below what we have, in no gap: a new sequence
-        self.highest, self.gaps = seq, []
+        if seq < self.lowest and not newest:  # older readings arriving late: what lies between is missing
+            if seq + 1 <= self.lowest - 1:
+                self.gaps.insert(0, [seq + 1, self.lowest - 1])
+            self.lowest = seq
+            return
+        self.restarts += 1  # below what we have, in no gap, for a new second: a new sequence
+        self.highest = self.lowest = seq
+        self.gaps = []
 
     @property
     def open(self) -> int:
@@ -82,14 +100,32 @@ class SeqTracker:
         return sum(last - first + 1 for first, last in self.gaps)
 
 
+_EMPTY = 0  # the stamp of a slot never written: no reading is for second 0 (config.wire.MIN_TS)
+
+
+def _lazy_zeros(shape: tuple[int, ...], dtype: type[np.int64] | type[np.float64]) -> npt.NDArray[Any]:
+    """Zeros in anonymous memory of their own, which the OS maps page by page when first written (np.zeros may take
+    heap memory that calloc must clear, then every page of a new ring is touched at once)."""
+    count = math.prod(shape)
+    return np.frombuffer(mmap.mmap(-1, max(count, 1) * 8), dtype=dtype, count=count).reshape(shape)
+
+
 class MeterRing:
-    """One meter's last ``capacity_s`` seconds: slot ``ts % capacity_s`` holds second ``ts`` if ``stamps`` says so."""
+    """One meter's last ``capacity_s`` seconds: slot ``ts % capacity_s`` holds second ``ts`` if ``stamps`` says so.
+
+    The arrays start as zeros that the OS maps lazily: a ring takes memory as its seconds come (a full 2-day ring is
+    9.7 MB; filled with NaN up front, 1,000 new meters took 10 GB and 25 s). A single reading is written through flat
+    memoryviews of the arrays: a quarter of the cost of numpy's item assignments (0.2 us, not 0.8).
+    """
 
     def __init__(self, capacity_s: int) -> None:
         self.capacity_s = capacity_s
-        self.stamps = np.full(capacity_s, -1, dtype=np.int64)
-        self.values = np.full((capacity_s, 3), np.nan, dtype=np.float64)  # kW
-        self.energies = np.full((capacity_s, 3), np.nan, dtype=np.float64)  # kWh registers
+        self.stamps: npt.NDArray[np.int64] = _lazy_zeros((capacity_s,), np.int64)  # _EMPTY
+        self.values: FloatArray = _lazy_zeros((capacity_s, 3), np.float64)  # kW; read only where stamps say present
+        self.energies: FloatArray = _lazy_zeros((capacity_s, 3), np.float64)  # kWh registers; likewise
+        self._stamps = self.stamps.data.cast("B").cast("q")
+        self._values = self.values.data.cast("B").cast("d")  # flat: slot s, channel c at 3 * s + c
+        self._energies = self.energies.data.cast("B").cast("d")
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.last_seq: int | None = None
@@ -105,14 +141,20 @@ class MeterRing:
             self.too_old += 1
             return False
         slot = ts % self.capacity_s
-        if self.stamps[slot] == ts:
+        if self._stamps[slot] == ts:
             self.duplicates += 1
             return False
-        self.stamps[slot] = ts
-        self.values[slot] = [np.nan if v is None else v for v in reading.powers_kw()]
-        self.energies[slot] = (reading.ac_kwh, reading.geyser_kwh, reading.overall_kwh)
+        self._stamps[slot] = ts
+        row, values, energies = 3 * slot, self._values, self._energies
+        ac, geyser, overall = reading.ac_w, reading.geyser_w, reading.overall_w  # W -> kW as Reading.powers_kw
+        values[row] = math.nan if ac is None else ac / 1000.0
+        values[row + 1] = math.nan if geyser is None else geyser / 1000.0
+        values[row + 2] = math.nan if overall is None else overall / 1000.0
+        energies[row] = reading.ac_kwh
+        energies[row + 1] = reading.geyser_kwh
+        energies[row + 2] = reading.overall_kwh
         self.received += 1
-        self.seqs.see(reading.seq)
+        self.seqs.see(reading.seq, newest=self.last_ts is None or ts > self.last_ts)
         if self.last_ts is None or ts > self.last_ts:
             self.last_ts = ts
             self.last_seq = reading.seq
@@ -137,13 +179,15 @@ class MeterRing:
         if self.last_ts is None or int(ts[-1]) > self.last_ts:
             self.last_ts, self.last_seq = int(ts[-1]), last_seq
             self.seqs.highest = last_seq  # the sequence goes on from the disk's
+            if self.seqs.lowest is None:
+                self.seqs.lowest = last_seq - len(ts) + 1
         return len(ts)
 
     def samples(self, start: int, end: int) -> tuple[FloatArray, int]:
         """Values of seconds ``[start, end)`` (NaN where absent) and how many of those seconds were received."""
         seconds = np.arange(start, end, dtype=np.int64)
         slots = seconds % self.capacity_s
-        present = self.stamps[slots] == seconds
+        present = (self.stamps[slots] == seconds) & (seconds != _EMPTY)
         out = np.where(present[:, None], self.values[slots], np.nan)
         return out, int(present.sum())
 
@@ -151,7 +195,7 @@ class MeterRing:
         """The energy registers (kWh) of the last second received in ``[start, end)``."""
         seconds = np.arange(start, end, dtype=np.int64)
         slots = seconds % self.capacity_s
-        present = np.flatnonzero(self.stamps[slots] == seconds)
+        present = np.flatnonzero((self.stamps[slots] == seconds) & (seconds != _EMPTY))
         if len(present) == 0:
             return None
         ac, geyser, overall = (float(v) for v in self.energies[slots[present[-1]]])
@@ -171,6 +215,7 @@ class History:
         self._status: dict[str, str] = {}
         self._changed: dict[str, threading.Condition] = {}
         self._waiters: dict[str, list[tuple[int, threading.Event]]] = {}  # meter -> (watermark wanted, event)
+        self._late: dict[str, LateLog] = {}  # meter -> its late seconds (bridge.revisions), from its first one
 
     def _condition(self, meter: str) -> threading.Condition:
         cond = self._changed.get(meter)
@@ -186,8 +231,12 @@ class History:
                 ring = self._rings[reading.meter] = MeterRing(self.capacity_s)
             before = ring.last_ts
             stored = ring.add(reading)
+            if stored and before is not None and reading.ts < before:  # below the watermark: a window may be out
+                self._late_log(reading.meter).record(reading.ts)
             if stored and ring.last_ts is not None and ring.last_ts != before:
-                self._condition(reading.meter).notify_all()
+                changed = self._changed.get(reading.meter)  # none yet: nobody has ever waited on this meter
+                if changed is not None:
+                    changed.notify_all()
                 self._wake(reading.meter, ring.last_ts + 1)
         if stored and persist and self.store is not None:
             self.store.put(reading)
@@ -286,6 +335,24 @@ class History:
         with self._lock:
             ring = self._rings.get(meter)
             return None if ring is None else ring.last_energy(start, end)
+
+    def _late_log(self, meter: str) -> LateLog:
+        log = self._late.get(meter)
+        if log is None:
+            log = self._late[meter] = LateLog()
+        return log
+
+    def late_revision(self, meter: str) -> int:
+        """How many late readings ``meter`` has had (0 before the first): a generation for rendered windows."""
+        with self._lock:
+            log = self._late.get(meter)
+            return 0 if log is None else log.revision
+
+    def late_since(self, meter: str, revision: int) -> LateSeconds:
+        """The seconds of ``meter`` stored late after ``revision`` (``bridge.revisions.LateLog.since``)."""
+        with self._lock:
+            log = self._late.get(meter)
+            return LateSeconds(0) if log is None else log.since(revision)
 
     def wait_for_watermark(self, meter: str, beyond: int | None, timeout: float) -> int | None:
         """Wait up to ``timeout`` s until ``meter``'s watermark exceeds ``beyond``; return the watermark then."""

@@ -15,7 +15,7 @@ from typing import Final
 
 from bridge.history import History
 from config.errors import PayloadError
-from config.wire import TOPIC_ROOT, decode_reading, decode_status, parse_topic, valid_meter_id
+from config.wire import TOPIC_ROOT, Reading, decode_batch, decode_reading, decode_status, parse_topic, valid_meter_id
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +36,36 @@ class Ingest:
         self._arrived: dict[str, float] = {}  # meter -> wall time its last valid reading arrived
 
     def handle(self, topic: str, payload: bytes) -> bool:
-        """Process one message; True if it was a new reading or a status. Never raises."""
+        """Process one message (a reading, a batch of readings or a status); True if it brought a new reading or was a
+        status. Never raises."""
         try:
             _, kind = parse_topic(topic)
             if kind == "status":
                 meter, status = decode_status(topic, payload)
                 self.history.set_status(meter, status)
                 return True
-            reading = decode_reading(topic, payload)
-            stored = self.history.add(reading)
-            with self._lock:
-                self._arrived[reading.meter] = self._clock()
-                if stored:
-                    self.accepted += 1
-                else:
-                    self.duplicates += 1
-            return stored
+            if kind == "readings":
+                readings, errors = decode_batch(topic, payload)
+                for error in errors:  # a bad element costs only itself
+                    self._reject(error.reason, topic, str(error))
+                return sum(self._store(reading) for reading in readings) > 0
+            return self._store(decode_reading(topic, payload))
         except PayloadError as exc:
             self._reject(exc.reason, topic, str(exc))
         except Exception:  # a bug must not kill the MQTT network thread
             log.exception("internal error handling a message on %r", topic[:100])
             self._reject("internal", topic, "internal error")
         return False
+
+    def _store(self, reading: Reading) -> bool:
+        stored = self.history.add(reading)
+        with self._lock:
+            self._arrived[reading.meter] = self._clock()
+            if stored:
+                self.accepted += 1
+            else:
+                self.duplicates += 1
+        return stored
 
     def _reject(self, reason: str, topic: str, detail: str) -> None:
         meter = _meter_of(topic)

@@ -7,16 +7,26 @@ numbers are the ones ``/healthz`` shows, with no second set of counters to keep 
 Two lags per meter: ``ingest_lag_seconds`` is wall time since its last reading arrived (the meter or the broker went
 quiet); ``watermark_lag_seconds`` is simulated time its newest reading is behind the newest meter's (one meter fell
 behind the fleet).
+
+The process itself, for soak tests and leak hunting: the standard ``process_*`` families of prometheus_client
+(resident memory, CPU seconds, open file descriptors; Linux only, from ``/proc/self``), plus ``fleet_bridge_threads``
+(Python threads alive: under gevent's monkey-patching these are greenlets too), ``fleet_bridge_os_threads`` (kernel
+threads, ``/proc/self/task``) and ``fleet_bridge_greenlets`` (greenlets not yet finished). Counting greenlets walks
+every object the garbage collector tracks: about 10 ms per scrape here (500 streams), paid only when scraped.
 """
 
 from __future__ import annotations
 
+import gc
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Final
 
 from flask import Blueprint, Flask, Response, current_app
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from bridge.state import BridgeState
@@ -62,6 +72,16 @@ class BridgeCollector:
         yield _counter(
             "sse_resets", "SSE clients told to reset (history lost their next window).", telemetry.sse_resets
         )
+        yield _counter(
+            "sse_revisions_emitted",
+            "Revision events sent over all SSE streams (windows corrected by late readings).",
+            telemetry.revisions_emitted,
+        )
+        yield _counter(
+            "sse_revisions_skipped",
+            "Windows an SSE stream left unrevised (too many to revise at once).",
+            telemetry.revisions_skipped,
+        )
 
         history = state.history
         meters = history.meters()
@@ -70,6 +90,7 @@ class BridgeCollector:
             "mqtt_connected", "1 while the subscriber is connected to the broker.", int(state.mqtt_connected())
         )
         yield from self._per_meter(meters)
+        yield from _process()
 
     def _per_meter(self, meters: list[str]) -> Iterator[Metric]:
         marks = {meter: mark for meter in meters if (mark := self.state.history.watermark(meter)) is not None}
@@ -109,6 +130,29 @@ class BridgeCollector:
         yield from (last, behind, quiet, gaps, repaired)
 
 
+def _process() -> Iterator[Metric]:
+    """Threads and greenlets of this process (memory, CPU and descriptors come from ``ProcessCollector``)."""
+    yield _gauge("threads", "Python threads alive (greenlet-backed ones under gevent too).", threading.active_count())
+    yield _gauge("os_threads", "Kernel threads of the process (/proc/self/task; 0 without /proc).", _os_threads())
+    yield _gauge("greenlets", "Greenlets started and not finished (0 without greenlet).", _greenlets())
+
+
+def _os_threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
+def _greenlets() -> int:
+    """Live greenlets, found by walking the garbage collector's objects (greenlet keeps no registry)."""
+    module = sys.modules.get("greenlet")  # loaded by gevent; never imported here just to count zero
+    if module is None:
+        return 0
+    kind = module.greenlet
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, kind) and not obj.dead)
+
+
 def _number(value: object) -> float:
     if not isinstance(value, int | float):
         raise TypeError(f"not a number: {value!r}")
@@ -127,6 +171,7 @@ def init_app(app: Flask) -> None:
     """Give ``app`` its registry (collecting from ``app.extensions["fleet"]``) and the ``/metrics`` route."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BridgeCollector(app.extensions["fleet"]))
+    ProcessCollector(registry=registry)  # process_resident_memory_bytes, process_open_fds, ... (reads /proc/self)
     app.extensions[EXTENSION] = registry
     app.register_blueprint(bp)
 

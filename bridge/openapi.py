@@ -178,6 +178,18 @@ SCHEMAS: Final[JsonObject] = {
             {
                 "type": "object",
                 "required": ["data", "event"],
+                "description": "A window already sent, corrected by readings that arrived late (gap repair, a meter's"
+                " backlog): the same JSON as its window event, recomputed, and no id (Last-Event-ID is unaffected)."
+                " Once per corrected window and pass; never on format=legacy streams.",
+                "properties": {
+                    "event": {"const": "revision"},
+                    "data": {"type": "string", "contentMediaType": JSON, "contentSchema": _ref("schemas", "Window")},
+                },
+                "not": {"required": ["id"]},
+            },
+            {
+                "type": "object",
+                "required": ["data", "event"],
                 "properties": {
                     "event": {"const": "reset"},
                     "data": {"type": "string", "contentMediaType": JSON, "contentSchema": _ref("schemas", "Reset")},
@@ -225,6 +237,7 @@ SCHEMAS: Final[JsonObject] = {
                         "gaps_open": {"type": "integer", "minimum": 0},
                         "gaps_repaired": {"type": "integer", "minimum": 0},
                         "seq_restarts": {"type": "integer", "minimum": 0},
+                        "replay_requested": {"type": "integer", "minimum": 0},
                         "rejected": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
                     }
                 ),
@@ -378,7 +391,10 @@ PATHS: Final[JsonObject] = {
         "get": {
             "operationId": "stream_data",
             "summary": "Server-Sent Events: one event per final window, comment heartbeats in between; never ends",
-            "description": _SELECTION,
+            "description": _SELECTION
+            + " Events: one per final window (`id:` its end); `event: revision` (no `id:`) when readings that arrive"
+            " late correct a window already sent, with that window's corrected JSON (json format only); `event: reset`"
+            " when history no longer holds the next window.",
             "parameters": [
                 *_SELECTION_PARAMS,
                 _ref("parameters", "Pace"),
@@ -389,7 +405,8 @@ PATHS: Final[JsonObject] = {
             ],
             "responses": _responses(
                 {
-                    "description": "The stream (retry: 3000 first; event: reset when history lost the next window).",
+                    "description": "The stream (retry: 3000 first; event: revision for a corrected window; event:"
+                    " reset when history lost the next window).",
                     "content": {"text/event-stream": {"schema": _ref("schemas", "Event")}},
                 },
                 "400",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Final
 
@@ -37,6 +38,7 @@ class GapRepairer:
         self.clock = clock
         self.requested = 0
         self.given_up = 0
+        self.seqs_requested: Counter[str] = Counter()  # per meter: seqs asked for (each attempt counts)
         self._seen: dict[tuple[str, int, int], tuple[float, int]] = {}  # gap -> (when due next, attempts so far)
         self._ticker = Ticker("gap-repair", POLL_S, self.step)
 
@@ -55,6 +57,7 @@ class GapRepairer:
                         continue
                     if self.publish(replay_topic(meter), encode_replay(key[1], key[2]), READING_QOS, False):
                         sent += 1
+                        self.seqs_requested[meter] += key[2] - key[1] + 1
                         log.info(
                             "asked meter %s to replay seq %d..%d (attempt %d)", meter, key[1], key[2], attempts + 1
                         )

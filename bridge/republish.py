@@ -9,6 +9,11 @@ one cursor per (meter, interval), starting live at the newest final window when 
 already in history at the first pass (reloaded from disk after a restart) counts as heard once its watermark moves:
 the windows of the gap while the bridge was down would all be empty.
 
+Late readings (``bridge.revisions``) that fall in a window already published: the retained message is the sensor's
+current state, so an older window is never published again (Home Assistant's state would jump back in time); only
+the newest window published for a (meter, interval), if a late reading falls in it before the next window is final, is
+published again, corrected (``revised`` counts those).
+
 With ``settings.ha_discovery``, Home Assistant device discovery (``bridge.discovery``) goes out retained for every
 meter heard and every configured household: once each, again on every new connection to the broker (it may have
 lost its retained messages), and again whenever Home Assistant says ``online`` on ``<ha_prefix>/status``.
@@ -31,6 +36,7 @@ from bridge.aggregate import Window, make_window
 from bridge.baseline import Baselines, window_status
 from bridge.discovery import HA_ONLINE, ORIGIN_NAME, Origin, device_config, ha_status_topic
 from bridge.history import History
+from bridge.revisions import LateSeconds, revised_starts
 from bridge.sse import window_document
 from bridge.state import BridgeState
 from bridge.streams import WindowCursor
@@ -113,7 +119,10 @@ class Republisher:
         self.origin = origin if origin is not None else default_origin(settings)
         self.published = 0
         self.failed = 0
+        self.revised = 0  # newest windows published again after a late reading corrected them
         self._cursors: dict[tuple[str, int], WindowCursor] = {}
+        self._newest: dict[tuple[str, int], tuple[int, int]] = {}  # the last window published per (meter, interval)
+        self._late: dict[str, int] = {}  # the late revision seen per meter
         self._stale: dict[str, int] | None = None  # watermarks of the meters held at the first pass
         self._announced: set[str] = set()
         self._announce_all = threading.Event()
@@ -145,8 +154,11 @@ class Republisher:
             watermark = self.history.watermark(meter)
             if watermark is None or watermark <= self._stale.get(meter, watermark - 1):
                 continue  # no reading yet, or none since the bridge started
+            # Read before anything is rendered: a late reading after this is seen by the next pass.
+            late = self.history.late_since(meter, self._late.get(meter, self.history.late_revision(meter)))
+            self._late[meter] = late.revision
             for interval_s in self.intervals:
-                sent += self._windows(meter, interval_s, watermark)
+                sent += self._windows(meter, interval_s, watermark, late)
         return sent
 
     def _announce(self, meters: list[str]) -> int:
@@ -163,18 +175,27 @@ class Republisher:
                 sent += 1
         return sent
 
-    def _windows(self, meter: str, interval_s: int, watermark: int) -> int:
-        cursor = self._cursors.get((meter, interval_s))
+    def _windows(self, meter: str, interval_s: int, watermark: int, late: LateSeconds) -> int:
+        key = (meter, interval_s)
+        cursor = self._cursors.get(key)
         if cursor is None:
-            cursor = self._cursors[(meter, interval_s)] = WindowCursor(interval_s, self.grace_s, self.tz)
+            cursor = self._cursors[key] = WindowCursor(interval_s, self.grace_s, self.tz)
         cursor.resolve(watermark, self.history.first_ts(meter))
-        sent = 0
+        sent, fresh = 0, False
         for _ in range(MAX_WINDOWS_PER_PASS):
             due = cursor.due(watermark)
             if due is None:
                 break
             sent += self._send(aggregate_topic(meter, interval_s), self._aggregate(meter, interval_s, *due))
+            self._newest[key] = due
+            fresh = True  # rendered after ``late`` was read: it holds those late seconds already
             cursor.advance()  # a refused publish is counted and logged, not retried: the next window supersedes it
+        newest = self._newest.get(key)
+        if fresh or not late or newest is None or not revised_starts(late, *newest, interval_s, self.tz)[0]:
+            return sent
+        if self._send(aggregate_topic(meter, interval_s), self._aggregate(meter, interval_s, *newest)):
+            self.revised += 1  # the retained state corrected in place; older windows are not published again
+            sent += 1
         return sent
 
     def _aggregate(self, meter: str, interval_s: int, start: int, end: int) -> bytes:

@@ -56,6 +56,10 @@ class BridgeServer(BaseApplication):  # type: ignore[misc]
             "worker_exit": _worker_exit,
             "proc_name": "fleet-bridge",
         }
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
+            # One control socket per user ($HOME/.gunicorn/gunicorn.ctl): a second bridge on the host would take over
+            # the first one's. Nothing here uses gunicornc.
+            options["control_socket_disable"] = True
         for key, value in options.items():
             self.cfg.set(key, value)
 

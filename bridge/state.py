@@ -24,12 +24,24 @@ class Telemetry:
         self.windows_emitted = 0  # SSE window events sent, over all streams
         self.sse_clients = 0  # open SSE connections
         self.sse_resets = 0  # clients told to reset (fell too far behind)
+        self.revisions_emitted = 0  # SSE revision events sent (windows corrected by late readings), over all streams
+        self.revisions_skipped = 0  # windows a stream could not revise (bridge.revisions.MAX_REVISIONS at once)
         self.started_wall = time.time()
 
     def window_sent(self) -> None:
         """Count one window event sent to a client."""
         with self._lock:
             self.windows_emitted += 1
+
+    def revision_sent(self) -> None:
+        """Count one revision event sent to a client."""
+        with self._lock:
+            self.revisions_emitted += 1
+
+    def revisions_skipped_by(self, windows: int) -> None:
+        """Count windows left unrevised."""
+        with self._lock:
+            self.revisions_skipped += windows
 
     def client_opened(self) -> None:
         """Count an SSE connection opening."""

@@ -9,6 +9,16 @@ oldest window held. A closed connection fails at the next write, at the latest t
 Pacing: a replay (``start_index``) sends history one event per interval of simulated time, at the fleet's speed
 (``interval / FLEET_SPEED`` wall seconds), as the original played its file; ``pace=none`` sends history at once.
 Either way the stream continues into live windows as they become final.
+
+Revisions: a reading stored late (``bridge.revisions``: gap repair, a meter's backlog) may fall in a window the stream
+already sent. Each pass asks history for the late seconds since the revision the stream saw last (O(1) when there are
+none) and sends ``event: revision`` once per affected window, whatever the number of late seconds in it: the window's
+event again, recomputed, with no ``id:`` (``Last-Event-ID`` resumption is unaffected). Only windows the connection sent
+(for a ``Last-Event-ID`` resumption: every window before it) that history still holds are revised. A stream wakes at
+least every ``MAX_WAIT_S`` to look, so a revision goes out within about a second without any wake-up per reading.
+``format=legacy`` streams get no revisions: their line does not say which window it is, and the Android widget's
+``EventSource`` ignores named events anyway. Rendered events are cached with the meter's late revision in the key, so
+a stale rendering of a revised window is never served.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from typing import Final
 
 from bridge.aggregate import make_window, window_start
 from bridge.baseline import window_status
+from bridge.revisions import LateSeconds, revised_starts
 from bridge.sessions import StreamSpec
 from bridge.sse import comment, frame, legacy_data, retry, window_data
 from bridge.state import BridgeState
@@ -49,8 +60,12 @@ def _oldest(state: BridgeState, meter: str) -> int | None:
     return min(known) if known else None
 
 
-def _rendered(state: BridgeState, spec: StreamSpec, start: int, end: int, legacy: bool) -> bytes:
-    key = (spec.household, spec.interval_s, start, end, legacy, spec.by_hour)
+def _rendered(
+    state: BridgeState, spec: StreamSpec, start: int, end: int, legacy: bool, revision: bool = False
+) -> bytes:
+    # The late revision is read before the samples: a rendering is never newer-labelled than the data it saw.
+    generation = state.history.late_revision(spec.household)
+    key = (spec.household, spec.interval_s, start, end, legacy, spec.by_hour, generation, revision)
     cached = state.events.get(key)
     if cached is not None:
         return cached
@@ -59,7 +74,7 @@ def _rendered(state: BridgeState, spec: StreamSpec, start: int, end: int, legacy
     baseline = state.baselines.get(spec.household, spec.interval_s)
     status, worst = window_status(window, baseline, state.zone, spec.by_hour)
     data = legacy_data(window, status) if legacy else window_data(window, status, worst)
-    event = frame(data, event_id=str(end))
+    event = frame(data, event="revision") if revision else frame(data, event_id=str(end))
     state.events.put(key, event)
     return event
 
@@ -83,13 +98,52 @@ def _reset(cursor: WindowCursor, oldest: int | None, interval_s: int, state: Bri
     return frame(json.dumps(note), event="reset")
 
 
+def _first_held(state: BridgeState, meter: str, cursor: WindowCursor, interval_s: int) -> int | None:
+    """Start of the oldest whole window the memory still holds for ``meter`` (a late second is always in memory:
+    older ones are refused; and the disk is not asked, per stream, on every late reading)."""
+    oldest = state.history.first_ts(meter)
+    if oldest is None:
+        return None
+    start = window_start(oldest, interval_s, cursor.tz)
+    return start if start >= oldest else cursor.next_start(start)
+
+
+def _revisions(
+    state: BridgeState, spec: StreamSpec, cursor: WindowCursor, late: LateSeconds, sent_from: int | None
+) -> Iterator[bytes]:
+    """``event: revision`` for each window the stream sent that ``late`` touches, oldest first."""
+    if sent_from is None or cursor.start is None or cursor.start <= sent_from:
+        return  # nothing sent yet
+    held = _first_held(state, spec.household, cursor, spec.interval_s)
+    if held is None:
+        return
+    starts, skipped = revised_starts(late, max(sent_from, held), cursor.start, spec.interval_s, cursor.tz)
+    if skipped:
+        state.telemetry.revisions_skipped_by(skipped)
+    for start in starts:
+        yield _rendered(state, spec, start, cursor.next_start(start), False, revision=True)
+        state.telemetry.revision_sent()
+
+
 def _loop(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, paced: bool) -> Iterator[bytes]:
     history, meter = state.history, spec.household
     heartbeat_s = state.settings.heartbeat_s
     pace_s = spec.interval_s / state.settings.speed if paced and spec.start_index is not None else 0.0
     pause = threading.Event()  # never set: its wait() is an interruptible, gevent-friendly pause
     last_sent = last_event = time.monotonic() - pace_s
+    seen = history.late_revision(meter)  # late readings before the stream began are in what it sends
+    sent_from = None if cursor.start is None else 0  # a resumption (Last-Event-ID): the client has every window before
     while True:
+        if not legacy:
+            late = history.late_since(meter, seen)  # before rendering: a late second after this is reported next pass
+            if late.revision != seen:
+                seen = late.revision
+                revised = False
+                for event in _revisions(state, spec, cursor, late, sent_from):
+                    yield event
+                    revised = True
+                if revised:
+                    last_sent = time.monotonic()
         watermark = history.watermark(meter)
         if watermark is not None and cursor.start is None:
             cursor.resolve(watermark, _oldest(state, meter))
@@ -103,6 +157,8 @@ def _loop(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bo
         if due is not None and now >= last_event + pace_s:
             start, end = due
             yield _rendered(state, spec, start, end, legacy)
+            if sent_from is None:
+                sent_from = start
             state.telemetry.window_sent()
             cursor.advance()
             last_sent = last_event = time.monotonic()

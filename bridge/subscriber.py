@@ -10,7 +10,6 @@ numbers the connections (a new number means a new session: retained messages may
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 from collections.abc import Callable
 
@@ -20,8 +19,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.ingest import Ingest
-from config.settings import BrokerAddress
-from config.wire import READING_QOS, READING_SUBSCRIPTION, STATUS_QOS, STATUS_SUBSCRIPTION
+from config.credentials import BRIDGE_USER
+from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
+from config.wire import BATCH_SUBSCRIPTION, READING_QOS, READING_SUBSCRIPTION, STATUS_QOS, STATUS_SUBSCRIPTION
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +31,24 @@ KEEPALIVE_S = 30
 class Subscriber:
     """Connects to the broker in the background and feeds every message to ``ingest``."""
 
-    def __init__(self, broker: BrokerAddress, ingest: Ingest) -> None:
+    def __init__(self, broker: BrokerAddress, ingest: Ingest, client_id: str = DEFAULT_BRIDGE_ID) -> None:
         self.broker = broker
         self.ingest = ingest
         self.connected = False
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"fleet-bridge-{secrets.token_hex(4)}",
-            clean_session=True,
+            # A persistent session (fixed id, clean_session false): while the bridge is away the broker queues its
+            # QoS 1 messages (Mosquitto up to max_queued_messages; amqtt only for authenticated sessions). The first
+            # line of defence; seq gap repair (bridge.repair) is the guarantee.
+            client_id=client_id,
+            clean_session=False,
             protocol=mqtt.MQTTv311,
         )
-        if broker.username:
-            client.username_pw_set(broker.username, broker.password)
+        login = broker.login(BRIDGE_USER)  # the bridge's user (config.credentials), or the URL's
+        if login is not None:
+            client.username_pw_set(*login)
+        if broker.tls:
+            client.tls_set(ca_certs=broker.tls_ca)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -99,7 +105,14 @@ class Subscriber:
                 self._connections += 1
                 routes = [(topic, qos) for topic, (qos, _) in self._routes.items()]
             # Subscribing here restores the subscriptions after every reconnect.
-            client.subscribe([(READING_SUBSCRIPTION, READING_QOS), (STATUS_SUBSCRIPTION, STATUS_QOS), *routes])
+            client.subscribe(
+                [
+                    (READING_SUBSCRIPTION, READING_QOS),
+                    (BATCH_SUBSCRIPTION, READING_QOS),
+                    (STATUS_SUBSCRIPTION, STATUS_QOS),
+                    *routes,
+                ]
+            )
             log.info("bridge connected to %s", self.broker.url())
         except Exception:
             log.exception("error in on_connect")

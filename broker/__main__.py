@@ -1,4 +1,11 @@
-"""Command line: ``python -m broker [--host H] [--port N]`` runs the embedded amqtt broker until SIGINT or SIGTERM."""
+"""Command line of the brokers' side.
+
+``python -m broker [--host H] [--port N]`` runs the embedded amqtt broker until SIGINT or SIGTERM: only the fleet's
+users get in (meters of ``FLEET_HOUSEHOLDS``, bridge, homeassistant, observer), each under its topic rules, unless
+``FLEET_MQTT_ANONYMOUS=true``; TLS with ``FLEET_MQTT_TLS_CERT`` and ``FLEET_MQTT_TLS_KEY``.
+``python -m broker mosquitto-auth --out DIR`` writes Mosquitto's password and ACL files for the same users.
+``python -m broker password USER`` prints the password of USER (e.g. ``observer``, for ``mosquitto_sub``).
+"""
 
 from __future__ import annotations
 
@@ -6,43 +13,115 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 from amqtt.errors import BrokerError
 
+from broker.amqtt_config import AmqttAuth, amqtt_config
+from broker.auth_files import chown, parse_owner, write_amqtt_passwords, write_mosquitto_auth
 from broker.embedded import serve
+from config.credentials import SERVICE_USERS, amqtt_acls, fleet_rules, password_for
 from config.errors import ConfigError
 from config.logs import configure_logging
-from config.settings import load_settings, parse_port
+from config.secret import load_or_create_secret, secret_path
+from config.settings import Settings, load_settings, parse_port
+from config.wire import valid_meter_id
 
 log = logging.getLogger("broker")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code (2 for bad settings)."""
-    parser = argparse.ArgumentParser(prog="python -m broker", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m broker", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--host", help="address to bind (default FLEET_MQTT_HOST or 127.0.0.1; never 0.0.0.0 unless given)"
     )
     parser.add_argument("--port", help="TCP port (default FLEET_MQTT_PORT or 1883)")
-    args = parser.parse_args(argv)
+    sub = parser.add_subparsers(dest="command", metavar="[COMMAND]", help="none: run the embedded broker")
+    auth = sub.add_parser("mosquitto-auth", help="write Mosquitto's password_file and acl_file for the fleet")
+    auth.add_argument("--out", required=True, metavar="DIR", help="directory of passwords, acl and observer-password")
+    auth.add_argument("--owner", metavar="USER[:GROUP]", help="give those files to this owner (needs root)")
+    auth.add_argument("--secret-owner", metavar="USER[:GROUP]", help="give the fleet secret file to this owner")
+    password = sub.add_parser("password", help="print a user's MQTT password (derived from the fleet secret)")
+    password.add_argument("user", help=f"a meter id or one of {', '.join(SERVICE_USERS)}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for bad settings)."""
+    args = _parser().parse_args(argv)
     try:
         settings = load_settings(os.environ)
+        configure_logging(settings.log_level, "broker")
+        if args.command == "mosquitto-auth":
+            return _mosquitto_auth(settings, Path(args.out), args.owner, args.secret_owner)
+        if args.command == "password":
+            return _password(settings, args.user)
         port = parse_port(args.port, "--port") if args.port else settings.mqtt_port
+        return _serve(settings, args.host or settings.mqtt_host, port)
     except ConfigError as exc:
         print(f"broker: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, "broker")
+
+
+def _mosquitto_auth(settings: Settings, out: Path, owner: str | None, secret_owner: str | None) -> int:
+    path = secret_path(settings)
+    secret = load_or_create_secret(path)
+    if secret_owner:
+        chown(path, parse_owner(secret_owner, "--secret-owner"))
+    rules = fleet_rules(secret, settings.households, settings.ha_prefix)
+    written = write_mosquitto_auth(out, rules, parse_owner(owner) if owner else None)
+    log.info("%s written for %d users (secret %s)", ", ".join(str(p) for p in written), len(rules), path)
+    return 0
+
+
+def _password(settings: Settings, user: str) -> int:
+    if user not in SERVICE_USERS and not valid_meter_id(user):
+        raise ConfigError("USER", f"not a meter id nor one of {', '.join(SERVICE_USERS)}: {user!r}")
+    print(password_for(load_or_create_secret(secret_path(settings)), user))
+    return 0
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
     # amqtt logs every packet at INFO; keep its chatter at WARNING unless debugging.
     if settings.log_level != "DEBUG":
         logging.getLogger("amqtt").setLevel(logging.WARNING)
         logging.getLogger("transitions").setLevel(logging.WARNING)
-    host = args.host or settings.mqtt_host
-    try:
-        asyncio.run(serve(host, port))
-    except (OSError, BrokerError) as exc:
-        log.error("cannot listen on %s:%d: %s (another broker there? try FLEET_MQTT_PORT=1884)", host, port, exc)
-        return 1
+    tls = None
+    if settings.mqtt_tls_cert and settings.mqtt_tls_key:
+        for key, name in (
+            ("FLEET_MQTT_TLS_CERT", settings.mqtt_tls_cert),
+            ("FLEET_MQTT_TLS_KEY", settings.mqtt_tls_key),
+        ):
+            if not Path(name).is_file():
+                raise ConfigError(key, f"no such file: {name}")
+        tls = (settings.mqtt_tls_cert, settings.mqtt_tls_key)
+    url = f"{'mqtts' if tls else 'mqtt'}://{host}:{port}"
+    # amqtt's password file, until the broker has read it
+    with tempfile.TemporaryDirectory(prefix="fleet-amqtt-", ignore_cleanup_errors=True) as work:
+        auth = None
+        if settings.mqtt_anonymous:
+            log.warning("FLEET_MQTT_ANONYMOUS=true: anyone who reaches %s may publish and subscribe anything", url)
+        else:
+            path = secret_path(settings)
+            rules = fleet_rules(load_or_create_secret(path), settings.households, settings.ha_prefix)
+            password_file = Path(work) / "passwords"
+            write_amqtt_passwords(password_file, rules)
+            publish_acl, subscribe_acl = amqtt_acls(rules)
+            auth = AmqttAuth(str(password_file), publish_acl, subscribe_acl)
+            log.info(
+                "authentication on: %d users (meters %s), secret %s", len(rules), ",".join(settings.households), path
+            )
+        try:
+            # amqtt reads its password file when the broker is made: it need not stay on disk while the broker runs.
+            asyncio.run(serve(amqtt_config(host, port, auth, tls), url, loaded=lambda: shutil.rmtree(work)))
+        except (OSError, BrokerError) as exc:
+            log.error("cannot listen on %s:%d: %s (another broker there? try FLEET_MQTT_PORT=1884)", host, port, exc)
+            return 1
     return 0
 
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 from amqtt.broker import Broker
 
-from broker.amqtt_config import amqtt_config
-
 log = logging.getLogger("broker")
 
 SHUTDOWN_GRACE_S = 1.0
+LEFTOVER_WAIT_S = 2.0
 
 
 class FleetBroker(Broker):  # type: ignore[misc]
@@ -34,15 +36,26 @@ class FleetBroker(Broker):  # type: ignore[misc]
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
-async def serve(host: str, port: int) -> None:
-    """Run the broker on ``host:port`` until SIGINT/SIGTERM, then shut it down cleanly."""
+def make_broker(config: dict[str, Any]) -> FleetBroker:
+    """The broker of ``config``, its plugins loaded (amqtt reads its password file here); call in a running loop."""
+    with warnings.catch_warnings():
+        # amqtt 0.12 calls its ACL plugin's `acl` deprecated, yet refuses the `subscribe_acl` it recommends.
+        warnings.filterwarnings("ignore", "The 'acl' option is deprecated", DeprecationWarning)
+        return FleetBroker(config)
+
+
+async def serve(config: dict[str, Any], url: str, loaded: Callable[[], None] | None = None) -> None:
+    """Run the broker of ``config`` (``broker.amqtt_config``; it listens at ``url``) until SIGINT/SIGTERM, then shut it
+    down cleanly. ``loaded`` is called once the broker has read the files its config names."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    broker = FleetBroker(amqtt_config(host, port))
+    broker = make_broker(config)
+    if loaded is not None:
+        loaded()
     await broker.start()
-    log.info("amqtt broker listening on mqtt://%s:%d", host, port)
+    log.info("amqtt broker listening on %s", url)
     await stop.wait()
     # Clients stopped by the same signal (make up, compose) still publish their clean "offline": give them a moment.
     stop.clear()
@@ -50,4 +63,16 @@ async def serve(host: str, port: int) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), SHUTDOWN_GRACE_S)
     await broker.shutdown()
+    # amqtt 0.12 leaves tasks behind when clients connect during shutdown (reconnecting meters); some ignore one
+    # cancellation, and asyncio.run() would wait for them forever. Cancel them, give them a moment, then go.
+    current = asyncio.current_task()
+    leftovers = [task for task in asyncio.all_tasks() if task is not current]
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        _, pending = await asyncio.wait(leftovers, timeout=LEFTOVER_WAIT_S)
+        if pending:
+            log.warning("%d amqtt tasks did not stop; exiting anyway", len(pending))
+            logging.shutdown()
+            os._exit(0)  # the broker holds nothing on disk: nothing is lost by not waiting
     log.info("amqtt broker stopped")

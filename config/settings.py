@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Final, TypeVar
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from config.credentials import password_for
 from config.errors import ConfigError
 from config.realistic import CLIMATES
 from config.wire import valid_meter_id
@@ -22,6 +23,7 @@ PROFILES: Final = ("classic", "realistic")
 
 DEFAULT_MQTT_HOST: Final = "127.0.0.1"
 DEFAULT_MQTT_PORT: Final = 1883
+DEFAULT_MQTTS_PORT: Final = 8883
 DEFAULT_HTTP_HOST: Final = "127.0.0.1"
 DEFAULT_HTTP_PORT: Final = 5000
 DEFAULT_SPEED: Final = 1.0
@@ -39,10 +41,11 @@ STORES: Final = ("readings", "aggregates")
 DEFAULT_STATS_SPAN_S: Final = 86_400
 DEFAULT_AGG_INTERVALS: Final = (60,)
 DEFAULT_HA_PREFIX: Final = "homeassistant"
+DEFAULT_BRIDGE_ID: Final = "fleet-bridge"
 
 # Every setting, with what it means (README lists the same table).
 KNOWN_KEYS: Final[dict[str, str]] = {
-    "FLEET_BROKER": "where clients connect, mqtt://[user:pass@]host:port (default mqtt://FLEET_MQTT_HOST:FLEET_MQTT_PORT)",
+    "FLEET_BROKER": "where clients connect, mqtt[s]://[user:pass@]host:port (default mqtt://FLEET_MQTT_HOST:FLEET_MQTT_PORT)",
     "FLEET_MQTT_HOST": "broker host; the embedded broker binds it (default 127.0.0.1)",
     # The embedded broker always binds FLEET_MQTT_HOST:FLEET_MQTT_PORT, whatever FLEET_BROKER says.
     "FLEET_MQTT_PORT": "broker port (default 1883)",
@@ -66,7 +69,13 @@ KNOWN_KEYS: Final[dict[str, str]] = {
     "FLEET_AGG_INTERVALS": "window lengths (s) the bridge republishes on meters/<id>/agg/<interval>s (default 60)",
     "FLEET_HA_DISCOVERY": "publish Home Assistant MQTT discovery: true (default) or false",
     "FLEET_HA_PREFIX": "Home Assistant discovery prefix (default homeassistant)",
+    "FLEET_BRIDGE_ID": "MQTT client id of the bridge's persistent session, one per bridge (default fleet-bridge)",
     "FLEET_CORS_ORIGINS": "comma-separated origins allowed to call the HTTP API from a browser (default none)",
+    "FLEET_MQTT_ANONYMOUS": "true: the embedded broker lets anyone in and clients do not log in (default false)",
+    "FLEET_MQTT_SECRET": "file of the secret all MQTT passwords derive from (default FLEET_DATA_DIR/mqtt-secret)",
+    "FLEET_MQTT_TLS_CA": "CA certificate file clients trust; meters and bridge then connect with TLS (default none)",
+    "FLEET_MQTT_TLS_CERT": "certificate file (PEM) of the embedded broker: its listener speaks TLS (needs the key)",
+    "FLEET_MQTT_TLS_KEY": "private key file (PEM) of FLEET_MQTT_TLS_CERT",
 }
 
 _T = TypeVar("_T")
@@ -75,17 +84,30 @@ _HMS_RE: Final = re.compile(r"([0-9]{1,2}):([0-9]{2}):([0-9]{2})")
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
-    """Where an MQTT client connects."""
+    """Where an MQTT client connects, and how: TLS (trusting ``tls_ca``, or the system's CAs if None) and either the
+    URL's own user name and password or passwords derived from the fleet ``secret``."""
 
     host: str
     port: int
     username: str | None = None
     password: str | None = None
+    tls: bool = False
+    tls_ca: str | None = None
+    secret: bytes | None = field(default=None, repr=False)
 
     def url(self) -> str:
-        """The address as an ``mqtt://`` URL without the password."""
+        """The address as an ``mqtt://`` (``mqtts://`` with TLS) URL without the password."""
         user = f"{self.username}@" if self.username else ""
-        return f"mqtt://{user}{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+    def login(self, user: str) -> tuple[str, str | None] | None:
+        """User name and password for client ``user`` (a meter id, or bridge/homeassistant/observer): the URL's
+        own if it has a user name, else derived from the fleet secret; None to connect anonymously."""
+        if self.username:
+            return self.username, self.password
+        if self.secret is not None:
+            return user, password_for(self.secret, user)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +137,13 @@ class Settings:
     agg_intervals: tuple[int, ...] = DEFAULT_AGG_INTERVALS
     ha_discovery: bool = True
     ha_prefix: str = DEFAULT_HA_PREFIX
+    bridge_id: str = DEFAULT_BRIDGE_ID
     cors_origins: tuple[str, ...] = ()
+    mqtt_anonymous: bool = False
+    mqtt_secret: str = ""  # empty: <data_dir>/mqtt-secret (config.secret.secret_path)
+    mqtt_tls_ca: str | None = None
+    mqtt_tls_cert: str | None = None
+    mqtt_tls_key: str | None = None
 
     def zone(self) -> ZoneInfo:
         """The fleet's time zone."""
@@ -123,25 +151,27 @@ class Settings:
 
 
 def parse_broker_url(text: str, key: str = "FLEET_BROKER") -> BrokerAddress:
-    """Parse ``mqtt://[user:pass@]host[:port]``."""
+    """Parse ``mqtt://[user:pass@]host[:port]`` (``mqtts://`` for TLS, default port 8883)."""
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
         raise ConfigError(key, f"not a broker URL: {text!r} ({exc})") from exc
-    if parts.scheme != "mqtt":
-        raise ConfigError(key, f"scheme must be mqtt:// (got {text!r})")
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ConfigError(key, f"scheme must be mqtt:// or mqtts:// (got {text!r})")
     if not parts.hostname:
         raise ConfigError(key, f"no host in {text!r}")
     if port is not None and not 1 <= port <= 65535:
         raise ConfigError(key, f"port must be 1-65535 in {text!r}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError(key, f"unexpected path or query in {text!r}")
+    tls = parts.scheme == "mqtts"
     return BrokerAddress(
         host=parts.hostname,
-        port=port if port is not None else DEFAULT_MQTT_PORT,
+        port=port if port is not None else DEFAULT_MQTTS_PORT if tls else DEFAULT_MQTT_PORT,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
+        tls=tls,
     )
 
 
@@ -274,6 +304,14 @@ def parse_intervals(text: str, key: str = "FLEET_AGG_INTERVALS") -> tuple[int, .
     return values
 
 
+def parse_client_id(text: str, key: str = "FLEET_BRIDGE_ID") -> str:
+    """An MQTT client id: 1-23 characters of ``[A-Za-z0-9_-]`` (what every MQTT 3.1.1 broker must accept)."""
+    value = text.strip()
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,23}", value) is None:
+        raise ConfigError(key, f"a client id is 1-23 letters, digits, '_' or '-', not {value[:40]!r}")
+    return value
+
+
 def parse_topic_prefix(text: str, key: str) -> str:
     """An MQTT topic prefix: no wildcards, no leading or trailing slash, not empty."""
     value = text.strip()
@@ -311,6 +349,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if profile not in PROFILES:
         raise ConfigError("FLEET_PROFILE", f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
     heartbeat = _get(env, "FLEET_HEARTBEAT_S", lambda t: parse_speed(t, "FLEET_HEARTBEAT_S"), DEFAULT_HEARTBEAT_S)
+    tls_ca = _get(env, "FLEET_MQTT_TLS_CA", str.strip, None)
+    if tls_ca:
+        broker = replace(broker, tls=True, tls_ca=tls_ca)
+    tls_cert = _get(env, "FLEET_MQTT_TLS_CERT", str.strip, None)
+    tls_key = _get(env, "FLEET_MQTT_TLS_KEY", str.strip, None)
+    if (tls_cert is None) != (tls_key is None):
+        given, missing = ("FLEET_MQTT_TLS_CERT", "FLEET_MQTT_TLS_KEY")[:: 1 if tls_key is None else -1]
+        raise ConfigError(given, f"needs {missing} too (the broker's certificate and its key)")
     return Settings(
         broker=broker,
         mqtt_host=host,
@@ -339,5 +385,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         agg_intervals=_get(env, "FLEET_AGG_INTERVALS", parse_intervals, DEFAULT_AGG_INTERVALS),
         ha_discovery=_get(env, "FLEET_HA_DISCOVERY", lambda t: parse_bool(t, "FLEET_HA_DISCOVERY"), True),
         ha_prefix=_get(env, "FLEET_HA_PREFIX", lambda t: parse_topic_prefix(t, "FLEET_HA_PREFIX"), DEFAULT_HA_PREFIX),
+        bridge_id=_get(env, "FLEET_BRIDGE_ID", parse_client_id, DEFAULT_BRIDGE_ID),
         cors_origins=_get(env, "FLEET_CORS_ORIGINS", parse_origins, ()),
+        mqtt_anonymous=_get(env, "FLEET_MQTT_ANONYMOUS", lambda t: parse_bool(t, "FLEET_MQTT_ANONYMOUS"), False),
+        mqtt_secret=_get(env, "FLEET_MQTT_SECRET", str.strip, ""),
+        mqtt_tls_ca=tls_ca,
+        mqtt_tls_cert=tls_cert,
+        mqtt_tls_key=tls_key,
     )

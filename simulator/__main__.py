@@ -28,10 +28,10 @@ from config.errors import ConfigError
 from config.households import CLASSIC_ORDER
 from config.logs import configure_logging
 from config.realistic import CLIMATES
+from config.secret import client_broker
 from config.settings import (
     Settings,
     load_settings,
-    parse_broker_url,
     parse_climate,
     parse_duration,
     parse_float_in,
@@ -47,7 +47,7 @@ from simulator.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
 from simulator.fleet import MAX_FLEET, PROFILES, build_meters, fleet_specs, make_profile
 from simulator.localday import day_span
 from simulator.outbox import Outbox
-from simulator.publisher import FleetLoop
+from simulator.publisher import KEEPALIVE_S, FleetLoop
 
 log = logging.getLogger("simulator")
 
@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help=f"household to run (repeatable): {', '.join(CLASSIC_ORDER)}",
     )
-    run.add_argument("--broker", help="mqtt://[user:pass@]host:port (default from FLEET_BROKER / FLEET_MQTT_*)")
+    run.add_argument("--broker", help="mqtt[s]://[user:pass@]host:port (default from FLEET_BROKER / FLEET_MQTT_*)")
     run.add_argument("--speed", help="simulated seconds per wall second (default FLEET_SPEED or 1)")
     run.add_argument("--start", help="simulated time of day to start at, HH:MM:SS (default: now)")
     run.add_argument(
@@ -80,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="on a meter's first start, first publish this much past data (at most 24h), so statistics and replay "
         "work from the first minute",
+    )
+    run.add_argument(
+        "--fleet",
+        metavar="N",
+        help=f"run N meters (1-{MAX_FLEET}) spread over the households: A-0001, B-0001, ... instead of the households",
+    )
+    run.add_argument(
+        "--keepalive",
+        metavar="SECONDS",
+        help=f"MQTT keepalive: the broker declares a silent meter offline after 1.5x this (default {KEEPALIVE_S})",
     )
     _fault_options(run, "live readings carry them, without saying so, as real meters do")
     _common(run)
@@ -163,15 +173,17 @@ def _faults(args: argparse.Namespace) -> FaultConfig | None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    broker = parse_broker_url(args.broker, "--broker") if args.broker else settings.broker
     speed = parse_speed(args.speed, "--speed") if args.speed else settings.speed
     start_s = parse_time_of_day(args.start, "--start") if args.start else settings.start_s
     seed = _seed(args.seed, settings)
     profile, climate = _profile(args.profile, settings), _climate(args.climate, settings)
-    specs = fleet_specs(args.household)
+    fleet_size = None if args.fleet is None else parse_int_in(args.fleet, "--fleet", 1, MAX_FLEET)
+    keepalive_s = KEEPALIVE_S if args.keepalive is None else parse_int_in(args.keepalive, "--keepalive", 1, 65_535)
+    specs = fleet_specs(args.household, fleet_size)
     ids = [spec.meter_id for spec in specs]
     zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
     sim_start = start_epoch(time.time(), zone, start_s)
+    broker = client_broker(settings, args.broker)  # each meter logs in as itself (unless the URL has a user)
     outbox = Outbox(Path(settings.data_dir))
     lasts = {spec.meter_id: last for spec in specs if (last := outbox.last(spec.meter_id)) is not None}
     if lasts and max(last.ts for last in lasts.values()) + 1 > sim_start:  # a meter never goes back in time
@@ -189,7 +201,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             meter for meter in meters if meter.meter_id in lasts
         ]
         log.info("warm-up: %s publish the past %d s first", ",".join(s.meter_id for s in fresh), warmup_s)
-    loop = FleetLoop(meters, broker, clock, outbox=outbox)
+    loop = FleetLoop(meters, broker, clock, outbox=outbox, keepalive_s=keepalive_s)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)

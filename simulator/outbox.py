@@ -4,14 +4,15 @@ restarted continues its sequence and its energy registers where they were on the
 
 One database per data directory (``<data dir>/meters.sqlite3``), shared by every simulator process that uses it
 (SQLite serialises their short write transactions). Rows are kept ``retention_s`` of simulated time per meter.
-Replay requests (``meters/<id>/cmd/replay``) are answered from it. Resending unacknowledged readings after a reconnect
-is not built yet (see the reliability issue).
+Replay requests (``meters/<id>/cmd/replay``) are answered from it, and so is the backlog: each meter's
+``acked_upto`` (every seq up to it was acknowledged by the broker, PUBACK) is kept beside the readings, so a restarted
+meter re-sends what the broker never acknowledged, oldest first.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -28,6 +29,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     ac_kwh REAL NOT NULL, geyser_kwh REAL NOT NULL, overall_kwh REAL NOT NULL,
     payload BLOB NOT NULL,
     PRIMARY KEY (meter, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS acked (
+    meter TEXT PRIMARY KEY, acked_upto INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -64,10 +68,22 @@ class Outbox:
         ).fetchone()
         return None if row is None else LastReading(int(row[0]), int(row[1]), *(float(v) for v in row[2:]))
 
-    def record(self, readings: Sequence[Reading]) -> list[bytes]:
-        """Write readings (one transaction) and return their payloads, ready to publish."""
+    def acked_upto(self, meter: str) -> int | None:
+        """The seq up to which every reading of ``meter`` was acknowledged by the broker (None: nothing on record).
+
+        A meter with readings on record but no acknowledgement row (an outbox written before acknowledgements were
+        kept) counts as acknowledged up to its last reading: the bridge's gap repair covers anything missing.
+        """
+        row = self._conn.execute("SELECT acked_upto FROM acked WHERE meter = ?", (meter,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        last = self.last(meter)
+        return None if last is None else last.seq
+
+    def record(self, readings: Sequence[Reading], acked: Mapping[str, int] | None = None) -> list[bytes]:
+        """Write readings and acknowledgement marks (one transaction); return the payloads, ready to publish."""
         payloads = [encode_reading(r) for r in readings]
-        if readings:
+        if readings or acked:
             with self._conn:
                 self._conn.executemany(
                     "INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -76,6 +92,8 @@ class Outbox:
                         for r, p in zip(readings, payloads, strict=True)
                     ],
                 )
+                if acked:
+                    self._conn.executemany("INSERT OR REPLACE INTO acked VALUES (?, ?)", sorted(acked.items()))
             self._writes += 1
             if self._writes % PRUNE_EVERY == 0:
                 self.prune()

@@ -6,6 +6,12 @@ is driven by a ``selectors`` loop, which is what lets one process hold many mete
 
 Publishing is scheduled against absolute simulated times (``SimClock``), never by sleeping after work, so it does not
 drift; a loop that fell behind catches up, at most ``CATCH_UP_LIMIT`` readings per meter per pass.
+
+Delivery (``simulator.delivery``): each reading is in the outbox before it is handed to paho; a second's reading goes
+out alone on ``meters/<id>/reading``, several at once (catching up, warm-up) as batches on ``meters/<id>/readings``.
+While a meter is disconnected its readings are held, not queued in paho; after the connection is back, and after a
+restart for whatever the broker never acknowledged, they are sent from the outbox as batches, oldest first, a few
+messages in flight per meter (live readings go first). Replay requests from the bridge are answered the same way.
 """
 
 from __future__ import annotations
@@ -27,17 +33,22 @@ from paho.mqtt.reasoncodes import ReasonCode
 from config.errors import PayloadError
 from config.settings import BrokerAddress
 from config.wire import (
+    MAX_BATCH,
     OFFLINE,
     ONLINE,
     READING_QOS,
     STATUS_QOS,
+    batch_topic,
     decode_replay,
+    encode_batch,
     encode_reading,
     reading_topic,
     replay_topic,
+    split_batches,
     status_topic,
 )
 from simulator.clock import SimClock
+from simulator.delivery import Delivery
 from simulator.fleet import Meter
 from simulator.outbox import Outbox
 
@@ -48,22 +59,27 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_S: Final = 30
 MAX_INFLIGHT: Final = 200
-MAX_QUEUED: Final = 100_000  # readings buffered by paho while the broker is away (about a day at 1 Hz)
+MAX_QUEUED: Final = 10_000  # messages paho may hold; readings of a disconnected meter wait in the outbox instead
 CATCH_UP_LIMIT: Final = 200
 MAX_WAIT_S: Final = 0.25
 RECONNECT_MIN_S: Final = 0.5
 RECONNECT_MAX_S: Final = 30.0
 STOP_FLUSH_S: Final = 3.0
-REPLAY_PER_PASS: Final = 500
+REPLAY_PER_PASS: Final = 1000  # replayed readings per pass of the loop, all meters together
+BACKLOG_PER_PASS: Final = 2000  # held readings sent per pass, all meters together (after live and replays)
 MAX_PENDING_REPLAYS: Final = 100
 
 
 class MeterLink:
     """One meter's MQTT connection; callbacks only log and set flags, they never raise."""
 
-    def __init__(self, meter_id: str, broker: BrokerAddress) -> None:
+    def __init__(
+        self, meter_id: str, broker: BrokerAddress, delivery: Delivery | None = None, keepalive_s: int = KEEPALIVE_S
+    ) -> None:
         self.meter_id = meter_id
+        self.keepalive_s = keepalive_s
         self.broker = broker
+        self.delivery = delivery if delivery is not None else Delivery()
         self.connected = False
         self.published = 0
         self.dropped = 0
@@ -76,14 +92,18 @@ class MeterLink:
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
-        if broker.username:
-            client.username_pw_set(broker.username, broker.password)
+        login = broker.login(meter_id)  # the meter's own user (config.credentials), or the URL's
+        if login is not None:
+            client.username_pw_set(*login)
+        if broker.tls:
+            client.tls_set(ca_certs=broker.tls_ca)
         client.will_set(status_topic(meter_id), OFFLINE, qos=STATUS_QOS, retain=True)
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.max_queued_messages_set(MAX_QUEUED)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         self.replays: deque[tuple[int, int]] = deque(maxlen=MAX_PENDING_REPLAYS)
         self.client = client
 
@@ -116,6 +136,16 @@ class MeterLink:
             log.warning("meter %s disconnected: %s", self.meter_id, reason)
         self.connected = False
 
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self.delivery.acked(mid)
+
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         try:
             self.replays.append(decode_replay(bytes(message.payload)))
@@ -132,7 +162,7 @@ class MeterLink:
             if self._configured:
                 self.client.reconnect()
             else:
-                self.client.connect(self.broker.host, self.broker.port, KEEPALIVE_S)
+                self.client.connect(self.broker.host, self.broker.port, self.keepalive_s)
                 self._configured = True
         except OSError as exc:
             self.next_attempt = now + self.backoff
@@ -141,15 +171,38 @@ class MeterLink:
             )
             self.backoff = min(self.backoff * 2, RECONNECT_MAX_S)
 
-    def publish(self, payload: bytes) -> None:
-        """Queue one reading (paho keeps QoS 1 messages while disconnected, up to MAX_QUEUED)."""
-        info = self.client.publish(reading_topic(self.meter_id), payload, qos=READING_QOS, retain=False)
-        if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            self.published += 1
-        else:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("meter %s: %d readings dropped (%s)", self.meter_id, self.dropped, info.rc)
+    def send(self, payloads: Sequence[bytes], first: int | None) -> bool:
+        """Publish consecutive readings (seq ``first`` onwards; None for a replay, which delivery does not track): one
+        alone on the reading topic, more as batches. False if paho refused a message; the caller holds the rest."""
+        chunks = [payloads] if len(payloads) == 1 else split_batches(payloads)
+        end = None if first is None else first + len(payloads) - 1
+        for chunk in chunks:
+            if len(chunk) == 1 and len(payloads) == 1:
+                topic, payload = reading_topic(self.meter_id), chunk[0]
+            else:
+                topic, payload = batch_topic(self.meter_id), encode_batch(chunk)
+            info = self.client.publish(topic, payload, qos=READING_QOS, retain=False)
+            # NO_CONN: paho keeps the QoS 1 message and sends it on the next connection.
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.warning("meter %s: paho refused %d messages (%s)", self.meter_id, self.dropped, info.rc)
+                if first is not None and end is not None:
+                    self.delivery.held(first, end)  # this chunk and the rest wait in the outbox
+                return False
+            self.published += len(chunk)
+            if first is not None:
+                self.delivery.sent(info.mid, first, first + len(chunk) - 1)
+                first += len(chunk)
+        return True
+
+
+def _delivery(outbox: Outbox | None, meter_id: str) -> Delivery:
+    """A meter's delivery state: what the outbox holds beyond what the broker acknowledged is sent again."""
+    if outbox is None:
+        return Delivery()
+    last = outbox.last(meter_id)
+    return Delivery(outbox.acked_upto(meter_id), None if last is None else last.seq)
 
 
 class FleetLoop:
@@ -162,9 +215,12 @@ class FleetLoop:
         clock: SimClock,
         wall: Callable[[], float] = time.monotonic,
         outbox: Outbox | None = None,
+        keepalive_s: int = KEEPALIVE_S,
     ) -> None:
         self.meters = list(meters)
-        self.links = {meter.meter_id: MeterLink(meter.meter_id, broker) for meter in self.meters}
+        self.links = {
+            m.meter_id: MeterLink(m.meter_id, broker, _delivery(outbox, m.meter_id), keepalive_s) for m in self.meters
+        }
         self.clock = clock
         self.wall = wall
         self.outbox = outbox
@@ -191,19 +247,54 @@ class FleetLoop:
         for link in self.links.values():
             link.try_connect(now)
         sim_now = self.clock.sim_at(now)
-        due = [reading for meter in self.meters for reading in meter.due(sim_now, CATCH_UP_LIMIT)]
+        runs = [(meter.meter_id, meter.due(sim_now, CATCH_UP_LIMIT)) for meter in self.meters]
+        due = [reading for _, readings in runs for reading in readings]
         # On disk first (the outbox), then on the wire: a killed meter restarts from what it published.
-        payloads = self.outbox.record(due) if self.outbox is not None else [encode_reading(r) for r in due]
-        for reading, payload in zip(due, payloads, strict=True):
-            self.links[reading.meter].publish(payload)
+        if self.outbox is not None:
+            acked = {m: upto for m, link in self.links.items() if (upto := link.delivery.unsaved()) is not None}
+            payloads = self.outbox.record(due, acked)
+        else:
+            payloads = [encode_reading(r) for r in due]
+        at = 0
+        for meter_id, readings in runs:
+            if readings:
+                self._send_live(self.links[meter_id], readings[0].seq, payloads[at : at + len(readings)])
+                at += len(readings)
         if self.outbox is not None:
             self._answer_replays(self.outbox)
+            self._send_backlog(self.outbox)
         if now >= self._next_misc:
             for link in self.links.values():
                 link.client.loop_misc()
             self._next_misc = now + 1.0
         next_due = min(self.clock.wall_at(meter.next_due_sim()) for meter in self.meters)
         self._service(max(0.0, min(next_due - self.wall(), MAX_WAIT_S)))
+
+    def _send_live(self, link: MeterLink, first: int, payloads: list[bytes]) -> None:
+        """Publish a meter's new readings (seqs ``first``..), or hold them while it is not connected."""
+        if link.connected and not link.send(payloads, first):
+            return  # send() held what paho refused
+        if not link.connected:
+            link.delivery.held(first, first + len(payloads) - 1)
+
+    def _send_backlog(self, outbox: Outbox) -> None:
+        """Send held readings from the outbox, oldest first, at most ``BACKLOG_PER_PASS`` a pass."""
+        budget = BACKLOG_PER_PASS
+        for link in self.links.values():
+            while budget > 0 and link.connected:
+                chunk = link.delivery.next_chunk(min(budget, MAX_BATCH))
+                if chunk is None:
+                    break
+                first, last = chunk
+                budget -= last - first + 1
+                payloads = outbox.payloads(link.meter_id, first, last)
+                if len(payloads) != last - first + 1:  # older than the outbox's retention: what is left, untracked
+                    log.warning("meter %s: seqs %d..%d partly gone from the outbox", link.meter_id, first, last)
+                    if payloads:
+                        link.send(payloads, None)
+                    continue
+                if not link.send(payloads, first):
+                    break
 
     def _answer_replays(self, outbox: Outbox) -> None:
         """Publish again what the bridge asked for, at most ``REPLAY_PER_PASS`` seqs a pass (live goes first)."""
@@ -213,8 +304,8 @@ class FleetLoop:
                 first, last = link.replays.popleft()
                 upto = min(last, first + budget - 1)
                 payloads = outbox.payloads(link.meter_id, first, upto)
-                for payload in payloads:
-                    link.publish(payload)
+                if payloads:
+                    link.send(payloads, None)
                 budget -= upto - first + 1
                 log.info("meter %s: replayed %d readings of seq %d..%d", link.meter_id, len(payloads), first, upto)
                 if upto < last:  # the rest in a later pass

@@ -153,6 +153,8 @@
       source.onmessage = (event) => this.receive(event);
       // The bridge no longer holds the windows we asked for (older than its history): it goes on from the oldest.
       source.addEventListener("reset", () => this.say("Older windows are no longer held; continuing\u2026"));
+      // A window already drawn, corrected by readings that arrived late (no id: the resume point stays).
+      source.addEventListener("revision", (event) => this.revise(event));
       source.onerror = () => {
         if (this.stopped || this.source !== source) return;
         if (source.readyState === EventSource.CONNECTING) {
@@ -202,6 +204,16 @@
         this.source.close();
         return;
       }
+      this.schedule();
+    }
+
+    revise(event) {
+      const win = parseWindow(event.data);
+      if (win === null) return;
+      const index = this.points.findIndex((p) => p.end === win.end && p.start === win.start);
+      if (index < 0) return;  // not on the chart (older than its span, or never received)
+      this.points[index] = win;
+      if (this.last !== null && this.last.end === win.end) this.last = win;
       this.schedule();
     }
 

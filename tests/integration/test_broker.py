@@ -10,7 +10,7 @@ import paho.mqtt.publish as publish
 import pytest
 
 from tests.support.mqtt import collecting
-from tests.support.procs import Proc, free_port, python_module, start
+from tests.support.procs import Proc, free_port, login, python_module, start
 
 pytestmark = pytest.mark.integration
 
@@ -54,11 +54,12 @@ def test_retained_messages_go_only_to_matching_subscriptions(broker: Proc) -> No
     always held, on amqtt ``broker.embedded.FleetBroker`` corrects it.
     """
     port = broker.port or 0
-    publish.single("meters/A/status", "online", qos=1, retain=True, hostname="127.0.0.1", port=port)
+    auth = login("A")
+    publish.single("meters/A/status", "online", qos=1, retain=True, hostname="127.0.0.1", port=port, auth=auth)
     with collecting(port, ["meters/+/status"]) as status_sub:  # the bridge's subscription, held while the next connects
         status_sub.wait_for(lambda m: m.retain, timeout=10)
         with collecting(port, ["meters/+/reading"]) as reading_sub:
-            publish.single("meters/A/reading", "marker", qos=1, hostname="127.0.0.1", port=port)
+            publish.single("meters/A/reading", "marker", qos=1, hostname="127.0.0.1", port=port, auth=auth)
             first = reading_sub.wait_for(lambda m: True, timeout=10)
     assert (first.topic, first.payload) == ("meters/A/reading", b"marker")
 

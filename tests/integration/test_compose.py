@@ -2,7 +2,9 @@
 
 Docker is not needed: each meter and bridge command of docker-compose.yml runs with this interpreter against Mosquitto
 started from the project's own config/mosquitto/mosquitto.conf, moved to a free loopback port (the compose host
-``broker`` becomes 127.0.0.1, port 1883 that free port, and the bridge's port 5000 another one).
+``broker`` becomes 127.0.0.1, port 1883 that free port, and the bridge's port 5000 another one). Authentication is on
+as in compose: the mqtt-auth service's command writes the secret and Mosquitto's files first, into a temporary
+directory that stands for the mqtt-auth volume wherever a service mounts it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import paho.mqtt.publish as publish
 import pytest
 import yaml
 
@@ -31,7 +33,7 @@ from config.settings import KNOWN_KEYS, PREFIX, load_settings, parse_broker_url
 from config.wire import READING_SUBSCRIPTION, decode_reading, reading_topic
 from tests.conftest import require_mosquitto
 from tests.support.mqtt import collecting
-from tests.support.procs import LOOPBACK, Proc, clean_env, free_port, mosquitto_binary, start
+from tests.support.procs import LOOPBACK, Proc, clean_env, free_port, login, mosquitto_binary, start
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 COMPOSE_FILE: Final = ROOT / "docker-compose.yml"
@@ -39,8 +41,11 @@ DOCKERFILE: Final = ROOT / "Dockerfile"
 DOCKERIGNORE: Final = ROOT / ".dockerignore"
 MOSQUITTO_CONF: Final = ROOT / "config" / "mosquitto" / "mosquitto.conf"
 
-EXPECTED_SERVICES: Final = {"broker", "meter-a", "meter-b", "meter-c", "bridge"}
+EXPECTED_SERVICES: Final = {"mqtt-auth", "broker", "meter-a", "meter-b", "meter-c", "bridge"}
 BROKER_SERVICE: Final = "broker"
+AUTH_SERVICE: Final = "mqtt-auth"
+AUTH_VOLUME: Final = "mqtt-auth"
+MOSQUITTO_UID: Final = "1883"  # the mosquitto user of eclipse-mosquitto images
 MOSQUITTO_IMAGE: Final = "eclipse-mosquitto:2"
 BRIDGE_CONTAINER_PORT: Final = 5000
 WAIT_S: Final = 15.0
@@ -87,7 +92,7 @@ def _load_services() -> dict[str, dict[str, Any]]:
 
 
 SERVICES: Final = _load_services()
-APP_SERVICES: Final = sorted(name for name in SERVICES if name != BROKER_SERVICE)
+APP_SERVICES: Final = sorted(name for name in SERVICES if name not in (BROKER_SERVICE, AUTH_SERVICE))
 
 
 def environment(service: Mapping[str, Any]) -> dict[str, str]:
@@ -98,6 +103,28 @@ def environment(service: Mapping[str, Any]) -> dict[str, str]:
             assert "=" in entry, f"{entry!r} takes its value from the host; give it one in the compose file"
         raw = dict(entry.split("=", 1) for entry in raw)
     return {str(key): "" if value is None else str(value) for key, value in raw.items()}
+
+
+def mounts(service: Mapping[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Short-syntax volume mounts ``SOURCE:TARGET[:ro]`` as source -> (container path, read-only)."""
+    found = {}
+    for spec in service.get("volumes") or []:
+        source, target, *mode = str(spec).split(":")
+        found[source] = (target, bool(mode) and "ro" in mode[0].split(","))
+    return found
+
+
+def auth_dir_in(service: Mapping[str, Any]) -> str:
+    """Where ``service`` mounts the mqtt-auth volume."""
+    assert AUTH_VOLUME in mounts(service), f"the {AUTH_VOLUME} volume is not mounted"
+    return mounts(service)[AUTH_VOLUME][0]
+
+
+def localize(value: str, service: Mapping[str, Any], auth_dir: Path) -> str:
+    """``value`` with the service's mount point of the mqtt-auth volume replaced by the local ``auth_dir``."""
+    target = auth_dir_in(service)
+    assert value == target or value.startswith(f"{target}/"), f"{value} is not in the {AUTH_VOLUME} volume"
+    return str(auth_dir) + value[len(target) :]
 
 
 def option(argv: list[str], name: str) -> str:
@@ -154,8 +181,9 @@ def packages_with_main() -> set[str]:
 # --- Running the services' commands on loopback -----------------------------------------------------------------
 
 
-def local_mosquitto_conf(text: str, port: int, data_dir: Path) -> str:
-    """The production config with its listener on ``LOOPBACK:port`` and persistence in ``data_dir``."""
+def local_mosquitto_conf(text: str, port: int, data_dir: Path, auth_dir: Path) -> str:
+    """The production config with its listener on ``LOOPBACK:port``, persistence in ``data_dir`` and the credential
+    files in ``auth_dir``."""
     lines = []
     for line in text.splitlines():
         name = line.split(None, 1)[0] if line.strip() else ""
@@ -163,6 +191,8 @@ def local_mosquitto_conf(text: str, port: int, data_dir: Path) -> str:
             line = f"listener {port} {LOOPBACK}"
         elif name == "persistence_location":
             line = f"persistence_location {data_dir}/"
+        elif name in ("password_file", "acl_file"):
+            line = f"{name} {localize(line.split(None, 1)[1].strip(), SERVICES[BROKER_SERVICE], auth_dir)}"
         elif name == "user":
             continue
         lines.append(line)
@@ -171,13 +201,44 @@ def local_mosquitto_conf(text: str, port: int, data_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def auth_argv(command: list[str], auth_dir: Path) -> list[str]:
+    """The mqtt-auth command run with this interpreter, writing into ``auth_dir``, files left to the running user
+    (``--owner`` and ``--secret-owner`` name users of the images)."""
+    assert command[:4] == ["python", "-m", "broker", "mosquitto-auth"], command
+    argv = [sys.executable, *command[1:]]
+    argv[argv.index("--out") + 1] = localize(option(argv, "--out"), SERVICES[AUTH_SERVICE], auth_dir)
+    for name in ("--owner", "--secret-owner"):
+        if name in argv:
+            del argv[argv.index(name) : argv.index(name) + 2]
+    return argv
+
+
+def run_auth_service(auth_dir: Path) -> None:
+    """Run the mqtt-auth service's command and environment on this machine: secret and Mosquitto files in
+    ``auth_dir``."""
+    service = SERVICES[AUTH_SERVICE]
+    env = environment(service)
+    env["FLEET_MQTT_SECRET"] = localize(env["FLEET_MQTT_SECRET"], service, auth_dir)
+    result = subprocess.run(
+        auth_argv(service["command"], auth_dir),
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        check=False,
+    )
+    assert result.returncode == 0, f"{AUTH_SERVICE} failed: {result.stdout}{result.stderr}"
+
+
 def start_project_mosquitto(work_dir: Path) -> Proc:
-    """Mosquitto with config/mosquitto/mosquitto.conf (rewritten as above), listening."""
+    """Mosquitto with config/mosquitto/mosquitto.conf (rewritten as above), listening, after the mqtt-auth service's
+    command wrote its files into ``work_dir/auth``."""
     port = free_port()
     data_dir = work_dir / "mosquitto-data"
     data_dir.mkdir(parents=True)
+    run_auth_service(work_dir / "auth")
     conf = work_dir / "mosquitto.conf"
-    conf.write_text(local_mosquitto_conf(MOSQUITTO_CONF.read_text(), port, data_dir))
+    conf.write_text(local_mosquitto_conf(MOSQUITTO_CONF.read_text(), port, data_dir, work_dir / "auth"))
     proc = start("mosquitto", [mosquitto_binary(), "-c", str(conf)], work_dir / "logs", port=port)
     try:
         proc.wait_port(port, timeout=WAIT_S)
@@ -187,13 +248,20 @@ def start_project_mosquitto(work_dir: Path) -> Proc:
     return proc
 
 
-def local_env(service_env: Mapping[str, str], broker_port: int) -> dict[str, str]:
-    """The service's environment with the compose broker address replaced by ``LOOPBACK:broker_port``."""
-    env = dict(service_env)
+def project_auth_dir(broker: Proc) -> Path:
+    """The local stand-in for the mqtt-auth volume of a ``start_project_mosquitto`` broker (beside its logs)."""
+    return broker.log_path.parent.parent / "auth"
+
+
+def local_env(service: Mapping[str, Any], broker_port: int, auth_dir: Path) -> dict[str, str]:
+    """The service's environment with the compose broker address replaced by ``LOOPBACK:broker_port`` and the
+    secret in ``auth_dir``."""
+    env = environment(service)
     address = parse_broker_url(env["FLEET_BROKER"])
     assert address.host == BROKER_SERVICE, f"FLEET_BROKER {env['FLEET_BROKER']} is not the compose broker"
-    assert address.username is None, "the broker is anonymous for now: no credentials in the compose file"
+    assert address.username is None, "no credentials in the compose file: they derive from the secret"
     env["FLEET_BROKER"] = f"mqtt://{LOOPBACK}:{broker_port}"
+    env["FLEET_MQTT_SECRET"] = localize(env["FLEET_MQTT_SECRET"], service, auth_dir)
     return clean_env(env)
 
 
@@ -209,11 +277,12 @@ def local_argv(command: list[str], http_port: int) -> list[str]:
 
 
 def healthcheck_argv(service: Mapping[str, Any], replacements: Mapping[str, str]) -> list[str]:
-    """A service's healthcheck command, exec form, with ``replacements`` applied to its words."""
+    """A service's healthcheck command (``[CMD, ...]``, or ``[CMD-SHELL, line]`` as ``sh -c line``), with
+    ``replacements`` applied to its words."""
     test = service["healthcheck"]["test"]
-    assert isinstance(test, list), "healthcheck test must use the exec form"
-    assert test[0] == "CMD", f"healthcheck must be [CMD, ...] (exec form), got {test[0]!r}"
-    argv = list(test[1:])
+    assert isinstance(test, list), "healthcheck test must be a list: [CMD, ...] or [CMD-SHELL, line]"
+    assert test[0] in ("CMD", "CMD-SHELL"), f"healthcheck must be [CMD, ...] or [CMD-SHELL, line], got {test[0]!r}"
+    argv = list(test[1:]) if test[0] == "CMD" else ["sh", "-c", *test[1:]]
     for old, new in replacements.items():
         argv = [word.replace(old, new) for word in argv]
     return argv
@@ -239,7 +308,7 @@ def check_meter(proc: Proc, command: list[str], broker: Proc, http_port: int) ->
     assert broker.port is not None
     deadline = time.monotonic() + WAIT_S
     msg = None
-    with collecting(broker.port, [READING_SUBSCRIPTION]) as collector:
+    with collecting(broker.port, [READING_SUBSCRIPTION], secret=project_auth_dir(broker) / "mqtt-secret") as collector:
         while msg is None and proc.alive() and time.monotonic() < deadline:
             # Short waits on the queue, so a meter that exits fails the test at once, not after WAIT_S.
             with contextlib.suppress(TimeoutError):
@@ -294,12 +363,13 @@ def mosquitto(tmp_path: Path) -> Iterator[Proc]:
 
 
 def test_services_are_the_fleet() -> None:
-    """Exactly the broker, three meters and the bridge."""
+    """Exactly the credentials step, the broker, three meters and the bridge."""
     assert set(SERVICES) == EXPECTED_SERVICES
 
 
 def test_broker_service_runs_mosquitto_with_the_project_config() -> None:
-    """eclipse-mosquitto:2 with config/mosquitto mounted read-only, a data volume, and 1883 on host loopback only."""
+    """eclipse-mosquitto:2 with config/mosquitto mounted read-only, a data volume, the credentials read-only, and
+    1883 on host loopback only, once mqtt-auth has written the credentials."""
     broker = SERVICES[BROKER_SERVICE]
     assert broker["image"] == MOSQUITTO_IMAGE
     assert "build" not in broker
@@ -311,12 +381,41 @@ def test_broker_service_runs_mosquitto_with_the_project_config() -> None:
     assert any(volume.split(":")[1] == data_dir and not volume.startswith((".", "/")) for volume in volumes), (
         f"no named volume at the persistence location {data_dir}"
     )
+    assert mounts(broker)[AUTH_VOLUME] == (auth_dir_in(broker), True)
+    for name in ("password_file", "acl_file"):
+        assert options[name][0].startswith(f"{auth_dir_in(broker)}/"), f"{name} is not in the {AUTH_VOLUME} volume"
+    assert broker["depends_on"] == {AUTH_SERVICE: {"condition": "service_completed_successfully"}}
     listener_port = int(options["listener"][0].split()[0])
     assert published(broker["ports"]) == {listener_port: (LOOPBACK, 1883)}
     assert broker["restart"] == "unless-stopped"
     check = healthcheck_argv(broker, {})
-    assert check[0] == "mosquitto_sub", check
-    assert "$SYS" in option(check, "-t"), "the healthcheck reads a $SYS topic (written $$SYS in compose)"
+    assert check[:2] == ["sh", "-c"], check
+    assert check[2].startswith("mosquitto_sub "), check
+    assert "-u observer" in check[2], "the healthcheck logs in as the read-only observer"
+    assert "'$SYS/broker/version'" in check[2], "the healthcheck reads a $SYS topic (written $$SYS in compose)"
+
+
+def test_auth_service_writes_the_credentials_into_the_shared_volume() -> None:
+    """mqtt-auth: this image, ``python -m broker mosquitto-auth`` into the mqtt-auth volume, files for Mosquitto's
+    user and the secret for the image's user; the same secret and households as the meters and the bridge."""
+    auth = SERVICES[AUTH_SERVICE]
+    assert auth["build"] == "."
+    command = auth["command"]
+    assert command[:4] == ["python", "-m", "broker", "mosquitto-auth"]
+    assert option(command, "--out") == auth_dir_in(auth)
+    assert mounts(auth)[AUTH_VOLUME] == (auth_dir_in(auth), False)
+    assert option(command, "--owner") == f"{MOSQUITTO_UID}:{MOSQUITTO_UID}"
+    assert option(command, "--secret-owner") == "fleet"
+    assert auth["user"] == "root"
+    assert "restart" not in auth, "a one-shot step: restarting it would keep the broker waiting"
+    env = environment(auth)
+    assert localize(env["FLEET_MQTT_SECRET"], auth, Path("/local")) == "/local/mqtt-secret"
+    for name in APP_SERVICES:
+        service = SERVICES[name]
+        assert mounts(service)[AUTH_VOLUME] == (auth_dir_in(service), True), f"{name}: mount {AUTH_VOLUME} read-only"
+        secret = environment(service)["FLEET_MQTT_SECRET"]
+        assert localize(secret, service, Path("/local")) == "/local/mqtt-secret", name
+    assert load_settings(env).households == load_settings(environment(SERVICES["bridge"])).households
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -336,7 +435,7 @@ def test_app_service_uses_the_image_and_exec_form(name: str) -> None:
     assert command[:2] == ["python", "-m"], command
     assert command[2] in packages_with_main(), f"{name}: {command[2]} is not one of this project's runnable packages"
     assert command[2] in CHECKS, f"{name}: no check here for python -m {command[2]}"
-    assert BROKER_SERVICE in service["depends_on"]
+    assert service["depends_on"] == {BROKER_SERVICE: {"condition": "service_healthy"}}
 
 
 def test_bridge_publishes_port_5000_on_host_loopback() -> None:
@@ -439,7 +538,7 @@ def test_service_command_runs(name: str, mosquitto: Proc, tmp_path: Path) -> Non
         name,
         local_argv(command, http_port),
         tmp_path / "logs",
-        env=local_env(environment(service), mosquitto.port),
+        env=local_env(service, mosquitto.port, project_auth_dir(mosquitto)),
         port=http_port,
     )
     try:
@@ -454,10 +553,12 @@ def test_service_command_runs(name: str, mosquitto: Proc, tmp_path: Path) -> Non
 
 
 def test_mosquitto_conf_settings() -> None:
-    """Listener on every interface of the container, anonymous for now, persistent, stdout logs, deep queues."""
+    """Listener on every interface of the container, users and ACLs only, persistent, stdout logs, deep queues."""
     options = conf_options(MOSQUITTO_CONF.read_text())
     assert options["listener"] == ["1883"]
-    assert options["allow_anonymous"] == ["true"]
+    assert options["allow_anonymous"] == ["false"]
+    assert options["password_file"] == ["/mosquitto/auth/passwords"]
+    assert options["acl_file"] == ["/mosquitto/auth/acl"]
     assert options["persistence"] == ["true"]
     assert options["persistence_location"] == ["/mosquitto/data/"]
     assert int(options["autosave_interval"][0]) > 0
@@ -476,14 +577,38 @@ def test_mosquitto_starts_with_the_project_config(tmp_path: Path) -> None:
         _wait_on(proc, 1.0)  # a second of running: anything that fails after the listener opens shows here
         assert proc.alive(), f"mosquitto exited with {proc.popen.returncode}:\n{proc.log()}"
         assert proc.port is not None
-        check = healthcheck_argv(SERVICES[BROKER_SERVICE], {})
-        check[check.index("-h") + 1] = LOOPBACK
-        check[check.index("-p") + 1] = str(proc.port)
-        binary = shutil.which(check[0])
-        assert binary is not None, f"{check[0]} not installed"
-        result = subprocess.run([binary, *check[1:]], capture_output=True, text=True, timeout=WAIT_S, check=False)
+        broker = SERVICES[BROKER_SERVICE]
+        replacements = {
+            "-p 1883 ": f"-p {proc.port} ",
+            f"{auth_dir_in(broker)}/": f"{project_auth_dir(proc)}/",
+        }
+        check = healthcheck_argv(broker, replacements)
+        result = subprocess.run(check, capture_output=True, text=True, timeout=WAIT_S, check=False)
         assert result.returncode == 0, f"broker healthcheck failed ({result.returncode}): {result.stderr}"
+        assert result.stdout.startswith("mosquitto version 2"), result.stdout
     finally:
         code = proc.stop()
     assert code == 0, f"mosquitto exited with {code}:\n{proc.log()}"
     assert (tmp_path / "mosquitto-data" / "mosquitto.db").is_file(), "persistence did not write to its location"
+
+
+@pytest.mark.integration
+@pytest.mark.mosquitto
+def test_project_mosquitto_lets_in_only_the_fleet(mosquitto: Proc) -> None:
+    """With the project's config and mqtt-auth's files: anonymous clients and wrong passwords are refused, and meter
+    A cannot publish for meter B (its forged reading never arrives before A's own marker)."""
+    assert mosquitto.port is not None
+    secret = project_auth_dir(mosquitto) / "mqtt-secret"
+    sub = ["mosquitto_sub", "-h", LOOPBACK, "-p", str(mosquitto.port), "-t", "meters/#", "-C", "1", "-W", "3"]
+    for credentials in ([], ["-u", "observer", "-P", "wrong"], ["-u", "A", "-P", login("B", secret)["password"]]):
+        result = subprocess.run([*sub, *credentials], capture_output=True, text=True, timeout=WAIT_S, check=False)
+        assert result.returncode != 0, credentials
+        assert "not authorised" in result.stderr, result.stderr
+    meter_a = login("A", secret)
+    with collecting(mosquitto.port, ["meters/#"], secret=secret) as observer:
+        publish.single("meters/B/reading", "forged", qos=1, hostname=LOOPBACK, port=mosquitto.port, auth=meter_a)
+        publish.single("meters/A/reading", "marker", qos=1, hostname=LOOPBACK, port=mosquitto.port, auth=meter_a)
+        before = []
+        while (msg := observer.messages.get(timeout=WAIT_S)).payload != b"marker":
+            before.append(msg)
+    assert before == []

@@ -18,7 +18,7 @@ import pytest
 from config.households import CLASSIC
 from config.wire import decode_reading, parse_ts
 from tests.support.mqtt import Collector, Msg, collecting
-from tests.support.procs import Proc, start_bridge, start_meters
+from tests.support.procs import Proc, login, start_bridge, start_meters
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,9 @@ def test_discovery_and_aggregates_for_home_assistant(broker: Proc, tmp_path: Pat
 
             # 3. Home Assistant's birth message makes the bridge publish them all again.
             _drain(ha, [])
-            publish.single("homeassistant/status", "online", qos=1, hostname="127.0.0.1", port=port)
+            publish.single(
+                "homeassistant/status", "online", qos=1, hostname="127.0.0.1", port=port, auth=login("homeassistant")
+            )
             again = _collect(ha, _has_configs, timeout=10)
             assert _configs(again) == first
 

@@ -7,16 +7,25 @@ from pathlib import Path
 
 import pytest
 
-from config.wire import decode_reading
-from tests.support.mqtt import collecting
+from config.wire import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION, Reading, decode_batch, decode_reading
+from tests.support.mqtt import Msg, collecting
 from tests.support.procs import Proc, running, start_meters
 
 pytestmark = pytest.mark.integration
 
 
+def _readings(message: Msg) -> list[Reading]:
+    """The readings of a message on ``reading`` (one) or ``readings`` (a batch: a meter catching up at 120x)."""
+    if message.topic.endswith("/readings"):
+        readings, errors = decode_batch(message.topic, message.payload)
+        assert errors == []
+        return readings
+    return [decode_reading(message.topic, message.payload)]
+
+
 def test_live_errors_follow_the_contract(broker: Proc, tmp_path: Path) -> None:
     port = broker.port or 0
-    with collecting(port, ["meters/+/reading"]) as sub:
+    with collecting(port, [READING_SUBSCRIPTION, BATCH_SUBSCRIPTION]) as sub:
         meters = start_meters(
             port,
             ["A"],
@@ -27,10 +36,11 @@ def test_live_errors_follow_the_contract(broker: Proc, tmp_path: Path) -> None:
             extra=["--errors-every", "3", "--error-types", "all"],
         )
         with running(meters):
-            readings = [
-                decode_reading(m.topic, m.payload)
-                for m in (sub.wait_for(lambda m: True, timeout=15) for _ in range(400))
-            ]
+            readings: list[Reading] = []
+            for _ in range(400):  # bounded: messages, each one reading or a batch of them
+                readings += _readings(sub.wait_for(lambda m: True, timeout=15))
+                if len(readings) >= 400:
+                    break
     seqs = [r.seq for r in readings]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # transport: no gap in seq
     stamps = [r.ts for r in readings]

@@ -63,12 +63,17 @@ def test_make_up_brings_up_the_embedded_default_and_stops_cleanly(tmp_path: Path
     )
     # The virtualenv running this test is the one `make up` uses (VENV=...): make finds it installed.
     venv = Path(sys.prefix)
+    # As on a developer's machine: no FLEET_MQTT_SECRET, so the five processes, started together, race to make the
+    # secret in the data directory, and must all end up with the same one.
+    del env["FLEET_MQTT_SECRET"]
+    secret = tmp_path / "data" / "mqtt-secret"
     makeup = start(
         "make-up", ["make", "-C", str(ROOT), "--no-print-directory", "up", f"VENV={venv}"], tmp_path, env=env
     )
     try:
         makeup.wait_port(http_port, timeout=30)
-        with collecting(mqtt_port, ["meters/+/reading"]) as sub:
+        assert secret.stat().st_mode & 0o777 == 0o600
+        with collecting(mqtt_port, ["meters/+/reading"], secret=secret) as sub:
             meters = set()
             while meters != {"A", "B", "C"}:
                 msg = sub.wait_for(lambda m: True, timeout=10)

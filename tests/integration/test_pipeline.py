@@ -13,6 +13,7 @@ from config.wire import decode_reading, parse_ts
 from tests.conftest import require_mosquitto
 from tests.integration.conftest import Fleet
 from tests.support.mqtt import collecting
+from tests.support.procs import login
 from tests.support.sse import SSEClient
 
 pytestmark = pytest.mark.integration
@@ -224,9 +225,9 @@ def test_garbage_on_mqtt_is_counted_and_streams_continue(fleet: Fleet) -> None:
         ("meters/Z/reading", json.dumps({"meter": "Z", "seq": 1}).encode()),
         ("meters/A/status", b"maybe"),
     ]
-    publish.multiple(
-        [{"topic": t, "payload": p, "qos": 1} for t, p in garbage], hostname="127.0.0.1", port=fleet.mqtt_port
-    )
+    for meter in ("A", "Z"):  # each meter may publish only under its own meters/<id>/
+        mine = [{"topic": t, "payload": p, "qos": 1} for t, p in garbage if t.split("/")[1] == meter]
+        publish.multiple(mine, hostname="127.0.0.1", port=fleet.mqtt_port, auth=login(meter))
     stream_id, _ = _setup(fleet, "A", 5)
     client = SSEClient(fleet.http_port, f"/stream_data?stream={stream_id}")
     try:
@@ -267,7 +268,8 @@ def test_bad_setup_is_json_400_and_changes_nothing(fleet: Fleet) -> None:
 
 
 def test_mosquitto_sub_shows_valid_readings_from_a_b_c(fleet: Fleet) -> None:
-    """What a person types: ``mosquitto_sub -t 'meters/+/reading'`` shows valid readings of A, B and C within 10 s."""
+    """What a person types (README): ``mosquitto_sub -u observer -P <password> -t 'meters/+/reading'`` shows valid
+    readings of A, B and C within 10 s."""
     require_mosquitto()  # the mosquitto-clients package, also when the broker is amqtt
     result = subprocess.run(
         [
@@ -276,6 +278,10 @@ def test_mosquitto_sub_shows_valid_readings_from_a_b_c(fleet: Fleet) -> None:
             "127.0.0.1",
             "-p",
             str(fleet.mqtt_port),
+            "-u",
+            "observer",
+            "-P",
+            login("observer")["password"],
             "-t",
             "meters/+/reading",
             "-v",

@@ -1,4 +1,8 @@
-"""A real paho subscriber for tests: collects messages in a queue, waits with timeouts."""
+"""A real paho subscriber for tests: collects messages in a queue, waits with timeouts.
+
+It logs in as ``observer`` (read-only ``meters/#`` and ``homeassistant/#``) with the test run's secret unless told
+another user, secret or none (``user=None``: anonymous).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from config.credentials import OBSERVER_USER
+from tests.support.procs import login
 
 
 @dataclass(frozen=True)
@@ -25,10 +33,20 @@ class Msg:
 class Collector:
     """Subscribes to ``topics`` and queues every message."""
 
-    def __init__(self, port: int, topics: list[str], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        port: int,
+        topics: list[str],
+        host: str = "127.0.0.1",
+        user: str | None = OBSERVER_USER,
+        secret: Path | None = None,
+    ) -> None:
         self.messages: queue.Queue[Msg] = queue.Queue()
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        if user is not None:
+            auth = login(user, secret)
+            self.client.username_pw_set(auth["username"], auth["password"])
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
         self.client.on_message = lambda c, u, m: self.messages.put(Msg(m.topic, bytes(m.payload), bool(m.retain)))
@@ -60,9 +78,11 @@ class Collector:
 
 
 @contextmanager
-def collecting(port: int, topics: list[str]) -> Iterator[Collector]:
-    """A Collector for the duration of a ``with`` block."""
-    collector = Collector(port, topics)
+def collecting(
+    port: int, topics: list[str], user: str | None = OBSERVER_USER, secret: Path | None = None
+) -> Iterator[Collector]:
+    """A Collector (logged in as ``user``) for the duration of a ``with`` block."""
+    collector = Collector(port, topics, user=user, secret=secret)
     try:
         yield collector
     finally:

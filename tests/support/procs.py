@@ -1,24 +1,55 @@
 """Real processes on loopback for integration tests and benchmarks: brokers, meters, the bridge.
 
 Every wait is bounded and waits on something (a port, a process, a queue), never a bare sleep.
+
+Authentication is on, as in production: every process started here gets ``FLEET_MQTT_SECRET`` pointing at one fleet
+secret made for this test run (``fleet_secret``), so brokers, meters and bridge agree on the passwords whatever their
+data directories; a test's own MQTT clients log in with ``login(user)``. Brokers know the meters ``TEST_METERS``
+unless told others (``start_broker(..., meters=...)``).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker.auth_files import MOSQUITTO_ACL, MOSQUITTO_PASSWORDS, write_mosquitto_auth
+from config.credentials import fleet_rules, password_for
+from config.secret import load_or_create_secret
+from config.settings import DEFAULT_HA_PREFIX
+
 LOOPBACK = "127.0.0.1"
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Meters the test brokers let in: those the tests run (A, B, C), D (configured, never running) and Z (garbage).
+TEST_METERS = ("A", "B", "C", "D", "Z")
+
+
+@functools.cache
+def fleet_secret() -> Path:
+    """The fleet secret file of this test run (made on first use, removed at exit)."""
+    work = Path(tempfile.mkdtemp(prefix="fleet-test-secret-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    path = work / "mqtt-secret"
+    load_or_create_secret(path)
+    return path
+
+
+def login(user: str, secret: Path | None = None) -> dict[str, str]:
+    """paho's ``auth`` of ``user`` (a meter id, bridge, homeassistant or observer) under ``secret`` (default: the
+    test run's)."""
+    return {"username": user, "password": password_for(load_or_create_secret(secret or fleet_secret()), user)}
 
 
 def free_port() -> int:
@@ -29,9 +60,10 @@ def free_port() -> int:
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The test process's environment without any FLEET_* variable, plus ``extra``."""
+    """The test process's environment without any FLEET_* variable but the test run's secret, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
     env["PYTHONUNBUFFERED"] = "1"
+    env["FLEET_MQTT_SECRET"] = str(fleet_secret())
     env.update(extra or {})
     return env
 
@@ -122,11 +154,24 @@ def mosquitto_binary() -> str:
     return found
 
 
-def mosquitto_test_config(port: int, work_dir: Path) -> str:
-    """A Mosquitto 2 config for tests: loopback listener, anonymous, no persistence, logs on stderr."""
+def mosquitto_auth(work_dir: Path, meters: Sequence[str] = TEST_METERS, secret: Path | None = None) -> list[str]:
+    """Write Mosquitto's password and ACL files for ``meters`` (and the service users) into ``work_dir``; the config
+    lines that use them."""
+    rules = fleet_rules(load_or_create_secret(secret or fleet_secret()), meters, DEFAULT_HA_PREFIX)
+    write_mosquitto_auth(work_dir, rules)
+    return [
+        "allow_anonymous false",
+        f"password_file {work_dir / MOSQUITTO_PASSWORDS}",
+        f"acl_file {work_dir / MOSQUITTO_ACL}",
+    ]
+
+
+def mosquitto_test_config(port: int, work_dir: Path, auth: Sequence[str] = ("allow_anonymous true",)) -> str:
+    """A Mosquitto 2 config for tests: loopback listener, ``auth`` lines (``mosquitto_auth``; default anonymous), no
+    persistence, logs on stderr."""
     lines = [
         f"listener {port} {LOOPBACK}",
-        "allow_anonymous true",
+        *auth,
         "persistence false",
         f"persistence_location {work_dir}/",
         "log_dest stderr",
@@ -140,17 +185,28 @@ def mosquitto_test_config(port: int, work_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_broker(kind: str, log_dir: Path) -> Proc:
-    """Start an ``amqtt`` (our ``python -m broker``) or ``mosquitto`` broker on a free loopback port."""
-    port = free_port()
+def start_broker(
+    kind: str,
+    log_dir: Path,
+    *,
+    meters: Sequence[str] = TEST_METERS,
+    anonymous: bool = False,
+    port: int | None = None,
+    mosquitto_lines: Sequence[str] = (),
+) -> Proc:
+    """Start an ``amqtt`` (our ``python -m broker``) or ``mosquitto`` broker on a free loopback port (or ``port``: a
+    restart), letting in the service users and ``meters`` with the test run's secret (anyone at all with
+    ``anonymous``); ``mosquitto_lines`` are added to a Mosquitto config (later lines win)."""
+    port = free_port() if port is None else port
     if kind == "amqtt":
-        proc = start(
-            "broker-amqtt", python_module("broker", "--host", LOOPBACK, "--port", str(port)), log_dir, port=port
-        )
+        env = {"FLEET_HOUSEHOLDS": ",".join(meters), "FLEET_MQTT_ANONYMOUS": str(anonymous).lower()}
+        argv = python_module("broker", "--host", LOOPBACK, "--port", str(port))
+        proc = start("broker-amqtt", argv, log_dir, env=clean_env(env), port=port)
     elif kind == "mosquitto":
         conf = log_dir / f"mosquitto-{port}.conf"
         log_dir.mkdir(parents=True, exist_ok=True)
-        conf.write_text(mosquitto_test_config(port, log_dir))
+        auth = ["allow_anonymous true"] if anonymous else mosquitto_auth(log_dir / f"mosquitto-{port}-auth", meters)
+        conf.write_text(mosquitto_test_config(port, log_dir, auth) + "".join(f"{line}\n" for line in mosquitto_lines))
         proc = start("broker-mosquitto", [mosquitto_binary(), "-c", str(conf)], log_dir, port=port)
     else:
         raise ValueError(kind)

@@ -92,6 +92,32 @@ def test_setup_errors_are_json_400(client: FlaskClient, data: bytes, message: st
     assert client.get("/healthz").get_json()["streams"] == 0  # nothing changed
 
 
+HOSTILE_IDS = ["+", "#", "A/+", "meters/#", "/", "A\x00", "\x00", "A\r\nSet-Cookie: x=1", "\x07", "\x1b[2J", "A" * 65]
+
+
+@pytest.mark.parametrize("household", [*HOSTILE_IDS, "x" * 10_000])
+def test_hostile_household_ids_change_nothing(client: FlaskClient, household: str) -> None:
+    response = client.post("/stream_setup", json={"household": household, "interval": 5})
+    assert response.status_code == 400
+    assert response.is_json
+    assert response.get_json() == {"error": UNRECOGNIZED}
+    assert "Set-Cookie" not in response.headers
+    assert client.get("/healthz").get_json()["streams"] == 0  # no stream, no state
+    for path in ("/stream_qstats", "/stream_data"):  # and none by query either (no stream is opened)
+        response = client.get(path, query_string={"household": household, "interval": "5"})
+        assert response.status_code == 400
+        assert response.is_json
+
+
+@pytest.mark.parametrize("household", [5, 5.5, None, True, [], ["A"], {"id": "A"}])
+def test_non_string_household_ids_change_nothing(client: FlaskClient, household: object) -> None:
+    response = client.post("/stream_setup", json={"household": household, "interval": 5})
+    assert response.status_code == 400
+    assert response.is_json
+    assert "Set-Cookie" not in response.headers
+    assert client.get("/healthz").get_json()["streams"] == 0
+
+
 def test_huge_body_is_json_413(client: FlaskClient) -> None:
     response = client.post("/stream_setup", data=b'{"household": "A", "x": "' + b"x" * 20_000 + b'"}')
     assert response.status_code == 413

@@ -88,6 +88,9 @@ def test_same_command_same_data(tmp_path: Path) -> None:
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "the following arguments are required: command"),
         (["run"], "the following arguments are required: --household"),
+        (["run", "--household", "A", "--fleet", "0"], "--fleet: must be 1-"),
+        (["run", "--household", "A", "--fleet", "many"], "--fleet: not a whole number"),
+        (["run", "--household", "A", "--keepalive", "0"], "--keepalive: must be 1-65535"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(

@@ -93,3 +93,14 @@ def test_first_reject_of_a_reason_is_logged(ingest: Ingest, caplog: pytest.LogCa
         for _ in range(3):
             ingest.handle(TOPIC, b"nope")
     assert [r.getMessage()[:33] for r in caplog.records] == ["rejected message #1 for bad_json "]
+
+
+def test_a_batch_is_taken_element_by_element(ingest: Ingest) -> None:
+    batch = b"[" + b",".join([payload(T0), payload(T0 + 1), b'{"seq": 1}', payload(T0 + 2, ac_w="x")]) + b"]"
+    assert ingest.handle("meters/A/readings", batch)
+    assert ingest.counters() == {"accepted": 2, "duplicates": 0, "rejected": {"missing_key": 1, "bad_type": 1}}
+    assert not ingest.handle("meters/A/readings", b"[" + payload(T0) + b"]")  # only a duplicate
+    assert ingest.counters()["duplicates"] == 1
+    assert ingest.rejected_of("A") == {"missing_key": 1, "bad_type": 1}
+    assert not ingest.handle("meters/A/readings", b"[]")
+    assert ingest.counters()["rejected"] == {"missing_key": 1, "bad_type": 1, "out_of_range": 1}

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
+import greenlet
 import prometheus_client
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry, generate_latest
@@ -16,6 +21,20 @@ from config.wire import REASONS, Reading, encode_reading, reading_topic
 from tests.support.bridgeapp import state
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
+LINUX = Path("/proc/self/stat").exists()
+# prometheus_client's ProcessCollector reads /proc/self: elsewhere these families are simply absent
+PROCESS_FAMILIES = (
+    {
+        "process_virtual_memory_bytes": "gauge",
+        "process_resident_memory_bytes": "gauge",
+        "process_start_time_seconds": "gauge",
+        "process_cpu_seconds": "counter",  # the parser names a counter family without _total
+        "process_open_fds": "gauge",
+        "process_max_fds": "gauge",
+    }
+    if LINUX
+    else {}
+)
 
 
 def feed(ingest: Ingest, meter: str, seconds: range) -> None:
@@ -45,6 +64,8 @@ def test_text_format_with_its_content_type(client: FlaskClient) -> None:
     assert response.headers["Content-Type"] == CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
     assert "no-store" in response.headers["Cache-Control"]
     families = {family.name: family.type for family in text_string_to_metric_families(response.get_data(as_text=True))}
+    process = {name: families.pop(name) for name in list(families) if name.startswith("process_")}
+    assert process == PROCESS_FAMILIES
     assert families == {
         "fleet_bridge_readings_received": "counter",
         "fleet_bridge_readings_duplicate": "counter",
@@ -52,6 +73,8 @@ def test_text_format_with_its_content_type(client: FlaskClient) -> None:
         "fleet_bridge_sse_windows_emitted": "counter",
         "fleet_bridge_sse_clients": "gauge",
         "fleet_bridge_sse_resets": "counter",
+        "fleet_bridge_sse_revisions_emitted": "counter",
+        "fleet_bridge_sse_revisions_skipped": "counter",
         "fleet_bridge_meters_known": "gauge",
         "fleet_bridge_mqtt_connected": "gauge",
         "fleet_bridge_meter_last_reading_timestamp_seconds": "gauge",
@@ -59,6 +82,9 @@ def test_text_format_with_its_content_type(client: FlaskClient) -> None:
         "fleet_bridge_meter_ingest_lag_seconds": "gauge",
         "fleet_bridge_meter_gaps_open": "gauge",
         "fleet_bridge_meter_gaps_repaired": "counter",
+        "fleet_bridge_threads": "gauge",
+        "fleet_bridge_os_threads": "gauge",
+        "fleet_bridge_greenlets": "gauge",
     }
 
 
@@ -83,6 +109,8 @@ def test_counters_follow_ingest_and_telemetry(app: Flask, client: FlaskClient) -
     fleet.telemetry.client_closed()
     fleet.telemetry.window_sent()
     fleet.telemetry.reset_sent()
+    fleet.telemetry.revision_sent()
+    fleet.telemetry.revisions_skipped_by(3)
     values = scrape(client)
     assert values[("fleet_bridge_readings_received_total", ())] == 10
     assert values[("fleet_bridge_readings_duplicate_total", ())] == 2
@@ -91,6 +119,8 @@ def test_counters_follow_ingest_and_telemetry(app: Flask, client: FlaskClient) -
     assert values[("fleet_bridge_sse_clients", ())] == 1
     assert values[("fleet_bridge_sse_windows_emitted_total", ())] == 1
     assert values[("fleet_bridge_sse_resets_total", ())] == 1
+    assert values[("fleet_bridge_sse_revisions_emitted_total", ())] == 1
+    assert values[("fleet_bridge_sse_revisions_skipped_total", ())] == 3
     assert values[("fleet_bridge_meters_known", ())] == 1
     feed(fleet.ingest, "A", range(10, 15))  # read at scrape time: nothing to update by hand
     assert scrape(client)[("fleet_bridge_readings_received_total", ())] == 15
@@ -114,6 +144,21 @@ def test_lags_per_meter(app: Flask) -> None:
     assert values[(meter.format("watermark_lag_seconds"), (("meter", "B"),))] == 15
     assert values[(meter.format("ingest_lag_seconds"), (("meter", "A"),))] == 12.5
     assert values[(meter.format("ingest_lag_seconds"), (("meter", "B"),))] == 2.5
+
+
+@pytest.mark.skipif(not LINUX, reason="process gauges read /proc/self")
+def test_process_gauges_count_this_process(client: FlaskClient) -> None:
+    greenlet.getcurrent()  # this thread's main greenlet exists from here on
+    before = scrape(client)
+    assert before[("fleet_bridge_threads", ())] == threading.active_count()
+    assert before[("fleet_bridge_os_threads", ())] == len(list(Path("/proc/self/task").iterdir()))
+    assert before[("process_resident_memory_bytes", ())] > 1_000_000
+    assert before[("process_open_fds", ())] > 0
+    waiting = [greenlet.greenlet(lambda: None) for _ in range(3)]  # not started yet: not finished either
+    assert scrape(client)[("fleet_bridge_greenlets", ())] == before[("fleet_bridge_greenlets", ())] + 3
+    for g in waiting:
+        g.switch()  # runs to its end: dead
+    assert scrape(client)[("fleet_bridge_greenlets", ())] == before[("fleet_bridge_greenlets", ())]
 
 
 def test_each_app_has_its_own_registry_and_none_is_global() -> None:

@@ -56,6 +56,11 @@ def test_blank_values_mean_default() -> None:
         ("FLEET_HEARTBEAT_S", "2.5", "heartbeat_s", 2.5),
         ("FLEET_LOG_LEVEL", "debug", "log_level", "DEBUG"),
         ("FLEET_LOG_LEVEL", "Warning", "log_level", "WARNING"),
+        ("FLEET_MQTT_ANONYMOUS", "true", "mqtt_anonymous", True),
+        ("FLEET_MQTT_ANONYMOUS", "no", "mqtt_anonymous", False),
+        ("FLEET_MQTT_SECRET", " /run/fleet/mqtt-secret ", "mqtt_secret", "/run/fleet/mqtt-secret"),
+        ("FLEET_MQTT_TLS_CA", "ca.pem", "mqtt_tls_ca", "ca.pem"),
+        ("FLEET_MQTT_TLS_CA", "ca.pem", "broker", BrokerAddress("127.0.0.1", 1883, tls=True, tls_ca="ca.pem")),
     ],
 )
 def test_each_key(key: str, raw: str, attribute: str, expected: object) -> None:
@@ -113,6 +118,9 @@ def test_unknown_key_is_named(key: str) -> None:
         ("FLEET_HISTORY_S", str(31 * 86_400 + 1)),
         ("FLEET_HEARTBEAT_S", "0"),
         ("FLEET_LOG_LEVEL", "verbose"),
+        ("FLEET_MQTT_ANONYMOUS", "maybe"),
+        ("FLEET_MQTT_TLS_CERT", "cert.pem"),  # without FLEET_MQTT_TLS_KEY
+        ("FLEET_MQTT_TLS_KEY", "key.pem"),
     ],
 )
 def test_bad_value_names_key(key: str, raw: str) -> None:
@@ -132,6 +140,8 @@ def test_bad_value_names_key(key: str, raw: str) -> None:
         ("mqtt://user:secret@broker:1886", BrokerAddress("broker", 1886, "user", "secret")),
         ("mqtt://user@broker", BrokerAddress("broker", 1883, "user", None)),
         ("mqtt://us%40er:p%3Ass%2Fw@broker:1887", BrokerAddress("broker", 1887, "us@er", "p:ss/w")),
+        ("mqtts://broker", BrokerAddress("broker", 8883, tls=True)),
+        ("mqtts://broker:1883", BrokerAddress("broker", 1883, tls=True)),
     ],
 )
 def test_broker_url(url: str, expected: BrokerAddress) -> None:
@@ -143,7 +153,6 @@ def test_broker_url(url: str, expected: BrokerAddress) -> None:
     [
         "broker:1883",
         "tcp://broker:1883",
-        "mqtts://broker",
         "http://broker",
         "mqtt://",
         "mqtt://:1883",
@@ -169,6 +178,25 @@ def test_url_hides_password() -> None:
     address = parse_broker_url("mqtt://user:secret@broker:1886")
     assert address.url() == "mqtt://user@broker:1886"
     assert BrokerAddress("h", 1).url() == "mqtt://h:1"
+    assert BrokerAddress("h", 1, tls=True).url() == "mqtts://h:1"
+
+
+def test_broker_tls_cert_and_key_together() -> None:
+    settings = load_settings({"FLEET_MQTT_TLS_CERT": "c.pem", "FLEET_MQTT_TLS_KEY": "k.pem"})
+    assert (settings.mqtt_tls_cert, settings.mqtt_tls_key) == ("c.pem", "k.pem")
+    assert not settings.broker.tls  # the broker's own certificate says nothing about how clients connect
+
+
+def test_login_url_credentials_win_over_the_fleet_secret() -> None:
+    from config.credentials import password_for
+
+    secret = bytes(32)
+    assert BrokerAddress("h", 1).login("A") is None  # no secret: anonymous
+    assert BrokerAddress("h", 1, secret=secret).login("A") == ("A", password_for(secret, "A"))
+    assert BrokerAddress("h", 1, secret=secret).login("bridge") == ("bridge", password_for(secret, "bridge"))
+    assert BrokerAddress("h", 1, "u", "p", secret=secret).login("A") == ("u", "p")
+    assert BrokerAddress("h", 1, "u", None).login("A") == ("u", None)
+    assert "secret" not in repr(BrokerAddress("h", 1, secret=secret))
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("24h", 86_400), ("7d", 604_800)])

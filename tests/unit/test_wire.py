@@ -9,17 +9,22 @@ import pytest
 
 from config.errors import PayloadError
 from config.wire import (
+    MAX_BATCH,
     MAX_PAYLOAD_BYTES,
     READING_FIELDS,
     REASONS,
     Reading,
+    batch_topic,
+    decode_batch,
     decode_reading,
     decode_status,
+    encode_batch,
     encode_reading,
     format_ts,
     parse_topic,
     parse_ts,
     reading_topic,
+    split_batches,
     status_topic,
     valid_meter_id,
 )
@@ -286,3 +291,56 @@ def test_status_bad_topic(topic: str) -> None:
     with pytest.raises(PayloadError) as info:
         decode_status(topic, b"online")
     assert info.value.reason == "bad_topic"
+
+
+# --- the batch form: meters/<id>/readings, a JSON array of readings ---
+
+
+def _readings(count: int, meter: str = "A") -> list[Reading]:
+    return [Reading(meter, seq, T0 + seq, 1500.0, None, 2000.0, 0.1, 0.0, 0.2) for seq in range(count)]
+
+
+def test_batch_round_trip() -> None:
+    readings = _readings(3)
+    payload = encode_batch([encode_reading(r) for r in readings])
+    assert json.loads(payload)[1]["seq"] == 1  # plain JSON: an array of the single-reading objects
+    decoded, errors = decode_batch(batch_topic("A"), payload)
+    assert (decoded, errors) == (readings, [])
+    assert parse_topic("meters/A/readings") == ("A", "readings")
+
+
+def test_a_bad_element_costs_only_itself() -> None:
+    good = [encode_reading(r) for r in _readings(3)]
+    elements = [good[0], b'{"meter": "B"}', good[2], b"17", encode_reading(_readings(1, "B")[0])]
+    decoded, errors = decode_batch("meters/A/readings", encode_batch(elements))
+    assert [r.seq for r in decoded] == [0, 2]
+    assert sorted(e.reason for e in errors) == ["meter_mismatch", "missing_key", "not_object"]
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("meters/A/reading", b"[]", "bad_topic"),
+        ("meters/A/readings", b"{}", "bad_type"),
+        ("meters/A/readings", b"[]", "out_of_range"),
+        ("meters/A/readings", b"[" + b",".join([b"1"] * (MAX_BATCH + 1)) + b"]", "out_of_range"),
+        ("meters/A/readings", b"[", "bad_json"),
+        ("meters/A/readings", b"[" + b" " * MAX_PAYLOAD_BYTES + b"]", "too_large"),
+    ],
+)
+def test_batch_rejects_as_a_whole(topic: str, payload: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError) as info:
+        decode_batch(topic, payload)
+    assert info.value.reason == reason
+
+
+def test_split_batches_respects_count_and_size() -> None:
+    payloads = [encode_reading(r) for r in _readings(450)]
+    runs = split_batches(payloads)
+    assert [len(run) for run in runs] == [MAX_BATCH, MAX_BATCH, 450 - 2 * MAX_BATCH]
+    assert [p for run in runs for p in run] == payloads
+    big = [b"x" * 30_000] * 5  # size, not count, cuts these
+    assert [len(run) for run in split_batches(big)] == [2, 2, 1]
+    assert all(len(encode_batch(run)) <= MAX_PAYLOAD_BYTES for run in split_batches(big))
+    longest = Reading("M" * 64, 2**63 - 1, T0, -1e8, -1e8, -1e8, 1e9, 1e9, 1e9)  # the widest reading there is
+    assert len(encode_batch([encode_reading(longest)] * MAX_BATCH)) <= MAX_PAYLOAD_BYTES

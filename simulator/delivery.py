@@ -1,0 +1,80 @@
+"""What of one meter's stream the broker has acknowledged, what is in flight, and what waits to be (re)sent (pure).
+
+A meter hands readings to MQTT as messages (one reading, or a batch of consecutive seqs); each QoS 1 message is
+acknowledged by the broker (PUBACK, by message id). ``acked_upto`` is the seq up to which every reading was
+acknowledged: it is kept in the outbox, so a restarted meter re-sends the rest. Readings recorded while the meter was
+not connected are *held* (never handed to paho, whose queue dies with the process) and sent from the outbox as
+batches, oldest first, after the connection is back (``next_chunk``), a few messages in flight at a time so that
+live readings are never starved.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Final
+
+BACKLOG_IN_FLIGHT: Final = 8  # backlog messages of one meter awaiting PUBACK before the next is sent
+
+
+class Delivery:
+    """One meter's delivery state; seqs are consecutive integers, message ids are paho's ``mid``."""
+
+    def __init__(self, acked_upto: int | None = None, last_seq: int | None = None) -> None:
+        self.pending: dict[int, tuple[int, int]] = {}  # mid -> (first, last) seq, handed to paho, not acknowledged
+        self.backlog: deque[list[int]] = deque()  # [first, last] seq ranges to send from the outbox, ascending
+        self.handed = acked_upto  # highest seq handed to paho (or acknowledged before this process)
+        if last_seq is not None and (acked_upto is None or acked_upto < last_seq):
+            self.backlog.append([0 if acked_upto is None else acked_upto + 1, last_seq])
+            self.handed = last_seq
+        self._saved = acked_upto
+
+    def sent(self, mid: int, first: int, last: int) -> None:
+        """Readings ``first..last`` went to paho as message ``mid``."""
+        self.pending[mid] = (first, last)
+        self.handed = last if self.handed is None else max(self.handed, last)
+
+    def held(self, first: int, last: int) -> None:
+        """Readings ``first..last`` are on record but not handed to paho (no connection, or paho refused them)."""
+        if self.backlog and self.backlog[-1][1] + 1 == first:
+            self.backlog[-1][1] = last
+        elif self.backlog and first < self.backlog[0][0]:
+            self.backlog.appendleft([first, last])
+        else:
+            self.backlog.append([first, last])
+        self.handed = last if self.handed is None else max(self.handed, last)
+
+    def acked(self, mid: int) -> None:
+        """The broker acknowledged message ``mid`` (unknown ids, e.g. replays, are ignored)."""
+        self.pending.pop(mid, None)
+
+    def next_chunk(self, limit: int) -> tuple[int, int] | None:
+        """The next backlog range to send (at most ``limit`` seqs), taken off the backlog; None if nothing is due or
+        ``BACKLOG_IN_FLIGHT`` messages already await their acknowledgement."""
+        if not self.backlog or len(self.pending) >= BACKLOG_IN_FLIGHT or limit < 1:
+            return None
+        head = self.backlog[0]
+        first, last = head[0], min(head[1], head[0] + limit - 1)
+        if last == head[1]:
+            self.backlog.popleft()
+        else:
+            head[0] = last + 1
+        return first, last
+
+    def acked_upto(self) -> int | None:
+        """Every seq up to this one is acknowledged (None: nothing handed yet; -1: not even seq 0)."""
+        lows = [first for first, _ in self.pending.values()]
+        lows.extend(first for first, _ in self.backlog)
+        return min(lows) - 1 if lows else self.handed
+
+    def unsaved(self) -> int | None:
+        """``acked_upto()`` if it moved since the last call (to be written to the outbox), else None."""
+        now = self.acked_upto()
+        if now is None or now == self._saved:
+            return None
+        self._saved = now
+        return now
+
+    @property
+    def waiting(self) -> int:
+        """Seqs held for sending."""
+        return sum(last - first + 1 for first, last in self.backlog)

@@ -1,0 +1,318 @@
+"""Authentication, per-user topic rules and TLS, on real brokers (the embedded amqtt and Mosquitto 2).
+
+Non-delivery is proved with a marker: the forbidden messages are published (and acknowledged by the broker) first,
+then a permitted marker; once the marker has arrived, anything the forbidden messages would have caused has arrived
+too, so an empty list before the marker means they were never delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import secrets
+import socket
+import ssl
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from config.wire import decode_reading
+from tests.support.mqtt import Msg
+from tests.support.procs import (
+    LOOPBACK,
+    TEST_METERS,
+    Proc,
+    clean_env,
+    free_port,
+    login,
+    mosquitto_auth,
+    mosquitto_binary,
+    mosquitto_test_config,
+    python_module,
+    running,
+    start,
+    start_bridge,
+    start_meters,
+)
+from tests.support.tls import Pem, make_ca, make_server_cert
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 10.0
+CONNECTED = "connected"
+
+
+class Peer:
+    """One MQTT client of these tests: it says exactly how its connection went, and queues what it receives."""
+
+    def __init__(self, port: int, user: str | None, password: str | None = None, tls_ca: Path | None = None) -> None:
+        self.port = port
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"security-{user}-{secrets.token_hex(3)}", protocol=mqtt.MQTTv311
+        )
+        if user is not None:
+            self.client.username_pw_set(user, login(user)["password"] if password is None else password)
+        if tls_ca is not None:
+            self.client.tls_set(ca_certs=str(tls_ca))
+        self.messages: queue.Queue[Msg] = queue.Queue()
+        self._outcomes: queue.Queue[str] = queue.Queue()
+        self._subacks: queue.Queue[list[ReasonCode]] = queue.Queue()
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda c, u, f, rc, p: self._outcomes.put(f"disconnected: {rc}")
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self._subacks.put(list(rcs))
+        self.client.on_message = lambda c, u, m: self.messages.put(Msg(m.topic, bytes(m.payload), bool(m.retain)))
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: ReasonCode, props: Properties | None
+    ) -> None:
+        self._outcomes.put(f"refused: {reason}" if reason.is_failure else CONNECTED)
+
+    def connect(self) -> str:
+        """``connected``, ``refused: <reason>`` (CONNACK), ``disconnected: ...``, or ``failed: <error>`` (TCP/TLS)."""
+        try:
+            self.client.connect(LOOPBACK, self.port, 30)
+        except (OSError, ssl.SSLError) as exc:
+            return f"failed: {exc}"
+        self.client.loop_start()
+        try:
+            return self._outcomes.get(timeout=WAIT_S)
+        except queue.Empty:
+            return "no answer"
+
+    def subscribe(self, *topics: str) -> list[bool]:
+        """Subscribe (QoS 1); whether the broker granted each filter."""
+        self.client.subscribe([(topic, 1) for topic in topics])
+        return [not code.is_failure for code in self._subacks.get(timeout=WAIT_S)]
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """Publish at QoS 1 and wait for the broker's acknowledgement."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(timeout=WAIT_S)
+        assert info.is_published(), f"no PUBACK for {topic}"
+
+    def until(self, topic: str, payload: bytes) -> list[Msg]:
+        """Every message received before the one on ``topic`` with ``payload`` (which must come within WAIT_S)."""
+        before: list[Msg] = []
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            msg = self.messages.get(timeout=max(0.0, deadline - time.monotonic()))
+            if (msg.topic, msg.payload) == (topic, payload):
+                return before
+            before.append(msg)
+
+    def close(self) -> None:
+        """Disconnect, stop the network thread and close every socket."""
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.client._reset_sockets()  # paho 2.2 leaves its wake-up socket pair to the garbage collector
+
+
+@contextmanager
+def peer(port: int, user: str, tls_ca: Path | None = None) -> Iterator[Peer]:
+    """A client logged in as ``user`` with its right password, connected, for a ``with`` block."""
+    client = Peer(port, user, tls_ca=tls_ca)
+    try:
+        outcome = client.connect()
+        assert outcome == CONNECTED, f"{user}: {outcome}"
+        yield client
+    finally:
+        client.close()
+
+
+def _attempt(port: int, user: str | None, password: str | None = None, tls_ca: Path | None = None) -> str:
+    client = Peer(port, user, password, tls_ca)
+    try:
+        return client.connect()
+    finally:
+        client.close()
+
+
+# --- Authentication -----------------------------------------------------------------------------------------------
+
+
+def test_anonymous_client_is_refused(broker: Proc) -> None:
+    assert _attempt(broker.port or 0, None).startswith("refused")
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [
+        ("A", "wrong"),
+        ("A", login("B")["password"]),  # another meter's password
+        ("bridge", login("observer")["password"]),
+        ("observer", ""),
+        ("mallory", login("A")["password"]),  # no such user
+        ("E", login("E")["password"]),  # a valid meter id the broker was not told about
+    ],
+)
+def test_wrong_password_or_unknown_user_is_refused(broker: Proc, user: str, password: str) -> None:
+    assert _attempt(broker.port or 0, user, password).startswith("refused")
+
+
+@pytest.mark.parametrize("user", ["A", "Z", "bridge", "homeassistant", "observer"])
+def test_every_user_connects_with_its_password(broker: Proc, user: str) -> None:
+    assert _attempt(broker.port or 0, user) == CONNECTED
+
+
+# --- Topic rules ------------------------------------------------------------------------------------------------
+
+
+def test_meter_publishes_only_under_its_own_topics(broker: Proc) -> None:
+    """Meter A forging B's reading, status or commands, or the bridge's aggregates or discovery: nothing arrives."""
+    port = broker.port or 0
+    with peer(port, "bridge") as bridge, peer(port, "A") as meter_a:
+        assert bridge.subscribe("meters/#", "homeassistant/#") == [True, True]
+        forged = [
+            ("meters/B/reading", False),
+            ("meters/B/readings", False),
+            ("meters/B/status", True),
+            ("meters/B/cmd/replay", False),
+            ("meters/A/agg/60s", True),
+            ("meters/A/cmd/replay", False),
+            ("homeassistant/device/A/config", True),
+        ]
+        for topic, retain in forged:
+            meter_a.publish(topic, b"forged", retain=retain)
+        meter_a.publish("meters/A/reading", b"marker")
+        assert bridge.until("meters/A/reading", b"marker") == []
+    with peer(port, "observer") as late:  # and nothing forged was retained
+        assert late.subscribe("meters/#", "homeassistant/#") == [True, True]
+        with peer(port, "A") as meter_a:
+            meter_a.publish("meters/A/status", b"marker", retain=True)
+        assert late.until("meters/A/status", b"marker") == []
+
+
+def test_meter_reads_only_its_own_commands(broker: Proc) -> None:
+    """Meter A subscribed to ``meters/#`` gets nothing of B's (readings, status, commands, aggregates)."""
+    port = broker.port or 0
+    with peer(port, "A") as meter_a, peer(port, "B") as meter_b, peer(port, "bridge") as bridge:
+        meter_a.subscribe("meters/#", "meters/+/cmd/#", "homeassistant/#")  # each refused, or granted and filtered
+        assert meter_a.subscribe("meters/A/cmd/#") == [True]
+        meter_b.publish("meters/B/reading", b"b-reading")
+        meter_b.publish("meters/B/status", b"online", retain=True)
+        bridge.publish("meters/B/cmd/replay", b"b-command")
+        bridge.publish("meters/B/agg/60s", b"b-aggregate", retain=True)
+        bridge.publish("homeassistant/device/B/config", b"b-discovery", retain=True)
+        bridge.publish("meters/A/cmd/replay", b"marker")
+        assert meter_a.until("meters/A/cmd/replay", b"marker") == []
+
+
+def test_bridge_home_assistant_and_observer_rights(broker: Proc) -> None:
+    """The bridge reads meters/# and writes aggregates, commands and discovery; Home Assistant reads those and says
+    online; the observer reads everything and writes nothing."""
+    port = broker.port or 0
+    with (
+        peer(port, "observer") as observer,
+        peer(port, "bridge") as bridge,
+        peer(port, "homeassistant") as ha,
+        peer(port, "A") as meter_a,
+    ):
+        assert observer.subscribe("meters/#", "homeassistant/#") == [True, True]
+        assert bridge.subscribe("meters/+/reading", "meters/+/status", "homeassistant/status") == [True] * 3
+        assert ha.subscribe("meters/+/agg/#", "meters/+/status", "homeassistant/#") == [True] * 3
+        assert meter_a.subscribe("meters/A/cmd/#") == [True]
+
+        meter_a.publish("meters/A/reading", b"reading")
+        assert bridge.until("meters/A/reading", b"reading") == []
+        bridge.publish("meters/A/agg/60s", b"aggregate", retain=True)
+        bridge.publish("homeassistant/device/A/config", b"discovery", retain=True)
+        bridge.publish("meters/A/cmd/replay", b"command")
+        assert meter_a.until("meters/A/cmd/replay", b"command") == []
+        assert ha.until("meters/A/agg/60s", b"aggregate") == []
+        assert ha.until("homeassistant/device/A/config", b"discovery") == []
+        ha.publish("homeassistant/status", b"online")
+        assert bridge.until("homeassistant/status", b"online") == []
+        seen = observer.until("homeassistant/status", b"online")
+        assert {(m.topic, m.payload) for m in seen} == {
+            ("meters/A/reading", b"reading"),
+            ("meters/A/agg/60s", b"aggregate"),
+            ("homeassistant/device/A/config", b"discovery"),
+            ("meters/A/cmd/replay", b"command"),
+        }
+
+        observer.publish("meters/A/reading", b"forged by the observer")
+        ha.publish("meters/A/agg/60s", b"forged by home assistant")
+        meter_a.publish("meters/A/reading", b"marker")
+        assert bridge.until("meters/A/reading", b"marker") == []
+
+
+# --- TLS --------------------------------------------------------------------------------------------------------
+
+
+def _start_tls_broker(kind: str, work: Path, server: Pem, ca: Pem) -> Proc:
+    port = free_port()
+    if kind == "amqtt":
+        env = {
+            "FLEET_HOUSEHOLDS": ",".join(TEST_METERS),
+            "FLEET_MQTT_TLS_CERT": str(server.cert),
+            "FLEET_MQTT_TLS_KEY": str(server.key),
+        }
+        argv = python_module("broker", "--host", LOOPBACK, "--port", str(port))
+        proc = start("broker-amqtt-tls", argv, work, env=clean_env(env), port=port)
+    else:
+        conf = work / "mosquitto-tls.conf"
+        work.mkdir(parents=True, exist_ok=True)
+        text = mosquitto_test_config(port, work, mosquitto_auth(work / "auth"))
+        conf.write_text(text + f"cafile {ca.cert}\ncertfile {server.cert}\nkeyfile {server.key}\n")
+        proc = start("broker-mosquitto-tls", [mosquitto_binary(), "-c", str(conf)], work, port=port)
+    proc.wait_port(port)
+    return proc
+
+
+def _handshake(port: int, cafile: Path) -> str:
+    """A TLS handshake as paho's ``tls_set(ca_certs=cafile)`` makes it (its own attempt leaks the socket when the
+    handshake fails): ``connected`` or the error."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    with socket.create_connection((LOOPBACK, port), timeout=WAIT_S) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=LOOPBACK):
+                return CONNECTED
+        except ssl.SSLError as exc:
+            return f"failed: {exc}"
+
+
+def _health(port: int) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/healthz", timeout=5) as response:
+        doc = json.loads(response.read())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_tls_listener(broker_kind: str, tmp_path: Path) -> None:
+    """With a TLS listener: a client trusting its CA connects (meters and bridge too, via FLEET_MQTT_TLS_CA);
+    plaintext to that port and a client trusting another CA fail."""
+    ca = make_ca(tmp_path / "pki", "fleet test CA")
+    other_ca = make_ca(tmp_path / "pki", "another CA")
+    server = make_server_cert(tmp_path / "pki", ca, LOOPBACK)
+    broker = _start_tls_broker(broker_kind, tmp_path / "broker", server, ca)
+    port = broker.port or 0
+    with running(broker):
+        assert _attempt(port, "observer", tls_ca=ca.cert) == CONNECTED
+        assert _attempt(port, None, tls_ca=ca.cert).startswith("refused")  # TLS does not replace logging in
+        assert _attempt(port, "observer") != CONNECTED  # plaintext
+        assert _handshake(port, ca.cert) == CONNECTED
+        assert "CERTIFICATE_VERIFY_FAILED" in _handshake(port, other_ca.cert)
+
+        env = {"FLEET_MQTT_TLS_CA": str(ca.cert)}
+        with peer(port, "observer", tls_ca=ca.cert) as observer:
+            assert observer.subscribe("meters/+/reading") == [True]
+            bridge = start_bridge(port, tmp_path / "bridge", env=env)
+            meters = start_meters(port, ["A"], tmp_path / "meters", speed=10, env=env)
+            with running(bridge, meters):
+                msg = observer.messages.get(timeout=WAIT_S)
+                assert decode_reading(msg.topic, msg.payload).meter == "A"
+                deadline = time.monotonic() + WAIT_S
+                doc = _health(bridge.port or 0)
+                while not (doc["mqtt"] == CONNECTED and "A" in doc["meters"]) and time.monotonic() < deadline:  # type: ignore[operator]
+                    observer.messages.get(timeout=WAIT_S)  # the next reading: a wait on something, not a sleep
+                    doc = _health(bridge.port or 0)
+                assert doc["mqtt"] == CONNECTED, doc
+                assert "A" in doc["meters"], doc  # type: ignore[operator]
