@@ -166,6 +166,7 @@ def healthz() -> Response:
     meters = {
         meter: {key: value for key, value in _meter_counters(state, meter).items() if key in _HEALTH_KEYS}
         for meter in state.history.meters()
+        if state.settings.owns(meter)  # a shard's reloaded history may hold meters it no longer owns
     }
     return jsonify(
         status="ok",

@@ -58,11 +58,16 @@ def create_app(settings: Settings | None = None, *, start_mqtt: bool = True, per
     app.register_blueprint(dashboard.bp)
     _register_errors(app)
     if start_mqtt:
-        state.subscriber = Subscriber(settings.broker, ingest, settings.bridge_id)
+        owned = None if settings.shard is None else settings.owned_households()
+        if owned is not None:
+            log.info(
+                "shard %s: this bridge owns %d of %d households", settings.shard, len(owned), len(settings.households)
+            )
+        state.subscriber = Subscriber(settings.broker, ingest, settings.bridge_id, owned)
         state.subscriber.start()
         state.baselines.start()  # refreshes quick statistics in the background
         app.extensions["fleet_republisher"] = start_republisher(state)  # stopped by bridge.server on worker exit
-        repairer = GapRepairer(history, state.subscriber.publish)
+        repairer = GapRepairer(history, state.subscriber.publish, owns=settings.owns)
         repairer.start()
         app.extensions["fleet_repairer"] = repairer
     return app

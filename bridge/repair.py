@@ -32,10 +32,17 @@ Publish = Callable[[str, bytes, int, bool], bool]
 class GapRepairer:
     """Watches every meter's gaps and asks for replays; ``step`` is one pass (the unit-test seam)."""
 
-    def __init__(self, history: History, publish: Publish, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        history: History,
+        publish: Publish,
+        clock: Callable[[], float] = time.monotonic,
+        owns: Callable[[str], bool] = lambda meter: True,
+    ) -> None:
         self.history = history
         self.publish = publish
         self.clock = clock
+        self.owns = owns  # a shard (FLEET_SHARD) asks only its own meters for replays
         self.requested = 0
         self.given_up = 0
         self.seqs_requested: Counter[str] = Counter()  # per meter: seqs asked for (each attempt counts)
@@ -47,7 +54,7 @@ class GapRepairer:
         now = self.clock()
         sent = 0
         current: set[tuple[str, int, int]] = set()
-        for meter in self.history.meters():
+        for meter in filter(self.owns, self.history.meters()):
             for first, last in self.history.gaps(meter):
                 for start in range(first, last + 1, MAX_REPLAY):
                     key = (meter, start, min(last, start + MAX_REPLAY - 1))

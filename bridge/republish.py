@@ -110,7 +110,8 @@ class Republisher:
         self.intervals = settings.agg_intervals
         self.grace_s = settings.grace_s
         self.tz = settings.zone()
-        self.households = settings.households
+        self.households = settings.owned_households()  # a shard (FLEET_SHARD) announces only its own
+        self.owns = settings.owns
         self.prefix = settings.ha_prefix
         # The sensors read the first interval's aggregates: without one there is nothing to discover.
         self.discovery = settings.ha_discovery and bool(settings.agg_intervals)
@@ -146,7 +147,7 @@ class Republisher:
         if connection != self._connection:  # first connection, or a new session: the broker may have lost retained
             self._connection = connection
             self._announce_all.set()
-        meters = self.history.meters()
+        meters = [meter for meter in self.history.meters() if self.owns(meter)]
         if self._stale is None:
             self._stale = {meter: mark for meter in meters if (mark := self.history.watermark(meter)) is not None}
         sent = self._announce(sorted(set(self.households) | set(meters))) if self.discovery else 0

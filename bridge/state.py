@@ -74,8 +74,9 @@ class BridgeState:
     events: EventCache = field(default_factory=EventCache)
 
     def known_households(self) -> list[str]:
-        """Configured households plus every meter heard on the wire."""
-        return sorted(set(self.settings.households) | set(self.history.meters()))
+        """Configured households plus every meter heard on the wire; of a shard (``FLEET_SHARD``), those it owns."""
+        known = set(self.settings.households) | set(self.history.meters())
+        return sorted(meter for meter in known if self.settings.owns(meter))
 
     def mqtt_connected(self) -> bool:
         """Whether the subscriber is connected to the broker."""

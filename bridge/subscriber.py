@@ -5,13 +5,17 @@ raise: an exception in a paho callback would kill its network thread. Besides th
 routed to a handler of their own (``add_route``: Home Assistant's status, which is not a meter message), ``connection``
 numbers the connections (a new number means a new session: retained messages may need publishing again), and
 ``publish`` is the bridge's one way out (the republisher uses it).
+
+A sharded bridge (``owned``: the meters this instance owns, ``config.shard``) subscribes to ``meters/<id>/+`` for each
+owned meter instead of the wildcards, and drops (counts in ``foreign``) any meter message for a meter it does not own:
+a persistent session keeps the subscriptions of its earlier runs, which may have owned other meters.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -21,20 +25,39 @@ from paho.mqtt.reasoncodes import ReasonCode
 from bridge.ingest import Ingest
 from config.credentials import BRIDGE_USER
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
-from config.wire import BATCH_SUBSCRIPTION, READING_QOS, READING_SUBSCRIPTION, STATUS_QOS, STATUS_SUBSCRIPTION
+from config.wire import (
+    BATCH_SUBSCRIPTION,
+    READING_QOS,
+    READING_SUBSCRIPTION,
+    STATUS_QOS,
+    STATUS_SUBSCRIPTION,
+    TOPIC_ROOT,
+)
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 30
+FILTERS_PER_SUBSCRIBE = 500  # a sharded bridge's per-meter filters go out in SUBSCRIBE packets of this many
+_LOG_EVERY = 1000
 
 
 class Subscriber:
     """Connects to the broker in the background and feeds every message to ``ingest``."""
 
-    def __init__(self, broker: BrokerAddress, ingest: Ingest, client_id: str = DEFAULT_BRIDGE_ID) -> None:
+    def __init__(
+        self,
+        broker: BrokerAddress,
+        ingest: Ingest,
+        client_id: str = DEFAULT_BRIDGE_ID,
+        owned: Sequence[str] | None = None,
+    ) -> None:
         self.broker = broker
         self.ingest = ingest
         self.connected = False
+        # None: every meter (wildcard subscriptions); else only these meters' topics (a shard of the fleet).
+        self.owned: frozenset[str] | None = None if owned is None else frozenset(owned)
+        self._owned_order = () if owned is None else tuple(dict.fromkeys(owned))
+        self.foreign = 0  # meter messages dropped: not a meter this bridge owns
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             # A persistent session (fixed id, clean_session false): while the bridge is away the broker queues its
@@ -105,17 +128,35 @@ class Subscriber:
                 self._connections += 1
                 routes = [(topic, qos) for topic, (qos, _) in self._routes.items()]
             # Subscribing here restores the subscriptions after every reconnect.
-            client.subscribe(
-                [
-                    (READING_SUBSCRIPTION, READING_QOS),
-                    (BATCH_SUBSCRIPTION, READING_QOS),
-                    (STATUS_SUBSCRIPTION, STATUS_QOS),
-                    *routes,
-                ]
-            )
+            if self.owned is None:
+                client.subscribe(
+                    [
+                        (READING_SUBSCRIPTION, READING_QOS),
+                        (BATCH_SUBSCRIPTION, READING_QOS),
+                        (STATUS_SUBSCRIPTION, STATUS_QOS),
+                        *routes,
+                    ]
+                )
+            else:
+                self._subscribe_owned(client, routes)
             log.info("bridge connected to %s", self.broker.url())
         except Exception:
             log.exception("error in on_connect")
+
+    def _subscribe_owned(self, client: mqtt.Client, routes: list[tuple[str, int]]) -> None:
+        # A session this client id had unsharded keeps its wildcards: drop them (harmless if there are none).
+        client.unsubscribe([READING_SUBSCRIPTION, BATCH_SUBSCRIPTION, STATUS_SUBSCRIPTION])
+        # One filter per meter: ``+`` is one level, so reading, readings and status, never agg/<N>s or cmd/replay.
+        qos = max(READING_QOS, STATUS_QOS)
+        filters = [(f"{TOPIC_ROOT}/{meter}/+", qos) for meter in self._owned_order]
+        if routes:
+            client.subscribe(routes)
+        for start in range(0, len(filters), FILTERS_PER_SUBSCRIBE):
+            client.subscribe(filters[start : start + FILTERS_PER_SUBSCRIBE])
+        if filters:
+            log.info("bridge subscribed to the %d meters it owns", len(filters))
+        else:
+            log.warning("this bridge's shard owns none of FLEET_HOUSEHOLDS: it subscribes to no meter")
 
     def _on_disconnect(
         self,
@@ -141,7 +182,16 @@ class Subscriber:
             except Exception:
                 log.exception("error handling a message on %r", topic[:100])
             return
+        if self.owned is not None and not self._is_owned(topic):
+            self.foreign += 1  # only paho's thread writes it
+            if self.foreign == 1 or self.foreign % _LOG_EVERY == 0:
+                log.info("dropped message #%d for a meter this bridge does not own (%r)", self.foreign, topic[:100])
+            return
         try:
             self.ingest.handle(topic, bytes(message.payload))
         except Exception:  # Ingest.handle does not raise; this is the last line of defence for the thread
             log.exception("error handling a message")
+
+    def _is_owned(self, topic: str) -> bool:
+        parts = topic.split("/", 2)
+        return len(parts) != 3 or parts[0] != TOPIC_ROOT or self.owned is None or parts[1] in self.owned

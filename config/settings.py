@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from config.credentials import password_for
 from config.errors import ConfigError
 from config.realistic import CLIMATES
+from config.shard import Shard, parse_shard
 from config.wire import valid_meter_id
 
 PREFIX: Final = "FLEET_"
@@ -70,6 +71,7 @@ KNOWN_KEYS: Final[dict[str, str]] = {
     "FLEET_HA_DISCOVERY": "publish Home Assistant MQTT discovery: true (default) or false",
     "FLEET_HA_PREFIX": "Home Assistant discovery prefix (default homeassistant)",
     "FLEET_BRIDGE_ID": "MQTT client id of the bridge's persistent session, one per bridge (default fleet-bridge)",
+    "FLEET_SHARD": "k/n: this bridge owns the households of FLEET_HOUSEHOLDS with crc32(id) % n == k (default: all)",
     "FLEET_CORS_ORIGINS": "comma-separated origins allowed to call the HTTP API from a browser (default none)",
     "FLEET_MQTT_ANONYMOUS": "true: the embedded broker lets anyone in and clients do not log in (default false)",
     "FLEET_MQTT_SECRET": "file of the secret all MQTT passwords derive from (default FLEET_DATA_DIR/mqtt-secret)",
@@ -144,10 +146,19 @@ class Settings:
     mqtt_tls_ca: str | None = None
     mqtt_tls_cert: str | None = None
     mqtt_tls_key: str | None = None
+    shard: Shard | None = None  # None: this bridge owns every meter (configured or heard)
 
     def zone(self) -> ZoneInfo:
         """The fleet's time zone."""
         return ZoneInfo(self.tz)
+
+    def owns(self, meter_id: str) -> bool:
+        """Whether this bridge owns ``meter_id``: every meter, unless ``shard`` is set."""
+        return self.shard is None or self.shard.owns(meter_id)
+
+    def owned_households(self) -> tuple[str, ...]:
+        """The configured households this bridge owns (all of them unless ``shard`` is set)."""
+        return self.households if self.shard is None else self.shard.owned(self.households)
 
 
 def parse_broker_url(text: str, key: str = "FLEET_BROKER") -> BrokerAddress:
@@ -392,4 +403,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         mqtt_tls_ca=tls_ca,
         mqtt_tls_cert=tls_cert,
         mqtt_tls_key=tls_key,
+        shard=_get(env, "FLEET_SHARD", parse_shard, None),
     )
