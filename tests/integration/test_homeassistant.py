@@ -26,7 +26,7 @@ SPEED = 60.0
 START_AT = "05:58:30"  # A's geyser switches on at 06:00, a simulated minute and a half (1.5 s) later
 HOUSEHOLDS = ("A", "B", "C")
 CONFIGURED = (*HOUSEHOLDS, "D")  # D is configured but no meter runs: discovered, yet nothing on its meter topics
-CHANNEL_TOPICS = ("reading", "status", "agg/60s")
+CHANNEL_TOPICS = ("reading", "readings", "status", "agg/60s")  # readings: batches of a meter that had to catch up
 
 
 def _drain(collector: Collector, into: list[Msg]) -> None:

@@ -7,25 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from config.wire import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION, Reading, decode_batch, decode_reading
-from tests.support.mqtt import Msg, collecting
+from config.wire import Reading
+from tests.support.mqtt import READING_TOPICS, collecting, readings_in
 from tests.support.procs import Proc, running, start_meters
 
 pytestmark = pytest.mark.integration
 
 
-def _readings(message: Msg) -> list[Reading]:
-    """The readings of a message on ``reading`` (one) or ``readings`` (a batch: a meter catching up at 120x)."""
-    if message.topic.endswith("/readings"):
-        readings, errors = decode_batch(message.topic, message.payload)
-        assert errors == []
-        return readings
-    return [decode_reading(message.topic, message.payload)]
-
-
 def test_live_errors_follow_the_contract(broker: Proc, tmp_path: Path) -> None:
     port = broker.port or 0
-    with collecting(port, [READING_SUBSCRIPTION, BATCH_SUBSCRIPTION]) as sub:
+    with collecting(port, READING_TOPICS) as sub:
         meters = start_meters(
             port,
             ["A"],
@@ -38,7 +29,7 @@ def test_live_errors_follow_the_contract(broker: Proc, tmp_path: Path) -> None:
         with running(meters):
             readings: list[Reading] = []
             for _ in range(400):  # bounded: messages, each one reading or a batch of them
-                readings += _readings(sub.wait_for(lambda m: True, timeout=15))
+                readings += readings_in(sub.wait_for(lambda m: True, timeout=15))
                 if len(readings) >= 400:
                     break
     seqs = [r.seq for r in readings]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from config.wire import Reading, batch_topic, decode_batch, decode_reading, reading_topic
-from tests.support.mqtt import Collector, collecting
+from config.wire import Reading, batch_topic, reading_topic
+from tests.support.mqtt import Collector, collecting, readings_in
 from tests.support.procs import Proc, running, start_bridge, start_meters
 
 pytestmark = pytest.mark.integration
@@ -21,11 +21,7 @@ def _take(sub: Collector, count: int) -> list[Reading]:
     """At least ``count`` readings, single or in batches, in arrival order."""
     readings: list[Reading] = []
     for _ in range(count):  # bounded: each message brings one reading or more
-        message = sub.wait_for(lambda m: True, 15)
-        if message.topic.endswith("/readings"):
-            readings += decode_batch(message.topic, message.payload)[0]
-        else:
-            readings.append(decode_reading(message.topic, message.payload))
+        readings += readings_in(sub.wait_for(lambda m: True, 15))
         if len(readings) >= count:
             break
     return readings

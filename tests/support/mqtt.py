@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config.credentials import OBSERVER_USER
+from config.wire import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION, Reading, decode_batch, decode_reading
 from tests.support.procs import login
 
 
@@ -87,3 +89,16 @@ def collecting(
         yield collector
     finally:
         collector.close()
+
+
+READING_TOPICS: Final = [READING_SUBSCRIPTION, BATCH_SUBSCRIPTION]  # a meter's readings: one a message, or batches
+
+
+def readings_in(message: Msg) -> list[Reading]:
+    """The readings a message carries: one on ``meters/<id>/reading``, a batch on ``meters/<id>/readings`` (a meter
+    catching up or sending its backlog); every element must be valid."""
+    if message.topic.endswith("/readings"):
+        readings, errors = decode_batch(message.topic, message.payload)
+        assert errors == [], errors
+        return readings
+    return [decode_reading(message.topic, message.payload)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +99,22 @@ class Proc:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=0.05)
         raise TimeoutError(f"{self.name} did not listen on {port} within {timeout} s:\n{self.log()}")
+
+    def wait_mqtt(self, port: int, timeout: float = 20.0) -> None:
+        """Wait until the bridge on ``port`` reports ``"mqtt": "connected"`` in ``/healthz``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError, ValueError),
+                urllib.request.urlopen(f"http://{LOOPBACK}:{port}/healthz", timeout=2) as response,
+            ):
+                if json.loads(response.read()).get("mqtt") == "connected":
+                    return
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log()}")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=0.05)  # waiting on the process, not sleeping: returns at once if it dies
+        raise TimeoutError(f"{self.name} did not connect to its broker within {timeout} s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         """Send ``sig`` and wait for the exit code (SIGKILL after ``timeout``)."""
@@ -248,14 +266,20 @@ def start_meters(
     return start(name or f"meters-{'-'.join(households)}", argv, log_dir, env=clean_env(env))
 
 
-def start_bridge(broker_port: int, log_dir: Path, env: Mapping[str, str] | None = None) -> Proc:
-    """Start the bridge (gunicorn + gevent) on a free port and wait until it serves HTTP."""
+def start_bridge(
+    broker_port: int, log_dir: Path, env: Mapping[str, str] | None = None, *, wait_mqtt: bool = True
+) -> Proc:
+    """Start the bridge (gunicorn + gevent) on a free port and wait until it serves HTTP and (``wait_mqtt``) says it
+    is connected to the broker: it subscribes on connecting, so meters started after this are heard from their first
+    reading (a bridge's very first session cannot hear what was published before it subscribed)."""
     port = free_port()
     argv = python_module(
         "bridge", "--broker", f"mqtt://{LOOPBACK}:{broker_port}", "--host", LOOPBACK, "--port", str(port)
     )
     proc = start("bridge", argv, log_dir, env=clean_env(env), port=port)
     proc.wait_port(port)
+    if wait_mqtt:
+        proc.wait_mqtt(port)
     return proc
 
 
