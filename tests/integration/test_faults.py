@@ -11,7 +11,7 @@ cleanly and then checks, per meter:
 
 Figures, per scenario and broker: readings lost, duplicate deliveries dropped, seqs that arrived after a gap was seen
 (repaired: by a meter's backlog or a replay) and seqs the bridge asked the meters to replay. They are printed, and
-appended as JSON lines to ``$FLEET_FAULT_REPORT`` when that is set (docs/reliability.md).
+appended as JSON lines to ``$FAULT_REPORT`` when that is set (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def _check_and_report(fleet: Fleet, scenario: str) -> Figures:
         sum(int(summary[m]["replay_requested"]) for m in METERS),  # type: ignore[call-overload]
     )
     print(f"\nFAULT FIGURES {json.dumps(figures.__dict__)}")
-    report = os.environ.get("FLEET_FAULT_REPORT")
+    report = os.environ.get("FAULT_REPORT")
     if report:
         with open(report, "a", encoding="utf-8") as out:
             out.write(json.dumps(figures.__dict__) + "\n")
