@@ -141,15 +141,9 @@ def _meter_counters(state: BridgeState, meter: str) -> dict[str, object]:
         "gaps_open": summary.gaps_open,
         "gaps_repaired": summary.gaps_repaired,
         "seq_restarts": summary.seq_restarts,
-        "replay_requested": _replay_requested(meter),
+        "replay_requested": state.replays_requested[meter],
         "rejected": state.ingest.rejected_of(meter),
     }
-
-
-def _replay_requested(meter: str) -> int:
-    """Seqs of ``meter`` the bridge asked it to publish again (``bridge.repair``; 0 where repair does not run)."""
-    repairer = current_app.extensions.get("fleet_repairer")
-    return 0 if repairer is None else int(repairer.seqs_requested[meter])
 
 
 @bp.get("/api/meters")

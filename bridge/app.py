@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, *, start_mqtt: bool = True, per
         repairer = GapRepairer(history, state.subscriber.publish, owns=settings.owns)
         repairer.start()
         app.extensions["fleet_repairer"] = repairer
+        state.replays_requested = repairer.seqs_requested  # one counter: /api/meters and /metrics read it
     return app
 
 

@@ -123,11 +123,38 @@ class BridgeCollector:
         repaired = CounterMetricFamily(
             f"{PREFIX}_meter_gaps_repaired", "Missing seqs that arrived later, per meter.", labels=["meter"]
         )
+        # The rest of /api/meters' figures, per meter.
+        last_seq = GaugeMetricFamily(f"{PREFIX}_meter_last_seq", "Each meter's newest seq received.", labels=["meter"])
+        received = CounterMetricFamily(
+            f"{PREFIX}_meter_readings_received", "Readings accepted into history, per meter.", labels=["meter"]
+        )
+        duplicates = CounterMetricFamily(
+            f"{PREFIX}_meter_readings_duplicate", "Readings already held (redelivered), per meter.", labels=["meter"]
+        )
+        restarts = CounterMetricFamily(
+            f"{PREFIX}_meter_seq_restarts", "Times each meter started a new sequence.", labels=["meter"]
+        )
+        replayed = CounterMetricFamily(
+            f"{PREFIX}_meter_replay_requested", "Seqs the bridge asked each meter to publish again.", labels=["meter"]
+        )
+        rejected = CounterMetricFamily(
+            f"{PREFIX}_meter_messages_rejected",
+            "Messages on each meter's topics rejected, by reason.",
+            labels=["meter", "reason"],
+        )
         for meter in meters:
             summary = self.state.history.summary(meter)
             gaps.add_metric([meter], summary.gaps_open)
             repaired.add_metric([meter], summary.gaps_repaired)
-        yield from (last, behind, quiet, gaps, repaired)
+            if summary.last_seq is not None:
+                last_seq.add_metric([meter], summary.last_seq)
+            received.add_metric([meter], summary.received)
+            duplicates.add_metric([meter], summary.duplicates)
+            restarts.add_metric([meter], summary.seq_restarts)
+            replayed.add_metric([meter], self.state.replays_requested[meter])
+            for reason, count in sorted(self.state.ingest.rejected_of(meter).items()):
+                rejected.add_metric([meter, reason], count)
+        yield from (last, behind, quiet, gaps, repaired, last_seq, received, duplicates, restarts, replayed, rejected)
 
 
 def _process() -> Iterator[Metric]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -70,6 +71,7 @@ class BridgeState:
     sessions: Sessions
     baselines: Baselines
     subscriber: Subscriber | None = None
+    replays_requested: Counter[str] = field(default_factory=Counter)  # per meter: seqs asked for (bridge.repair)
     telemetry: Telemetry = field(default_factory=Telemetry)
     events: EventCache = field(default_factory=EventCache)
 

@@ -82,6 +82,12 @@ def test_text_format_with_its_content_type(client: FlaskClient) -> None:
         "fleet_bridge_meter_ingest_lag_seconds": "gauge",
         "fleet_bridge_meter_gaps_open": "gauge",
         "fleet_bridge_meter_gaps_repaired": "counter",
+        "fleet_bridge_meter_last_seq": "gauge",
+        "fleet_bridge_meter_readings_received": "counter",
+        "fleet_bridge_meter_readings_duplicate": "counter",
+        "fleet_bridge_meter_seq_restarts": "counter",
+        "fleet_bridge_meter_replay_requested": "counter",
+        "fleet_bridge_meter_messages_rejected": "counter",
         "fleet_bridge_threads": "gauge",
         "fleet_bridge_os_threads": "gauge",
         "fleet_bridge_greenlets": "gauge",
@@ -176,3 +182,23 @@ def test_only_get(client: FlaskClient) -> None:
     assert response.status_code == 405
     assert response.is_json
     assert "GET" in response.headers["Allow"]
+
+
+def test_per_meter_figures_are_those_of_api_meters(app: Flask, client: FlaskClient) -> None:
+    fleet = state(app)
+    feed(fleet.ingest, "A", range(10))
+    feed(fleet.ingest, "A", range(3))  # three duplicates
+    feed(fleet.ingest, "A", range(15, 20))  # seqs 10..14 missing
+    fleet.ingest.handle("meters/A/reading", b"{not json")
+    fleet.replays_requested["A"] += 5
+    values = scrape(client)
+    api = client.get("/api/meters").get_json()["meters"]["A"]
+    a = (("meter", "A"),)
+    assert values[("fleet_bridge_meter_last_seq", a)] == api["last_seq"] == 19
+    assert values[("fleet_bridge_meter_readings_received_total", a)] == api["received"] == 15
+    assert values[("fleet_bridge_meter_readings_duplicate_total", a)] == api["duplicates"] == 3
+    assert values[("fleet_bridge_meter_gaps_open", a)] == api["gaps_open"] == 5
+    assert values[("fleet_bridge_meter_seq_restarts_total", a)] == api["seq_restarts"] == 0
+    assert values[("fleet_bridge_meter_replay_requested_total", a)] == api["replay_requested"] == 5
+    assert values[("fleet_bridge_meter_messages_rejected_total", (("meter", "A"), ("reason", "bad_json")))] == 1
+    assert api["rejected"] == {"bad_json": 1}
