@@ -1,6 +1,7 @@
 """Command line of the simulator.
 
     python -m simulator run --household A [--household B ...] [--speed N] [--start HH:MM:SS] [--seed S]
+    python -m simulator run --households A,B,C --fleet 10000 [--connect-rate 500]
     python -m simulator generate --days 3 --households A,B,C --errors-every 25 --seed 1 --format csv --out DIR
     python -m simulator plot --household A --date 2024-01-01 --out day.png
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import signal
 import sys
 import time
@@ -47,9 +49,12 @@ from simulator.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
 from simulator.fleet import MAX_FLEET, PROFILES, build_meters, fleet_specs, make_profile
 from simulator.localday import day_span
 from simulator.outbox import Outbox
-from simulator.publisher import KEEPALIVE_S, FleetLoop
+from simulator.publisher import KEEPALIVE_S, SHOW_METERS, FleetLoop
+from simulator.schedule import DEFAULT_CONNECT_RATE
 
 log = logging.getLogger("simulator")
+
+FD_MARGIN = 64  # descriptors beyond one socket per meter: the outbox, logs, the selector
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,10 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--household",
         action="append",
-        required=True,
         metavar="ID",
         help=f"household to run (repeatable): {', '.join(CLASSIC_ORDER)}",
     )
+    run.add_argument("--households", metavar="LIST", help="or: comma-separated households, e.g. A,B,C")
     run.add_argument("--broker", help="mqtt[s]://[user:pass@]host:port (default from FLEET_BROKER / FLEET_MQTT_*)")
     run.add_argument("--speed", help="simulated seconds per wall second (default FLEET_SPEED or 1)")
     run.add_argument("--start", help="simulated time of day to start at, HH:MM:SS (default: now)")
@@ -90,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         "--keepalive",
         metavar="SECONDS",
         help=f"MQTT keepalive: the broker declares a silent meter offline after 1.5x this (default {KEEPALIVE_S})",
+    )
+    run.add_argument(
+        "--connect-rate",
+        metavar="PER_S",
+        help=f"at most this many new MQTT connections per second, all meters (default {DEFAULT_CONNECT_RATE:g})",
     )
     _fault_options(run, "live readings carry them, without saying so, as real meters do")
     _common(run)
@@ -179,7 +189,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     profile, climate = _profile(args.profile, settings), _climate(args.climate, settings)
     fleet_size = None if args.fleet is None else parse_int_in(args.fleet, "--fleet", 1, MAX_FLEET)
     keepalive_s = KEEPALIVE_S if args.keepalive is None else parse_int_in(args.keepalive, "--keepalive", 1, 65_535)
-    specs = fleet_specs(args.household, fleet_size)
+    households = list(args.household or [])
+    if args.households is not None:
+        households += [part.strip() for part in args.households.split(",") if part.strip()]
+    if not households:
+        raise ConfigError("--household", "give --household ID (repeatable) or --households A,B,C")
+    connect_rate = DEFAULT_CONNECT_RATE
+    if args.connect_rate is not None:
+        connect_rate = parse_float_in(args.connect_rate, "--connect-rate", 1.0, 1e6)
+    specs = fleet_specs(households, fleet_size)
+    _raise_fd_limit(len(specs))
     ids = [spec.meter_id for spec in specs]
     zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
     sim_start = start_epoch(time.time(), zone, start_s)
@@ -201,7 +220,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             meter for meter in meters if meter.meter_id in lasts
         ]
         log.info("warm-up: %s publish the past %d s first", ",".join(s.meter_id for s in fresh), warmup_s)
-    loop = FleetLoop(meters, broker, clock, outbox=outbox, keepalive_s=keepalive_s)
+    # In fleet mode each meter publishes at its own offset into the second, not all at once.
+    loop = FleetLoop(
+        meters,
+        broker,
+        clock,
+        outbox=outbox,
+        keepalive_s=keepalive_s,
+        jitter=fleet_size is not None,
+        connect_rate=connect_rate,
+    )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
@@ -211,7 +239,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _stop)
     log.info(
         "meters %s: profile %s (%s), seed %d, speed %g, tz %s, errors %s, broker %s",
-        ",".join(ids),
+        ",".join(ids) if len(ids) <= SHOW_METERS else f"{','.join(ids[:SHOW_METERS])},... ({len(ids)} meters)",
         profile,
         climate,
         seed,
@@ -225,6 +253,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         outbox.close()
     return 0
+
+
+def _raise_fd_limit(meters: int) -> None:
+    """One socket per meter: raise the soft limit on open files towards the hard one if the fleet needs it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = meters + FD_MARGIN
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        log.info("open-file limit raised from %d to %d", soft, new)
+        if new < wanted:
+            log.warning("open-file limit %d is below the %d this fleet needs: raise the hard limit", new, wanted)
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,7 +5,11 @@ reports each meter's availability. No thread per meter: paho's socket API (``loo
 is driven by a ``selectors`` loop, which is what lets one process hold many meters later.
 
 Publishing is scheduled against absolute simulated times (``SimClock``), never by sleeping after work, so it does not
-drift; a loop that fell behind catches up, at most ``CATCH_UP_LIMIT`` readings per meter per pass.
+drift; a loop that fell behind catches up, at most ``CATCH_UP_LIMIT`` readings per meter per pass. With jitter (fleet
+mode) each meter publishes at its own offset into the second (``simulator.schedule.jitter_offset``). Work per pass is
+proportional to what is due, not to the fleet: meters wait in a heap of next-due times, connections in a heap of
+next-attempt times (paced: ``connect_rate`` per second, reconnects after a random share of an exponential back-off),
+and only sockets that did something are re-registered with the selector.
 
 Delivery (``simulator.delivery``): each reading is in the outbox before it is handed to paho; a second's reading goes
 out alone on ``meters/<id>/reading``, several at once (catching up, warm-up) as batches on ``meters/<id>/readings``.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import selectors
 import threading
 import time
@@ -51,6 +56,14 @@ from simulator.clock import SimClock
 from simulator.delivery import Delivery
 from simulator.fleet import Meter
 from simulator.outbox import Outbox
+from simulator.schedule import (
+    DEFAULT_CONNECT_RATE,
+    ConnectPacer,
+    DueQueue,
+    LatenessHistogram,
+    backoff_delay,
+    jitter_offset,
+)
 
 if TYPE_CHECKING:
     from paho.mqtt.client import SocketLike
@@ -68,6 +81,10 @@ STOP_FLUSH_S: Final = 3.0
 REPLAY_PER_PASS: Final = 1000  # replayed readings per pass of the loop, all meters together
 BACKLOG_PER_PASS: Final = 2000  # held readings sent per pass, all meters together (after live and replays)
 MAX_PENDING_REPLAYS: Final = 100
+STEP_S: Final = 0.05  # due readings are gathered at most this often (one outbox transaction each), wall seconds,
+# and at least twice per simulated second (an accelerated clock keeps sending each second's reading on its own)
+SHOW_METERS: Final = 20  # meters named in the stop line
+LATE_BOUND_S: Final = 0.2  # the stop summary counts readings published within this of their schedule
 
 
 class MeterLink:
@@ -106,6 +123,10 @@ class MeterLink:
         client.on_publish = self._on_publish
         self.replays: deque[tuple[int, int]] = deque(maxlen=MAX_PENDING_REPLAYS)
         self.client = client
+        # Set by the loop: told when the connection is lost, and when a replay request arrives.
+        self.on_lost: Callable[[MeterLink], None] | None = None
+        self.on_replay: Callable[[MeterLink], None] | None = None
+        self.on_acked: Callable[[MeterLink], None] | None = None
 
     def _on_connect(
         self,
@@ -135,6 +156,8 @@ class MeterLink:
         if self.connected:
             log.warning("meter %s disconnected: %s", self.meter_id, reason)
         self.connected = False
+        if self.on_lost is not None:
+            self.on_lost(self)
 
     def _on_publish(
         self,
@@ -145,19 +168,24 @@ class MeterLink:
         properties: Properties | None,
     ) -> None:
         self.delivery.acked(mid)
+        if self.on_acked is not None:
+            self.on_acked(self)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         try:
             self.replays.append(decode_replay(bytes(message.payload)))
+            if self.on_replay is not None:
+                self.on_replay(self)
         except PayloadError as exc:
             log.warning("meter %s: bad replay request: %s", self.meter_id, exc)
         except Exception:  # never let a callback kill the loop
             log.exception("meter %s: replay request", self.meter_id)
 
-    def try_connect(self, now: float) -> None:
-        """Open the connection if it is closed and its back-off has passed (a blocking TCP connect)."""
+    def try_connect(self, now: float) -> bool:
+        """Open the connection if it is closed and its back-off has passed (a TCP connect, fast on loopback, and the
+        CONNECT packet; CONNACK comes later). False if the broker could not be reached: ``next_attempt`` is set."""
         if self.client.socket() is not None or now < self.next_attempt:
-            return
+            return self.client.socket() is not None
         try:
             if self._configured:
                 self.client.reconnect()
@@ -165,11 +193,17 @@ class MeterLink:
                 self.client.connect(self.broker.host, self.broker.port, self.keepalive_s)
                 self._configured = True
         except OSError as exc:
-            self.next_attempt = now + self.backoff
-            log.warning(
-                "meter %s: cannot reach %s (%s); retry in %.1f s", self.meter_id, self.broker.url(), exc, self.backoff
-            )
-            self.backoff = min(self.backoff * 2, RECONNECT_MAX_S)
+            delay = self.retry_later(now, random.random())
+            log.warning("meter %s: cannot reach %s (%s); retry in %.1f s", self.meter_id, self.broker.url(), exc, delay)
+            return False
+        return True
+
+    def retry_later(self, now: float, u: float) -> float:
+        """Schedule the next attempt after a random share (``u`` in [0, 1)) of the back-off, which then doubles."""
+        delay = backoff_delay(self.backoff, u)
+        self.next_attempt = now + delay
+        self.backoff = min(self.backoff * 2, RECONNECT_MAX_S)
+        return delay
 
     def send(self, payloads: Sequence[bytes], first: int | None) -> bool:
         """Publish consecutive readings (seq ``first`` onwards; None for a replay, which delivery does not track): one
@@ -216,18 +250,43 @@ class FleetLoop:
         wall: Callable[[], float] = time.monotonic,
         outbox: Outbox | None = None,
         keepalive_s: int = KEEPALIVE_S,
+        *,
+        jitter: bool = False,
+        connect_rate: float = DEFAULT_CONNECT_RATE,
     ) -> None:
-        self.meters = list(meters)
+        self.meters = {m.meter_id: m for m in meters}
         self.links = {
-            m.meter_id: MeterLink(m.meter_id, broker, _delivery(outbox, m.meter_id), keepalive_s) for m in self.meters
+            m.meter_id: MeterLink(m.meter_id, broker, _delivery(outbox, m.meter_id), keepalive_s) for m in meters
         }
         self.clock = clock
         self.wall = wall
         self.outbox = outbox
         self.stop_event = threading.Event()
+        self.lateness = LatenessHistogram()  # live readings, counted once every meter has been connected
         self._selector = selectors.DefaultSelector()
         self._registered: dict[str, tuple[SocketLike, int]] = {}
+        self._touched: dict[str, MeterLink] = {}  # links whose socket may need (re-)registering this pass
+        self._backlogged: dict[str, MeterLink] = {}  # links with held readings (insertion-ordered set)
+        self._replaying: dict[str, MeterLink] = {}  # links with replay requests
+        self._unsaved: dict[str, MeterLink] = {}  # links with acknowledgements not yet written to the outbox
+        self._offsets = {m: jitter_offset(m) if jitter else 0.0 for m in self.meters}  # fraction of a sim second
+        self._due = DueQueue()
+        self._connects = DueQueue()
+        self._pacer = ConnectPacer(connect_rate, self.wall())
         self._next_misc = 0.0
+        self._next_step = 0.0
+        self._step_s = min(STEP_S, 0.5 / clock.speed)
+        self._started = self.wall()
+        self._all_connected = False
+        for meter_id, meter in self.meters.items():
+            self._due.push(self._due_wall(meter), meter_id)
+            link = self.links[meter_id]
+            link.on_lost = self._lost
+            link.on_replay = self._replay_asked
+            link.on_acked = self._acked
+            self._connects.push(0.0, meter_id)
+            if link.delivery.backlog:
+                self._backlogged[meter_id] = link
 
     def stop(self) -> None:
         """Ask the loop to finish (safe from a signal handler or another thread)."""
@@ -241,34 +300,103 @@ class FleetLoop:
         finally:
             self._shutdown()
             self._selector.close()
+            if self._all_connected:
+                log.info(
+                    "lateness of live readings since every meter was connected: %s",
+                    self.lateness.summary(LATE_BOUND_S).line(),
+                )
+            else:
+                log.info("lateness: not every meter was connected at once; nothing counted")
+
+    def _due_wall(self, meter: Meter) -> float:
+        """Wall time at which the meter's next reading is scheduled (end of its second plus the meter's offset)."""
+        return self.clock.wall_at(meter.next_due_sim() + self._offsets[meter.meter_id])
+
+    def _lost(self, link: MeterLink) -> None:
+        self._touched[link.meter_id] = link
+        link.retry_later(self.wall(), random.random())
+        self._connects.push(link.next_attempt, link.meter_id)
+
+    def _replay_asked(self, link: MeterLink) -> None:
+        self._replaying[link.meter_id] = link
+
+    def _acked(self, link: MeterLink) -> None:
+        self._unsaved[link.meter_id] = link
+
+    def _connect_due(self, now: float) -> None:
+        """Start the connections whose time has come, at most what the pacer allows."""
+        if self._connects.next_at() is None or (self._connects.next_at() or 0.0) > now:
+            return
+        allowed = self._pacer.take(now, len(self._connects))
+        for meter_id in self._connects.pop_due(now, allowed):
+            link = self.links[meter_id]
+            self._touched[meter_id] = link
+            if link.client.socket() is not None:
+                continue
+            if not link.try_connect(now):
+                self._connects.push(link.next_attempt, meter_id)
 
     def _pass(self) -> None:
         now = self.wall()
-        for link in self.links.values():
-            link.try_connect(now)
-        sim_now = self.clock.sim_at(now)
-        runs = [(meter.meter_id, meter.due(sim_now, CATCH_UP_LIMIT)) for meter in self.meters]
-        due = [reading for _, readings in runs for reading in readings]
-        # On disk first (the outbox), then on the wire: a killed meter restarts from what it published.
-        if self.outbox is not None:
-            acked = {m: upto for m, link in self.links.items() if (upto := link.delivery.unsaved()) is not None}
-            payloads = self.outbox.record(due, acked)
-        else:
-            payloads = [encode_reading(r) for r in due]
-        at = 0
-        for meter_id, readings in runs:
-            if readings:
-                self._send_live(self.links[meter_id], readings[0].seq, payloads[at : at + len(readings)])
-                at += len(readings)
+        self._connect_due(now)
+        if now >= self._next_step:
+            self._step(now)
+            behind = (self._due.next_at() or now + 1.0) <= now  # catching up: the next step at once, as before
+            self._next_step = now if behind else now + self._step_s
         if self.outbox is not None:
             self._answer_replays(self.outbox)
             self._send_backlog(self.outbox)
         if now >= self._next_misc:
             for link in self.links.values():
-                link.client.loop_misc()
+                if link.client.socket() is not None:
+                    link.client.loop_misc()
+                    self._touched[link.meter_id] = link
             self._next_misc = now + 1.0
-        next_due = min(self.clock.wall_at(meter.next_due_sim()) for meter in self.meters)
-        self._service(max(0.0, min(next_due - self.wall(), MAX_WAIT_S)))
+            if not self._all_connected and all(link.connected for link in self.links.values()):
+                self._all_connected = True
+                log.info("all %d meters connected after %.1f s", len(self.links), now - self._started)
+        wake = min(self._due.next_at() or now + MAX_WAIT_S, now + MAX_WAIT_S)
+        wake = max(wake, self._next_step)
+        if self._connects.next_at() is not None:
+            wake = min(wake, max(self._connects.next_at() or 0.0, self._pacer.next_at()))
+        self._service(max(0.0, wake - self.wall()))
+
+    def _step(self, now: float) -> None:
+        """Take the meters whose next reading is due, record their readings, publish them."""
+        sim_now = self.clock.sim_at(now)
+        runs = []
+        for meter_id in self._due.pop_due(now):
+            meter = self.meters[meter_id]
+            runs.append((meter, meter.due(sim_now - self._offsets[meter_id], CATCH_UP_LIMIT)))
+        due = [reading for _, readings in runs for reading in readings]
+        # On disk first (the outbox), then on the wire: a killed meter restarts from what it published.
+        if self.outbox is not None:
+            unsaved, self._unsaved = self._unsaved, {}
+            acked = {m: upto for m, link in unsaved.items() if (upto := link.delivery.unsaved()) is not None}
+            payloads = self.outbox.record(due, acked)
+        else:
+            payloads = [encode_reading(r) for r in due]
+        at = 0
+        count = self._all_connected
+        for meter, readings in runs:
+            self._due.push(self._due_wall(meter), meter.meter_id)
+            if not readings:
+                continue
+            link = self.links[meter.meter_id]
+            live = link.connected
+            self._send_live(link, readings[0].seq, payloads[at : at + len(readings)])
+            at += len(readings)
+            self._touched[meter.meter_id] = link
+            if link.delivery.backlog:
+                self._backlogged[meter.meter_id] = link
+            if count:
+                if live:
+                    sent = self.wall()
+                    offset = self._offsets[meter.meter_id]
+                    for reading in readings:
+                        self.lateness.add(sent - self.clock.wall_at(reading.ts + 1 + offset))
+                else:
+                    self.lateness.add_held(len(readings))
 
     def _send_live(self, link: MeterLink, first: int, payloads: list[bytes]) -> None:
         """Publish a meter's new readings (seqs ``first``..), or hold them while it is not connected."""
@@ -280,11 +408,12 @@ class FleetLoop:
     def _send_backlog(self, outbox: Outbox) -> None:
         """Send held readings from the outbox, oldest first, at most ``BACKLOG_PER_PASS`` a pass."""
         budget = BACKLOG_PER_PASS
-        for link in self.links.values():
+        for meter_id, link in list(self._backlogged.items()):
             while budget > 0 and link.connected:
                 chunk = link.delivery.next_chunk(min(budget, MAX_BATCH))
                 if chunk is None:
                     break
+                self._touched[meter_id] = link
                 first, last = chunk
                 budget -= last - first + 1
                 payloads = outbox.payloads(link.meter_id, first, last)
@@ -295,21 +424,30 @@ class FleetLoop:
                     continue
                 if not link.send(payloads, first):
                     break
+            if not link.delivery.backlog:
+                del self._backlogged[meter_id]
+            if budget <= 0:
+                break
 
     def _answer_replays(self, outbox: Outbox) -> None:
         """Publish again what the bridge asked for, at most ``REPLAY_PER_PASS`` seqs a pass (live goes first)."""
         budget = REPLAY_PER_PASS
-        for link in self.links.values():
+        for meter_id, link in list(self._replaying.items()):
             while link.replays and budget > 0:
                 first, last = link.replays.popleft()
                 upto = min(last, first + budget - 1)
                 payloads = outbox.payloads(link.meter_id, first, upto)
                 if payloads:
                     link.send(payloads, None)
+                    self._touched[meter_id] = link
                 budget -= upto - first + 1
                 log.info("meter %s: replayed %d readings of seq %d..%d", link.meter_id, len(payloads), first, upto)
                 if upto < last:  # the rest in a later pass
                     link.replays.appendleft((upto + 1, last))
+            if not link.replays:
+                del self._replaying[meter_id]
+            if budget <= 0:
+                break
 
     def _service(self, timeout: float) -> None:
         self._sync_registrations()
@@ -318,13 +456,16 @@ class FleetLoop:
             return
         for key, events in self._selector.select(timeout):
             link: MeterLink = key.data
+            self._touched[link.meter_id] = link
             if events & selectors.EVENT_READ:
                 link.client.loop_read()
             if events & selectors.EVENT_WRITE and link.client.socket() is not None:
                 link.client.loop_write()
 
     def _sync_registrations(self) -> None:
-        for meter_id, link in self.links.items():
+        """(Re-)register the sockets of the links that did something since the last call (only those can change)."""
+        touched, self._touched = self._touched, {}
+        for meter_id, link in touched.items():
             sock = link.client.socket()
             old = self._registered.get(meter_id)
             if old is not None and (sock is None or old[0] is not sock):
@@ -353,10 +494,15 @@ class FleetLoop:
             self._service(0.05)
         for link in self.links.values():
             link.connected = False  # a disconnect we asked for is not worth a warning
+            link.on_lost = None
             if link.client.socket() is not None:
                 link.client.disconnect()
                 link.client.loop_write()
+        total = sum(link.published for link in self.links.values())
+        shown = list(self.links.items())[:SHOW_METERS]
         log.info(
-            "stopped; published %s",
-            ", ".join(f"{meter_id}={link.published}" for meter_id, link in self.links.items()),
+            "stopped; published %d readings: %s%s",
+            total,
+            ", ".join(f"{meter_id}={link.published}" for meter_id, link in shown),
+            ", ..." if len(self.links) > len(shown) else "",
         )

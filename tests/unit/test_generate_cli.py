@@ -87,7 +87,7 @@ def test_same_command_same_data(tmp_path: Path) -> None:
         (["plot", "--household", "A", "--date", "yesterday"], "--date: expected YYYY-MM-DD"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "the following arguments are required: command"),
-        (["run"], "the following arguments are required: --household"),
+        (["run"], "--household: give --household ID"),
         (["run", "--household", "A", "--fleet", "0"], "--fleet: must be 1-"),
         (["run", "--household", "A", "--fleet", "many"], "--fleet: not a whole number"),
         (["run", "--household", "A", "--keepalive", "0"], "--keepalive: must be 1-65535"),
