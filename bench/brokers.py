@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.publish import CONNECTED, _cpu_s, _wait_for
 from simulator.fleet import fleet_specs
-from tests.support.procs import LOOPBACK, Proc, clean_env, login, python_module, start, start_broker
+from tests.support.procs import LOOPBACK, Proc, children, clean_env, login, python_module, start, start_broker
 
 BROKERS = ("amqtt", "mosquitto")
 MOSQUITTO_LINES = ("max_connections -1",)
@@ -76,11 +76,6 @@ class Counter:
             return self.readings
 
 
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
 def run(kind: str, meters: int, seconds: float, work: Path) -> Row:
     """One broker and one fleet."""
     logs = work / f"{kind}-{meters}"
@@ -104,7 +99,7 @@ def run(kind: str, meters: int, seconds: float, work: Path) -> Row:
             connect_s = float(_wait_for(sim, CONNECTED, CONNECT_TIMEOUT_S).group(2))
         with contextlib.suppress(subprocess.TimeoutExpired):
             sim.popen.wait(timeout=3.0)  # settle: the first seconds after the last connect
-        broker_pids = [broker.popen.pid, *_children(broker.popen.pid)]
+        broker_pids = [broker.popen.pid, *children(broker.popen.pid)]
         cpu0 = sum(_cpu_s(pid) for pid in broker_pids)
         got0, t0 = counter.value(), time.monotonic()
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.procs import Proc, running, start_bridge, start_broker, start_meters
+from tests.support.procs import Proc, children, running, start_bridge, start_broker, start_meters
 from tests.support.sseload import Client, ClientLoad, common_span
 
 
@@ -32,8 +32,7 @@ def _run_clients(port: int, count: int, path: str, seconds: float, batch: int) -
 
 def _worker_rss_mb(bridge: Proc) -> float:
     """Resident memory of the bridge's gunicorn worker (the child of the master)."""
-    children = Path(f"/proc/{bridge.popen.pid}/task/{bridge.popen.pid}/children").read_text().split()
-    status = Path(f"/proc/{children[0]}/status").read_text()
+    status = Path(f"/proc/{children(bridge.popen.pid)[0]}/status").read_text()
     kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     return kb / 1024
 

@@ -83,9 +83,7 @@ def _reset(cursor: WindowCursor, oldest: int | None, interval_s: int, state: Bri
     """If history no longer holds the cursor's window, move the cursor to the oldest one held and say so."""
     if cursor.start is None or oldest is None:
         return None
-    resumed = window_start(oldest, interval_s, cursor.tz)
-    if resumed < oldest:
-        resumed = cursor.next_start(resumed)
+    resumed = cursor.first_whole(oldest)
     if cursor.start >= window_start(oldest, interval_s, cursor.tz):
         return None
     note = {
@@ -98,14 +96,11 @@ def _reset(cursor: WindowCursor, oldest: int | None, interval_s: int, state: Bri
     return frame(json.dumps(note), event="reset")
 
 
-def _first_held(state: BridgeState, meter: str, cursor: WindowCursor, interval_s: int) -> int | None:
+def _first_held(state: BridgeState, meter: str, cursor: WindowCursor) -> int | None:
     """Start of the oldest whole window the memory still holds for ``meter`` (a late second is always in memory:
     older ones are refused; and the disk is not asked, per stream, on every late reading)."""
     oldest = state.history.first_ts(meter)
-    if oldest is None:
-        return None
-    start = window_start(oldest, interval_s, cursor.tz)
-    return start if start >= oldest else cursor.next_start(start)
+    return None if oldest is None else cursor.first_whole(oldest)
 
 
 def _revisions(
@@ -114,7 +109,7 @@ def _revisions(
     """``event: revision`` for each window the stream sent that ``late`` touches, oldest first."""
     if sent_from is None or cursor.start is None or cursor.start <= sent_from:
         return  # nothing sent yet
-    held = _first_held(state, spec.household, cursor, spec.interval_s)
+    held = _first_held(state, spec.household, cursor)
     if held is None:
         return
     starts, skipped = revised_starts(late, max(sent_from, held), cursor.start, spec.interval_s, cursor.tz)

@@ -81,6 +81,11 @@ class WindowCursor:
             raise ValueError("cursor not resolved")
         return window_end(self.start, self.interval_s, self.tz) + self.grace_s
 
+    def first_whole(self, second: int) -> int:
+        """Start of the first window that begins at or after ``second`` (the oldest whole window from there)."""
+        start = window_start(second, self.interval_s, self.tz)
+        return start if start >= second else window_end(start, self.interval_s, self.tz)
+
     def next_start(self, start: int) -> int:
         """Start of the window after the one starting at ``start``."""
         return window_end(start, self.interval_s, self.tz)

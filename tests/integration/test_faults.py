@@ -36,8 +36,9 @@ from bridge.aggregate import make_window
 from config.wire import Reading, decode_reading, encode_reading, parse_ts, status_topic
 from simulator.fleet import build_meters, fleet_specs
 from tests.conftest import require_mosquitto
+from tests.support.fleetmeters import outbox_bounds
 from tests.support.mqtt import collecting
-from tests.support.procs import Proc, start_bridge, start_broker, start_meters
+from tests.support.procs import Proc, signal_tree, start_bridge, start_broker, start_meters, wait_until
 from tests.support.sse import SSEClient
 
 pytestmark = pytest.mark.integration
@@ -113,35 +114,11 @@ def _start_meters(port: int, log_dir: Path, name: str | None = None) -> Proc:
     )
 
 
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-def signal_tree(proc: Proc, sig: int) -> None:
-    """Send ``sig`` to a process and its children (the bridge is gunicorn: a master and its worker)."""
-    for pid in [proc.popen.pid, *_children(proc.popen.pid)]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
 def _api_meters(fleet: Fleet) -> dict[str, dict[str, object]]:
     with urllib.request.urlopen(f"http://127.0.0.1:{fleet.bridge.port}/api/meters", timeout=5) as response:
         found = json.loads(response.read())["meters"]
     assert isinstance(found, dict)
     return found
-
-
-def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:
-    tick = threading.Event()
-    for _ in range(int(seconds / 0.1)):  # bounded
-        try:
-            if check():
-                return
-        except OSError:  # the bridge is restarting
-            pass
-        tick.wait(0.1)
-    raise AssertionError(f"not within {seconds} s: {what}")
 
 
 def _received_at_least(fleet: Fleet, count: int) -> Callable[[], bool]:
@@ -150,13 +127,6 @@ def _received_at_least(fleet: Fleet, count: int) -> Callable[[], bool]:
         return all(int(meters.get(m, {}).get("received", 0)) >= count for m in METERS)  # type: ignore[call-overload]
 
     return check
-
-
-def _outbox_bounds(meter_dir: Path) -> dict[str, tuple[int, int, int]]:
-    """Per meter, from its outbox: its last seq, and the seconds of its first and last readings."""
-    with sqlite3.connect(meter_dir / "data" / "meters.sqlite3") as conn:
-        rows = conn.execute("SELECT meter, MAX(seq), MIN(ts), MAX(ts) FROM outbox GROUP BY meter").fetchall()
-    return {str(meter): (int(seq), int(first), int(last)) for meter, seq, first, last in rows}
 
 
 def _store_rows(bridge_dir: Path, meter: str) -> list[tuple[object, ...]]:
@@ -223,9 +193,9 @@ def _check_and_report(fleet: Fleet, scenario: str) -> Figures:
         meters = _api_meters(fleet)
         return all(meters[m]["gaps_open"] == 0 for m in METERS)
 
-    _wait(repaired, 40, "no gap open while the meters run")
+    wait_until(repaired, 40, "no gap open while the meters run")
     assert fleet.meters.stop(signal.SIGTERM) == 0, fleet.meters.log()[-3000:]
-    bounds = _outbox_bounds(fleet.root / "meters")
+    bounds = outbox_bounds(fleet.root / "meters")
     assert set(bounds) == set(METERS)
     last = {m: seq for m, (seq, _, _) in bounds.items()}
 
@@ -233,7 +203,7 @@ def _check_and_report(fleet: Fleet, scenario: str) -> Figures:
         meters = _api_meters(fleet)
         return all(meters[m]["last_seq"] == last[m] and meters[m]["gaps_open"] == 0 for m in METERS)
 
-    _wait(complete, 30, f"every seq up to {last} held, no gap open")
+    wait_until(complete, 30, f"every seq up to {last} held, no gap open")
     summary = _api_meters(fleet)
     windows = {m: _windows(fleet, m, bounds[m][1], bounds[m][2]) for m in METERS}
     assert fleet.bridge.stop(signal.SIGTERM) == 0  # flushes the store
@@ -310,7 +280,7 @@ def _fleet(kind: str, root: Path, mosquitto_lines: tuple[str, ...] = ()) -> Iter
     try:
         fleet.bridge = start_bridge(fleet.port, root / "bridge", env=_bridge_env())
         fleet.meters = _start_meters(fleet.port, root / "meters")
-        _wait(_received_at_least(fleet, 60), 20, "the fleet running")
+        wait_until(_received_at_least(fleet, 60), 20, "the fleet running")
         yield fleet
     finally:
         for proc in {id(p): p for p in [fleet.meters, fleet.bridge, fleet.broker, *started, *fleet.extra]}.values():
@@ -326,7 +296,7 @@ def test_broker_sigterm_and_restart(kind: str, tmp_path: Path) -> None:
     with _fleet(kind, tmp_path, PERSISTENT) as fleet:
         assert fleet.broker.stop(signal.SIGTERM) == 0
         fleet.restart_broker()
-        _wait(_received_at_least(fleet, 300), 40, "readings flowing again")
+        wait_until(_received_at_least(fleet, 300), 40, "readings flowing again")
         _check_and_report(fleet, "1 broker SIGTERM + restart")
 
 
@@ -334,7 +304,7 @@ def test_broker_sigkill_and_restart(kind: str, tmp_path: Path) -> None:
     with _fleet(kind, tmp_path, PERSISTENT) as fleet:
         assert fleet.broker.stop(signal.SIGKILL) == -signal.SIGKILL
         fleet.restart_broker()
-        _wait(_received_at_least(fleet, 300), 40, "readings flowing again")
+        wait_until(_received_at_least(fleet, 300), 40, "readings flowing again")
         _check_and_report(fleet, "2 broker SIGKILL + restart")
 
 
@@ -344,7 +314,7 @@ def test_bridge_sigkill_down_10_s_and_restart(kind: str, tmp_path: Path) -> None
         fleet.bridge.stop(signal.SIGKILL)
         threading.Event().wait(DOWN_S)  # the outage itself (wall time), not a wait for a result
         fleet.restart_bridge()
-        _wait(_received_at_least(fleet, 300), 40, "the bridge catching up")
+        wait_until(_received_at_least(fleet, 300), 40, "the bridge catching up")
         _check_and_report(fleet, "3 bridge SIGKILL, 10 s down")
 
 
@@ -353,7 +323,7 @@ def test_meter_sigkill_and_restart(kind: str, tmp_path: Path) -> None:
         before = _api_meters(fleet)
         assert fleet.meters.stop(signal.SIGKILL) == -signal.SIGKILL
         fleet.restart_meters()
-        _wait(_received_at_least(fleet, int(before["A"]["received"]) + 150), 40, "the meters going on")  # type: ignore[call-overload]
+        wait_until(_received_at_least(fleet, int(before["A"]["received"]) + 150), 40, "the meters going on")  # type: ignore[call-overload]
         _check_and_report(fleet, "4 meter SIGKILL + restart")
 
 
@@ -364,7 +334,7 @@ def test_broker_frozen_10_s(kind: str, tmp_path: Path) -> None:
             threading.Event().wait(DOWN_S)  # the freeze itself
         finally:
             signal_tree(fleet.broker, signal.SIGCONT)
-        _wait(_received_at_least(fleet, 300), 40, "readings flowing again")
+        wait_until(_received_at_least(fleet, 300), 40, "readings flowing again")
         _check_and_report(fleet, "5 broker frozen 10 s")
 
 
@@ -376,7 +346,7 @@ def test_slow_bridge_against_the_broker_queue_limit(kind: str, tmp_path: Path) -
             threading.Event().wait(3.0)  # 240 readings at 40x for 2 meters: about 5x the queue
         finally:
             signal_tree(fleet.bridge, signal.SIGCONT)
-        _wait(_received_at_least(fleet, 300), 40, "the bridge catching up")
+        wait_until(_received_at_least(fleet, 300), 40, "the bridge catching up")
         figures = _check_and_report(fleet, "6 slow bridge vs queue limit")
         if kind == "mosquitto":
             assert figures.repaired > 0, "Mosquitto dropped nothing: the queue limit was not reached"
@@ -410,5 +380,5 @@ def test_a_killed_meter_shows_offline_within_one_and_a_half_keepalives(offline_k
                 signal_tree(fleet.meters, signal.SIGCONT)
             print(f"\noffline after {took:.2f} s (bound {OFFLINE_BOUND_S} s)")
             statuses.wait_for(lambda m: m.payload == b"online", 20)  # reconnected
-        _wait(_received_at_least(fleet, 300), 40, "readings flowing again")
+        wait_until(_received_at_least(fleet, 300), 40, "readings flowing again")
         _check_and_report(fleet, "7 frozen meter offline, then back")

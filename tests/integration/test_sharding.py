@@ -14,19 +14,17 @@ import contextlib
 import json
 import signal
 import sqlite3
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from config.shard import Shard
 from tests.conftest import require_mosquitto
-from tests.support.fleetmeters import fleet_ids, start_fleet_meters
-from tests.support.procs import Proc, running, start_bridge, start_broker
+from tests.support.fleetmeters import fleet_ids, outbox_bounds, start_fleet_meters
+from tests.support.procs import Proc, running, start_bridge, start_broker, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.mosquitto]
 
@@ -47,21 +45,6 @@ def _meters(bridge: Proc) -> dict[str, dict[str, int]]:
     meters = _get(bridge.port or 0, "/api/meters")["meters"]
     assert isinstance(meters, dict)
     return meters
-
-
-def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:
-    tick = threading.Event()
-    for _ in range(int(seconds / 0.1)):  # bounded
-        if check():
-            return
-        tick.wait(0.1)
-    raise AssertionError(f"not within {seconds} s: {what}")
-
-
-def _outbox_last_seqs(meter_dir: Path) -> dict[str, int]:
-    with sqlite3.connect(meter_dir / "data" / "meters.sqlite3") as conn:
-        rows = conn.execute("SELECT meter, MAX(seq) FROM outbox GROUP BY meter").fetchall()
-    return {str(meter): int(seq) for meter, seq in rows}
 
 
 def _store_seqs(bridge_dir: Path) -> dict[str, list[int]]:
@@ -112,10 +95,10 @@ def test_two_bridges_each_own_half_the_fleet_nothing_lost_or_doubled(tmp_path: P
         def ran() -> bool:
             return all(all(int(row["received"]) >= RUN_S for row in _meters(bridge).values()) for bridge in bridges)
 
-        _wait(ran, 60 + RUN_S / SPEED, f"every meter's {RUN_S} readings at their bridge")
+        wait_until(ran, 60 + RUN_S / SPEED, f"every meter's {RUN_S} readings at their bridge")
         assert meters.stop(signal.SIGTERM) == 0, meters.log()[-3000:]
         wall_s = round(time.monotonic() - started, 1)
-        last = _outbox_last_seqs(tmp_path / "meters")
+        last = {meter: seq for meter, (seq, _, _) in outbox_bounds(tmp_path / "meters").items()}
         assert set(last) == set(ids)
 
         def complete() -> bool:
@@ -125,7 +108,7 @@ def test_two_bridges_each_own_half_the_fleet_nothing_lost_or_doubled(tmp_path: P
                     return False
             return True
 
-        _wait(complete, 30, "every seq up to each meter's last held by its bridge, no gap open")
+        wait_until(complete, 30, "every seq up to each meter's last held by its bridge, no gap open")
         for bridge, mine in zip(bridges, owned, strict=True):
             summary = _meters(bridge)
             assert set(summary) == mine  # /api/meters lists only the meters this instance owns

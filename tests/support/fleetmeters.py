@@ -7,6 +7,7 @@ ids in (``start_broker(..., meters=fleet_ids(N))``).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,3 +36,11 @@ def start_fleet_meters(
         extra=["--fleet", str(size)],
         name=f"meters-fleet-{size}",
     )
+
+
+def outbox_bounds(meter_dir: Path) -> dict[str, tuple[int, int, int]]:
+    """Per meter, from the outbox of a simulator run in ``meter_dir``: its last seq, and the seconds of its first and
+    last readings."""
+    with sqlite3.connect(meter_dir / "data" / "meters.sqlite3") as conn:
+        rows = conn.execute("SELECT meter, MAX(seq), MIN(ts), MAX(ts) FROM outbox GROUP BY meter").fetchall()
+    return {str(meter): (int(seq), int(first), int(last)) for meter, seq, first, last in rows}

@@ -21,9 +21,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -281,6 +282,34 @@ def start_bridge(
     if wait_mqtt:
         proc.wait_mqtt(port)
     return proc
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of process ``pid`` (from /proc; none if it is gone)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(p) for p in path.read_text().split()]
+    except OSError:
+        return []
+
+
+def signal_tree(proc: Proc, sig: int) -> None:
+    """Send ``sig`` to a process and its children (the bridge is gunicorn: a master and its worker)."""
+    for pid in [proc.popen.pid, *children(proc.popen.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll ``check`` every 0.1 s (bounded) until it is true; AssertionError naming ``what`` after ``seconds``.
+    An OSError from ``check`` (a bridge restarting) counts as not yet."""
+    tick = threading.Event()
+    for _ in range(int(seconds / 0.1)):
+        with contextlib.suppress(OSError):
+            if check():
+                return
+        tick.wait(0.1)
+    raise AssertionError(f"not within {seconds} s: {what}")
 
 
 @contextlib.contextmanager
