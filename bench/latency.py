@@ -2,9 +2,9 @@
 
 Baseline in the same run: how long after its second ends a raw reading reaches a plain MQTT subscriber (the meter
 publishes a reading when its second has ended). The SSE figure adds the bridge's grace (FLEET_GRACE_S): a window is
-final once the meter's stream has reached its end plus the grace.
+final once the meter's stream has reached its end plus the grace (default: the bridge's, 0 s).
 
-    python -m bench.latency [--broker amqtt|mosquitto] [--windows 12] [--interval 5] [--grace 1]
+    python -m bench.latency [--broker amqtt|mosquitto] [--windows 12] [--interval 5] [--grace 0]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from config.settings import DEFAULT_GRACE_S
 from config.wire import decode_reading, parse_ts
 from tests.support.mqtt import Collector
 from tests.support.procs import running, start_bridge, start_broker, start_meters
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--broker", choices=["amqtt", "mosquitto"], default="amqtt")
     parser.add_argument("--windows", type=int, default=12)
     parser.add_argument("--interval", type=int, default=5)
-    parser.add_argument("--grace", type=int, default=1)
+    parser.add_argument("--grace", type=int, default=DEFAULT_GRACE_S)
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     broker = start_broker(args.broker, logs)

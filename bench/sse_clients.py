@@ -4,9 +4,10 @@ Real processes on loopback at real time (speed 1): a broker, meters A, B and C, 
 worker). First a baseline of one client, then N clients at once (asyncio sockets in this process, connects paced in
 batches), all on ``/stream_data?household=A&interval=I``, for a span of windows. For each client: every window of
 the span received exactly once, in order; latency = arrival wall time - window end (simulated time = wall time at
-speed 1). Memory: the bridge worker's resident set before and with the clients.
+speed 1). Memory: the bridge worker's resident set before and with the clients. The bridge's grace (FLEET_GRACE_S)
+is in every latency: ``--grace``, default the bridge's (0 s).
 
-    python -m bench.sse_clients [--clients 2000] [--interval 2] [--windows 15] [--broker mosquitto|amqtt]
+    python -m bench.sse_clients [--clients 2000] [--interval 2] [--windows 15] [--broker mosquitto|amqtt] [--grace 0]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from config.settings import DEFAULT_GRACE_S
 from tests.support.procs import Proc, children, running, start_bridge, start_broker, start_meters
 from tests.support.sseload import Client, ClientLoad, common_span
 
@@ -71,10 +73,11 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=15)
     parser.add_argument("--broker", choices=["amqtt", "mosquitto"], default="mosquitto")
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--grace", type=int, default=DEFAULT_GRACE_S)
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-sse-"))
     broker = start_broker(args.broker, logs)
-    bridge = start_bridge(broker.port or 0, logs, env={"FLEET_SPEED": "1", "FLEET_GRACE_S": "1"})
+    bridge = start_bridge(broker.port or 0, logs, env={"FLEET_SPEED": "1", "FLEET_GRACE_S": str(args.grace)})
     meters = start_meters(broker.port or 0, ["A", "B", "C"], logs, speed=1.0)
     path = f"/stream_data?household=A&interval={args.interval}&pace=none"
     seconds = args.interval * (args.windows + 2)
@@ -86,7 +89,7 @@ def main() -> None:
         many = _run_clients(bridge.port or 0, args.clients, path, seconds + ramp + 2, args.batch)
         wall = time.perf_counter() - started
         loaded_mb = _worker_rss_mb(bridge)
-    print(f"broker={args.broker} interval={args.interval}s windows={args.windows} speed=1 grace=1s")
+    print(f"broker={args.broker} interval={args.interval}s windows={args.windows} speed=1 grace={args.grace}s")
     base = _report("baseline", one, args.interval, args.windows)
     p95 = _report(f"{args.clients} clients", many, args.interval, args.windows)
     print(f"p95 ratio to the one-client baseline: {p95 / base:.2f}x; run {wall:.0f} s")

@@ -1,8 +1,15 @@
 """Where a stream starts and when its next window is due (pure: event time only, no clock).
 
 A window ``[start, end)`` of a meter is final when the meter's watermark (end of its newest second received) has reached
-``end + grace_s``: the meter's own stream has passed the window, with a little slack for late readings. Wall-clock
+``end + grace_s``: the meter's own stream has passed the window, plus an optional slack for late readings. Wall-clock
 arrival never finalises a window.
+
+The grace (``FLEET_GRACE_S``) is 0 by default: a window is final as soon as its last second is in, so an event goes
+out right after the reading that closes it. A meter's live readings arrive in order over one connection; the late ones
+(a backlog after a reconnect, a gap repaired by replay) come seconds later, far beyond any small grace, and a window
+they change is sent again as ``event: revision`` (``bridge.revisions``, ``bridge.streaming``). A grace > 0 trades
+latency (every event arrives ``grace_s`` later) for fewer revisions. ``format=legacy`` streams get no revisions: a
+widget user who sees late data there may set a grace.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ DEFAULT_PROFILE: Final = "realistic"
 DEFAULT_CLIMATE: Final = "new-delhi"
 DEFAULT_TZ: Final = "UTC"
 DEFAULT_HOUSEHOLDS: Final = ("A", "B", "C")
-DEFAULT_GRACE_S: Final = 1
+DEFAULT_GRACE_S: Final = 0  # late readings are corrected by SSE `event: revision` (bridge.streams)
 DEFAULT_HISTORY_S: Final = 2 * 86_400
 DEFAULT_HEARTBEAT_S: Final = 15.0
 DEFAULT_LOG_LEVEL: Final = "INFO"
@@ -59,7 +59,7 @@ KNOWN_KEYS: Final[dict[str, str]] = {
     "FLEET_TZ": "IANA time zone of the households' schedules and of midnight (default UTC)",
     "FLEET_SEED": "fleet seed, a whole number >= 0 (default: fresh entropy, logged)",
     "FLEET_HOUSEHOLDS": "households the bridge knows before it hears them (default A,B,C)",
-    "FLEET_GRACE_S": "seconds of simulated time a window waits for late readings (default 1)",
+    "FLEET_GRACE_S": "seconds of simulated time a window waits for late readings (default 0)",
     "FLEET_HISTORY_S": "seconds of per-second history the bridge keeps in memory (default 172800)",
     "FLEET_HEARTBEAT_S": "seconds between SSE heartbeat comments (default 15)",
     "FLEET_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",

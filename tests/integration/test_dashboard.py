@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from config.settings import parse_time_of_day
+from config.settings import DEFAULT_GRACE_S, parse_time_of_day
 from config.wire import parse_ts
 from tests.conftest import require_chromium
 from tests.support.chromium import Element, console_messages, parse_dom, render
@@ -35,7 +35,7 @@ READY_AT_S = 6 * 3600 + 3 * 60  # the live run starts once A's history reaches 0
 LIVE_INTERVAL_S = 5
 FROZEN_INTERVAL_S = 15  # not asked for before the freeze: its statistics are computed once, from the final history
 RGB = {"Green": (76, 175, 80), "Yellow": (255, 235, 59), "Red": (244, 67, 54)}
-GRACE_S = 1  # FLEET_GRACE_S's default: a window is final once its meter is a second past its end
+GRACE_S = DEFAULT_GRACE_S  # the bridge's FLEET_GRACE_S: a window is final once its meter is this far past its end
 CARD_MIN_PIXELS = 30_000  # a card is 250 px wide and over 200 px high; the legend chips are about 1,200 px each
 
 

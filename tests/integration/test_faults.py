@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 
 from bridge.aggregate import make_window
+from config.settings import DEFAULT_GRACE_S
 from config.wire import Reading, decode_reading, encode_reading, parse_ts, status_topic
 from simulator.fleet import build_meters, fleet_specs
 from tests.conftest import require_mosquitto
@@ -48,7 +49,7 @@ METERS = ("A", "B")
 SEED = 1
 START_AT = "06:00:00"
 INTERVAL_S = 10
-GRACE_S = 1  # the bridge's default FLEET_GRACE_S: a window is final once the meter's stream is 1 s past its end
+GRACE_S = DEFAULT_GRACE_S  # the bridge's FLEET_GRACE_S: a window is final once the meter's stream is this past its end
 DOWN_S = 10.0  # the issue's outage: bridge down, broker frozen
 KEEPALIVE_S = 2  # the meters' MQTT keepalive in these tests (the broker gives up after 1.5x)
 # Mosquitto 2.0 (Debian's 2.0.11) checks keepalives only when more than 5 whole seconds passed since its last check

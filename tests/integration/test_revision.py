@@ -104,7 +104,7 @@ def test_a_late_reading_revises_the_window_already_sent(broker: Proc, tmp_path: 
             return _received(http) > 0
 
         assert _until(heard, 15), bridge.log()[-2000:]
-        for ts in range(T0 + 1, T0 + 21):  # watermark T0+21: windows up to [T0+15, T0+20) are final (grace 1 s)
+        for ts in range(T0 + 1, T0 + 21):  # watermark T0+21: windows up to [T0+15, T0+20) are final (grace 0 or 1 s)
             if ts != LATE:
                 publish(_reading(ts))
         assert _until(lambda: _received(http) == 20, 15), bridge.log()[-2000:]

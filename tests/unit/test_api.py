@@ -12,8 +12,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bridge.app import create_app
 from bridge.requests import NOT_INTEGERS, NOT_OBJECT, NOT_POSITIVE, NOT_STRING, REQUIRED, UNRECOGNIZED
 from bridge.statistics import Z_99
+from config.settings import load_settings
 from config.wire import Reading, encode_reading, reading_topic
 from tests.support.bridgeapp import state
 
@@ -149,14 +151,14 @@ def test_qstats_values(app: Flask, client: FlaskClient) -> None:
     assert None not in leaves(doc)
     for key in QSTATS_KEYS:
         assert set(doc[key]) == {"AC", "Geyser", "Overall"}
-    assert doc["25p"] == {"AC": 1.5, "Geyser": 0.0, "Overall": 2.05}
-    assert doc["median"] == {"AC": 1.5, "Geyser": 0.0, "Overall": 2.1}
-    assert doc["75p"] == {"AC": 1.5, "Geyser": 0.0, "Overall": 2.2}
+    assert doc["25p"] == {"AC": 1.5, "Geyser": 0.0, "Overall": 2.075}
+    assert doc["median"] == {"AC": 1.5, "Geyser": 0.0, "Overall": 2.15}
+    assert doc["75p"] == {"AC": 1.5, "Geyser": 0.0, "Overall": 2.225}
     assert doc["rt_critical_value_0.01"]["AC"] == 1.5
     assert doc["rt_critical_value_0.01"]["Geyser"] == 0.0  # a constant channel: never null
     assert doc["best_distribution"]["Geyser"] in ("norm", "expon")
-    # The 23 whole 5 s windows of [T0, T0 + 119): 6 x 2.0, 6 x 2.1, 6 x 2.2, 5 x 2.3 kW.
-    means = np.array([2.0 + 0.1 * (k % 4) for k in range(23)])
+    # Grace 0 (the default): the 24 whole 5 s windows of [T0, T0 + 120), 6 each of 2.0, 2.1, 2.2 and 2.3 kW.
+    means = np.array([2.0 + 0.1 * (k % 4) for k in range(24)])
     expected = {
         "norm": float(means.mean() + Z_99 * means.std()),
         "expon": float(means.min() + (means.mean() - means.min()) * math.log(100.0)),
@@ -164,8 +166,18 @@ def test_qstats_values(app: Flask, client: FlaskClient) -> None:
     best = doc["best_distribution"]["Overall"]
     assert doc["rt_critical_value_0.01"]["Overall"] == round(expected[best], 3)
     assert doc["rt_critical_value_0.01"]["Overall"] >= doc["75p"]["Overall"]
-    assert (doc["household"], doc["interval"], doc["window_count"], doc["warming_up"]) == ("A", 5, 23, False)
-    assert (doc["from"], doc["to"], doc["samples"]) == ("2024-01-01T00:00:00Z", "2024-01-01T00:01:55Z", 115)
+    assert (doc["household"], doc["interval"], doc["window_count"], doc["warming_up"]) == ("A", 5, 24, False)
+    assert (doc["from"], doc["to"], doc["samples"]) == ("2024-01-01T00:00:00Z", "2024-01-01T00:02:00Z", 120)
+
+
+def test_qstats_leave_out_windows_inside_the_grace() -> None:
+    app = create_app(load_settings({"FLEET_GRACE_S": "1"}), start_mqtt=False)
+    feed(app, "A")  # watermark T0 + 120: with a grace of 1 s the window [T0 + 115, T0 + 120) is not final yet
+    client = app.test_client()
+    setup(client, "A")
+    doc = client.get("/stream_qstats").get_json()
+    assert (doc["window_count"], doc["to"], doc["samples"]) == (23, "2024-01-01T00:01:55Z", 115)
+    assert doc["median"]["Overall"] == 2.1  # 6 x 2.0, 6 x 2.1, 6 x 2.2, 5 x 2.3 kW
 
 
 def test_stream_selection(app: Flask) -> None:
@@ -189,7 +201,7 @@ def test_stream_selection(app: Flask) -> None:
     assert household(client_a, "?household=b&interval=5") == "B"
     assert other.get("/stream_qstats?household=B&interval=5").get_json()["median"]["Overall"] == 3.0
     hourly = other.get("/stream_qstats?household=A&interval=60").get_json()
-    assert (hourly["interval"], hourly["window_count"], hourly["warming_up"]) == (60, 1, True)
+    assert (hourly["interval"], hourly["window_count"], hourly["warming_up"]) == (60, 2, True)  # both minutes fed
     client_a.set_cookie("stream_id", "forgotten")
     assert household(client_a) == "B"  # an unknown cookie falls back to the latest setup
 

@@ -126,8 +126,13 @@ def test_households_before_any_reading(client: FlaskClient) -> None:
     assert body["tz"] == "UTC"
     assert body["span_s"] == SPAN_S == 3600
     assert body["interval_presets"] == [5, 15, 30, 60]
-    assert (body["grace_s"], body["max_panels"]) == (1, 4)
+    assert (body["grace_s"], body["max_panels"]) == (0, 4)
     assert "no-store" in response.headers["Cache-Control"]
+
+
+def test_households_report_the_configured_grace() -> None:
+    client = create_app(load_settings({"FLEET_GRACE_S": "3"}), start_mqtt=False).test_client()
+    assert client.get("/dashboard/households").get_json()["grace_s"] == 3  # the page's caught-up test uses it
 
 
 def test_households_start_index_is_an_hour_ago_on_the_meters_clock(app: Flask, client: FlaskClient) -> None:

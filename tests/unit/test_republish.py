@@ -112,7 +112,7 @@ def test_windows_go_out_retained_qos1_consecutive_and_aligned(rig: Rig) -> None:
     feed(rig.history, "A", T0, T0 + 30)
     rig.step()
     assert rig.publisher.docs(AGG_A) == []  # no window final yet
-    feed(rig.history, "A", T0 + 30, T0 + 61)  # watermark T0 + 61 = end of the first window + grace
+    feed(rig.history, "A", T0 + 30, T0 + 61)  # watermark T0 + 61: past the end of the first window
     rig.step()
     feed(rig.history, "A", T0 + 61, T0 + 241)
     rig.step()
@@ -130,7 +130,20 @@ def test_windows_go_out_retained_qos1_consecutive_and_aligned(rig: Rig) -> None:
     assert len(rig.publisher.docs(AGG_A)) == 4  # nothing twice
 
 
-def test_a_window_waits_for_the_grace_period(rig: Rig) -> None:
+def test_a_window_is_final_once_its_last_second_is_in_by_default(rig: Rig) -> None:
+    assert rig.settings.grace_s == 0
+    rig.step()
+    feed(rig.history, "A", T0, T0 + 59)
+    rig.step()
+    assert rig.publisher.docs(AGG_A) == []  # its last second is missing
+    feed(rig.history, "A", T0 + 59, T0 + 60)  # watermark T0 + 60 = the window's end
+    rig.step()
+    assert [d["window_end"] for d in rig.publisher.docs(AGG_A)] == ["2024-01-01T00:01:00Z"]
+    assert rig.publisher.docs(AGG_A)[0]["samples"] == 60
+
+
+def test_a_window_waits_for_the_grace_period() -> None:
+    rig = Rig({"FLEET_GRACE_S": "1"})
     rig.step()
     feed(rig.history, "A", T0, T0 + 60)  # the window's last second is in, but not end + grace_s
     rig.step()

@@ -20,7 +20,7 @@ def test_defaults() -> None:
     assert str(settings.zone()) == "UTC"
     assert settings.seed is None
     assert settings.households == ("A", "B", "C")
-    assert (settings.grace_s, settings.history_s, settings.heartbeat_s) == (1, 172_800, 15.0)
+    assert (settings.grace_s, settings.history_s, settings.heartbeat_s) == (0, 172_800, 15.0)
     assert settings.log_level == "INFO"
 
 
