@@ -76,7 +76,12 @@ REASONS: Final = (
 
 def valid_meter_id(meter_id: object) -> bool:
     """Whether ``meter_id`` is a string matching ``METER_ID_PATTERN``."""
-    return isinstance(meter_id, str) and _METER_ID_RE.fullmatch(meter_id) is not None
+    return isinstance(meter_id, str) and _valid_id_text(meter_id)
+
+
+@functools.lru_cache(maxsize=65_536)  # every reading checks its meter's id: a fleet has few, each seen every second
+def _valid_id_text(meter_id: str) -> bool:
+    return _METER_ID_RE.fullmatch(meter_id) is not None
 
 
 def reading_topic(meter_id: str) -> str:
@@ -202,6 +207,35 @@ class Reading:
     overall_kwh: float
 
     def __post_init__(self) -> None:
+        # The common case, checked in one pass (a fleet process makes 10,000 readings a second); anything else goes
+        # through the checks below, which name what is wrong. NaN fails every comparison, so it never passes here.
+        if (
+            type(self.meter) is str
+            and _valid_id_text(self.meter)
+            and type(self.seq) is int
+            and 0 <= self.seq <= MAX_SEQ
+            and type(self.ts) is int
+            and MIN_TS <= self.ts < MAX_TS
+            and (self.ac_w is None or (type(self.ac_w) is float and -MAX_ABS_POWER_W <= self.ac_w <= MAX_ABS_POWER_W))
+            and (
+                self.geyser_w is None
+                or (type(self.geyser_w) is float and -MAX_ABS_POWER_W <= self.geyser_w <= MAX_ABS_POWER_W)
+            )
+            and (
+                self.overall_w is None
+                or (type(self.overall_w) is float and -MAX_ABS_POWER_W <= self.overall_w <= MAX_ABS_POWER_W)
+            )
+            and type(self.ac_kwh) is float
+            and 0.0 <= self.ac_kwh <= MAX_ENERGY_KWH
+            and type(self.geyser_kwh) is float
+            and 0.0 <= self.geyser_kwh <= MAX_ENERGY_KWH
+            and type(self.overall_kwh) is float
+            and 0.0 <= self.overall_kwh <= MAX_ENERGY_KWH
+        ):
+            return
+        self._check()
+
+    def _check(self) -> None:
         if not valid_meter_id(self.meter):
             raise PayloadError("bad_type", "meter must match " + METER_ID_PATTERN)
         if not isinstance(self.seq, int) or isinstance(self.seq, bool):
@@ -225,24 +259,28 @@ class Reading:
         return tuple(None if w is None else w / 1000.0 for w in (self.ac_w, self.geyser_w, self.overall_w))  # type: ignore[return-value]
 
 
-def _round_or_none(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(float(value), digits)
-
-
 def encode_reading(reading: Reading) -> bytes:
-    """One-line UTF-8 JSON for a reading: powers to 0.1 W, energies to 0.1 Wh."""
-    body = {
-        "meter": reading.meter,
-        "seq": reading.seq,
-        "ts": format_ts(reading.ts),
-        "ac_w": _round_or_none(reading.ac_w, 1),
-        "geyser_w": _round_or_none(reading.geyser_w, 1),
-        "overall_w": _round_or_none(reading.overall_w, 1),
-        "ac_kwh": round(reading.ac_kwh, 4),
-        "geyser_kwh": round(reading.geyser_kwh, 4),
-        "overall_kwh": round(reading.overall_kwh, 4),
-    }
-    return json.dumps(body, allow_nan=False).encode("utf-8")
+    """One-line UTF-8 JSON for a reading: powers to 0.1 W, energies to 0.1 Wh.
+
+    The same bytes as ``json.dumps`` of the fields in this order (tested), written out directly: a fleet process encodes
+    10,000 of these a second. A valid ``Reading`` needs no escaping (its meter id is ``[A-Za-z0-9_-]``) and holds only
+    finite numbers.
+    """
+    return (
+        f'{{"meter": "{reading.meter}", "seq": {reading.seq}, "ts": "{_ts_text(reading.ts)}", '
+        f'"ac_w": {_number(reading.ac_w, 1)}, "geyser_w": {_number(reading.geyser_w, 1)}, '
+        f'"overall_w": {_number(reading.overall_w, 1)}, "ac_kwh": {round(reading.ac_kwh, 4)!r}, '
+        f'"geyser_kwh": {round(reading.geyser_kwh, 4)!r}, "overall_kwh": {round(reading.overall_kwh, 4)!r}}}'
+    ).encode()
+
+
+@functools.lru_cache(maxsize=1024)
+def _ts_text(epoch_s: int) -> str:
+    return format_ts(epoch_s)  # the seconds of a fleet's step are few and shared by every meter
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "null" if value is None else repr(round(float(value), digits))
 
 
 def _reject_constant(name: str) -> Any:

@@ -3,7 +3,7 @@
 A meter hands readings to MQTT as messages (one reading, or a batch of consecutive seqs); each QoS 1 message is
 acknowledged by the broker (PUBACK, by message id). ``acked_upto`` is the seq up to which every reading was
 acknowledged: it is kept in the outbox, so a restarted meter re-sends the rest. Readings recorded while the meter was
-not connected are *held* (never handed to paho, whose queue dies with the process) and sent from the outbox as
+not connected are *held* (never handed to the connection, whose queue dies with the process) and sent from the outbox as
 batches, oldest first, after the connection is back (``next_chunk``), a few messages in flight at a time so that
 live readings are never starved.
 """
@@ -17,24 +17,24 @@ BACKLOG_IN_FLIGHT: Final = 8  # backlog messages of one meter awaiting PUBACK be
 
 
 class Delivery:
-    """One meter's delivery state; seqs are consecutive integers, message ids are paho's ``mid``."""
+    """One meter's delivery state; seqs are consecutive integers, message ids are MQTT packet identifiers (``mid``)."""
 
     def __init__(self, acked_upto: int | None = None, last_seq: int | None = None) -> None:
-        self.pending: dict[int, tuple[int, int]] = {}  # mid -> (first, last) seq, handed to paho, not acknowledged
+        self.pending: dict[int, tuple[int, int]] = {}  # mid -> (first, last) seq, published, not acknowledged
         self.backlog: deque[list[int]] = deque()  # [first, last] seq ranges to send from the outbox, ascending
-        self.handed = acked_upto  # highest seq handed to paho (or acknowledged before this process)
+        self.handed = acked_upto  # highest seq published (or acknowledged before this process)
         if last_seq is not None and (acked_upto is None or acked_upto < last_seq):
             self.backlog.append([0 if acked_upto is None else acked_upto + 1, last_seq])
             self.handed = last_seq
         self._saved = acked_upto
 
     def sent(self, mid: int, first: int, last: int) -> None:
-        """Readings ``first..last`` went to paho as message ``mid``."""
+        """Readings ``first..last`` were published as message ``mid``."""
         self.pending[mid] = (first, last)
         self.handed = last if self.handed is None else max(self.handed, last)
 
     def held(self, first: int, last: int) -> None:
-        """Readings ``first..last`` are on record but not handed to paho (no connection, or paho refused them)."""
+        """Readings ``first..last`` are on record but not published (no connection, or the connection refused them)."""
         if self.backlog and self.backlog[-1][1] + 1 == first:
             self.backlog[-1][1] = last
         elif self.backlog and first < self.backlog[0][0]:

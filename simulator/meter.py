@@ -8,7 +8,7 @@ reported instantaneous power, not the meter's energy register; without it, a cha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from config.wire import Reading
 
@@ -43,7 +43,7 @@ def _registers(
 def skip(state: MeterState, true_kw: tuple[float, float, float]) -> MeterState:
     """A second with no reading on the wire (dropout): energy still accrues, ``seq`` does not move."""
     ac_kwh, geyser_kwh, overall_kwh = _registers(state, true_kw)
-    return replace(state, next_ts=state.next_ts + 1, ac_kwh=ac_kwh, geyser_kwh=geyser_kwh, overall_kwh=overall_kwh)
+    return MeterState(state.meter_id, state.seq, state.next_ts + 1, ac_kwh, geyser_kwh, overall_kwh)
 
 
 def step(
@@ -66,12 +66,5 @@ def step(
         geyser_kwh=geyser_kwh,
         overall_kwh=overall_kwh,
     )
-    following = replace(
-        state,
-        seq=state.seq + 1,
-        next_ts=state.next_ts + 1,
-        ac_kwh=ac_kwh,
-        geyser_kwh=geyser_kwh,
-        overall_kwh=overall_kwh,
-    )
-    return following, reading
+    # Built directly, not with dataclasses.replace (a fleet steps 10,000 meters a second).
+    return MeterState(state.meter_id, state.seq + 1, state.next_ts + 1, ac_kwh, geyser_kwh, overall_kwh), reading

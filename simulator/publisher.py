@@ -1,8 +1,9 @@
-"""The I/O shell of the simulator: one paho client per meter, all driven by one selector loop in one thread.
+"""The I/O shell of the simulator: one MQTT connection per meter, all driven by one selector loop in one thread.
 
-Each meter is a real MQTT client with its own client id and Last Will (``offline`` on its status topic), so the broker
-reports each meter's availability. No thread per meter: paho's socket API (``loop_read``/``loop_write``/``loop_misc``)
-is driven by a ``selectors`` loop, which is what lets one process hold many meters later.
+Each meter is a real MQTT client with its own client id, credentials and Last Will (``offline`` on its status topic),
+so the broker reports each meter's availability. No thread per meter: each meter's ``simulator.mqttconn`` connection
+(a minimal MQTT 3.1.1 client over a non-blocking socket; paho cost about twice the CPU per reading, see
+docs/performance.md) is driven by a ``selectors`` loop, which is what lets one process hold 10,000 meters.
 
 Publishing is scheduled against absolute simulated times (``SimClock``), never by sleeping after work, so it does not
 drift; a loop that fell behind catches up, at most ``CATCH_UP_LIMIT`` readings per meter per pass. With jitter (fleet
@@ -11,11 +12,11 @@ proportional to what is due, not to the fleet: meters wait in a heap of next-due
 next-attempt times (paced: ``connect_rate`` per second, reconnects after a random share of an exponential back-off),
 and only sockets that did something are re-registered with the selector.
 
-Delivery (``simulator.delivery``): each reading is in the outbox before it is handed to paho; a second's reading goes
+Delivery (``simulator.delivery``): each reading is in the outbox before it is published; a second's reading goes
 out alone on ``meters/<id>/reading``, several at once (catching up, warm-up) as batches on ``meters/<id>/readings``.
-While a meter is disconnected its readings are held, not queued in paho; after the connection is back, and after a
-restart for whatever the broker never acknowledged, they are sent from the outbox as batches, oldest first, a few
-messages in flight per meter (live readings go first). Replay requests from the bridge are answered the same way.
+While a meter is disconnected its readings are held, not queued in its connection; after the connection is back, and
+after a restart for whatever the broker never acknowledged, they are sent from the outbox as batches, oldest first, a
+few messages in flight per meter (live readings go first). Replay requests from the bridge are answered the same way.
 """
 
 from __future__ import annotations
@@ -24,16 +25,13 @@ import contextlib
 import logging
 import random
 import selectors
+import socket
+import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
+from typing import Final
 
 from config.errors import PayloadError
 from config.settings import BrokerAddress
@@ -43,6 +41,7 @@ from config.wire import (
     ONLINE,
     READING_QOS,
     STATUS_QOS,
+    Reading,
     batch_topic,
     decode_replay,
     encode_batch,
@@ -55,7 +54,9 @@ from config.wire import (
 from simulator.clock import SimClock
 from simulator.delivery import Delivery
 from simulator.fleet import Meter
-from simulator.outbox import Outbox
+from simulator.mqttconn import MqttConnection
+from simulator.mqttpacket import CONNACK_REASONS, Message, Will
+from simulator.outbox import Outbox, OutboxWriter
 from simulator.schedule import (
     DEFAULT_CONNECT_RATE,
     ConnectPacer,
@@ -65,14 +66,10 @@ from simulator.schedule import (
     jitter_offset,
 )
 
-if TYPE_CHECKING:
-    from paho.mqtt.client import SocketLike
-
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S: Final = 30
-MAX_INFLIGHT: Final = 200
-MAX_QUEUED: Final = 10_000  # messages paho may hold; readings of a disconnected meter wait in the outbox instead
+MAX_QUEUED: Final = 10_000  # QoS 1 messages a connection may hold; readings of a disconnected meter wait in the outbox
 CATCH_UP_LIMIT: Final = 200
 MAX_WAIT_S: Final = 0.25
 RECONNECT_MIN_S: Final = 0.5
@@ -88,7 +85,7 @@ LATE_BOUND_S: Final = 0.2  # the stop summary counts readings published within t
 
 
 class MeterLink:
-    """One meter's MQTT connection; callbacks only log and set flags, they never raise."""
+    """One meter's MQTT connection (``simulator.mqttconn``); callbacks only log and set flags, they never raise."""
 
     def __init__(
         self, meter_id: str, broker: BrokerAddress, delivery: Delivery | None = None, keepalive_s: int = KEEPALIVE_S
@@ -97,83 +94,61 @@ class MeterLink:
         self.keepalive_s = keepalive_s
         self.broker = broker
         self.delivery = delivery if delivery is not None else Delivery()
-        self.connected = False
         self.published = 0
         self.dropped = 0
         self.next_attempt = 0.0
         self.backoff = RECONNECT_MIN_S
-        self._configured = False
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"meter-{meter_id}",
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-        )
+        self.quiet = False  # set at shutdown: a disconnect we asked for is not worth a warning
         login = broker.login(meter_id)  # the meter's own user (config.credentials), or the URL's
-        if login is not None:
-            client.username_pw_set(*login)
-        if broker.tls:
-            client.tls_set(ca_certs=broker.tls_ca)
-        client.will_set(status_topic(meter_id), OFFLINE, qos=STATUS_QOS, retain=True)
-        client.max_inflight_messages_set(MAX_INFLIGHT)
-        client.max_queued_messages_set(MAX_QUEUED)
+        client = MqttConnection(
+            f"meter-{meter_id}",
+            will=Will(status_topic(meter_id), OFFLINE.encode(), qos=STATUS_QOS, retain=True),
+            username=None if login is None else login[0],
+            password=None if login is None else login[1],
+            tls=_tls_context(broker),
+            max_queued=MAX_QUEUED,
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         self.replays: deque[tuple[int, int]] = deque(maxlen=MAX_PENDING_REPLAYS)
         self.client = client
+        self._reading_topic = reading_topic(meter_id)
+        self._batch_topic = batch_topic(meter_id)
         # Set by the loop: told when the connection is lost, and when a replay request arrives.
         self.on_lost: Callable[[MeterLink], None] | None = None
         self.on_replay: Callable[[MeterLink], None] | None = None
         self.on_acked: Callable[[MeterLink], None] | None = None
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            log.warning("meter %s: broker refused connection: %s", self.meter_id, reason)
+    @property
+    def connected(self) -> bool:
+        """The broker accepted the connection and it is still open."""
+        return self.client.connected
+
+    def _on_connect(self, code: int) -> None:
+        if code != 0:
+            log.warning("meter %s: broker refused connection: %s", self.meter_id, CONNACK_REASONS.get(code, code))
             return
-        self.connected = True
         self.backoff = RECONNECT_MIN_S
-        client.publish(status_topic(self.meter_id), ONLINE, qos=STATUS_QOS, retain=True)
-        client.subscribe(replay_topic(self.meter_id), qos=READING_QOS)  # again on every connect
+        self.client.publish(status_topic(self.meter_id), ONLINE.encode(), STATUS_QOS, retain=True)
+        self.client.subscribe(replay_topic(self.meter_id), READING_QOS)  # again on every connect
         log.info("meter %s online at %s", self.meter_id, self.broker.url())
 
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.DisconnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if self.connected:
+    def _on_disconnect(self, reason: str) -> None:
+        if not self.quiet:
             log.warning("meter %s disconnected: %s", self.meter_id, reason)
-        self.connected = False
         if self.on_lost is not None:
             self.on_lost(self)
 
-    def _on_publish(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        mid: int,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
+    def _on_publish(self, mid: int) -> None:
         self.delivery.acked(mid)
         if self.on_acked is not None:
             self.on_acked(self)
 
-    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, message: Message) -> None:
         try:
-            self.replays.append(decode_replay(bytes(message.payload)))
+            self.replays.append(decode_replay(message.payload))
             if self.on_replay is not None:
                 self.on_replay(self)
         except PayloadError as exc:
@@ -187,11 +162,7 @@ class MeterLink:
         if self.client.socket() is not None or now < self.next_attempt:
             return self.client.socket() is not None
         try:
-            if self._configured:
-                self.client.reconnect()
-            else:
-                self.client.connect(self.broker.host, self.broker.port, self.keepalive_s)
-                self._configured = True
+            self.client.connect(self.broker.host, self.broker.port, self.keepalive_s)
         except OSError as exc:
             delay = self.retry_later(now, random.random())
             log.warning("meter %s: cannot reach %s (%s); retry in %.1f s", self.meter_id, self.broker.url(), exc, delay)
@@ -205,30 +176,51 @@ class MeterLink:
         self.backoff = min(self.backoff * 2, RECONNECT_MAX_S)
         return delay
 
+    def send_one(self, payload: bytes, seq: int) -> bool:
+        """Publish one live reading (seq ``seq``) alone on the reading topic; False if the connection refused it (the
+        caller holds it). The common case of ``send``, without its batching."""
+        mid = self.client.publish(self._reading_topic, payload, READING_QOS)
+        if mid is None:
+            self._refused()
+            self.delivery.held(seq, seq)
+            return False
+        self.published += 1
+        self.delivery.sent(mid, seq, seq)
+        return True
+
     def send(self, payloads: Sequence[bytes], first: int | None) -> bool:
         """Publish consecutive readings (seq ``first`` onwards; None for a replay, which delivery does not track): one
-        alone on the reading topic, more as batches. False if paho refused a message; the caller holds the rest."""
+        alone on the reading topic, more as batches. False if the connection refused a message (too many waiting); the
+        caller holds the rest."""
         chunks = [payloads] if len(payloads) == 1 else split_batches(payloads)
         end = None if first is None else first + len(payloads) - 1
         for chunk in chunks:
             if len(chunk) == 1 and len(payloads) == 1:
-                topic, payload = reading_topic(self.meter_id), chunk[0]
+                topic, payload = self._reading_topic, chunk[0]
             else:
-                topic, payload = batch_topic(self.meter_id), encode_batch(chunk)
-            info = self.client.publish(topic, payload, qos=READING_QOS, retain=False)
-            # NO_CONN: paho keeps the QoS 1 message and sends it on the next connection.
-            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-                self.dropped += 1
-                if self.dropped == 1 or self.dropped % 1000 == 0:
-                    log.warning("meter %s: paho refused %d messages (%s)", self.meter_id, self.dropped, info.rc)
+                topic, payload = self._batch_topic, encode_batch(chunk)
+            mid = self.client.publish(topic, payload, READING_QOS)
+            # Not connected: the connection keeps the QoS 1 message and sends it after the next CONNACK.
+            if mid is None:
+                self._refused()
                 if first is not None and end is not None:
                     self.delivery.held(first, end)  # this chunk and the rest wait in the outbox
                 return False
             self.published += len(chunk)
             if first is not None:
-                self.delivery.sent(info.mid, first, first + len(chunk) - 1)
+                self.delivery.sent(mid, first, first + len(chunk) - 1)
                 first += len(chunk)
         return True
+
+    def _refused(self) -> None:
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 1000 == 0:
+            log.warning("meter %s: %d messages refused (%d waiting)", self.meter_id, self.dropped, MAX_QUEUED)
+
+
+def _tls_context(broker: BrokerAddress) -> ssl.SSLContext | None:
+    """Verify the broker against ``tls_ca`` (or the system's CAs) and its host name, as paho's ``tls_set`` does."""
+    return ssl.create_default_context(cafile=broker.tls_ca) if broker.tls else None
 
 
 def _delivery(outbox: Outbox | None, meter_id: str) -> Delivery:
@@ -264,7 +256,7 @@ class FleetLoop:
         self.stop_event = threading.Event()
         self.lateness = LatenessHistogram()  # live readings, counted once every meter has been connected
         self._selector = selectors.DefaultSelector()
-        self._registered: dict[str, tuple[SocketLike, int]] = {}
+        self._registered: dict[str, tuple[socket.socket, int]] = {}
         self._touched: dict[str, MeterLink] = {}  # links whose socket may need (re-)registering this pass
         self._backlogged: dict[str, MeterLink] = {}  # links with held readings (insertion-ordered set)
         self._replaying: dict[str, MeterLink] = {}  # links with replay requests
@@ -278,6 +270,11 @@ class FleetLoop:
         self._step_s = min(STEP_S, 0.5 / clock.speed)
         self._started = self.wall()
         self._all_connected = False
+        # Readings wait here (job number, meters' runs, payloads) until the outbox writer has committed them.
+        self._writer = OutboxWriter(outbox) if outbox is not None else None
+        self._awaiting: deque[tuple[int, list[tuple[Meter, list[Reading]]], list[bytes]]] = deque()
+        if self._writer is not None:
+            self._selector.register(self._writer.wakeup, selectors.EVENT_READ, None)
         for meter_id, meter in self.meters.items():
             self._due.push(self._due_wall(meter), meter_id)
             link = self.links[meter_id]
@@ -298,8 +295,16 @@ class FleetLoop:
             while not self.stop_event.is_set():
                 self._pass()
         finally:
+            if self._writer is not None and self._writer.error is None:
+                if not self._writer.flush(STOP_FLUSH_S):
+                    log.warning(
+                        "outbox: not every reading was committed in %.0f s; those are not published", STOP_FLUSH_S
+                    )
+                self._release()
             self._shutdown()
             self._selector.close()
+            if self._writer is not None:
+                self._writer.close()
             if self._all_connected:
                 log.info(
                     "lateness of live readings since every meter was connected: %s",
@@ -310,7 +315,9 @@ class FleetLoop:
 
     def _due_wall(self, meter: Meter) -> float:
         """Wall time at which the meter's next reading is scheduled (end of its second plus the meter's offset)."""
-        return self.clock.wall_at(meter.next_due_sim() + self._offsets[meter.meter_id])
+        clock = self.clock  # SimClock.wall_at, written out: called for every reading
+        sim = meter.state.next_ts + 1 + self._offsets[meter.state.meter_id]
+        return clock.wall_origin + (sim - clock.sim_origin) / clock.speed
 
     def _lost(self, link: MeterLink) -> None:
         self._touched[link.meter_id] = link
@@ -337,6 +344,7 @@ class FleetLoop:
                 self._connects.push(link.next_attempt, meter_id)
 
     def _pass(self) -> None:
+        self._release()
         now = self.wall()
         self._connect_due(now)
         if now >= self._next_step:
@@ -349,8 +357,9 @@ class FleetLoop:
         if now >= self._next_misc:
             for link in self.links.values():
                 if link.client.socket() is not None:
-                    link.client.loop_misc()
-                    self._touched[link.meter_id] = link
+                    link.client.misc()
+                    if link.client.want_write() or link.client.socket() is None:
+                        self._touched[link.meter_id] = link
             self._next_misc = now + 1.0
             if not self._all_connected and all(link.connected for link in self.links.values()):
                 self._all_connected = True
@@ -359,27 +368,47 @@ class FleetLoop:
         wake = max(wake, self._next_step)
         if self._connects.next_at() is not None:
             wake = min(wake, max(self._connects.next_at() or 0.0, self._pacer.next_at()))
-        self._service(max(0.0, wake - self.wall()))
+        self._service(wake)
 
     def _step(self, now: float) -> None:
-        """Take the meters whose next reading is due, record their readings, publish them."""
+        """Take the meters whose next reading is due and record their readings (the outbox writer); they are published
+        once committed (``_release``), or at once without an outbox."""
         sim_now = self.clock.sim_at(now)
         runs = []
         for meter_id in self._due.pop_due(now):
             meter = self.meters[meter_id]
             runs.append((meter, meter.due(sim_now - self._offsets[meter_id], CATCH_UP_LIMIT)))
         due = [reading for _, readings in runs for reading in readings]
+        for meter, _ in runs:
+            self._due.push(self._due_wall(meter), meter.meter_id)
+        payloads = [encode_reading(r) for r in due]
+        if self._writer is None:
+            self._publish(runs, payloads)
+            return
         # On disk first (the outbox), then on the wire: a killed meter restarts from what it published.
-        if self.outbox is not None:
-            unsaved, self._unsaved = self._unsaved, {}
-            acked = {m: upto for m, link in unsaved.items() if (upto := link.delivery.unsaved()) is not None}
-            payloads = self.outbox.record(due, acked)
-        else:
-            payloads = [encode_reading(r) for r in due]
+        unsaved, self._unsaved = self._unsaved, {}
+        acked = {m: upto for m, link in unsaved.items() if (upto := link.delivery.unsaved()) is not None}
+        if due or acked:
+            job = self._writer.submit(due, payloads, acked)
+            if due:
+                self._awaiting.append((job, runs, payloads))
+
+    def _release(self) -> None:
+        """Publish the readings whose outbox transaction has committed, in the order they were taken."""
+        writer = self._writer
+        if writer is None:
+            return
+        if writer.error is not None:
+            raise RuntimeError("the outbox could not be written") from writer.error
+        while self._awaiting and self._awaiting[0][0] <= writer.committed:
+            _, runs, payloads = self._awaiting.popleft()
+            self._publish(runs, payloads)
+
+    def _publish(self, runs: list[tuple[Meter, list[Reading]]], payloads: list[bytes]) -> None:
+        """Send each meter's new readings (or hold them while it is not connected); count their lateness."""
         at = 0
         count = self._all_connected
         for meter, readings in runs:
-            self._due.push(self._due_wall(meter), meter.meter_id)
             if not readings:
                 continue
             link = self.links[meter.meter_id]
@@ -400,10 +429,12 @@ class FleetLoop:
 
     def _send_live(self, link: MeterLink, first: int, payloads: list[bytes]) -> None:
         """Publish a meter's new readings (seqs ``first``..), or hold them while it is not connected."""
-        if link.connected and not link.send(payloads, first):
-            return  # send() held what paho refused
         if not link.connected:
             link.delivery.held(first, first + len(payloads) - 1)
+        elif len(payloads) == 1:
+            link.send_one(payloads[0], first)
+        else:
+            link.send(payloads, first)  # it holds what the connection refuses
 
     def _send_backlog(self, outbox: Outbox) -> None:
         """Send held readings from the outbox, oldest first, at most ``BACKLOG_PER_PASS`` a pass."""
@@ -449,18 +480,31 @@ class FleetLoop:
             if budget <= 0:
                 break
 
-    def _service(self, timeout: float) -> None:
-        self._sync_registrations()
-        if not self._registered:
-            self.stop_event.wait(timeout)
-            return
-        for key, events in self._selector.select(timeout):
-            link: MeterLink = key.data
-            self._touched[link.meter_id] = link
-            if events & selectors.EVENT_READ:
-                link.client.loop_read()
-            if events & selectors.EVENT_WRITE and link.client.socket() is not None:
-                link.client.loop_write()
+    def _service(self, until: float) -> None:
+        """Handle socket events until wall time ``until`` (PUBACKs, commands, the outbox writer's commits), publishing
+        committed readings as they come; the rest of a pass (stepping, connects, backlog) waits for ``until``. A pass
+        per event would cost more than the event at 10,000 meters."""
+        while True:
+            self._sync_registrations()
+            timeout = max(0.0, until - self.wall())
+            if not self._registered and self._writer is None:
+                self.stop_event.wait(timeout)
+                return
+            ready = self._selector.select(timeout)
+            for key, events in ready:
+                if key.data is None:  # the outbox writer committed something
+                    if self._writer is not None:
+                        self._writer.drain()
+                    self._release()
+                    continue
+                link: MeterLink = key.data
+                self._touched[link.meter_id] = link
+                if events & selectors.EVENT_READ:
+                    link.client.read()
+                if events & selectors.EVENT_WRITE:
+                    link.client.write()
+            if not ready or self.wall() >= until or self.stop_event.is_set():
+                return
 
     def _sync_registrations(self) -> None:
         """(Re-)register the sockets of the links that did something since the last call (only those can change)."""
@@ -485,19 +529,19 @@ class FleetLoop:
 
     def _shutdown(self) -> None:
         """Publish ``offline`` (retained) for every connected meter, flush, and disconnect."""
-        infos = []
+        mids = []
         for link in self.links.values():
             if link.connected:
-                infos.append(link.client.publish(status_topic(link.meter_id), OFFLINE, qos=STATUS_QOS, retain=True))
+                mid = link.client.publish(status_topic(link.meter_id), OFFLINE.encode(), STATUS_QOS, retain=True)
+                if mid is not None:
+                    mids.append((link, mid))
         deadline = self.wall() + STOP_FLUSH_S
-        while infos and not all(info.is_published() for info in infos) and self.wall() < deadline:
-            self._service(0.05)
+        while mids and not all(link.client.is_acked(mid) for link, mid in mids) and self.wall() < deadline:
+            self._service(self.wall() + 0.05)
         for link in self.links.values():
-            link.connected = False  # a disconnect we asked for is not worth a warning
+            link.quiet = True
             link.on_lost = None
-            if link.client.socket() is not None:
-                link.client.disconnect()
-                link.client.loop_write()
+            link.client.disconnect()
         total = sum(link.published for link in self.links.values())
         shown = list(self.links.items())[:SHOW_METERS]
         log.info(

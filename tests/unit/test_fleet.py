@@ -101,3 +101,17 @@ def test_unknown_profile_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="unknown profile"):
         make_profile("nope", fleet_specs(["A"])[0], UTC_ZONE, 1)
+
+
+@pytest.mark.parametrize("profile", ["classic", "realistic"])
+def test_next_minute_made_ahead_gives_the_same_readings(profile: str) -> None:
+    """A meter makes its next minute ahead, at its own second of the current one; one stepped a second at a time (so
+    it makes each next minute ahead) and one asked for 5 minutes at once give the same readings."""
+    specs = fleet_specs(["A", "B", "C"], 6)
+    stepped = build_meters(specs, 1, UTC_ZONE, T0 + 7, profile)
+    at_once = build_meters(specs, 1, UTC_ZONE, T0 + 7, profile)
+    assert len({m.prefetch_s for m in stepped}) > 1  # spread over the minute
+    for slow, fast in zip(stepped, at_once, strict=True):
+        one_by_one = [r for s in range(1, 301) for r in slow.due(T0 + 7 + s, limit=5)]
+        assert one_by_one == fast.due(T0 + 7 + 300, limit=1000)
+        assert len(one_by_one) == 300

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from config.wire import encode_reading
 from simulator.fleet import build_meters, fleet_specs
-from simulator.outbox import Outbox
+from simulator.outbox import Outbox, OutboxWriter
 
 T0 = 1_704_067_200
 UTC_ZONE = ZoneInfo("UTC")
@@ -42,3 +44,48 @@ def test_prune_keeps_the_retention_of_each_meter(tmp_path: Path) -> None:
     outbox.prune()
     rows = outbox._conn.execute("SELECT meter, MIN(ts), COUNT(*) FROM outbox GROUP BY meter ORDER BY meter").fetchall()
     assert rows == [("A", T0 + 239, 61), ("B", T0 + 239, 61)]
+
+
+def test_writer_commits_in_order_with_exact_payloads_and_registers(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    writer = OutboxWriter(outbox)
+    meters = build_meters(fleet_specs(["A", "B"]), 1, UTC_ZONE, T0, "classic")
+    readings = [r for m in meters for r in m.due(T0 + 120, limit=1000)]
+    payloads = [encode_reading(r) for r in readings]
+    jobs = [writer.submit(readings[:100], payloads[:100], {}), writer.submit(readings[100:], payloads[100:], {"A": 41})]
+    assert jobs == [1, 2]
+    assert writer.flush(10.0)
+    assert writer.committed == 2
+    assert writer.error is None
+    assert outbox.payloads("A", 0, 119) == payloads[:120]  # the very bytes that were handed in
+    assert outbox.payloads("B", 10, 12) == payloads[130:133]
+    last = outbox.last("B")
+    assert last is not None
+    assert (last.seq, last.ts) == (119, T0 + 119)
+    # Registers come back as the same doubles (the restart continues from them), not as the payload's 4 decimals.
+    assert (last.ac_kwh, last.geyser_kwh, last.overall_kwh) == (
+        readings[-1].ac_kwh,
+        readings[-1].geyser_kwh,
+        readings[-1].overall_kwh,
+    )
+    assert outbox.acked_upto("A") == 41
+    writer.drain()
+    writer.close()
+    outbox.close()
+
+
+def test_writer_failure_is_kept_and_nothing_after_it_is_written(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    writer = OutboxWriter(outbox)
+    meter = build_meters(fleet_specs(["A"]), 1, UTC_ZONE, T0, "classic")[0]
+    readings = meter.due(T0 + 3, limit=10)
+    payloads = [encode_reading(r) for r in readings]
+    outbox._conn.execute("ALTER TABLE acked RENAME TO acked_gone")  # the writer's acknowledgement marks now fail
+    writer.submit(readings[:1], payloads[:1], {"A": 0})
+    writer.submit(readings[1:], payloads[1:], {})  # would succeed, but must not be written after a failure
+    assert not writer.flush(10.0)
+    assert isinstance(writer.error, sqlite3.OperationalError)
+    assert writer.committed == 0
+    assert outbox.last("A") is None  # the failed transaction left nothing, and the next one was not tried
+    writer.close()
+    outbox.close()

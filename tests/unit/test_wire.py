@@ -6,11 +6,18 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config.errors import PayloadError
 from config.wire import (
+    MAX_ABS_POWER_W,
     MAX_BATCH,
+    MAX_ENERGY_KWH,
     MAX_PAYLOAD_BYTES,
+    MAX_SEQ,
+    MAX_TS,
+    MIN_TS,
     READING_FIELDS,
     REASONS,
     Reading,
@@ -344,3 +351,34 @@ def test_split_batches_respects_count_and_size() -> None:
     assert all(len(encode_batch(run)) <= MAX_PAYLOAD_BYTES for run in split_batches(big))
     longest = Reading("M" * 64, 2**63 - 1, T0, -1e8, -1e8, -1e8, 1e9, 1e9, 1e9)  # the widest reading there is
     assert len(encode_batch([encode_reading(longest)] * MAX_BATCH)) <= MAX_PAYLOAD_BYTES
+
+
+_POWERS = st.none() | st.floats(-MAX_ABS_POWER_W, MAX_ABS_POWER_W) | st.integers(-(10**8), 10**8)
+_ENERGIES = st.floats(0.0, MAX_ENERGY_KWH) | st.integers(0, 10**9)
+
+
+@given(
+    meter=st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
+    seq=st.integers(0, MAX_SEQ),
+    ts=st.integers(MIN_TS, MAX_TS - 1),
+    powers=st.tuples(_POWERS, _POWERS, _POWERS),
+    energies=st.tuples(_ENERGIES, _ENERGIES, _ENERGIES),
+)
+def test_encode_reading_writes_the_bytes_json_dumps_would(
+    meter: str,
+    seq: int,
+    ts: int,
+    powers: tuple[float | None, float | None, float | None],
+    energies: tuple[float, float, float],
+) -> None:
+    reading = Reading(meter, seq, ts, *powers, *energies)
+    watts = [None if v is None else round(float(v), 1) for v in powers]
+    body = {
+        "meter": meter,
+        "seq": seq,
+        "ts": format_ts(ts),
+        **dict(zip(("ac_w", "geyser_w", "overall_w"), watts, strict=True)),
+        **{k: round(v, 4) for k, v in zip(("ac_kwh", "geyser_kwh", "overall_kwh"), energies, strict=True)},
+    }
+    assert encode_reading(reading) == json.dumps(body, allow_nan=False).encode()
+    assert decode_reading(reading_topic(meter), encode_reading(reading)).seq == seq

@@ -1,0 +1,316 @@
+"""One meter's MQTT 3.1.1 connection over a non-blocking socket, driven by the fleet's selector loop (I/O shell).
+
+The packets are ``simulator.mqttpacket``'s; this class owns the socket, the bytes waiting to go out, the QoS 1
+messages not yet acknowledged, and the keepalive. It behaves as paho does where the meters depend on it:
+
+- ``publish`` at QoS 1 keeps the message until its PUBACK; messages not acknowledged when the connection is lost are
+  sent again (DUP set) after the next CONNACK, oldest first, and a message published while disconnected waits for the
+  next connection (at QoS 0 it is dropped). At most ``max_queued`` messages wait; beyond that ``publish`` refuses.
+- keepalive: a PINGREQ when nothing was sent or received for ``keepalive_s``; the connection counts as lost when the
+  broker has not answered it ``keepalive_s`` later.
+- callbacks (``on_connect(code)``, ``on_disconnect(reason)``, ``on_publish(mid)``, ``on_message(message)``) run in
+  the loop's thread, from ``read``/``write``/``misc``; they must not raise (the owner's callbacks catch).
+
+Reading takes whatever the socket holds (up to ``READ_BYTES``) in one ``recv`` and handles every whole packet in it;
+a published message is one ``send`` (nothing is batched across meters: each meter has its own connection).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from typing import Final
+
+from simulator.mqttpacket import (
+    CONNACK,
+    CONNACK_REASONS,
+    DISCONNECT_PACKET,
+    PINGREQ_PACKET,
+    PINGRESP,
+    PUBACK,
+    PUBLISH,
+    SUBACK,
+    SUBACK_FAILURE,
+    Message,
+    Packet,
+    ProtocolError,
+    Will,
+    as_duplicate,
+    connack_code,
+    connect_packet,
+    packet_id,
+    parse_publish,
+    puback_packet,
+    publish_packet,
+    split_packets,
+    string,
+    subscribe_packet,
+)
+
+log = logging.getLogger(__name__)
+
+READ_BYTES: Final = 65_536
+CONNECT_TIMEOUT_S: Final = 5.0
+MAX_MID: Final = 0xFFFF
+
+
+class MqttConnection:
+    """A minimal MQTT 3.1.1 client for one meter: connect, publish (QoS 0/1), subscribe, keepalive, Last Will."""
+
+    def __init__(
+        self,
+        client_id: str,
+        *,
+        will: Will | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        max_queued: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client_id = client_id
+        self.will = will
+        self.username = username
+        self.password = password
+        self.tls = tls
+        self.max_queued = max_queued
+        self.clock = clock
+        self.keepalive_s = 60
+        self.connected = False  # CONNACK accepted, and the socket still open
+        self.on_connect: Callable[[int], None] | None = None
+        self.on_disconnect: Callable[[str], None] | None = None
+        self.on_publish: Callable[[int], None] | None = None
+        self.on_message: Callable[[Message], None] | None = None
+        self._sock: socket.socket | None = None
+        self._in = bytearray()
+        self._out = bytearray()
+        self._inflight: dict[int, bytes] = {}  # mid -> PUBLISH packet, QoS 1, not acknowledged (insertion = age)
+        self._unsent: list[int] = []  # mids published while not connected, in order
+        self._next_mid = 0
+        self._last_in = self._last_out = 0.0
+        self._ping_sent = 0.0
+        self._topics: dict[str, bytes] = {}  # topic -> its length-prefixed bytes
+
+    # -- what the loop asks -------------------------------------------------------------------------------------
+
+    def socket(self) -> socket.socket | None:
+        """The open socket (to register with a selector), or None."""
+        return self._sock
+
+    def want_write(self) -> bool:
+        """Bytes are waiting for the socket to take them."""
+        return bool(self._out)
+
+    def is_acked(self, mid: int) -> bool:
+        """The broker acknowledged message ``mid`` (or it was QoS 0 and sent)."""
+        return mid not in self._inflight
+
+    @property
+    def queued(self) -> int:
+        """QoS 1 messages held until their PUBACK."""
+        return len(self._inflight)
+
+    # -- connection -----------------------------------------------------------------------------------------------
+
+    def connect(self, host: str, port: int, keepalive_s: int) -> None:
+        """Open the TCP (and TLS) connection and send CONNECT; CONNACK comes later (``read``). Raises ``OSError``."""
+        if self._sock is not None:
+            return
+        self.keepalive_s = keepalive_s
+        raw = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = self.tls.wrap_socket(raw, server_hostname=host) if self.tls is not None else raw
+            sock.setblocking(False)
+        except BaseException:
+            raw.close()
+            raise
+        self._sock = sock
+        self._in.clear()
+        self._out.clear()
+        self._last_in = self._last_out = self.clock()
+        self._ping_sent = 0.0
+        self._queue(
+            connect_packet(self.client_id, keepalive_s, will=self.will, username=self.username, password=self.password)
+        )
+
+    def disconnect(self) -> None:
+        """Send DISCONNECT (the broker then does not publish the Will) and close; no callback."""
+        if self._sock is None:
+            return
+        self._queue(DISCONNECT_PACKET)
+        self._close()
+
+    def _close(self) -> None:
+        sock, self._sock = self._sock, None
+        self.connected = False
+        self._out.clear()
+        self._in.clear()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _lost(self, reason: str) -> None:
+        if self._sock is None:
+            return
+        self._close()
+        self._unsent = list(self._inflight)  # sent again after the next CONNACK, oldest first
+        if self.on_disconnect is not None:
+            self.on_disconnect(reason)
+
+    # -- sending --------------------------------------------------------------------------------------------------
+
+    def _queue(self, packet: bytes) -> None:
+        """Send ``packet`` now if nothing is waiting, else after what is."""
+        if self._out:
+            self._out += packet
+            return
+        self._out += packet
+        self.write()
+
+    def write(self) -> None:
+        """Give the socket what it takes of the waiting bytes."""
+        sock = self._sock
+        if sock is None or not self._out:
+            return
+        try:
+            sent = sock.send(self._out)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return
+        except OSError as exc:
+            self._lost(f"send failed: {exc}")
+            return
+        del self._out[:sent]
+        self._last_out = self.clock()
+
+    def _mid(self) -> int:
+        for _ in range(MAX_MID):
+            self._next_mid = self._next_mid % MAX_MID + 1
+            if self._next_mid not in self._inflight:
+                return self._next_mid
+        raise RuntimeError("every message id is in flight")  # pragma: no cover - max_queued is far below 65,535
+
+    def _topic(self, topic: str) -> bytes:
+        encoded = self._topics.get(topic)
+        if encoded is None:
+            if len(self._topics) > 64:
+                self._topics.clear()
+            encoded = self._topics[topic] = string(topic)
+        return encoded
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False) -> int | None:
+        """Publish; the message id (0 for QoS 0), or None if ``max_queued`` QoS 1 messages already wait."""
+        if qos == 0:
+            if self.connected:
+                self._queue(publish_packet(self._topic(topic), payload, 0, retain=retain))
+            return 0
+        if len(self._inflight) >= self.max_queued:
+            return None
+        mid = self._mid()
+        packet = publish_packet(self._topic(topic), payload, 1, mid, retain=retain)
+        self._inflight[mid] = packet
+        if self.connected:
+            self._queue(packet)
+        else:
+            self._unsent.append(mid)
+        return mid
+
+    def subscribe(self, topic: str, qos: int) -> None:
+        """Subscribe (sent now if connected; subscriptions are not kept across connections: subscribe in
+        ``on_connect``)."""
+        if self.connected:
+            self._queue(subscribe_packet(self._mid(), topic, qos))
+
+    # -- receiving ------------------------------------------------------------------------------------------------
+
+    def read(self) -> None:
+        """Take what the socket holds and handle every whole packet in it."""
+        sock = self._sock
+        if sock is None:
+            return
+        while True:
+            try:
+                data = sock.recv(READ_BYTES)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            except OSError as exc:
+                self._lost(f"receive failed: {exc}")
+                return
+            if not data:
+                self._lost("connection closed by the broker")
+                return
+            self._in += data
+            # A plain socket that returned less than asked holds nothing more; TLS may have decrypted bytes pending.
+            if len(data) < READ_BYTES and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                break
+        self._last_in = self.clock()
+        self._ping_sent = 0.0
+        try:
+            for first, body in split_packets(self._in):
+                self._handle(first, body)
+                if self._sock is None:
+                    return
+        except ProtocolError as exc:
+            log.warning("mqtt %s: %s; closing", self.client_id, exc)
+            self._lost(f"protocol error: {exc}")
+
+    def _handle(self, first: int, body: bytes) -> None:
+        kind = first & 0xF0
+        if kind == PUBACK:
+            if len(body) != 2:
+                raise ProtocolError("malformed PUBACK")
+            mid = (body[0] << 8) | body[1]
+            if self._inflight.pop(mid, None) is not None and self.on_publish is not None:
+                self.on_publish(mid)
+        elif kind == PUBLISH:
+            message = parse_publish(Packet(first, body))
+            if message.qos == 1:
+                self._queue(puback_packet(message.mid))
+            if self.on_message is not None:
+                self.on_message(message)
+        elif kind == CONNACK:
+            self._connack(first, body)
+        elif kind == SUBACK:
+            packet = Packet(first, body)
+            if SUBACK_FAILURE in packet.body[2:]:
+                log.warning("mqtt %s: subscription %d refused by the broker", self.client_id, packet_id(packet))
+        elif kind == PINGRESP:
+            pass
+        else:
+            raise ProtocolError(f"unexpected packet type 0x{first:02x}")
+
+    def _connack(self, first: int, body: bytes) -> None:
+        code = connack_code(Packet(first, body))
+        if code != 0:
+            reason = CONNACK_REASONS.get(code, f"refused ({code})")
+            if self.on_connect is not None:
+                self.on_connect(code)
+            self._lost(f"connection refused: {reason}")
+            return
+        self.connected = True
+        unsent, self._unsent = self._unsent, []
+        for mid in unsent:  # messages not acknowledged on the last connection, or published while disconnected
+            packet = self._inflight.get(mid)
+            if packet is not None:
+                self._queue(as_duplicate(packet))
+        if self.on_connect is not None:
+            self.on_connect(0)
+
+    # -- keepalive --------------------------------------------------------------------------------------------------
+
+    def misc(self) -> None:
+        """Keepalive: ping when idle for ``keepalive_s``; lost when a ping was not answered within ``keepalive_s``."""
+        if self._sock is None or self.keepalive_s <= 0:
+            return
+        now = self.clock()
+        if self._ping_sent:
+            if now - self._ping_sent >= self.keepalive_s:
+                self._lost("keepalive: the broker did not answer")
+            return
+        if now - self._last_out >= self.keepalive_s or now - self._last_in >= self.keepalive_s:
+            self._ping_sent = now
+            self._queue(PINGREQ_PACKET)

@@ -1,0 +1,231 @@
+"""The MQTT 3.1.1 packets a meter sends and receives, as bytes (pure: no sockets, no clock).
+
+A meter needs a small part of MQTT 3.1.1 (OASIS standard, 2014): CONNECT (client id, clean session, Last Will,
+username and password, keepalive), PUBLISH at QoS 0 or 1 both ways, PUBACK both ways, SUBSCRIBE/SUBACK, PINGREQ/
+PINGRESP and DISCONNECT. ``simulator.mqttconn`` drives these over a non-blocking socket; this module only builds and
+parses them. Fleet mode is why it exists: paho spends about 40 us of Python per published reading and its PUBACK
+(three ``recv`` calls per packet, a ``ReasonCode`` and ``Properties`` object per PUBACK even on 3.1.1), which is most
+of what one process can spend on 10,000 meters (docs/performance.md).
+
+Sizes: a packet's remaining length is at most 268,435,455 bytes (four length bytes); strings are UTF-8 with a
+two-byte length prefix, at most 65,535 bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+CONNECT: Final = 0x10
+CONNACK: Final = 0x20
+PUBLISH: Final = 0x30
+PUBACK: Final = 0x40
+SUBSCRIBE: Final = 0x82  # type 8 with the reserved flags 0b0010
+SUBACK: Final = 0x90
+PINGREQ: Final = 0xC0
+PINGRESP: Final = 0xD0
+DISCONNECT: Final = 0xE0
+
+PINGREQ_PACKET: Final = bytes((PINGREQ, 0))
+DISCONNECT_PACKET: Final = bytes((DISCONNECT, 0))
+MAX_REMAINING: Final = 268_435_455
+MAX_STRING: Final = 65_535
+DUP_FLAG: Final = 0x08
+PROTOCOL_LEVEL_311: Final = 4
+SUBACK_FAILURE: Final = 0x80
+
+CONNACK_REASONS: Final = {
+    0: "accepted",
+    1: "unacceptable protocol version",
+    2: "identifier rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorised",
+}
+
+
+class ProtocolError(ValueError):
+    """The peer sent bytes that are not MQTT 3.1.1 as a client may receive it; the connection must be closed."""
+
+
+def remaining_length(n: int) -> bytes:
+    """The variable-length encoding of a packet's remaining length (1 to 4 bytes)."""
+    if not 0 <= n <= MAX_REMAINING:
+        raise ValueError(f"remaining length {n} out of range")
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def string(text: str | bytes) -> bytes:
+    """A two-byte length prefix and the UTF-8 bytes."""
+    data = text.encode() if isinstance(text, str) else text
+    if len(data) > MAX_STRING:
+        raise ValueError(f"string of {len(data)} bytes is longer than {MAX_STRING}")
+    return len(data).to_bytes(2, "big") + data
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    return bytes((first,)) + remaining_length(len(body)) + body
+
+
+@dataclass(frozen=True)
+class Will:
+    """The Last Will: published by the broker when the connection ends without a DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+def connect_packet(
+    client_id: str,
+    keepalive_s: int,
+    *,
+    clean_session: bool = True,
+    will: Will | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> bytes:
+    """CONNECT (MQTT 3.1.1, protocol level 4)."""
+    if not 0 <= keepalive_s <= 0xFFFF:
+        raise ValueError(f"keepalive {keepalive_s} s out of range")
+    if password is not None and username is None:
+        raise ValueError("MQTT 3.1.1 needs a user name with a password")
+    flags = 0x02 if clean_session else 0
+    payload = string(client_id)
+    if will is not None:
+        if will.qos not in (0, 1, 2):
+            raise ValueError(f"will QoS {will.qos}")
+        flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
+        payload += string(will.topic) + string(will.payload)
+    if username is not None:
+        flags |= 0x80
+        payload += string(username)
+    if password is not None:
+        flags |= 0x40
+        payload += string(password)
+    header = string("MQTT") + bytes((PROTOCOL_LEVEL_311, flags)) + keepalive_s.to_bytes(2, "big")
+    return _packet(CONNECT, header + payload)
+
+
+def publish_packet(topic: bytes, payload: bytes, qos: int, mid: int = 0, *, retain: bool = False) -> bytes:
+    """PUBLISH; ``topic`` already length-prefixed (``string(topic)``), ``mid`` only for QoS 1."""
+    if qos == 0:
+        body = topic + payload
+    elif qos == 1:
+        body = topic + mid.to_bytes(2, "big") + payload
+    else:
+        raise ValueError(f"QoS {qos} is not supported here")
+    first = PUBLISH | (qos << 1) | (1 if retain else 0)
+    n = len(body)
+    # A reading's length fits in two bytes: written without the general loop.
+    length = bytes((n,)) if n < 128 else bytes(((n & 0x7F) | 0x80, n >> 7)) if n < 16_384 else remaining_length(n)
+    return bytes((first,)) + length + body
+
+
+def as_duplicate(packet: bytes) -> bytes:
+    """The same PUBLISH with its DUP flag set (a QoS 1 message sent again)."""
+    return bytes((packet[0] | DUP_FLAG,)) + packet[1:]
+
+
+def puback_packet(mid: int) -> bytes:
+    """PUBACK for an incoming QoS 1 PUBLISH."""
+    return bytes((PUBACK, 2)) + mid.to_bytes(2, "big")
+
+
+def subscribe_packet(mid: int, topic: str, qos: int) -> bytes:
+    """SUBSCRIBE to one topic filter."""
+    return _packet(SUBSCRIBE, mid.to_bytes(2, "big") + string(topic) + bytes((qos,)))
+
+
+class Packet(NamedTuple):
+    """One packet received: its first byte (type and flags) and its body (variable header and payload)."""
+
+    first: int
+    body: bytes
+
+    @property
+    def kind(self) -> int:
+        """The packet type in the high nibble (flags cleared), e.g. ``PUBLISH``."""
+        return self.first & 0xF0
+
+
+def split_packets(buffer: bytearray) -> list[Packet]:
+    """Take every complete packet off the front of ``buffer`` (what is left is the start of the next one)."""
+    packets: list[Packet] = []
+    pos, size = 0, len(buffer)
+    while size - pos >= 2:
+        first, at = buffer[pos], pos + 1
+        length, shift, complete = 0, 0, False
+        while at < size:
+            byte = buffer[at]
+            at += 1
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                complete = True
+                break
+            shift += 7
+            if shift > 21:
+                raise ProtocolError("remaining length longer than 4 bytes")
+        if not complete or at + length > size:
+            break  # the rest of this packet has not arrived yet
+        packets.append(Packet(first, bytes(buffer[at : at + length])))
+        pos = at + length
+    if pos:
+        del buffer[:pos]
+    return packets
+
+
+def connack_code(packet: Packet) -> int:
+    """The return code of a CONNACK (0: accepted)."""
+    if packet.first != CONNACK or len(packet.body) != 2:
+        raise ProtocolError("malformed CONNACK")
+    return packet.body[1]
+
+
+def packet_id(packet: Packet) -> int:
+    """The packet identifier of a PUBACK or SUBACK."""
+    if len(packet.body) < 2:
+        raise ProtocolError(f"packet 0x{packet.first:02x} too short for an identifier")
+    return int.from_bytes(packet.body[:2], "big")
+
+
+@dataclass(frozen=True)
+class Message:
+    """An incoming PUBLISH."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    retain: bool
+
+
+def parse_publish(packet: Packet) -> Message:
+    """An incoming PUBLISH (QoS 0 or 1; a client that subscribed at QoS 1 at most never receives QoS 2)."""
+    qos = (packet.first >> 1) & 0x03
+    if qos > 1:
+        raise ProtocolError(f"PUBLISH with QoS {qos}")
+    body = packet.body
+    if len(body) < 2:
+        raise ProtocolError("PUBLISH too short")
+    n = int.from_bytes(body[:2], "big")
+    at = 2 + n
+    if len(body) < at + (2 if qos else 0):
+        raise ProtocolError("PUBLISH topic runs past the packet")
+    try:
+        topic = body[2:at].decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("PUBLISH topic is not UTF-8") from exc
+    mid = 0
+    if qos:
+        mid = int.from_bytes(body[at : at + 2], "big")
+        at += 2
+    return Message(topic, body[at:], qos, mid, bool(packet.first & 0x01))
