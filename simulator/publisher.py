@@ -78,8 +78,9 @@ STOP_FLUSH_S: Final = 3.0
 REPLAY_PER_PASS: Final = 1000  # replayed readings per pass of the loop, all meters together
 BACKLOG_PER_PASS: Final = 2000  # held readings sent per pass, all meters together (after live and replays)
 MAX_PENDING_REPLAYS: Final = 100
-STEP_S: Final = 0.05  # due readings are gathered at most this often (one outbox transaction each), wall seconds,
-# and at least twice per simulated second (an accelerated clock keeps sending each second's reading on its own)
+STEP_S: Final = 0.025  # due readings are gathered at most this often (one outbox job each; the writer commits the
+# jobs that queue up together), wall seconds, and at least twice per simulated second (an accelerated clock keeps
+# sending each second's reading on its own)
 SHOW_METERS: Final = 20  # meters named in the stop line
 LATE_BOUND_S: Final = 0.2  # the stop summary counts readings published within this of their schedule
 
