@@ -15,6 +15,7 @@ from tests.support.procs import Proc, start_bridge, start_broker, start_meters
 
 SPEED = 60.0
 START_AT = "05:59:00"  # a minute before household A's geyser switches on at 06:00
+HEARTBEAT_S = 2  # the heartbeat test waits for one (the default 15 s cost CI 13 s per broker)
 
 
 @dataclass
@@ -77,7 +78,8 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     broker = start_broker(kind, logs)
     bridge = meters = None
     try:
-        bridge = start_bridge(broker.port or 0, logs, env={"FLEET_HOUSEHOLDS": "A,B,C,D", "FLEET_SPEED": str(SPEED)})
+        env = {"FLEET_HOUSEHOLDS": "A,B,C,D", "FLEET_SPEED": str(SPEED), "FLEET_HEARTBEAT_S": str(HEARTBEAT_S)}
+        bridge = start_bridge(broker.port or 0, logs, env=env)
         meters = start_meters(broker.port or 0, ["A", "B", "C"], logs, speed=SPEED, start_at=START_AT)
         yield Fleet(broker, meters, bridge)
     finally:
