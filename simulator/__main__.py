@@ -1,7 +1,7 @@
 """Command line of the simulator.
 
     python -m simulator run --household A [--household B ...] [--speed N] [--start HH:MM:SS] [--seed S]
-    python -m simulator run --households A,B,C --fleet 10000 [--connect-rate 500]
+    python -m simulator run --households A,B,C --fleet 10000 [--fleet-offset K] [--connect-rate 500]
     python -m simulator generate --days 3 --households A,B,C --errors-every 25 --seed 1 --format csv --out DIR
     python -m simulator plot --household A --date 2024-01-01 --out day.png
 
@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
         "--fleet",
         metavar="N",
         help=f"run N meters (1-{MAX_FLEET}) spread over the households: A-0001, B-0001, ... instead of the households",
+    )
+    run.add_argument(
+        "--fleet-offset",
+        metavar="K",
+        help="with --fleet: skip the first K members of the fleet's order, so several hosts share one fleet "
+        "(--fleet 5000 here and --fleet 5000 --fleet-offset 5000 there are the meters of --fleet 10000)",
     )
     run.add_argument(
         "--keepalive",
@@ -197,7 +203,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     connect_rate = DEFAULT_CONNECT_RATE
     if args.connect_rate is not None:
         connect_rate = parse_float_in(args.connect_rate, "--connect-rate", 1.0, 1e6)
-    specs = fleet_specs(households, fleet_size)
+    offset = 0 if args.fleet_offset is None else parse_int_in(args.fleet_offset, "--fleet-offset", 0, MAX_FLEET)
+    specs = fleet_specs(households, fleet_size, offset)
     _raise_fd_limit(len(specs))
     ids = [spec.meter_id for spec in specs]
     zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))

@@ -47,17 +47,25 @@ class MeterSpec:
     key: MeterKey
 
 
-def fleet_specs(households: Sequence[str], fleet_size: int | None = None) -> list[MeterSpec]:
-    """The classic households themselves, or ``fleet_size`` members spread round-robin over them."""
+def fleet_specs(households: Sequence[str], fleet_size: int | None = None, offset: int = 0) -> list[MeterSpec]:
+    """The classic households themselves, or ``fleet_size`` members spread round-robin over them.
+
+    ``offset`` skips the first members of that order, so that hosts can share one fleet: ``--fleet 5000`` and
+    ``--fleet 5000 --fleet-offset 5000`` together are exactly the meters (ids, keys, values) of ``--fleet 10000``.
+    """
     templates = [household(h).id for h in households]
     if len(set(templates)) != len(templates):
         raise ConfigError("households", "a household is given twice")
     if fleet_size is None:
+        if offset:
+            raise ConfigError("fleet-offset", "an offset needs a fleet size")
         return [MeterSpec(t, t, (seed_index(t),)) for t in templates]
     if not 1 <= fleet_size <= MAX_FLEET:
         raise ConfigError("fleet", f"fleet size must be 1-{MAX_FLEET}, got {fleet_size}")
+    if not 0 <= offset <= MAX_FLEET - fleet_size:
+        raise ConfigError("fleet-offset", f"offset + fleet size must be 0-{MAX_FLEET}, got {offset} + {fleet_size}")
     specs = []
-    for n in range(fleet_size):
+    for n in range(offset, offset + fleet_size):
         template = templates[n % len(templates)]
         member = n // len(templates) + 1
         specs.append(MeterSpec(f"{template}-{member:04d}", template, (seed_index(template), member)))

@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from config.errors import ConfigError
 from config.households import CLASSIC
-from simulator.fleet import Meter, build_meters, fleet_specs
+from simulator.fleet import MAX_FLEET, Meter, build_meters, fleet_specs
 from simulator.profiles import classic_seconds
 
 T0 = 1_704_067_200
@@ -115,3 +116,21 @@ def test_next_minute_made_ahead_gives_the_same_readings(profile: str) -> None:
         one_by_one = [r for s in range(1, 301) for r in slow.due(T0 + 7 + s, limit=5)]
         assert one_by_one == fast.due(T0 + 7 + 300, limit=1000)
         assert len(one_by_one) == 300
+
+
+def test_fleet_offset_splits_one_fleet_over_hosts() -> None:
+    """Two hosts with --fleet 5 and --fleet 5 --fleet-offset 5 run exactly the meters of --fleet 10, values too."""
+    whole = fleet_specs(["A", "B", "C"], 10)
+    parts = fleet_specs(["A", "B", "C"], 5) + fleet_specs(["A", "B", "C"], 5, offset=5)
+    assert parts == whole
+    assert [s.meter_id for s in parts[4:7]] == ["B-0002", "C-0002", "A-0003"]
+    one = build_meters(whole[7:8], SEED, UTC_ZONE, T0)[0]
+    other = build_meters(fleet_specs(["A", "B", "C"], 1, offset=7), SEED, UTC_ZONE, T0)[0]
+    assert one.due(T0 + 60, 100) == other.due(T0 + 60, 100)
+
+
+def test_fleet_offset_bounds() -> None:
+    with pytest.raises(ConfigError, match="needs a fleet size"):
+        fleet_specs(["A"], None, offset=3)
+    with pytest.raises(ConfigError, match="offset \\+ fleet size"):
+        fleet_specs(["A"], MAX_FLEET, offset=1)
