@@ -48,7 +48,7 @@ from simulator.dataset import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS, Da
 from simulator.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
 from simulator.fleet import MAX_FLEET, PROFILES, build_meters, fleet_specs, make_profile
 from simulator.localday import day_span
-from simulator.outbox import Outbox
+from simulator.outbox import DEFAULT_RETENTION_S, FLEET_MODE_RETENTION_S, MAX_RETENTION_S, Outbox
 from simulator.publisher import KEEPALIVE_S, SHOW_METERS, FleetLoop
 from simulator.schedule import DEFAULT_CONNECT_RATE
 
@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K",
         help="with --fleet: skip the first K members of the fleet's order, so several hosts share one fleet "
         "(--fleet 5000 here and --fleet 5000 --fleet-offset 5000 there are the meters of --fleet 10000)",
+    )
+    run.add_argument(
+        "--outbox-retention",
+        metavar="DURATION",
+        help="how long each meter's readings stay in its outbox for replays and backlogs (e.g. 90m, 24h, 7d; default "
+        f"{DEFAULT_RETENTION_S // 86_400}d, with --fleet {FLEET_MODE_RETENTION_S // 3600}h: a reading takes about 260 "
+        "bytes, 22 MB per meter-day)",
     )
     run.add_argument(
         "--keepalive",
@@ -210,7 +217,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
     sim_start = start_epoch(time.time(), zone, start_s)
     broker = client_broker(settings, args.broker)  # each meter logs in as itself (unless the URL has a user)
-    outbox = Outbox(Path(settings.data_dir))
+    retention_s = DEFAULT_RETENTION_S if fleet_size is None else FLEET_MODE_RETENTION_S
+    if args.outbox_retention is not None:
+        retention_s = parse_duration(args.outbox_retention, "--outbox-retention", high_s=MAX_RETENTION_S)
+        if retention_s < 1:
+            raise ConfigError("--outbox-retention", "must be at least 1 s")
+    outbox = Outbox(Path(settings.data_dir), retention_s)
     lasts = {spec.meter_id: last for spec in specs if (last := outbox.last(spec.meter_id)) is not None}
     if lasts and max(last.ts for last in lasts.values()) + 1 > sim_start:  # a meter never goes back in time
         sim_start = float(max(last.ts for last in lasts.values()) + 1)

@@ -6,7 +6,10 @@ import sqlite3
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from config.wire import encode_reading
+from simulator import outbox as outbox_module
 from simulator.fleet import build_meters, fleet_specs
 from simulator.outbox import Outbox, OutboxWriter
 
@@ -89,3 +92,18 @@ def test_writer_failure_is_kept_and_nothing_after_it_is_written(tmp_path: Path) 
     assert outbox.last("A") is None  # the failed transaction left nothing, and the next one was not tried
     writer.close()
     outbox.close()
+
+
+def test_prune_goes_through_every_meter_a_slice_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each meter keeps ``retention_s`` before its own newest reading, however old that is (a meter that stopped long
+    ago keeps its last readings: it continues from them); meters are pruned a slice at a time, all of them in turn."""
+    monkeypatch.setattr(outbox_module, "PRUNE_SLICE", 2)
+    outbox = Outbox(tmp_path, retention_s=10)
+    ids = ["A-0001", "A-0002", "B-0001", "B-0002", "C-0001"]
+    rows = [(m, s, T0 + i * 1000 + s, 0.0, 0.0, 0.0, b"{}") for i, m in enumerate(ids) for s in range(100)]
+    with outbox._conn:
+        outbox._conn.executemany("INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    assert outbox_module._prune_slice(outbox._conn, 10, "") == "A-0002"  # the first slice: 2 meters
+    outbox.prune()  # all of them
+    kept = outbox._conn.execute("SELECT meter, MIN(seq), MAX(seq), COUNT(*) FROM outbox GROUP BY meter").fetchall()
+    assert kept == [(m, 89, 99, 11) for m in ids]
