@@ -88,8 +88,8 @@ class MqttConnection:
         self._sock: socket.socket | None = None
         self._in = bytearray()
         self._out = bytearray()
-        self._inflight: dict[int, bytes] = {}  # mid -> PUBLISH packet, QoS 1, not acknowledged (insertion = age)
-        self._unsent: list[int] = []  # mids published while not connected, in order
+        # mid -> PUBLISH packet, QoS 1, not acknowledged, oldest first: all of them go (again) after each CONNACK
+        self._inflight: dict[int, bytes] = {}
         self._next_mid = 0
         self._last_in = self._last_out = 0.0
         self._ping_sent = 0.0
@@ -158,7 +158,6 @@ class MqttConnection:
         if self._sock is None:
             return
         self._close()
-        self._unsent = list(self._inflight)  # sent again after the next CONNACK, oldest first
         if self.on_disconnect is not None:
             self.on_disconnect(reason)
 
@@ -215,8 +214,6 @@ class MqttConnection:
         self._inflight[mid] = packet
         if self.connected:
             self._queue(packet)
-        else:
-            self._unsent.append(mid)
         return mid
 
     def subscribe(self, topic: str, qos: int) -> None:
@@ -250,41 +247,38 @@ class MqttConnection:
         self._last_in = self.clock()
         self._ping_sent = 0.0
         try:
-            for first, body in split_packets(self._in):
-                self._handle(first, body)
+            for packet in split_packets(self._in):
+                self._handle(packet)
                 if self._sock is None:
                     return
         except ProtocolError as exc:
             log.warning("mqtt %s: %s; closing", self.client_id, exc)
             self._lost(f"protocol error: {exc}")
 
-    def _handle(self, first: int, body: bytes) -> None:
-        kind = first & 0xF0
+    def _handle(self, packet: Packet) -> None:
+        kind = packet.kind
         if kind == PUBACK:
-            if len(body) != 2:
+            if len(packet.body) != 2:
                 raise ProtocolError("malformed PUBACK")
-            mid = (body[0] << 8) | body[1]
+            mid = packet_id(packet)
             if self._inflight.pop(mid, None) is not None and self.on_publish is not None:
                 self.on_publish(mid)
         elif kind == PUBLISH:
-            message = parse_publish(Packet(first, body))
+            message = parse_publish(packet)
             if message.qos == 1:
                 self._queue(puback_packet(message.mid))
             if self.on_message is not None:
                 self.on_message(message)
         elif kind == CONNACK:
-            self._connack(first, body)
+            self._connack(packet)
         elif kind == SUBACK:
-            packet = Packet(first, body)
             if SUBACK_FAILURE in packet.body[2:]:
                 log.warning("mqtt %s: subscription %d refused by the broker", self.client_id, packet_id(packet))
-        elif kind == PINGRESP:
-            pass
-        else:
-            raise ProtocolError(f"unexpected packet type 0x{first:02x}")
+        elif kind != PINGRESP:
+            raise ProtocolError(f"unexpected packet type 0x{packet.first:02x}")
 
-    def _connack(self, first: int, body: bytes) -> None:
-        code = connack_code(Packet(first, body))
+    def _connack(self, packet: Packet) -> None:
+        code = connack_code(packet)
         if code != 0:
             reason = CONNACK_REASONS.get(code, f"refused ({code})")
             if self.on_connect is not None:
@@ -292,11 +286,9 @@ class MqttConnection:
             self._lost(f"connection refused: {reason}")
             return
         self.connected = True
-        unsent, self._unsent = self._unsent, []
-        for mid in unsent:  # messages not acknowledged on the last connection, or published while disconnected
-            packet = self._inflight.get(mid)
-            if packet is not None:
-                self._queue(as_duplicate(packet))
+        # Messages not acknowledged on the last connection, or published while there was none, oldest first.
+        for packet_bytes in list(self._inflight.values()):
+            self._queue(as_duplicate(packet_bytes))
         if self.on_connect is not None:
             self.on_connect(0)
 

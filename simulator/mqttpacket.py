@@ -50,6 +50,10 @@ class ProtocolError(ValueError):
 
 def remaining_length(n: int) -> bytes:
     """The variable-length encoding of a packet's remaining length (1 to 4 bytes)."""
+    if 0 <= n < 128:  # the common cases (a PUBACK, a reading) without the general loop
+        return bytes((n,))
+    if 128 <= n < 16_384:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
     if not 0 <= n <= MAX_REMAINING:
         raise ValueError(f"remaining length {n} out of range")
     out = bytearray()
@@ -123,11 +127,7 @@ def publish_packet(topic: bytes, payload: bytes, qos: int, mid: int = 0, *, reta
         body = topic + mid.to_bytes(2, "big") + payload
     else:
         raise ValueError(f"QoS {qos} is not supported here")
-    first = PUBLISH | (qos << 1) | (1 if retain else 0)
-    n = len(body)
-    # A reading's length fits in two bytes: written without the general loop.
-    length = bytes((n,)) if n < 128 else bytes(((n & 0x7F) | 0x80, n >> 7)) if n < 16_384 else remaining_length(n)
-    return bytes((first,)) + length + body
+    return _packet(PUBLISH | (qos << 1) | (1 if retain else 0), body)
 
 
 def as_duplicate(packet: bytes) -> bytes:

@@ -177,18 +177,6 @@ class MeterLink:
         self.backoff = min(self.backoff * 2, RECONNECT_MAX_S)
         return delay
 
-    def send_one(self, payload: bytes, seq: int) -> bool:
-        """Publish one live reading (seq ``seq``) alone on the reading topic; False if the connection refused it (the
-        caller holds it). The common case of ``send``, without its batching."""
-        mid = self.client.publish(self._reading_topic, payload, READING_QOS)
-        if mid is None:
-            self._refused()
-            self.delivery.held(seq, seq)
-            return False
-        self.published += 1
-        self.delivery.sent(mid, seq, seq)
-        return True
-
     def send(self, payloads: Sequence[bytes], first: int | None) -> bool:
         """Publish consecutive readings (seq ``first`` onwards; None for a replay, which delivery does not track): one
         alone on the reading topic, more as batches. False if the connection refused a message (too many waiting); the
@@ -316,9 +304,7 @@ class FleetLoop:
 
     def _due_wall(self, meter: Meter) -> float:
         """Wall time at which the meter's next reading is scheduled (end of its second plus the meter's offset)."""
-        clock = self.clock  # SimClock.wall_at, written out: called for every reading
-        sim = meter.state.next_ts + 1 + self._offsets[meter.state.meter_id]
-        return clock.wall_origin + (sim - clock.sim_origin) / clock.speed
+        return self.clock.wall_at(meter.next_due_sim() + self._offsets[meter.meter_id])
 
     def _lost(self, link: MeterLink) -> None:
         self._touched[link.meter_id] = link
@@ -432,8 +418,6 @@ class FleetLoop:
         """Publish a meter's new readings (seqs ``first``..), or hold them while it is not connected."""
         if not link.connected:
             link.delivery.held(first, first + len(payloads) - 1)
-        elif len(payloads) == 1:
-            link.send_one(payloads[0], first)
         else:
             link.send(payloads, first)  # it holds what the connection refuses
 

@@ -42,6 +42,11 @@ class Driven:
         self.conn.on_publish = self.acked.append
         self.conn.on_message = self.messages.append
 
+    def connect(self, port: int) -> None:
+        """Connect to the broker on ``port`` and wait for an accepted CONNACK."""
+        self.conn.connect(LOOPBACK, port, 30)
+        self.until(lambda: self.conn.connected, "CONNACK")
+
     def until(self, done: Callable[[], bool], what: str) -> None:
         """Service the socket until ``done()``; AssertionError after ``WAIT_S``."""
         deadline = time.monotonic() + WAIT_S
@@ -67,8 +72,7 @@ def test_publish_is_acknowledged_and_delivered(broker: Proc) -> None:
     port = broker.port or 0
     with collecting(port, ["meters/A/#"]) as observer:
         meter = Driven("A")
-        meter.conn.connect(LOOPBACK, port, 30)
-        meter.until(lambda: meter.conn.connected, "CONNACK")
+        meter.connect(port)
         assert meter.codes == [0]
         mids = [meter.conn.publish("meters/A/reading", f"r{i}".encode(), 1) for i in range(3)]
         qos0 = meter.conn.publish("meters/A/reading", b"q0", 0)
@@ -87,8 +91,7 @@ def test_subscription_receives_qos1_commands(broker: Proc) -> None:
     port = broker.port or 0
     meter = Driven("A")
     meter.conn.on_connect = lambda code: meter.conn.subscribe("meters/A/cmd/replay", 1)
-    meter.conn.connect(LOOPBACK, port, 30)
-    meter.until(lambda: meter.conn.connected, "CONNACK")
+    meter.connect(port)
     bridge = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     auth = login(BRIDGE_USER)
     bridge.username_pw_set(auth["username"], auth["password"])
@@ -123,8 +126,7 @@ def test_will_on_a_lost_connection_and_resend_after_reconnect(broker: Proc) -> N
     port = broker.port or 0
     with collecting(port, ["meters/A/#"]) as observer:
         meter = Driven("A")
-        meter.conn.connect(LOOPBACK, port, 30)
-        meter.until(lambda: meter.conn.connected, "CONNACK")
+        meter.connect(port)
         sock = meter.conn.socket()
         assert sock is not None
         sock.shutdown(socket.SHUT_RDWR)  # the connection breaks without a DISCONNECT

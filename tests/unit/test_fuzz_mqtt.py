@@ -51,6 +51,7 @@ from config.wire import (
     reading_topic,
     status_topic,
 )
+from tests.support.strategies import ENERGIES, POWERS
 
 FUZZ = settings(deadline=None, database=None)
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
@@ -189,8 +190,6 @@ PAYLOADS = st.one_of(
 # --- strategies: valid readings -------------------------------------------------------------------------------------
 
 ALL_EPOCHS = st.integers(MIN_TS, MAX_TS - 1)
-POWERS = st.none() | st.floats(-MAX_ABS_POWER_W, MAX_ABS_POWER_W)
-ENERGIES = st.floats(0.0, MAX_ENERGY_KWH)
 
 
 def readings(
