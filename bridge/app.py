@@ -37,8 +37,8 @@ def create_app(settings: Settings | None = None, *, start_mqtt: bool = True, per
     zone = settings.zone()
     store = None
     if start_mqtt if persist is None else persist:
-        store = ReadingStore(Path(settings.data_dir), settings.retention_s, settings.store)
-    history = History(settings.history_s, store)
+        store = ReadingStore(Path(settings.data_dir), settings.retention_s, settings.store, settings.speed)
+    history = History(settings.history_s, store, settings.speed)
     if store is not None:
         log.info("history: %d readings reloaded from %s", history.load(), store.path)
     ingest = Ingest(history)

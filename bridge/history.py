@@ -14,15 +14,18 @@ from __future__ import annotations
 import math
 import mmap
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from bridge.revisions import LateLog, LateSeconds
+from bridge.sequence import FUTURE, MeterClock, SeqTracker
 from bridge.store import ReadingStore
-from config.wire import Reading
+from config.wire import UNKNOWN, Reading
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -44,61 +47,13 @@ class MeterSummary:
     seq_restarts: int = 0
 
 
-MAX_GAPS = 10_000  # open gap ranges kept per meter; past it the oldest is given up (counted as lost)
+__all__ = ["CONFLICT", "DUPLICATE", "STORED", "TOO_OLD", "History", "MeterRing", "MeterSummary", "SeqTracker"]
 
-
-class SeqTracker:
-    """A meter's sequence as received: the highest seq, the ranges of seqs missing below it, repairs and restarts.
-
-    A reading whose seq falls in a missing range repairs it; a seq below the lowest seen, for an older second, is a
-    backlog arriving after newer readings (a meter's warm-up or outbox): the range between is a gap. A seq at or below
-    the highest and in no gap, for a *newer* second, means the meter started a new sequence (it lost its state): the
-    tracker starts over and counts a restart.
-    """
-
-    def __init__(self) -> None:
-        self.highest: int | None = None
-        self.lowest: int | None = None
-        self.gaps: list[list[int]] = []  # [first, last] missing, ascending
-        self.repaired = 0
-        self.restarts = 0
-        self.given_up = 0
-
-    def see(self, seq: int, newest: bool = True) -> None:
-        """Account one new reading's seq; ``newest``: its second is later than every second seen before."""
-        if self.highest is None or self.lowest is None:
-            self.highest = self.lowest = seq
-            return
-        if seq == self.highest + 1:
-            self.highest = seq
-            return
-        if seq > self.highest:
-            self.gaps.append([self.highest + 1, seq - 1])
-            self.highest = seq
-            while len(self.gaps) > MAX_GAPS:
-                first, last = self.gaps.pop(0)
-                self.given_up += last - first + 1
-            return
-        for i, (first, last) in enumerate(self.gaps):
-            if first <= seq <= last:
-                self.repaired += 1
-                pieces = [[first, seq - 1], [seq + 1, last]]
-                self.gaps[i : i + 1] = [p for p in pieces if p[0] <= p[1]]
-                return
-        if seq < self.lowest and not newest:  # older readings arriving late: what lies between is missing
-            if seq + 1 <= self.lowest - 1:
-                self.gaps.insert(0, [seq + 1, self.lowest - 1])
-            self.lowest = seq
-            return
-        self.restarts += 1  # below what we have, in no gap, for a new second: a new sequence
-        self.highest = self.lowest = seq
-        self.gaps = []
-
-    @property
-    def open(self) -> int:
-        """Seqs missing below the highest."""
-        return sum(last - first + 1 for first, last in self.gaps)
-
+# What ``History.put`` did with a reading: stored it, or why not (the reasons are counted as rejects by ingest).
+STORED: Final = "stored"
+DUPLICATE: Final = "duplicate"  # the same reading again (QoS 1 redelivery, a replay of a second held)
+TOO_OLD: Final = "too_old"  # older than the ring holds
+CONFLICT: Final = "conflict"  # a second held already, with another seq or other values: the first one stays
 
 _EMPTY = 0  # the stamp of a slot never written: no reading is for second 0 (config.wire.MIN_TS)
 
@@ -119,33 +74,50 @@ class MeterRing:
     assignments (0.2 us, not 0.8).
     """
 
-    def __init__(self, capacity_s: int) -> None:
+    def __init__(self, capacity_s: int, speed: float = 1.0) -> None:
         self.capacity_s = capacity_s
         self.stamps: npt.NDArray[np.int64] = _lazy_zeros((capacity_s,), np.int64)  # _EMPTY
+        self.seqnums: npt.NDArray[np.int64] = _lazy_zeros((capacity_s,), np.int64)  # the seq of each second held
         self.values: FloatArray = _lazy_zeros((capacity_s, 3), np.float64)  # kW; read only where stamps say present
         self.energies: FloatArray = _lazy_zeros((capacity_s, 3), np.float64)  # kWh registers; likewise
         self._stamps = self.stamps.data.cast("B").cast("q")
+        self._seqnums = self.seqnums.data.cast("B").cast("q")
         self._values = self.values.data.cast("B").cast("d")  # flat: slot s, channel c at 3 * s + c
         self._energies = self.energies.data.cast("B").cast("d")
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.last_seq: int | None = None
         self.seqs = SeqTracker()
+        self.clock = MeterClock(speed)
         self.received = 0
         self.duplicates = 0
         self.too_old = 0
 
-    def add(self, reading: Reading) -> bool:
-        """Store a reading; False if it is a duplicate or older than the ring holds."""
-        ts = reading.ts
+    def add(self, reading: Reading, wall: float = 0.0) -> str:
+        """Store a reading that arrived at ``wall`` (monotonic seconds): ``STORED``, ``DUPLICATE`` or why it was
+        rejected (``TOO_OLD``, ``CONFLICT``, or ``bridge.sequence``'s ``future`` / ``seq_jump`` / ``seq_reused``)."""
+        ts, seq = reading.ts, reading.seq
         if self.last_ts is not None and ts <= self.last_ts - self.capacity_s:
             self.too_old += 1
-            return False
+            return TOO_OLD
         slot = ts % self.capacity_s
         if self._stamps[slot] == ts:
+            if self._seqnums[slot] != seq or not self._holds(3 * slot, reading):
+                return CONFLICT  # the first reading of a second stays: a second one never replaces it silently
             self.duplicates += 1
-            return False
+            self.seqs.fill(seq)  # a replay of a second held already still closes its gap
+            return DUPLICATE
+        newest = self.last_ts is None or ts > self.last_ts
+        reason = FUTURE if newest and not self.clock.plausible(ts, wall) else self.seqs.judge(seq, ts, newest)
+        if reason is not None:
+            if not (newest and self.seqs.contradicted(seq, ts, wall)):  # not (yet) a timeline the meter moved to
+                return reason
+        else:
+            self.seqs.see(seq, ts)
+            if newest:
+                self.seqs.candidate = None  # the current timeline went on: what contradicted it was not the meter
         self._stamps[slot] = ts
+        self._seqnums[slot] = seq
         row, values, energies = 3 * slot, self._values, self._energies
         ac, geyser, overall = reading.ac_w, reading.geyser_w, reading.overall_w  # W -> kW as Reading.powers_kw
         values[row] = math.nan if ac is None else ac / 1000.0
@@ -155,33 +127,47 @@ class MeterRing:
         energies[row + 1] = reading.geyser_kwh
         energies[row + 2] = reading.overall_kwh
         self.received += 1
-        self.seqs.see(reading.seq, newest=self.last_ts is None or ts > self.last_ts)
-        if self.last_ts is None or ts > self.last_ts:
+        if newest:
             self.last_ts = ts
-            self.last_seq = reading.seq
-        oldest_kept = self.last_ts - self.capacity_s + 1
+            self.last_seq = seq
+            self.clock.anchor(ts, wall)
+        oldest_kept = ts if self.last_ts is None else self.last_ts - self.capacity_s + 1
         if self.first_ts is None or ts < self.first_ts:
             self.first_ts = ts
         self.first_ts = max(self.first_ts, oldest_kept)
-        return True
+        return STORED
 
-    def load(self, ts: npt.NDArray[np.int64], columns: FloatArray, last_seq: int) -> int:
-        """Bulk-fill from the store: ``ts`` ascending, ``columns`` kW x3 then kWh x3 (only the last ``capacity_s``)."""
+    def _holds(self, row: int, reading: Reading) -> bool:
+        """Whether the values at ``row`` are ``reading``'s (NaN where it has None)."""
+        values, energies = self._values, self._energies
+        for offset, watts in enumerate((reading.ac_w, reading.geyser_w, reading.overall_w)):
+            held = values[row + offset]
+            if (watts is None and not math.isnan(held)) or (watts is not None and held != watts / 1000.0):
+                return False
+        return (energies[row], energies[row + 1], energies[row + 2]) == (
+            reading.ac_kwh,
+            reading.geyser_kwh,
+            reading.overall_kwh,
+        )
+
+    def load(self, ts: npt.NDArray[np.int64], columns: FloatArray, seqs: npt.NDArray[np.int64], wall: float) -> int:
+        """Bulk-fill from the store: ``ts`` ascending, ``columns`` kW x3 then kWh x3, ``seqs`` (only the last
+        ``capacity_s``); ``wall``: when the newest of them arrived (monotonic seconds), for the meter's clock."""
         if len(ts) == 0:
             return 0
         keep = ts > ts[-1] - self.capacity_s
-        ts, columns = ts[keep], columns[keep]
+        ts, columns, seqs = ts[keep], columns[keep], seqs[keep]
         slots = ts % self.capacity_s
         self.stamps[slots] = ts
+        self.seqnums[slots] = seqs
         self.values[slots] = columns[:, :3]
         self.energies[slots] = columns[:, 3:]
         self.received += len(ts)
         self.first_ts = int(ts[0]) if self.first_ts is None else min(self.first_ts, int(ts[0]))
         if self.last_ts is None or int(ts[-1]) > self.last_ts:
-            self.last_ts, self.last_seq = int(ts[-1]), last_seq
-            self.seqs.highest = last_seq  # the sequence goes on from the disk's
-            if self.seqs.lowest is None:
-                self.seqs.lowest = last_seq - len(ts) + 1
+            self.last_ts, self.last_seq = int(ts[-1]), int(seqs[-1])
+            self.seqs.restore(int(seqs[-1]), int(ts[-1]), int(seqs[0]), int(ts[0]))  # the sequence goes on
+            self.clock.anchor(int(ts[-1]), wall)
         return len(ts)
 
     def samples(self, start: int, end: int) -> tuple[FloatArray, int]:
@@ -206,11 +192,19 @@ class MeterRing:
 class History:
     """Every meter's ring, the meters' availability, and conditions to wait for new data."""
 
-    def __init__(self, capacity_s: int, store: ReadingStore | None = None) -> None:
+    def __init__(
+        self,
+        capacity_s: int,
+        store: ReadingStore | None = None,
+        speed: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if capacity_s < 1:
             raise ValueError("capacity_s must be >= 1")
         self.capacity_s = capacity_s
         self.store = store
+        self.speed = speed  # simulated seconds per wall second (FLEET_SPEED): how fast a meter's time may advance
+        self._clock = clock  # wall time of arrival (plausible time, bridge.sequence); never for aggregation
         self._lock = threading.Lock()
         self._rings: dict[str, MeterRing] = {}
         self._status: dict[str, str] = {}
@@ -225,13 +219,19 @@ class History:
         return cond
 
     def add(self, reading: Reading, persist: bool = True) -> bool:
-        """Store a reading (False if duplicate or too old); wakes readers of that meter when its watermark advances."""
+        """Store a reading; True if it was stored (see ``put`` for why not)."""
+        return self.put(reading, persist) == STORED
+
+    def put(self, reading: Reading, persist: bool = True) -> str:
+        """Store a reading: ``STORED``, ``DUPLICATE`` or the reason it was rejected (``MeterRing.add``); wakes readers
+        of that meter when its watermark advances."""
         with self._lock:
             ring = self._rings.get(reading.meter)
             if ring is None:
-                ring = self._rings[reading.meter] = MeterRing(self.capacity_s)
+                ring = self._rings[reading.meter] = MeterRing(self.capacity_s, self.speed)
             before = ring.last_ts
-            stored = ring.add(reading)
+            outcome = ring.add(reading, self._clock())
+            stored = outcome == STORED
             if stored and before is not None and reading.ts < before:  # below the watermark: a window may be out
                 self._late_log(reading.meter).record(reading.ts)
             if stored and ring.last_ts is not None and ring.last_ts != before:
@@ -241,20 +241,23 @@ class History:
                 self._wake(reading.meter, ring.last_ts + 1)
         if stored and persist and self.store is not None:
             self.store.put(reading)
-        return stored
+        return outcome
 
     def load(self) -> int:
         """Refill the rings from the store (after a restart): each meter's newest ``capacity_s`` seconds."""
         if self.store is None:
             return 0
         loaded = 0
+        # The newest readings on disk arrived about when the store was last written: each meter's clock goes on
+        # from there (bridge.sequence.MeterClock), so a bridge that was down does not take its meters for early.
+        arrived = self._clock() - max(0.0, time.time() - self.store.last_write())
         for meter, newest in self.store.meters():
-            ts, columns, last_seq = self.store.recent_arrays(meter, newest - self.capacity_s + 1)
+            ts, columns, seqs = self.store.recent_arrays(meter, newest - self.capacity_s + 1)
             with self._lock:
                 ring = self._rings.get(meter)
                 if ring is None:
-                    ring = self._rings[meter] = MeterRing(self.capacity_s)
-                loaded += ring.load(ts, columns, last_seq)
+                    ring = self._rings[meter] = MeterRing(self.capacity_s, self.speed)
+                loaded += ring.load(ts, columns, seqs, arrived)
                 self._condition(meter).notify_all()
         return loaded
 
@@ -296,6 +299,14 @@ class History:
         with self._lock:
             self._status[meter] = status
             self._condition(meter).notify_all()
+
+    def status_unknown(self, meter: str) -> None:
+        """A meter already heard from said something other than ``online``/``offline``: its status is ``unknown``
+        (a junk status never adds a meter)."""
+        with self._lock:
+            if meter in self._status or meter in self._rings:
+                self._status[meter] = UNKNOWN
+                self._condition(meter).notify_all()
 
     def meters(self) -> list[str]:
         """Every meter heard from (readings or status), sorted."""
@@ -378,7 +389,7 @@ class History:
         """Counters of one meter."""
         with self._lock:
             ring = self._rings.get(meter)
-            status = self._status.get(meter, "unknown")
+            status = self._status.get(meter, UNKNOWN)
             if ring is None:
                 return MeterSummary(meter, status, None, None, None, 0, 0, 0)
             watermark = None if ring.last_ts is None else ring.last_ts + 1

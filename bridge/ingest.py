@@ -1,7 +1,10 @@
 """Turning MQTT messages into history: decode, validate, deduplicate, count.
 
 ``Ingest.handle`` is the seam between paho and the bridge: it takes a topic and raw payload bytes, never raises, and
-counts every rejected message by reason (``config.wire.REASONS`` plus ``internal`` for bugs).
+counts every rejected message or reading by reason (``config.wire.REASONS`` plus ``internal`` for bugs): what the
+wire rejects, and what history rejects (``too_old``, ``conflict``, ``future``, ``seq_jump``, ``seq_reused``:
+``bridge.history``, ``bridge.sequence``). Nothing is dropped uncounted. A status other than ``online`` / ``offline``
+(a meter may leave junk retained on its status topic) makes the meter's status ``unknown``, and is counted.
 """
 
 from __future__ import annotations
@@ -13,9 +16,19 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Final
 
-from bridge.history import History
+from bridge.history import DUPLICATE, STORED, History
 from config.errors import PayloadError
-from config.wire import TOPIC_ROOT, Reading, decode_batch, decode_reading, decode_status, parse_topic, valid_meter_id
+from config.wire import (
+    TOPIC_ROOT,
+    Reading,
+    decode_batch,
+    decode_reading,
+    decode_status,
+    format_ts,
+    parse_topic,
+    reading_topic,
+    valid_meter_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +64,9 @@ class Ingest:
                 return sum(self._store(reading) for reading in readings) > 0
             return self._store(decode_reading(topic, payload))
         except PayloadError as exc:
+            junk_of = _meter_of(topic) if exc.reason == "bad_status" else None
+            if junk_of is not None:
+                self.history.status_unknown(junk_of)  # not what the meter said last: nobody knows now
             self._reject(exc.reason, topic, str(exc))
         except Exception:  # a bug must not kill the MQTT network thread
             log.exception("internal error handling a message on %r", topic[:100])
@@ -58,14 +74,17 @@ class Ingest:
         return False
 
     def _store(self, reading: Reading) -> bool:
-        stored = self.history.add(reading)
+        outcome = self.history.put(reading)
+        if outcome not in (STORED, DUPLICATE):
+            self._reject(outcome, reading_topic(reading.meter), f"seq {reading.seq} at {format_ts(reading.ts)}")
+            return False
         with self._lock:
             self._arrived[reading.meter] = self._clock()
-            if stored:
+            if outcome == STORED:
                 self.accepted += 1
             else:
                 self.duplicates += 1
-        return stored
+        return outcome == STORED
 
     def _reject(self, reason: str, topic: str, detail: str) -> None:
         meter = _meter_of(topic)

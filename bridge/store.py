@@ -23,7 +23,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -83,13 +83,24 @@ def _connect(path: Path) -> sqlite3.Connection:
 class ReadingStore:
     """SQLite history of readings (or of minute aggregates), written by one background thread."""
 
-    def __init__(self, data_dir: Path, retention_s: int, mode: str = "readings") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        retention_s: int,
+        mode: str = "readings",
+        speed: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if mode not in ("readings", "aggregates"):
             raise ValueError(f"unknown store mode {mode!r}")
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / FILE_NAME
+        files = [path for path in (self.path, self.path.with_name(FILE_NAME + "-wal")) if path.exists()]
+        self._written_before = max((path.stat().st_mtime for path in files), default=time.time())
         self.retention_s = retention_s
         self.mode = mode
+        self.speed = speed  # simulated seconds per wall second: how fast retention may move (see cutoff)
+        self._clock = clock
         self.written = 0
         self.dropped = 0
         self._lock = threading.Lock()
@@ -102,6 +113,7 @@ class ReadingStore:
         self._read_lock = threading.Lock()
         self._reader = _connect(self.path)
         self._newest: dict[str, int] = {}
+        self._first: dict[str, tuple[int, float]] = {}  # meter -> (second of its first write here, monotonic time)
         self._flushed = threading.Condition(self._lock)
         self._pending = 0  # buffered or being written
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
@@ -168,9 +180,11 @@ class ReadingStore:
                     self._conn.executemany(_INSERT_READING, (_row(r) for r in batch))
                 else:
                     self._conn.executemany(_UPSERT_MINUTE, (_minute_row(r) for r in batch))
+            now = self._clock()
             for reading in batch:
                 if reading.ts > self._newest.get(reading.meter, -1):
                     self._newest[reading.meter] = reading.ts
+                self._first.setdefault(reading.meter, (reading.ts, now))
             self.written += len(batch)
         except sqlite3.Error:
             log.exception("could not write %d readings to %s", len(batch), self.path)
@@ -179,15 +193,25 @@ class ReadingStore:
                 self._pending -= len(batch)
                 self._flushed.notify_all()
 
+    def cutoff(self, meter: str, now: float) -> int | None:
+        """The second before which ``meter``'s rows go at monotonic time ``now``: ``retention_s`` before its newest
+        second, but never later than the bridge's own clock has run since it first wrote for the meter (at ``speed``):
+        a reading's claim about time can never delete what is stored (None: nothing written for it here yet)."""
+        newest, first = self._newest.get(meter), self._first.get(meter)
+        if newest is None or first is None:
+            return None
+        first_ts, first_wall = first
+        return min(newest, int(first_ts + max(0.0, now - first_wall) * self.speed)) - self.retention_s
+
     def _prune(self) -> None:
         table, column = ("readings", "ts") if self.mode == "readings" else ("minutes", "start")
+        now = self._clock()
         try:
             with self._conn:
-                for meter, newest in self._newest.items():
-                    self._conn.execute(
-                        f"DELETE FROM {table} WHERE meter = ? AND {column} < ?",
-                        (meter, newest - self.retention_s),
-                    )
+                for meter in list(self._newest):
+                    cutoff = self.cutoff(meter, now)
+                    if cutoff is not None:
+                        self._conn.execute(f"DELETE FROM {table} WHERE meter = ? AND {column} < ?", (meter, cutoff))
         except sqlite3.Error:
             log.exception("could not prune %s", self.path)
 
@@ -201,10 +225,13 @@ class ReadingStore:
             ).fetchall()
         return (_reading(row) for row in rows)
 
-    def recent_arrays(self, meter: str, since_ts: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], int]:
-        """``(ts, columns, last seq)`` of ``meter`` from ``since_ts`` on: columns are kW x3 then kWh x3, NaN = none."""
+    def recent_arrays(
+        self, meter: str, since_ts: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """``(ts, columns, seqs)`` of ``meter`` from ``since_ts`` on: columns are kW x3 then kWh x3, NaN = none."""
+        empty = np.zeros(0, dtype=np.int64)
         if self.mode != "readings":
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 6)), 0
+            return empty, np.zeros((0, 6)), empty
         with self._read_lock:
             rows = self._reader.execute(
                 "SELECT ts, ac_w / 1000.0, geyser_w / 1000.0, overall_w / 1000.0, ac_kwh, geyser_kwh, overall_kwh, seq"
@@ -212,9 +239,14 @@ class ReadingStore:
                 (meter, since_ts),
             ).fetchall()
         if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 6)), 0
-        table = np.array(rows, dtype=np.float64)  # NULL -> nan
-        return table[:, 0].astype(np.int64), table[:, 1:7], int(table[-1, 7])
+            return empty, np.zeros((0, 6)), empty
+        table = np.array(rows, dtype=np.float64)  # NULL -> nan; seqs below 2**53 are exact
+        return table[:, 0].astype(np.int64), table[:, 1:7], table[:, 7].astype(np.int64)
+
+    def last_write(self) -> float:
+        """When the store's files had last been written before this store opened them (epoch seconds; the time it
+        opened them if they did not exist)."""
+        return self._written_before
 
     def oldest(self, meter: str) -> int | None:
         """The oldest second of ``meter`` on disk (readings mode), None if none."""

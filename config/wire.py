@@ -43,6 +43,7 @@ STATUS_QOS: Final = 1
 AGGREGATE_QOS: Final = 1
 ONLINE: Final = "online"
 OFFLINE: Final = "offline"
+UNKNOWN: Final = "unknown"  # the bridge's word for a meter whose status it has not heard, or heard as junk
 
 MAX_PAYLOAD_BYTES: Final = 64 * 1024
 MAX_BATCH: Final = 200  # readings per batch message (about 190 bytes each, at most about 260: under 64 KiB)
@@ -71,6 +72,13 @@ REASONS: Final = (
     "bad_ts",
     "meter_mismatch",
     "bad_status",
+    # A valid reading that history refuses (bridge.history, bridge.sequence): one that could not come from the meter
+    # running for real, or that would replace a reading already held.
+    "too_old",
+    "conflict",
+    "future",
+    "seq_jump",
+    "seq_reused",
 )
 
 

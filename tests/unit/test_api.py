@@ -302,11 +302,13 @@ def test_api_meters_counts_delivery_per_meter(app: Flask, client: FlaskClient) -
     for seq in (0, 1, 2, 5):  # 3 and 4 never come
         reading = Reading("A", seq, T0 + seq, 0.0, 0.0, 500.0, 0.0, 0.0, seq / 3600)
         ingest.handle(reading_topic("A"), encode_reading(reading))
-    ingest.handle(reading_topic("A"), encode_reading(Reading("A", 1, T0 + 1, 0.0, 0.0, 500.0, 0.0, 0.0, 0.0)))
+    ingest.handle(reading_topic("A"), encode_reading(Reading("A", 1, T0 + 1, 0.0, 0.0, 500.0, 0.0, 0.0, 1 / 3600)))
+    # The same second with other values: not a duplicate, and it never replaces the reading held.
+    ingest.handle(reading_topic("A"), encode_reading(Reading("A", 1, T0 + 1, 0.0, 0.0, 999.0, 0.0, 0.0, 1 / 3600)))
     ingest.handle(reading_topic("A"), b"not json")
     body = client.get("/api/meters").get_json()
     assert set(body["meters"]) == {"A", "B", "C"}
     a = body["meters"]["A"]
     assert (a["last_seq"], a["received"], a["duplicates"], a["gaps_open"], a["gaps_repaired"]) == (5, 4, 1, 2, 0)
-    assert a["rejected"] == {"bad_json": 1}
+    assert a["rejected"] == {"bad_json": 1, "conflict": 1}
     assert body["meters"]["B"]["received"] == 0

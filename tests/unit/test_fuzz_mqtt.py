@@ -27,7 +27,7 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.client import MQTTMessage
 
-from bridge.history import History
+from bridge.history import History, MeterSummary
 from bridge.ingest import Ingest
 from bridge.subscriber import Subscriber
 from config.errors import PayloadError
@@ -745,11 +745,18 @@ def test_garbage_never_touches_another_meter(history_of_a: list[Reading], garbag
         feed(ingest, reading_topic(A), encode_reading(reading))
     feed(ingest, status_topic(A), b"online")
     before = state_of(ingest.history, A)
+    junk_status = False
     for topic, payload in garbage:
         if valid_for(A, topic, payload):  # not garbage (say, a generated "meters/A/status" "offline")
             continue
         feed(ingest, topic, payload)
-    assert state_of(ingest.history, A) == before
+        junk_status |= topic == status_topic(A)
+    after = state_of(ingest.history, A)
+    # Junk on A's own status topic makes A's status "unknown" (not "online": nobody knows); nothing else changes.
+    summary = before[1]
+    assert isinstance(summary, MeterSummary)
+    expected = (before[0], replace(summary, status="unknown"), *before[2:]) if junk_status else before
+    assert after == expected
 
 
 # --- property 4: through the paho seam ------------------------------------------------------------------------------

@@ -161,32 +161,3 @@ def test_wait_until_times_out_and_forgets_the_waiter() -> None:
     history = History(3600)
     assert history.wait_until("A", 10, 0.01) is None
     assert history._waiters["A"] == []
-
-
-def test_seq_tracker_gaps_repairs_and_restarts() -> None:
-    from bridge.history import SeqTracker
-
-    seqs = SeqTracker()
-    for seq in (0, 1, 2, 5, 6, 9):
-        seqs.see(seq)
-    assert (seqs.highest, seqs.gaps, seqs.open) == (9, [[3, 4], [7, 8]], 4)
-    seqs.see(4)
-    seqs.see(7)
-    assert (seqs.gaps, seqs.open, seqs.repaired) == ([[3, 3], [8, 8]], 2, 2)
-    seqs.see(0)  # a new second, below everything and in no gap: the meter started over
-    assert (seqs.highest, seqs.gaps, seqs.restarts) == (0, [], 1)
-
-
-def test_seq_tracker_takes_an_older_backlog_arriving_after_newer_readings() -> None:
-    from bridge.history import SeqTracker
-
-    seqs = SeqTracker()
-    for seq in range(200, 400):  # live readings first (the meter's warm-up or outbox backlog still on its way)
-        seqs.see(seq)
-    seqs.see(0, newest=False)  # older seconds: not a restart
-    assert (seqs.lowest, seqs.gaps, seqs.open, seqs.restarts) == (0, [[1, 199]], 199, 0)
-    for seq in range(1, 200):
-        seqs.see(seq, newest=False)
-    assert (seqs.gaps, seqs.open, seqs.repaired, seqs.restarts) == ([], 0, 199, 0)
-    seqs.see(400)
-    assert seqs.highest == 400

@@ -78,10 +78,10 @@ def test_rejects_by_reason(ingest: Ingest, topic: str, data: bytes, reason: str)
 def test_internal_error_is_counted_not_raised(
     ingest: Ingest, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(reading: Reading) -> bool:
+    def broken(reading: Reading) -> str:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(ingest.history, "add", broken)
+    monkeypatch.setattr(ingest.history, "put", broken)
     with caplog.at_level(logging.ERROR, logger="bridge.ingest"):
         assert not ingest.handle(TOPIC, payload())
     assert ingest.counters()["rejected"] == {"internal": 1}

@@ -85,7 +85,8 @@ class Rig:
 
     def __init__(self, env: dict[str, str] | None = None, connected: bool = True, **overrides: Any) -> None:
         self.settings = dataclasses.replace(settings(**(env or {})), **overrides)
-        self.history = History(7200)
+        self.wall = 0.0  # the wall clock readings arrive by (monotonic seconds): tests move it with the data
+        self.history = History(7200, clock=lambda: self.wall)
         self.baselines = Baselines(self.history, self.settings.zone(), self.settings.grace_s)
         self.publisher = FakePublisher()
         self.connection: int | None = 1 if connected else None
@@ -204,6 +205,7 @@ def test_history_held_at_the_first_pass_is_not_replayed() -> None:
     rig.step()
     rig.step()
     assert rig.publisher.docs(AGG_A) == []
+    rig.wall += 3600.0  # an hour passes (speed 1): the meter's time may move on by as much
     feed(rig.history, "A", T0 + 3600, T0 + 3600 + 61)  # an hour later: the gap gives no flood of empty windows
     rig.step()
     assert [d["window_start"] for d in rig.publisher.docs(AGG_A)] == ["2024-01-01T01:00:00Z"]

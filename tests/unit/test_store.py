@@ -53,12 +53,34 @@ def test_seconds_older_than_memory_come_from_disk(tmp_path: Path) -> None:
 
 
 def test_retention_prunes_by_event_time(tmp_path: Path) -> None:
-    store = ReadingStore(tmp_path, retention_s=3600)
-    for ts in (T0, T0 + 100, T0 + 7200):
+    wall = [0.0]
+    store = ReadingStore(tmp_path, retention_s=3600, clock=lambda: wall[0])
+    store.put(_reading(T0))
+    assert store.flush()
+    wall[0] = 7200.0  # two hours later (speed 1)
+    for ts in (T0 + 100, T0 + 7200):
         store.put(_reading(ts))
     assert store.flush()
     store._prune()
     assert store.oldest("A") == T0 + 7200  # both early readings are more than an hour before the newest
+
+
+def test_one_reading_far_in_the_future_never_prunes_what_is_stored(tmp_path: Path) -> None:
+    """Retention counts back from the bridge's own clock, not from the newest ts a meter claims: a reading a year
+    ahead (forged) would otherwise have deleted every row of the meter at the next prune."""
+    wall = [0.0]
+    store = ReadingStore(tmp_path, retention_s=3600, clock=lambda: wall[0])
+    for ts in range(T0, T0 + 600):
+        store.put(_reading(ts))
+    store.put(_reading(T0 + 365 * 86_400))
+    assert store.flush()
+    wall[0] = 600.0
+    store._prune()
+    assert store.oldest("A") == T0  # nothing is an hour older than where the meter can really be
+    assert store.cutoff("A", 600.0) == T0 + 600 - 3600
+    wall[0] = 3600.0 + 300.0  # an hour later, the oldest 300 s are due, as by the real readings
+    store._prune()
+    assert store.oldest("A") == T0 + 300
 
 
 def test_aggregates_mode_keeps_minutes_only(tmp_path: Path) -> None:

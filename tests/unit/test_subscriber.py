@@ -58,10 +58,10 @@ def test_garbage_is_counted(subscriber: Subscriber, topic: bytes, payload: bytes
 
 
 def test_history_failure_is_internal(subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(reading: Reading) -> bool:
+    def broken(reading: Reading) -> str:
         raise MemoryError("no room")
 
-    monkeypatch.setattr(subscriber.ingest.history, "add", broken)
+    monkeypatch.setattr(subscriber.ingest.history, "put", broken)
     deliver(subscriber, b"meters/A/reading", reading(T0))
     assert subscriber.ingest.counters()["rejected"] == {"internal": 1}
 
