@@ -6,11 +6,13 @@ Thin shell: validation lives in ``bridge.requests``, aggregation in ``bridge.agg
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Final
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from bridge.ratelimit import TokenBuckets
 from bridge.requests import parse_by, parse_event_id, parse_json_object, parse_pace, parse_setup
 from bridge.sessions import StreamSpec
 from bridge.state import BridgeState
@@ -23,6 +25,9 @@ from config.wire import format_ts
 SETUP_OK: Final = "Streaming setup and stats calculation successful"  # the original client matches this exact text
 COOKIE: Final = "stream_id"
 MAX_WAIT_S: Final = 1.0
+SETUP_LIMIT: Final = "fleet_setup_limit"  # app.extensions key of the setups' TokenBuckets (bridge.app)
+STREAM_EXPIRED: Final = "Stream expired: set up again."
+TOO_MANY_SETUPS: Final = "Too many stream setups from this address; try again after Retry-After seconds."
 
 bp = Blueprint("api", __name__)
 
@@ -33,8 +38,13 @@ def _state() -> BridgeState:
 
 
 @bp.post("/stream_setup")
-def stream_setup() -> Response:
-    """Validate a setup and create a stream of its own for the caller."""
+def stream_setup() -> Response | tuple[Response, int, dict[str, str]]:
+    """Validate a setup and create a stream of its own for the caller (at a rate limited per client address)."""
+    buckets: TokenBuckets = current_app.extensions[SETUP_LIMIT]
+    # The peer's address: behind a proxy that is the proxy's (X-Forwarded-For is never trusted: anyone can send it).
+    retry_after_s = buckets.take(request.remote_addr or "", time.monotonic())
+    if retry_after_s:
+        return jsonify(error=TOO_MANY_SETUPS), 429, {"Retry-After": str(retry_after_s)}
     state = _state()
     setup = parse_setup(parse_json_object(request.get_data(cache=False)), state.known_households())
     spec = state.sessions.create(setup)
@@ -54,26 +64,29 @@ def stream_setup() -> Response:
 
 
 def _select() -> StreamSpec:
-    """The stream a request means: ``?stream=``, ``?household=&interval=``, the cookie, or the latest setup."""
+    """The stream a request means: ``?stream=``, ``?household=&interval=``, the cookie, or (a request that names no
+    stream at all, as the original API's clients) the latest setup. A stream named but unknown (evicted, or from
+    before a restart) is a 404, never someone else's stream."""
     state = _state()
     args = request.args
     if "stream" in args:
-        spec = state.sessions.get(args["stream"])
-        if spec is None:
-            raise RequestError("Unknown stream; POST /stream_setup first.", 404)
-        return spec
+        return _known(state, args["stream"])
     if "household" in args or "interval" in args or "start_index" in args:  # never a start_index ignored
         setup = parse_setup(args, state.known_households())
         return StreamSpec("query", setup.household, setup.interval_s, setup.start_index, setup.paced, setup.by_hour)
-    cookie = request.cookies.get(COOKIE)
-    if cookie:
-        spec = state.sessions.get(cookie)
-        if spec is not None:
-            return spec
+    if COOKIE in request.cookies:
+        return _known(state, request.cookies[COOKIE])
     latest = state.sessions.latest()
     if latest is None:
         raise RequestError("First try stream_setup.", 404)
     return latest
+
+
+def _known(state: BridgeState, stream_id: str) -> StreamSpec:
+    spec = state.sessions.get(stream_id)
+    if spec is None:
+        raise RequestError(STREAM_EXPIRED, 404)
+    return spec
 
 
 @bp.get("/stream_qstats")

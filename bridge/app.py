@@ -1,19 +1,26 @@
-"""Flask app factory: ``create_app(settings)`` builds the resources, the routes and the JSON error handlers."""
+"""Flask app factory: ``create_app(settings)`` builds the resources, the routes and the JSON error handlers.
+
+Nothing the app answers is HTML: errors go through one JSON handler, the URL map never redirects (no merged
+slashes: ``/static//x`` is a 404, not a 308 page) and the automatic ``OPTIONS`` answer is JSON.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, RequestRedirect
 
 from bridge import cors, dashboard, metrics, openapi
-from bridge.api import bp
+from bridge.api import SETUP_LIMIT, bp
 from bridge.baseline import Baselines
 from bridge.history import History
 from bridge.ingest import Ingest
+from bridge.ratelimit import RateLimit, TokenBuckets
 from bridge.repair import GapRepairer
 from bridge.republish import start_republisher
 from bridge.sessions import Sessions
@@ -28,11 +35,50 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024
 
 
-def create_app(settings: Settings | None = None, *, start_mqtt: bool = True, persist: bool | None = None) -> Flask:
+class _NoRedirectMap(Map):
+    """werkzeug's URL map without merged slashes: it answered ``/static//x`` with an HTML 308 redirect."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["merge_slashes"] = False
+        super().__init__(*args, **kwargs)
+
+
+class BridgeFlask(Flask):
+    """Flask with the URL map above and JSON where Flask answers by itself: ``OPTIONS`` (Flask's own is an empty
+    ``text/html``) and a routing redirect that is left (an empty path: ``308 {"location": "/"}``, not a page)."""
+
+    url_map_class = _NoRedirectMap
+
+    def handle_http_exception(self, e: HTTPException) -> HTTPException | Any:
+        """A routing redirect as JSON; every other HTTP error to the JSON handlers."""
+        if isinstance(e, RequestRedirect):
+            response = jsonify(location=e.new_url)
+            response.status_code = e.code
+            response.headers["Location"] = e.new_url
+            return response
+        return super().handle_http_exception(e)
+
+    def make_default_options_response(self) -> Response:
+        """``200 {"allow": [...]}`` with the ``Allow`` header (``bridge.cors`` adds a preflight's headers)."""
+        methods = super().make_default_options_response().allow
+        response = jsonify(allow=sorted(methods))
+        response.allow.update(methods)
+        return response
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    start_mqtt: bool = True,
+    persist: bool | None = None,
+    setup_limit: RateLimit | None = None,
+) -> Flask:
     """Build the bridge app; with ``start_mqtt`` it connects to the broker in the background, and with ``persist``
-    (default: as ``start_mqtt``) it keeps history in SQLite under ``settings.data_dir`` and reloads it first."""
+    (default: as ``start_mqtt``) it keeps history in SQLite under ``settings.data_dir`` and reloads it first.
+    ``setup_limit`` limits ``POST /stream_setup`` per client address (default ``RateLimit()``: 60 at once, 10 a
+    second)."""
     settings = settings if settings is not None else load_settings(os.environ)
-    app = Flask(__name__)
+    app = BridgeFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     zone = settings.zone()
     store = None
@@ -51,6 +97,7 @@ def create_app(settings: Settings | None = None, *, start_mqtt: bool = True, per
         baselines=Baselines(history, zone, settings.grace_s, span_s=settings.stats_span_s),
     )
     app.extensions["fleet"] = state
+    app.extensions[SETUP_LIMIT] = TokenBuckets(setup_limit)
     app.register_blueprint(bp)
     app.register_blueprint(openapi.bp)
     metrics.init_app(app)

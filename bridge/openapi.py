@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from flask import Blueprint, Response, jsonify
 
+from bridge.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S
 from bridge.requests import MAX_INTERVAL_S, MAX_START_INDEX
 from config.wire import METER_ID_PATTERN
 
@@ -266,6 +267,7 @@ SCHEMAS: Final[JsonObject] = {
             "max_panels": {"type": "integer", "minimum": 1},
         }
     ),
+    "Options": _object({"allow": {"type": "array", "items": {"type": "string"}, "description": "as the Allow header"}}),
     "Index": _object(
         {
             "service": {"type": "string"},
@@ -275,7 +277,11 @@ SCHEMAS: Final[JsonObject] = {
     ),
 }
 
-_SELECTION = "Which stream: `stream`, else `household` and `interval`, else the `stream_id` cookie, else the latest."
+_SELECTION = (
+    "Which stream: `stream`, else `household` and `interval`, else the `stream_id` cookie, else (a request naming no"
+    " stream at all) the latest setup. A `stream` or cookie naming a stream this bridge no longer holds is a 404"
+    ' `{"error": "Stream expired: set up again."}`, never another stream.'
+)
 
 PARAMETERS: Final[JsonObject] = {
     "Stream": {"name": "stream", "in": "query", "schema": {"type": "string"}, "description": "a stream_id"},
@@ -310,7 +316,15 @@ _EVENT_ID = {
 
 RESPONSES: Final[JsonObject] = {
     "BadRequest": _error("Invalid input; the message says which."),
-    "NotFound": _error("No such stream, or no setup yet: POST /stream_setup first."),
+    "NotFound": _error(
+        'No such path; or the stream named (stream, cookie) is unknown or expired: "Stream expired: set up again.";'
+        ' or no setup yet: "First try stream_setup."'
+    ),
+    "TooManyRequests": _error(
+        f"Too many setups from this client address (a burst of {DEFAULT_BURST}, then {DEFAULT_RATE_PER_S:g} a"
+        " second); try again after Retry-After seconds.",
+        headers={"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}, "required": True}},
+    ),
     "MethodNotAllowed": _error(
         "Any other method on this path.", headers={"Allow": {"schema": {"type": "string"}, "required": True}}
     ),
@@ -319,7 +333,7 @@ RESPONSES: Final[JsonObject] = {
 
 
 def _responses(ok: JsonObject, *errors: str) -> JsonObject:
-    names = {"400": "BadRequest", "404": "NotFound", "413": "TooLarge"}
+    names = {"400": "BadRequest", "404": "NotFound", "413": "TooLarge", "429": "TooManyRequests"}
     responses: JsonObject = {"200": ok}
     responses.update({status: _ref("responses", names[status]) for status in errors})
     responses["405"] = _ref("responses", "MethodNotAllowed")
@@ -347,6 +361,7 @@ PATHS: Final[JsonObject] = {
                 ),
                 "400",
                 "413",
+                "429",
             ),
         },
         "options": {
@@ -359,7 +374,9 @@ PATHS: Final[JsonObject] = {
             ],
             "responses": {
                 "200": {
-                    "description": "No body; Allow, and for an allowed origin Access-Control-Allow-* and Max-Age.",
+                    "description": "The methods served (as Allow); for an allowed origin Access-Control-Allow-* and"
+                    " Max-Age.",
+                    "content": {JSON: {"schema": _ref("schemas", "Options")}},
                     "headers": {
                         "Allow": {"schema": {"type": "string"}, "required": True},
                         "Access-Control-Allow-Origin": {"schema": {"type": "string"}},
@@ -487,8 +504,11 @@ DOCUMENT: Final[JsonObject] = {
         "version": "1.0.0",
         "description": (
             "The original smart-home HTTP/SSE API served from an MQTT meter fleet. Every error is JSON "
-            '`{"error": "..."}`: 400 invalid input, 404 unknown stream or path, 405 wrong method, '
-            f"413 body over {MAX_BODY_BYTES} bytes, 503 statistics warming up (with Retry-After). "
+            '`{"error": "..."}`: 400 invalid input (or a request line or header the server cannot parse), 404 unknown'
+            " path or stream (an expired stream is never replaced by another), 405 wrong method, 413 body over"
+            f" {MAX_BODY_BYTES} bytes, 414 request line too long, 429 too many setups from one address (with"
+            " Retry-After), 431 headers too large or too many, 503 statistics warming up (with Retry-After). "
+            "OPTIONS answers JSON too. "
             "CORS headers only for the origins in FLEET_CORS_ORIGINS."
         ),
     },

@@ -1,4 +1,9 @@
-"""Serving the app with gunicorn's gevent worker (one worker: history and sessions live in its memory)."""
+"""Serving the app with gunicorn's gevent worker (one worker: history and sessions live in its memory).
+
+The worker is ``bridge.worker.JsonGeventWorker``: gunicorn's ``gevent`` worker whose own errors (a request over the
+limits below, a malformed request line or header) are JSON, and which discards an unread request body (bounded)
+rather than resetting the connection under the client's answer.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,13 @@ from config.settings import Settings
 
 GRACEFUL_TIMEOUT_S = 3  # open SSE streams never end by themselves; do not hold a shutdown for long
 WORKER_CONNECTIONS = 4000
+WORKER_CLASS = "bridge.worker.JsonGeventWorker"  # gunicorn loads it in the worker, by dotted path
+# gunicorn's request limits, set here so they are ours (these are its defaults). Past them: JSON 414 (request line),
+# 431 (header count or size). A request line holds every query this API takes with room to spare; a header field of
+# 8 KiB leaves room for a browser's cookies of other apps on the same host (localhost).
+LIMIT_REQUEST_LINE = 4094
+LIMIT_REQUEST_FIELDS = 100
+LIMIT_REQUEST_FIELD_SIZE = 8190
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
@@ -45,7 +57,10 @@ class BridgeServer(BaseApplication):  # type: ignore[misc]
         options: dict[str, Any] = {
             "bind": [self.bind],
             "workers": 1,
-            "worker_class": "gevent",
+            "worker_class": WORKER_CLASS,
+            "limit_request_line": LIMIT_REQUEST_LINE,
+            "limit_request_fields": LIMIT_REQUEST_FIELDS,
+            "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
             "worker_connections": WORKER_CONNECTIONS,
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
             "timeout": 30,

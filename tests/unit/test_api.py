@@ -12,7 +12,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bridge.api import STREAM_EXPIRED, TOO_MANY_SETUPS
 from bridge.app import create_app
+from bridge.ratelimit import RateLimit
 from bridge.requests import NOT_INTEGERS, NOT_OBJECT, NOT_POSITIVE, NOT_STRING, REQUIRED, UNRECOGNIZED
 from bridge.statistics import Z_99
 from config.settings import load_settings
@@ -203,13 +205,15 @@ def test_stream_selection(app: Flask) -> None:
     hourly = other.get("/stream_qstats?household=A&interval=60").get_json()
     assert (hourly["interval"], hourly["window_count"], hourly["warming_up"]) == (60, 2, True)  # both minutes fed
     client_a.set_cookie("stream_id", "forgotten")
-    assert household(client_a) == "B"  # an unknown cookie falls back to the latest setup
+    response = client_a.get("/stream_qstats")  # an unknown cookie is a 404, never the latest setup (someone else's)
+    assert (response.status_code, response.get_json()) == (404, {"error": STREAM_EXPIRED})
 
 
 @pytest.mark.parametrize(
     ("query", "status", "message"),
     [
-        ("?stream=nope", 404, "Unknown stream; POST /stream_setup first."),
+        ("?stream=nope", 404, STREAM_EXPIRED),
+        ("?stream=", 404, STREAM_EXPIRED),
         ("?household=Z&interval=5", 400, UNRECOGNIZED),
         ("?household=A&interval=2.7", 400, NOT_INTEGERS),
         ("?household=A", 400, REQUIRED),
@@ -312,3 +316,111 @@ def test_api_meters_counts_delivery_per_meter(app: Flask, client: FlaskClient) -
     assert (a["last_seq"], a["received"], a["duplicates"], a["gaps_open"], a["gaps_repaired"]) == (5, 4, 1, 2, 0)
     assert a["rejected"] == {"bad_json": 1, "conflict": 1}
     assert body["meters"]["B"]["received"] == 0
+
+
+# --- One client cannot take over another's stream ----------------------------------------------------------------
+
+
+def test_an_evicted_stream_is_a_404_not_someone_elses() -> None:
+    """A victim's stream evicted by a flood of setups used to fall back to the latest setup: the victim's cookie (and
+    its ?stream=) then streamed the flooder's household and interval, with status 200."""
+    app = create_app(load_settings({}), start_mqtt=False, setup_limit=RateLimit(burst=1_000))  # the flood is not the
+    feed(app, "A")  # subject here (the rate limit is: below)
+    feed(app, "C")
+    state(app).sessions.limit = 50  # MAX_SESSIONS, scaled down: the same eviction without 10,050 setups
+    victim, flooder, widget = app.test_client(), app.test_client(), app.test_client()
+    stream = setup(victim, "A")
+    assert victim.get("/stream_qstats").get_json()["household"] == "A"
+    for _ in range(60):
+        setup(flooder, "C", 60)
+    for client, path in (
+        (victim, "/stream_qstats"),
+        (victim, "/stream_data"),
+        (widget, f"/stream_qstats?stream={stream}"),
+    ):
+        response = client.get(path)
+        assert response.status_code == 404, (path, response.get_json())
+        assert response.get_json() == {"error": STREAM_EXPIRED}
+    again = setup(victim, "A")  # what the message says to do
+    assert victim.get("/stream_qstats").get_json()["household"] == "A"
+    assert again != stream
+    latest = widget.get("/stream_qstats")  # no stream identity at all: the original's "latest setup" is kept
+    assert (latest.status_code, latest.get_json()["household"]) == (200, "A")
+
+
+def test_a_cookie_naming_no_stream_is_not_the_latest(client: FlaskClient) -> None:
+    setup(client, "B")
+    client.set_cookie("stream_id", "")
+    response = client.get("/stream_qstats")
+    assert (response.status_code, response.get_json()) == (404, {"error": STREAM_EXPIRED})
+
+
+def limited_app(burst: int) -> Flask:
+    """An app whose setups are limited to ``burst`` per address, earning one more every 1000 s (never in a test)."""
+    return create_app(load_settings({}), start_mqtt=False, setup_limit=RateLimit(burst=burst, rate_per_s=0.001))
+
+
+def test_setups_are_rate_limited_per_address() -> None:
+    app = limited_app(3)
+    client = app.test_client()
+    here, there = {"REMOTE_ADDR": "192.0.2.1"}, {"REMOTE_ADDR": "192.0.2.2"}
+    for _ in range(3):
+        assert (
+            client.post("/stream_setup", json={"household": "A", "interval": 5}, environ_base=here).status_code == 200
+        )
+    refused = client.post("/stream_setup", json={"household": "A", "interval": 5}, environ_base=here)
+    assert refused.status_code == 429
+    assert refused.is_json
+    assert refused.get_json() == {"error": TOO_MANY_SETUPS}
+    assert refused.headers["Retry-After"] == "1000"  # whole seconds until the next token
+    assert "Set-Cookie" not in refused.headers
+    assert client.get("/healthz").get_json()["streams"] == 3  # nothing created
+    spoofed = {**here, "HTTP_X_FORWARDED_FOR": "198.51.100.7"}  # anyone can send it: never trusted
+    assert client.post("/stream_setup", json={"household": "A", "interval": 5}, environ_base=spoofed).status_code == 429
+    ok = client.post("/stream_setup", json={"household": "A", "interval": 5}, environ_base=there)
+    assert ok.status_code == 200  # another address has its own bucket
+
+
+def test_invalid_setups_count_too() -> None:
+    """Every attempt takes a token (refused before any parsing): a flood of junk costs no more than one of setups."""
+    client = limited_app(2).test_client()
+    assert client.post("/stream_setup", data=b"{").status_code == 400
+    assert client.post("/stream_setup", json={"household": "A"}).status_code == 400
+    assert client.post("/stream_setup", json={"household": "A", "interval": 5}).status_code == 429
+
+
+def test_the_default_limit_lets_a_burst_of_setups_through(client: FlaskClient) -> None:
+    for _ in range(60):
+        setup(client, "A")
+
+
+# --- Nothing Flask answers by itself is HTML ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/static//x", "//static//dashboard.css", "/stream_setup/", "/static/"])
+def test_no_redirect_pages(client: FlaskClient, path: str) -> None:
+    """``/static//x`` was an HTML 308 redirect (werkzeug merged the slashes)."""
+    response = client.get("/", environ_overrides={"PATH_INFO": path})
+    assert response.status_code == 404
+    assert response.is_json
+    assert isinstance(response.get_json()["error"], str)
+
+
+def test_a_redirect_left_is_json(client: FlaskClient) -> None:
+    """An empty path (``GET http://host HTTP/1.1``) is still redirected to ``/``, as JSON."""
+    response = client.get("/", environ_overrides={"PATH_INFO": ""})
+    assert response.status_code == 308
+    assert response.is_json
+    assert response.get_json() == {"location": response.headers["Location"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"), [("/healthz", ["GET", "HEAD", "OPTIONS"]), ("/stream_setup", ["OPTIONS", "POST"])]
+)
+def test_options_is_json(client: FlaskClient, path: str, allow: list[str]) -> None:
+    """Flask's automatic OPTIONS answered 200 with an empty text/html body."""
+    response = client.options(path)
+    assert response.status_code == 200
+    assert response.is_json
+    assert response.get_json() == {"allow": allow}
+    assert sorted(response.allow) == allow

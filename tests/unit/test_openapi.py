@@ -114,3 +114,15 @@ def test_served_as_written(client: FlaskClient) -> None:
 def test_constants_match_the_code() -> None:
     assert openapi.MAX_BODY_BYTES == app_module.MAX_BODY_BYTES
     assert openapi.SETUP_OK == api.SETUP_OK
+
+
+def test_refusals_of_a_setup_are_documented() -> None:
+    """429 (with Retry-After) on a setup, the expired stream's 404 on the GETs, and OPTIONS' JSON answer."""
+    setup = DOCUMENT["paths"]["/stream_setup"]
+    assert setup["post"]["responses"]["429"] == {"$ref": "#/components/responses/TooManyRequests"}
+    too_many = DOCUMENT["components"]["responses"]["TooManyRequests"]
+    assert too_many["headers"]["Retry-After"]["required"] is True
+    assert "Stream expired: set up again." in DOCUMENT["components"]["responses"]["NotFound"]["description"]
+    for path in ("/stream_qstats", "/stream_data"):
+        assert "404" in DOCUMENT["paths"][path]["get"]["responses"]
+    assert list(setup["options"]["responses"]["200"]["content"]) == ["application/json"]
