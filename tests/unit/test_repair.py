@@ -49,7 +49,8 @@ def test_a_repaired_gap_is_forgotten() -> None:
     _add(history, 1)
     _add(history, 2)
     assert repairer.step() == 0
-    assert repairer._seen == {}
+    assert repairer.tracked() == 0
+    assert repairer.meter_state("A") is None
     assert history.summary("A").gaps_repaired == 2
 
 
