@@ -9,12 +9,17 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
+import paho.mqtt.publish as publish
 import pytest
 
-from tests.support.procs import Proc, running, start_bridge, start_meters
+from bridge.repair import CHUNK_SEQS
+from config.wire import Reading, decode_replay, encode_reading, replay_topic
+from tests.support.mqtt import collecting
+from tests.support.procs import Proc, login, running, start_bridge, start_meters, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +62,29 @@ def test_bridge_down_then_gap_repaired_from_the_meter_outbox(broker: Proc, tmp_p
     assert a["gaps_open"] == 0, a
     assert a["seq_restarts"] == 0, a
     assert a["received"] == int(a["last_seq"]) + 1, a  # type: ignore[arg-type]  # seq 0..last, each exactly once
+
+
+def test_a_huge_gap_gets_one_chunk_and_the_bridge_stays_responsive(broker: Proc, tmp_path: Path) -> None:
+    """A gap of a million seqs (legitimate: eleven days of one reading a second, all in the past) is asked one chunk
+    at a time; before, every chunk of it went out in one pass (100 requests; for 2**62 seqs the pass never ended)."""
+    port = broker.port or 0
+    bridge = start_bridge(port, tmp_path / "bridge")
+    with running(bridge), collecting(port, [replay_topic("A")]) as requests:
+        start_ts = int(time.time()) - 2_000_000
+        for seq, ts in ((0, start_ts), (1, start_ts + 1), (1_000_001, start_ts + 1_000_001)):
+            reading = Reading("A", seq, ts, 0.0, 0.0, 500.0, 0.0, 0.0, 0.0)
+            publish.single(
+                "meters/A/reading", encode_reading(reading), qos=1, hostname="127.0.0.1", port=port, auth=login("A")
+            )
+        first = requests.wait_for(lambda m: True, timeout=30)
+        assert decode_replay(first.payload) == (2, 1 + CHUNK_SEQS)
+        asked = _meter(bridge.port or 0, "A")["replay_requested"]
+        assert asked == CHUNK_SEQS, asked  # one request in that pass (the retry comes RETRY_S later)
+        wait_until(lambda: _healthz(bridge.port or 0) == "ok", 30, "the bridge answers /healthz")
+
+
+def _healthz(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+        status = json.loads(response.read())["status"]
+    assert isinstance(status, str)
+    return status
