@@ -13,8 +13,8 @@ for real, and one message must never make the bridge believe it:
 - ``seq_jump``: a ``seq`` above the highest by more than ``ts`` advanced since that reading (plus ``SEQ_SLACK``), or by
   more than ``MAX_SEQ_GAP``: not a gap that replays could fill (a genuine gap is a run of seconds the meter lived
   through), so no gap is opened and nothing is asked for.
-- ``seq_reused``: a ``seq`` the meter already used (at or below the highest, in no gap, not below the lowest) for a
-  newer second.
+- ``seq_reused``: a ``seq`` between the lowest and the highest that is not missing, or whose second does not fit
+  between theirs (a missing seq for a newer second, say): the meter already used it, or it belongs to another time.
 
 Each is rejected and counted. A rejected *newer* reading also starts (or continues) a ``Candidate``: another timeline
 that the meter may really have moved to (a restart from seq 0, a restart at a later start time, a disconnection
@@ -80,6 +80,7 @@ class Candidate:
     """Another timeline a meter's rejected newer readings are on: from ``first_seq``, now at ``seq`` / ``ts``."""
 
     first_seq: int
+    first_ts: int
     seq: int
     ts: int
     since_wall: float
@@ -124,9 +125,13 @@ class SeqTracker:
         if seq < self.lowest:
             back = self.lowest - seq
             return SEQ_JUMP if back > MAX_SEQ_GAP or back > self.lowest_ts - ts + SEQ_SLACK else None
-        if self._gap_of(seq) is not None:
+        # Between the lowest and the highest: only a missing seq, for a second between theirs (time advanced at least
+        # as much as seq on either side), is one the meter can send now (a replay, a late backlog).
+        earliest = self.lowest_ts + (seq - self.lowest) - SEQ_SLACK
+        between = earliest <= ts <= self.highest_ts - (self.highest - seq) + SEQ_SLACK
+        if not newest and between and self._gap_of(seq) is not None:
             return None
-        return SEQ_REUSED  # a seq already used, for another second
+        return SEQ_REUSED  # a seq already used, or one that belongs to another second
 
     def see(self, seq: int, ts: int) -> None:
         """Account a stored reading's ``seq`` (plausible per ``judge``), for second ``ts``."""
@@ -165,14 +170,14 @@ class SeqTracker:
             candidate.seq, candidate.ts = seq, ts
             candidate.readings += 1
         else:
-            self.candidate = candidate = Candidate(seq, seq, ts, wall)
+            self.candidate = candidate = Candidate(seq, ts, seq, ts, wall)
         if not candidate.confirmed(wall):
             return False
         self.candidate = None
         self.restarts += 1
         if self.highest is not None and seq <= self.highest:  # a new sequence: the old one's gaps mean nothing now
             self.gaps = []
-            self.lowest, self.lowest_ts = candidate.first_seq, ts
+            self.lowest, self.lowest_ts = candidate.first_seq, candidate.first_ts
         self.highest, self.highest_ts = seq, ts
         if candidate.first_seq < seq:  # the candidate's readings rejected so far: replays bring them
             self._open(candidate.first_seq, seq - 1)

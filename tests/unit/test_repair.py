@@ -23,6 +23,7 @@ from bridge.repair import (
     ByteBudget,
     GapRepairer,
 )
+from bridge.sequence import CONFIRM_READINGS, CONFIRM_WALL_S
 from config.errors import PayloadError
 from config.wire import MAX_REPLAY, Reading, decode_replay, encode_replay
 
@@ -31,6 +32,23 @@ T0 = 1_704_067_200
 
 def _add(history: History, seq: int, meter: str = "A", ts: int | None = None) -> None:
     history.add(Reading(meter, seq, T0 + seq if ts is None else ts, 0.0, 0.0, 500.0, 0.0, 0.0, 0.0))
+
+
+class HugeGap:
+    """``history``, except that meter A's gaps are ``(2, jump)``: what History held before it refused seq jumps."""
+
+    def __init__(self, history: History, jump: int) -> None:
+        self.history = history
+        self.jump = jump
+
+    def meters(self) -> list[str]:
+        return self.history.meters()
+
+    def gaps(self, meter: str) -> list[tuple[int, int]]:
+        return [(2, self.jump)] if meter == "A" else self.history.gaps(meter)
+
+    def summary(self, meter: str) -> object:
+        return self.history.summary(meter)
 
 
 class Recorder:
@@ -108,9 +126,10 @@ def test_a_huge_gap_is_asked_one_chunk_at_a_time(jump: int) -> None:
     _add(history, 0, ts=T0)
     _add(history, 1, ts=T0 + 1)
     _add(history, 1 + jump, ts=T0 + 2)  # the attacker's reading: one seq far ahead
-    assert history.gaps("A") == [(2, jump)]  # precondition: History holds the whole gap
+    assert history.gaps("A") == []  # History refuses it (seq_jump, bridge.sequence): no gap at all
+    # The repairer is bounded on its own, whatever History reports: a History that holds the whole gap.
     publish, now = Recorder(), [0.0]
-    repairer = GapRepairer(history, publish, lambda: now[0])
+    repairer = GapRepairer(HugeGap(history, jump), publish, lambda: now[0])  # type: ignore[arg-type]
     assert repairer.step() == 0
     now[0] += REPAIR_AFTER_S
     assert repairer.step() == 1
@@ -127,7 +146,7 @@ def test_a_huge_gap_is_asked_one_chunk_at_a_time(jump: int) -> None:
 
 
 def test_a_chunk_answered_brings_the_next_one_at_once() -> None:
-    history = History(2 * CHUNK_SEQS)
+    history = History(2 * CHUNK_SEQS, speed=100_000.0)  # a fast simulation: the outage below is a blink
     size = CHUNK_SEQS + 100
     _add(history, 0)
     _add(history, size + 1)  # seqs 1..size missing (a bridge outage)
@@ -242,7 +261,8 @@ def test_ranges_given_up_are_counted_once_and_not_asked_again() -> None:
 
 
 def test_a_new_sequence_voids_what_was_given_up() -> None:
-    history = History(60)
+    wall = [0.0]
+    history = History(60, clock=lambda: wall[0])
     _add(history, 0)
     _add(history, 5)  # 1..4 missing, never answered
     publish, now = Recorder(), [0.0]
@@ -255,14 +275,17 @@ def test_a_new_sequence_voids_what_was_given_up() -> None:
     state = repairer.meter_state("A")
     assert state is not None
     assert state.span == (1, 4)
-    _add(history, 0, ts=T0 + 100)  # the meter lost its state: seq 0 again, a newer second
-    _add(history, 3, ts=T0 + 103)  # 1..2 missing in the new sequence, inside the old span
-    assert history.summary("A").seq_restarts == 1
+    for seq in range(CONFIRM_READINGS):  # the meter lost its state: seq 0, 1, ... again, for newer seconds
+        _add(history, seq, ts=T0 + 100 + seq)
+        wall[0] += CONFIRM_WALL_S / (CONFIRM_READINGS - 1)
+    assert history.summary("A").seq_restarts == 1  # followed once confirmed; what was refused meanwhile is missing
+    last = CONFIRM_READINGS - 1
+    assert history.gaps("A") == [(0, last - 1)]  # inside the old span, mostly
     publish.take()
     for _ in range(3):
         now[0] += REPAIR_AFTER_S
         repairer.step()
-    assert publish.take() == [("A", 1, 2)]
+    assert publish.take() == [("A", 0, last - 1)]
 
 
 def test_byte_budget() -> None:

@@ -100,6 +100,17 @@ def test_a_seq_may_not_run_ahead_of_time() -> None:
     assert (seqs.highest, seqs.gaps) == (100, [])  # judging changes nothing
 
 
+def test_a_missing_seq_fills_its_gap_only_for_a_second_that_fits() -> None:
+    seqs = SeqTracker()
+    seqs.see(0, T0)
+    seqs.see(100, T0 + 100)  # 1..99 missing, for seconds T0 + 1 .. T0 + 99
+    assert seqs.judge(50, T0 + 50, newest=False) is None
+    assert seqs.judge(50, T0 + 200, newest=True) == SEQ_REUSED  # a newer second: not where seq 50 belongs
+    assert seqs.judge(50, T0 + 99 + 2 * 10, newest=False) == SEQ_REUSED  # after seq 100's second
+    assert seqs.judge(50, T0 - 20, newest=False) == SEQ_REUSED  # before seq 0's second
+    assert seqs.gaps == [[1, 99]]
+
+
 def test_a_candidate_timeline_is_taken_only_when_confirmed_and_uninterrupted() -> None:
     seqs = SeqTracker()
     for seq in range(1000):
