@@ -74,7 +74,10 @@ class Watch:
         for _ in range(2400):  # bounded: 10 minutes at most
             if self._stop.wait(0.25):
                 return
-            meters, now = _meters(self.port), time.monotonic()
+            try:
+                meters, now = _meters(self.port), time.monotonic()
+            except (OSError, ValueError):  # the bridge did not answer (a hung worker): the counts stand still
+                continue
             self.samples += 1
             for meter in ("B", "C"):
                 count = int(meters[meter]["received"])  # type: ignore[call-overload]
