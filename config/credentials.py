@@ -14,6 +14,13 @@ Users and what they may do (the same rules for the embedded amqtt broker and for
 - ``observer`` (people with ``mosquitto_sub``): publish nothing; subscribe ``meters/#``, ``<ha>/#`` and ``$SYS/#``.
 - anonymous clients: refused (unless the broker is told to allow them: then no rules apply at all).
 
+Client ids are bound to users (``client_id_refusal``), so that one login cannot take another client's session: a
+meter connects only as ``meter-<its id>``, exactly; ``bridge-...`` ids belong to ``bridge`` (and the bridge uses no
+other), ``homeassistant-...`` to ``homeassistant`` and ``observer-...`` to ``observer``; those two may also use any id
+outside the reserved prefixes (Home Assistant's random default, ``mosquitto_sub``'s ``mosq-...``). The bridge's default
+id is ``bridge-`` + 12 base32 characters of ``HMAC-SHA256(secret, "client-id:bridge")`` (``bridge_client_id``): nobody
+without the secret can guess it.
+
 ``<ha>`` is the Home Assistant discovery prefix (``FLEET_HA_PREFIX``). A meter's one-level ``meters/<id>/+`` excludes
 the two-level ``agg/<N>s`` and ``cmd/...`` topics, which only the bridge writes.
 
@@ -42,6 +49,16 @@ BRIDGE_USER: Final = "bridge"
 HOMEASSISTANT_USER: Final = "homeassistant"
 OBSERVER_USER: Final = "observer"
 SERVICE_USERS: Final = (BRIDGE_USER, HOMEASSISTANT_USER, OBSERVER_USER)
+
+METER_CLIENT_PREFIX: Final = "meter-"
+BRIDGE_CLIENT_PREFIX: Final = "bridge-"
+# Client-id prefixes each reserved to one service user (``meter-`` ids belong to the meters, each only its own).
+SERVICE_CLIENT_PREFIXES: Final = {
+    BRIDGE_CLIENT_PREFIX: BRIDGE_USER,
+    "homeassistant-": HOMEASSISTANT_USER,
+    "observer-": OBSERVER_USER,
+}
+BRIDGE_ID_CHARS: Final = 12  # base32 characters after "bridge-": 60 bits, 19 characters in all (MQTT 3.1.1: <= 23)
 
 # Mosquitto 2's $7$ hash: what mosquitto_passwd writes (101 PBKDF2-SHA512 iterations, 12-byte salt).
 MOSQUITTO_ITERATIONS: Final = 101
@@ -91,6 +108,39 @@ def password_for(secret: bytes, username: str) -> str:
     if username in SERVICE_USERS:
         return _derive(secret, username)
     return meter_password(secret, username)
+
+
+def meter_client_id(meter_id: str) -> str:
+    """The one client id meter ``meter_id`` may connect with: ``meter-<id>``."""
+    return f"{METER_CLIENT_PREFIX}{meter_id}"
+
+
+def bridge_client_id(secret: bytes) -> str:
+    """The bridge's default client id: ``bridge-`` and 12 lower-case base32 characters of an HMAC of the secret."""
+    if len(secret) < 16:
+        raise ValueError("the fleet secret is too short")
+    digest = hmac.new(secret, b"client-id:bridge", hashlib.sha256).digest()
+    return BRIDGE_CLIENT_PREFIX + base64.b32encode(digest).decode("ascii")[:BRIDGE_ID_CHARS].lower()
+
+
+def client_id_refusal(username: str | None, client_id: str | None) -> str | None:
+    """Why ``username`` may not connect with ``client_id`` (None: it may). Meters (any user that is not a service
+    user) only as ``meter-<id>``; the bridge only with a ``bridge-`` id; the other service users with their own
+    prefix or with an id outside every reserved prefix."""
+    if not username:
+        return "no user name"
+    cid = client_id or ""
+    if username not in SERVICE_USERS:
+        own = meter_client_id(username)
+        return None if cid == own else f"meter {username!r} connects only as {own!r}, not {cid!r}"
+    if cid.startswith(METER_CLIENT_PREFIX):
+        return f"{cid!r}: {METER_CLIENT_PREFIX}... ids belong to the meters"
+    for prefix, owner in SERVICE_CLIENT_PREFIXES.items():
+        if cid.startswith(prefix) and owner != username:
+            return f"{cid!r}: {prefix}... ids belong to {owner}"
+    if username == BRIDGE_USER and not cid.startswith(BRIDGE_CLIENT_PREFIX):
+        return f"the bridge connects only with a {BRIDGE_CLIENT_PREFIX}... id, not {cid!r}"
+    return None
 
 
 def _parent(topic: str) -> str:
