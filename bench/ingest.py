@@ -49,7 +49,7 @@ from bridge.history import History
 from bridge.ingest import Ingest
 from bridge.store import ReadingStore
 from bridge.subscriber import Subscriber
-from config.credentials import BRIDGE_USER
+from config.credentials import BRIDGE_USER, meter_client_id
 from config.secret import load_or_create_secret
 from config.settings import DEFAULT_HISTORY_S, DEFAULT_RETENTION_S, BrokerAddress
 from config.wire import (
@@ -242,6 +242,7 @@ def publish(port: int, messages: Sequence[Message], work: Path, parallel: int) -
         lines.write_bytes(b"".join(p + b"\n" for p in payloads))
         meter = topic.split("/")[1]
         argv = ["mosquitto_pub", "-h", LOOPBACK, "-p", str(port), "-q", "1", "-l", "-t", topic, *_auth_args(meter)]
+        argv += ["-i", meter_client_id(meter)]  # a meter's login connects only with its own client id
         jobs.append((argv, lines))
 
     def run(job: tuple[list[str], Path]) -> None:

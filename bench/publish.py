@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.credentials import meter_client_id
 from config.wire import Reading, encode_reading, reading_topic
 from simulator.fleet import fleet_specs
 from tests.support.procs import LOOPBACK, Proc, clean_env, login, python_module, start, start_broker
@@ -122,7 +123,7 @@ def baseline(messages: int, work: Path, anonymous: bool) -> tuple[float, float]:
     argv = ["mosquitto_pub", "-h", LOOPBACK, "-p", str(broker.port), "-l", "-q", "1", "-t", reading_topic(meter)]
     if not anonymous:
         auth = login(meter)
-        argv += ["-u", auth["username"], "-P", auth["password"]]
+        argv += ["-u", auth["username"], "-P", auth["password"], "-i", meter_client_id(meter)]
     try:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()

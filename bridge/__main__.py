@@ -9,7 +9,7 @@ import sys
 
 from config.errors import ConfigError
 from config.logs import configure_logging
-from config.secret import client_broker
+from config.secret import bridge_settings
 from config.settings import load_settings, parse_port
 
 
@@ -22,8 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
-        # Credentials (derived from the fleet secret) and TLS, whether the broker comes from --broker or FLEET_*.
-        settings = dataclasses.replace(settings, broker=client_broker(settings, args.broker))
+        # Credentials (derived from the fleet secret), TLS and the client id, whether the broker comes from --broker or
+        # FLEET_*.
+        settings = bridge_settings(settings, args.broker)
         host = args.host or settings.http_host
         port = parse_port(args.port, "--port") if args.port else settings.http_port
         settings = dataclasses.replace(settings, http_host=host, http_port=port)  # where it really serves

@@ -3,7 +3,8 @@
 ``python -m broker [--host H] [--port N]`` runs the embedded amqtt broker until SIGINT or SIGTERM: only the fleet's
 users get in (meters of ``FLEET_HOUSEHOLDS``, bridge, homeassistant, observer), each under its topic rules, unless
 ``FLEET_MQTT_ANONYMOUS=true``; TLS with ``FLEET_MQTT_TLS_CERT`` and ``FLEET_MQTT_TLS_KEY``.
-``python -m broker mosquitto-auth --out DIR`` writes Mosquitto's password and ACL files for the same users.
+``python -m broker mosquitto-auth --out DIR`` writes the same users and rules for Mosquitto's dynamic security plugin
+(``dynsec.json``; each meter bound to its client id ``meter-<id>``).
 ``python -m broker password USER`` prints the password of USER (e.g. ``observer``, for ``mosquitto_sub``).
 """
 
@@ -42,8 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--port", help="TCP port (default FLEET_MQTT_PORT or 1883)")
     sub = parser.add_subparsers(dest="command", metavar="[COMMAND]", help="none: run the embedded broker")
-    auth = sub.add_parser("mosquitto-auth", help="write Mosquitto's password_file and acl_file for the fleet")
-    auth.add_argument("--out", required=True, metavar="DIR", help="directory of passwords, acl and observer-password")
+    auth = sub.add_parser("mosquitto-auth", help="write Mosquitto's dynamic-security file for the fleet")
+    auth.add_argument("--out", required=True, metavar="DIR", help="directory of dynsec.json and observer-password")
     auth.add_argument("--owner", metavar="USER[:GROUP]", help="give those files to this owner (needs root)")
     auth.add_argument("--secret-owner", metavar="USER[:GROUP]", help="give the fleet secret file to this owner")
     password = sub.add_parser("password", help="print a user's MQTT password (derived from the fleet secret)")

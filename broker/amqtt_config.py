@@ -3,7 +3,8 @@
 Uses amqtt's ``plugins`` form. Bound to loopback unless a host is given: amqtt itself would bind 0.0.0.0.
 
 With authentication (the default), amqtt's ``FileAuthPlugin`` checks user names and passwords against a password file
-(argon2id hashes, ``config.credentials.amqtt_password_file``) and its ``TopicAccessControlListPlugin`` applies the
+(argon2id hashes, ``config.credentials.amqtt_password_file``), ``broker.client_ids.ClientIdPlugin`` binds client ids
+to users (``config.credentials.client_id_refusal``), and amqtt's ``TopicAccessControlListPlugin`` applies the
 fleet's rules (``config.credentials.amqtt_acls``). amqtt 0.12 quirk: that plugin's config takes ``publish_acl`` and
 ``acl`` (the subscribe rules; ``subscribe_acl``, which its docs name, makes the broker refuse the config), and without
 ``acl`` it refuses every subscription.
@@ -17,6 +18,7 @@ from typing import Any
 FILE_AUTH_PLUGIN = "amqtt.plugins.authentication.FileAuthPlugin"
 ANONYMOUS_AUTH_PLUGIN = "amqtt.plugins.authentication.AnonymousAuthPlugin"
 TOPIC_ACL_PLUGIN = "amqtt.plugins.topic_checking.TopicAccessControlListPlugin"
+CLIENT_ID_PLUGIN = "broker.client_ids.ClientIdPlugin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ def amqtt_config(
     else:
         plugins = {
             FILE_AUTH_PLUGIN: {"password_file": auth.password_file},
+            CLIENT_ID_PLUGIN: {},
             TOPIC_ACL_PLUGIN: {"publish_acl": auth.publish_acl, "acl": auth.subscribe_acl},
         }
     return {"listeners": {"default": listener}, "plugins": plugins}

@@ -1,12 +1,14 @@
 """The brokers' credential files, written from the fleet's users (I/O shell of ``config.credentials``).
 
-Mosquitto's ``passwords`` and ``acl`` (``python -m broker mosquitto-auth``) and amqtt's password file (written by
-``python -m broker`` into a temporary directory at each start). Each file is written whole under a temporary name,
-mode 0600, then renamed over the old one, so a broker never reads half a file. Fresh random salts on every write.
+Mosquitto's dynamic-security file ``dynsec.json`` (``python -m broker mosquitto-auth``) and amqtt's password file
+(written by ``python -m broker`` into a temporary directory at each start). Each file is written whole under a
+temporary name, mode 0600, then renamed over the old one, so a broker never reads half a file.
+Fresh random salts on every write.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -21,13 +23,11 @@ from config.credentials import (
     OBSERVER_USER,
     Rule,
     amqtt_password_file,
-    mosquitto_acl_file,
-    mosquitto_password_file,
+    mosquitto_dynsec_config,
 )
 from config.errors import ConfigError
 
-MOSQUITTO_PASSWORDS: Final = "passwords"
-MOSQUITTO_ACL: Final = "acl"
+MOSQUITTO_DYNSEC: Final = "dynsec.json"  # plugin_opt_config_file of Mosquitto's dynamic security plugin
 OBSERVER_PASSWORD: Final = "observer-password"  # for the compose healthcheck (mosquitto_sub -P "$(cat ...)")
 
 
@@ -75,12 +75,11 @@ def write_private(path: Path, text: str, owner: Owner | None = None) -> None:
 
 
 def write_mosquitto_auth(out_dir: Path, rules: Sequence[Rule], owner: Owner | None = None) -> list[Path]:
-    """Write Mosquitto's ``password_file``, ``acl_file`` and the observer's password into ``out_dir``."""
+    """Write Mosquitto's dynamic-security file and the observer's password into ``out_dir``."""
     salts = [secrets.token_bytes(MOSQUITTO_SALT_BYTES) for _ in rules]
     observer = next(rule.password for rule in rules if rule.username == OBSERVER_USER)
     files = {
-        out_dir / MOSQUITTO_PASSWORDS: mosquitto_password_file(rules, salts),
-        out_dir / MOSQUITTO_ACL: mosquitto_acl_file(rules),
+        out_dir / MOSQUITTO_DYNSEC: json.dumps(mosquitto_dynsec_config(rules, salts), indent=1) + "\n",
         out_dir / OBSERVER_PASSWORD: observer + "\n",
     }
     for path, text in files.items():

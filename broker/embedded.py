@@ -1,10 +1,19 @@
-"""The embedded amqtt broker, with one correction to amqtt 0.12's retained-message delivery.
+"""The embedded amqtt broker, with three corrections to amqtt 0.12.
 
-amqtt 0.12 bug: when any client connects, ``Broker._handle_client_session`` sends it the retained messages matching
-*every* subscription filter held by *any* client in the broker (``for topic in self._subscriptions``), not only its
-own. With the bridge subscribed to ``meters/+/status``, a new ``mosquitto_sub -t 'meters/+/reading'`` first received
-the meters' retained ``online`` messages. ``FleetBroker`` delivers retained messages for a filter only to a session that
-holds that subscription; the SUBSCRIBE path (subscription added, then retained sent) is unchanged.
+1. Authentication before any session is touched. amqtt 0.12 reads a CONNECT, then at once deletes the session of its
+   client id (clean session) or takes it over (copying in the newcomer's user name, password and will), then kicks the
+   connected owner off, and only then asks its auth plugins, answering CONNACK 5 too late: any client, even without a
+   password, could throw the bridge off with the bridge's client id. ``FleetBroker`` runs the auth plugins (password
+   file and ``broker.client_ids``) right after reading the CONNECT and refuses with CONNACK 5 before any of that.
+2. A maximum packet size (``broker.limits.MAX_PACKET_BYTES``; amqtt has no such option): every client's bytes pass a
+   ``PacketSizeGuard``, and the connection is closed as soon as a fixed header announces a larger packet, before its
+   body is read.
+3. Retained messages: when any client connects, ``Broker._handle_client_session`` sends it the retained messages
+   matching *every* subscription filter held by *any* client in the broker (``for topic in self._subscriptions``),
+   not only its own. With the bridge subscribed to ``meters/+/status``, a new ``mosquitto_sub -t
+   'meters/+/reading'`` first received the meters' retained ``online`` messages. ``FleetBroker`` delivers retained
+   messages for a filter only to a session that holds that subscription; the SUBSCRIBE path (subscription added,
+   then retained sent) is unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +27,14 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.utils import format_client_message, gen_client_id
+
+from broker.limits import MAX_PACKET_BYTES, PacketSizeGuard, PacketTooLarge
 
 log = logging.getLogger("broker")
 
@@ -26,8 +42,91 @@ SHUTDOWN_GRACE_S = 1.0
 LEFTOVER_WAIT_S = 2.0
 
 
+class GuardedReader(ReaderAdapter):  # type: ignore[misc]
+    """A client's byte stream, through a ``PacketSizeGuard``: a packet over the limit closes the connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_bytes: int) -> None:
+        self._inner = StreamReaderAdapter(reader)
+        self._writer = writer
+        self._guard = PacketSizeGuard(max_bytes)
+
+    async def read(self, n: int = -1) -> bytes:
+        """The next ``n`` bytes; ConnectionResetError (amqtt's end of stream) once a packet is over the limit."""
+        if self._guard.refused is not None:
+            raise ConnectionResetError(self._guard.refused)
+        data: bytes = await self._inner.read(n)
+        try:
+            self._guard.feed(data)
+        except PacketTooLarge as exc:
+            peer = self._writer.get_extra_info("peername")
+            log.warning("closing the connection of %s: %s", peer, exc)
+            self._writer.close()
+            raise ConnectionResetError(str(exc)) from exc
+        return data
+
+    def feed_eof(self) -> None:
+        """End the stream (amqtt calls this when it closes a connection)."""
+        self._inner.feed_eof()
+
+
 class FleetBroker(Broker):  # type: ignore[misc]
-    """amqtt's Broker, sending retained messages only to sessions subscribed to the filter."""
+    """amqtt's Broker, authenticating before it touches a session, refusing packets over ``max_packet_bytes``, and
+    sending retained messages only to sessions subscribed to the filter."""
+
+    max_packet_bytes = MAX_PACKET_BYTES
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        await self._client_connected(
+            listener_name, GuardedReader(reader, writer, self.max_packet_bytes), StreamWriterAdapter(writer)
+        )
+
+    async def _initialize_client_session(
+        self, reader: ReaderAdapter, writer: Any, remote_address: str, remote_port: int
+    ) -> tuple[Any, Any]:
+        # amqtt 0.12's own method, with the authentication moved before the session lookup (see the module docstring).
+        peer = format_client_message(address=remote_address, port=remote_port)
+        try:
+            handler, client_session = await BrokerProtocolHandler.init_from_connect(
+                reader, writer, self.plugins_manager
+            )
+        except AMQTTError as exc:
+            self.logger.warning(f"[MQTT-3.1.0-1] {peer}: Can't read first packet as CONNECT: {exc}")
+            raise AMQTTError(exc) from exc
+        except MQTTError as exc:
+            self.logger.warning(f"Invalid connection from {peer}")
+            await writer.close()
+            raise MQTTError(exc) from exc
+        except NoDataError as exc:
+            self.logger.error(f"No data from {peer} : {exc}")
+            raise AMQTTError(exc) from exc
+
+        if not await self._authenticate(client_session, None):
+            log.warning("refused %s: user %r, client id %r", peer, client_session.username, client_session.client_id)
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await writer.close()
+            raise MQTTError(f"{peer} not authorized")
+
+        if client_session.clean_session:
+            if client_session.client_id is not None and client_session.client_id != "":
+                await self._delete_session(client_session.client_id)
+            else:
+                client_session.client_id = gen_client_id()
+            client_session.parent = 0
+        elif client_session.client_id in self._sessions:
+            existing, _ = self._sessions[client_session.client_id]
+            for name in ("will_flag", "will_message", "will_topic", "will_qos", "keep_alive", "username", "password"):
+                setattr(existing, name, getattr(client_session, name))
+            client_session = existing
+            client_session.parent = 1
+        else:
+            client_session.parent = 0
+
+        timeout_disconnect_delay = self.config.get("timeout-disconnect-delay", 0)
+        if client_session.keep_alive > 0 and isinstance(timeout_disconnect_delay, int):
+            client_session.keep_alive += timeout_disconnect_delay
+        return handler, client_session
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int], session: Any) -> None:
         topic_filter = subscription[0]

@@ -14,11 +14,19 @@ Users and what they may do (the same rules for the embedded amqtt broker and for
 - ``observer`` (people with ``mosquitto_sub``): publish nothing; subscribe ``meters/#``, ``<ha>/#`` and ``$SYS/#``.
 - anonymous clients: refused (unless the broker is told to allow them: then no rules apply at all).
 
+Client ids are bound to users (``client_id_refusal``), so that one login cannot take another client's session: a
+meter connects only as ``meter-<its id>``, exactly; ``bridge-...`` ids belong to ``bridge`` (and the bridge uses no
+other), ``homeassistant-...`` to ``homeassistant`` and ``observer-...`` to ``observer``; those two may also use any id
+outside the reserved prefixes (Home Assistant's random default, ``mosquitto_sub``'s ``mosq-...``). The bridge's default
+id is ``bridge-`` + 12 base32 characters of ``HMAC-SHA256(secret, "client-id:bridge")`` (``bridge_client_id``): nobody
+without the secret can guess it.
+
 ``<ha>`` is the Home Assistant discovery prefix (``FLEET_HA_PREFIX``). A meter's one-level ``meters/<id>/+`` excludes
 the two-level ``agg/<N>s`` and ``cmd/...`` topics, which only the bridge writes.
 
-Renderings of the same users and rules: Mosquitto's ``password_file`` (``$7$``: PBKDF2-SHA512, as ``mosquitto_passwd``
-writes it) and ``acl_file``; amqtt's password file (argon2id, which amqtt 0.12's ``FileAuthPlugin`` verifies) and the
+Renderings of the same users and rules: the JSON file of Mosquitto's dynamic security plugin (PBKDF2-SHA512, as
+``mosquitto_ctrl dynsec`` writes it; Mosquitto 2.0's ``password_file``/``acl_file`` cannot bind a login to a client
+id, the plugin can); amqtt's password file (argon2id, which amqtt 0.12's ``FileAuthPlugin`` verifies) and the
 ``publish-acl`` / ``acl`` maps of its ``TopicAccessControlListPlugin``. The passwords are 256-bit random values, so
 the hashes need no key stretching: cheap parameters keep a broker's start and each connection fast for large fleets.
 """
@@ -30,7 +38,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from argon2.low_level import Type, hash_secret
 
@@ -43,7 +51,17 @@ HOMEASSISTANT_USER: Final = "homeassistant"
 OBSERVER_USER: Final = "observer"
 SERVICE_USERS: Final = (BRIDGE_USER, HOMEASSISTANT_USER, OBSERVER_USER)
 
-# Mosquitto 2's $7$ hash: what mosquitto_passwd writes (101 PBKDF2-SHA512 iterations, 12-byte salt).
+METER_CLIENT_PREFIX: Final = "meter-"
+BRIDGE_CLIENT_PREFIX: Final = "bridge-"
+# Client-id prefixes each reserved to one service user (``meter-`` ids belong to the meters, each only its own).
+SERVICE_CLIENT_PREFIXES: Final = {
+    BRIDGE_CLIENT_PREFIX: BRIDGE_USER,
+    "homeassistant-": HOMEASSISTANT_USER,
+    "observer-": OBSERVER_USER,
+}
+BRIDGE_ID_CHARS: Final = 12  # base32 characters after "bridge-": 60 bits, 19 characters in all (MQTT 3.1.1: <= 23)
+
+# Mosquitto 2's PBKDF2-SHA512 as mosquitto_ctrl dynsec writes it (101 iterations, 12-byte salt).
 MOSQUITTO_ITERATIONS: Final = 101
 MOSQUITTO_SALT_BYTES: Final = 12
 # argon2id at its cheapest sensible cost (64 KiB, one pass, about 0.1 ms): the secrets are random, not human.
@@ -93,6 +111,39 @@ def password_for(secret: bytes, username: str) -> str:
     return meter_password(secret, username)
 
 
+def meter_client_id(meter_id: str) -> str:
+    """The one client id meter ``meter_id`` may connect with: ``meter-<id>``."""
+    return f"{METER_CLIENT_PREFIX}{meter_id}"
+
+
+def bridge_client_id(secret: bytes) -> str:
+    """The bridge's default client id: ``bridge-`` and 12 lower-case base32 characters of an HMAC of the secret."""
+    if len(secret) < 16:
+        raise ValueError("the fleet secret is too short")
+    digest = hmac.new(secret, b"client-id:bridge", hashlib.sha256).digest()
+    return BRIDGE_CLIENT_PREFIX + base64.b32encode(digest).decode("ascii")[:BRIDGE_ID_CHARS].lower()
+
+
+def client_id_refusal(username: str | None, client_id: str | None) -> str | None:
+    """Why ``username`` may not connect with ``client_id`` (None: it may). Meters (any user that is not a service
+    user) only as ``meter-<id>``; the bridge only with a ``bridge-`` id; the other service users with their own
+    prefix or with an id outside every reserved prefix."""
+    if not username:
+        return "no user name"
+    cid = client_id or ""
+    if username not in SERVICE_USERS:
+        own = meter_client_id(username)
+        return None if cid == own else f"meter {username!r} connects only as {own!r}, not {cid!r}"
+    if cid.startswith(METER_CLIENT_PREFIX):
+        return f"{cid!r}: {METER_CLIENT_PREFIX}... ids belong to the meters"
+    for prefix, owner in SERVICE_CLIENT_PREFIXES.items():
+        if cid.startswith(prefix) and owner != username:
+            return f"{cid!r}: {prefix}... ids belong to {owner}"
+    if username == BRIDGE_USER and not cid.startswith(BRIDGE_CLIENT_PREFIX):
+        return f"the bridge connects only with a {BRIDGE_CLIENT_PREFIX}... id, not {cid!r}"
+    return None
+
+
 def _parent(topic: str) -> str:
     return topic.rsplit("/", 1)[0]
 
@@ -133,29 +184,36 @@ def fleet_rules(secret: bytes, meter_ids: Sequence[str], ha_prefix: str) -> list
 
 
 def mosquitto_hash(password: str, salt: bytes, iterations: int = MOSQUITTO_ITERATIONS) -> str:
-    """``$7$<iterations>$<b64 salt>$<b64 PBKDF2-SHA512>``, Mosquitto 2's password-file hash."""
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    """Base64 of PBKDF2-SHA512(password, salt, iterations): the ``password`` of a dynamic-security client."""
+    return base64.b64encode(hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)).decode()
 
 
-def mosquitto_password_file(rules: Sequence[Rule], salts: Sequence[bytes]) -> str:
-    """Mosquitto's ``password_file``: one ``user:hash`` line per rule (``salts``: one random salt per rule)."""
-    return "".join(
-        f"{rule.username}:{mosquitto_hash(rule.password, salt)}\n" for rule, salt in zip(rules, salts, strict=True)
-    )
-
-
-def mosquitto_acl_file(rules: Sequence[Rule]) -> str:
-    """Mosquitto's ``acl_file``: a ``user`` block per rule; nothing for anonymous clients, so they get nothing."""
-    lines = ["# Generated by `python -m broker mosquitto-auth` (config/credentials.py); do not edit.", ""]
-    for rule in rules:
-        lines.append(f"user {rule.username}")
-        both = set(rule.publish) & set(rule.subscribe)
-        for topic in rule.publish:
-            lines.append(f"topic {'readwrite' if topic in both else 'write'} {topic}")
-        lines += [f"topic read {topic}" for topic in rule.subscribe if topic not in both]
-        lines.append("")
-    return "\n".join(lines)
+def mosquitto_dynsec_config(rules: Sequence[Rule], salts: Sequence[bytes]) -> dict[str, Any]:
+    """The configuration of Mosquitto's dynamic security plugin (its JSON file): one client per rule (PBKDF2-SHA512
+    as ``mosquitto_ctrl dynsec`` writes it; ``salts``: one random salt per rule) with a role of the same name carrying
+    its topics; every meter bound to its client id ``meter-<id>``. Service users stay unbound (the plugin binds only
+    exact ids). Nothing is allowed by default, and there is no admin: nobody may change it over ``$CONTROL``."""
+    clients: list[dict[str, Any]] = []
+    roles: list[dict[str, Any]] = []
+    for rule, salt in zip(rules, salts, strict=True):
+        client: dict[str, Any] = {
+            "username": rule.username,
+            "password": mosquitto_hash(rule.password, salt),
+            "salt": base64.b64encode(salt).decode(),
+            "iterations": MOSQUITTO_ITERATIONS,
+            "roles": [{"rolename": rule.username}],
+        }
+        if rule.username not in SERVICE_USERS:
+            client["clientid"] = meter_client_id(rule.username)
+        clients.append(client)
+        acls = [{"acltype": "publishClientSend", "topic": topic, "allow": True} for topic in rule.publish]
+        for topic in rule.subscribe:
+            acls.append({"acltype": "subscribePattern", "topic": topic, "allow": True})
+            acls.append({"acltype": "publishClientReceive", "topic": topic, "allow": True})
+        roles.append({"rolename": rule.username, "acls": acls})
+    # Nothing by default: a client sends, receives and subscribes only what its role allows.
+    denied = {"publishClientSend": False, "publishClientReceive": False, "subscribe": False, "unsubscribe": True}
+    return {"clients": clients, "roles": roles, "groups": [], "defaultACLAccess": denied}
 
 
 # --- amqtt ----------------------------------------------------------------------------------------------------

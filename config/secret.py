@@ -14,9 +14,9 @@ import os
 import secrets
 from pathlib import Path
 
-from config.credentials import SECRET_BYTES
+from config.credentials import SECRET_BYTES, bridge_client_id
 from config.errors import ConfigError
-from config.settings import BrokerAddress, Settings, parse_broker_url
+from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress, Settings, parse_broker_url
 
 SECRET_KEY = "FLEET_MQTT_SECRET"
 
@@ -67,3 +67,14 @@ def client_broker(settings: Settings, url: str | None = None, key: str = "--brok
     if settings.mqtt_anonymous or broker.username:
         return broker
     return dataclasses.replace(broker, secret=load_or_create_secret(secret_path(settings)))
+
+
+def bridge_settings(settings: Settings, url: str | None = None, key: str = "--broker") -> Settings:
+    """The bridge's settings as it connects: its broker (``client_broker``) and its client id, ``FLEET_BRIDGE_ID`` if
+    set, else derived from the fleet secret (``config.credentials.bridge_client_id``), else (no secret: anonymous, or
+    the URL's own login) ``bridge-fleet``. The one place the bridge's id is decided."""
+    broker = client_broker(settings, url, key)
+    bridge_id = settings.bridge_id
+    if not bridge_id:
+        bridge_id = DEFAULT_BRIDGE_ID if broker.secret is None else bridge_client_id(broker.secret)
+    return dataclasses.replace(settings, broker=broker, bridge_id=bridge_id)

@@ -13,7 +13,7 @@ from typing import Final, TypeVar
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from config.credentials import password_for
+from config.credentials import BRIDGE_CLIENT_PREFIX, password_for
 from config.errors import ConfigError
 from config.realistic import CLIMATES
 from config.shard import Shard, parse_shard
@@ -42,7 +42,9 @@ STORES: Final = ("readings", "aggregates")
 DEFAULT_STATS_SPAN_S: Final = 86_400
 DEFAULT_AGG_INTERVALS: Final = (60,)
 DEFAULT_HA_PREFIX: Final = "homeassistant"
-DEFAULT_BRIDGE_ID: Final = "fleet-bridge"
+# The bridge's client id without a fleet secret (FLEET_MQTT_ANONYMOUS, or a URL with its own login); with the secret
+# the default is derived from it (config.secret.bridge_settings, config.credentials.bridge_client_id).
+DEFAULT_BRIDGE_ID: Final = "bridge-fleet"
 
 # Every setting, with what it means (README lists the same table).
 KNOWN_KEYS: Final[dict[str, str]] = {
@@ -70,7 +72,7 @@ KNOWN_KEYS: Final[dict[str, str]] = {
     "FLEET_AGG_INTERVALS": "window lengths (s) the bridge republishes on meters/<id>/agg/<interval>s (default 60)",
     "FLEET_HA_DISCOVERY": "publish Home Assistant MQTT discovery: true (default) or false",
     "FLEET_HA_PREFIX": "Home Assistant discovery prefix (default homeassistant)",
-    "FLEET_BRIDGE_ID": "MQTT client id of the bridge's persistent session, one per bridge (default fleet-bridge)",
+    "FLEET_BRIDGE_ID": "MQTT client id of the bridge, bridge-...; one per bridge (default derived from the secret)",
     "FLEET_SHARD": "k/n: this bridge owns the households of FLEET_HOUSEHOLDS with crc32(id) % n == k (default: all)",
     "FLEET_CORS_ORIGINS": "comma-separated origins allowed to call the HTTP API from a browser (default none)",
     "FLEET_MQTT_ANONYMOUS": "true: the embedded broker lets anyone in and clients do not log in (default false)",
@@ -139,7 +141,7 @@ class Settings:
     agg_intervals: tuple[int, ...] = DEFAULT_AGG_INTERVALS
     ha_discovery: bool = True
     ha_prefix: str = DEFAULT_HA_PREFIX
-    bridge_id: str = DEFAULT_BRIDGE_ID
+    bridge_id: str = ""  # empty: not set, derived at start (config.secret.bridge_settings)
     cors_origins: tuple[str, ...] = ()
     mqtt_anonymous: bool = False
     mqtt_secret: str = ""  # empty: <data_dir>/mqtt-secret (config.secret.secret_path)
@@ -323,6 +325,15 @@ def parse_client_id(text: str, key: str = "FLEET_BRIDGE_ID") -> str:
     return value
 
 
+def parse_bridge_id(text: str, key: str = "FLEET_BRIDGE_ID") -> str:
+    """The bridge's client id: a client id (``parse_client_id``) that starts with ``bridge-``, the prefix that only
+    the bridge's login may use (config.credentials.client_id_refusal)."""
+    value = parse_client_id(text, key)
+    if not value.startswith(BRIDGE_CLIENT_PREFIX) or value == BRIDGE_CLIENT_PREFIX:
+        raise ConfigError(key, f"the bridge's client id starts with {BRIDGE_CLIENT_PREFIX!r} (bridge-0), not {value!r}")
+    return value
+
+
 def parse_topic_prefix(text: str, key: str) -> str:
     """An MQTT topic prefix: no wildcards, no leading or trailing slash, not empty."""
     value = text.strip()
@@ -396,7 +407,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         agg_intervals=_get(env, "FLEET_AGG_INTERVALS", parse_intervals, DEFAULT_AGG_INTERVALS),
         ha_discovery=_get(env, "FLEET_HA_DISCOVERY", lambda t: parse_bool(t, "FLEET_HA_DISCOVERY"), True),
         ha_prefix=_get(env, "FLEET_HA_PREFIX", lambda t: parse_topic_prefix(t, "FLEET_HA_PREFIX"), DEFAULT_HA_PREFIX),
-        bridge_id=_get(env, "FLEET_BRIDGE_ID", parse_client_id, DEFAULT_BRIDGE_ID),
+        bridge_id=_get(env, "FLEET_BRIDGE_ID", parse_bridge_id, ""),
         cors_origins=_get(env, "FLEET_CORS_ORIGINS", parse_origins, ()),
         mqtt_anonymous=_get(env, "FLEET_MQTT_ANONYMOUS", lambda t: parse_bool(t, "FLEET_MQTT_ANONYMOUS"), False),
         mqtt_secret=_get(env, "FLEET_MQTT_SECRET", str.strip, ""),

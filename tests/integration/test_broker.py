@@ -1,16 +1,21 @@
-"""The embedded broker: loopback only unless asked, and a clean exit on SIGINT and on SIGTERM."""
+"""The brokers: the embedded one binds loopback only unless asked and exits cleanly on SIGINT and on SIGTERM; both
+deliver retained messages only to matching subscriptions and refuse packets over the fleet's size limit."""
 
 from __future__ import annotations
 
+import queue
 import signal
 import socket
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import paho.mqtt.publish as publish
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
+from broker.limits import MAX_PACKET_BYTES
 from tests.support.mqtt import collecting
-from tests.support.procs import Proc, free_port, login, python_module, start
+from tests.support.procs import LOOPBACK, Proc, free_port, login, python_module, start
 
 pytestmark = pytest.mark.integration
 
@@ -55,11 +60,15 @@ def test_retained_messages_go_only_to_matching_subscriptions(broker: Proc) -> No
     """
     port = broker.port or 0
     auth = login("A")
-    publish.single("meters/A/status", "online", qos=1, retain=True, hostname="127.0.0.1", port=port, auth=auth)
+    publish.single(
+        "meters/A/status", "online", qos=1, retain=True, hostname="127.0.0.1", port=port, auth=auth, client_id="meter-A"
+    )
     with collecting(port, ["meters/+/status"]) as status_sub:  # the bridge's subscription, held while the next connects
         status_sub.wait_for(lambda m: m.retain, timeout=10)
         with collecting(port, ["meters/+/reading"]) as reading_sub:
-            publish.single("meters/A/reading", "marker", qos=1, hostname="127.0.0.1", port=port, auth=auth)
+            publish.single(
+                "meters/A/reading", "marker", qos=1, hostname="127.0.0.1", port=port, auth=auth, client_id="meter-A"
+            )
             first = reading_sub.wait_for(lambda m: True, timeout=10)
     assert (first.topic, first.payload) == ("meters/A/reading", b"marker")
 
@@ -74,3 +83,30 @@ def test_port_in_use_exits_with_a_clear_error(tmp_path: Path) -> None:
     last_line = proc.log().strip().splitlines()[-1]
     assert "cannot listen on 127.0.0.1" in last_line
     assert "address already in use" in last_line
+
+
+@pytest.mark.parametrize("payload_bytes", [8 * 1024 * 1024, MAX_PACKET_BYTES])
+def test_a_packet_over_the_limit_never_reaches_a_subscriber(broker: Proc, payload_bytes: int) -> None:
+    """Meter A, logged in, publishes a message larger than the limit (8 MB; or just over it): the broker closes its
+    connection and no subscriber gets it; the broker keeps serving (A's next connection's marker arrives alone)."""
+    port = broker.port or 0
+    auth = login("A")
+    with collecting(port, ["meters/#"]) as observer:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="meter-A", protocol=mqtt.MQTTv311)
+        client.username_pw_set(auth["username"], auth["password"])
+        closed: queue.Queue[object] = queue.Queue()
+        client.on_disconnect = lambda c, u, f, rc, p: closed.put(rc)
+        client.connect(LOOPBACK, port, 30)
+        client.loop_start()
+        try:
+            client.publish("meters/A/reading", bytes(payload_bytes), qos=1)
+            closed.get(timeout=30)  # the broker closes the connection (paho would otherwise wait for a PUBACK)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+            client._reset_sockets()  # paho 2.2 leaves its wake-up socket pair to the garbage collector
+        publish.single(
+            "meters/A/reading", "marker", qos=1, hostname=LOOPBACK, port=port, auth=auth, client_id="meter-A"
+        )
+        first = observer.wait_for(lambda m: True, timeout=30)
+    assert (first.topic, first.payload) == ("meters/A/reading", b"marker")

@@ -27,13 +27,24 @@ import paho.mqtt.publish as publish
 import pytest
 import yaml
 
+from broker.auth_files import MOSQUITTO_DYNSEC
+from broker.limits import MAX_PACKET_BYTES
 from config.errors import ConfigError
 from config.households import household
 from config.settings import KNOWN_KEYS, PREFIX, load_settings, parse_broker_url
 from config.wire import READING_SUBSCRIPTION, decode_reading, reading_topic
 from tests.conftest import require_mosquitto
 from tests.support.mqtt import collecting
-from tests.support.procs import LOOPBACK, Proc, clean_env, free_port, login, mosquitto_binary, start
+from tests.support.procs import (
+    LOOPBACK,
+    Proc,
+    clean_env,
+    dynsec_plugin,
+    free_port,
+    login,
+    mosquitto_binary,
+    start,
+)
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 COMPOSE_FILE: Final = ROOT / "docker-compose.yml"
@@ -191,8 +202,10 @@ def local_mosquitto_conf(text: str, port: int, data_dir: Path, auth_dir: Path) -
             line = f"listener {port} {LOOPBACK}"
         elif name == "persistence_location":
             line = f"persistence_location {data_dir}/"
-        elif name in ("password_file", "acl_file"):
+        elif name == "plugin_opt_config_file":
             line = f"{name} {localize(line.split(None, 1)[1].strip(), SERVICES[BROKER_SERVICE], auth_dir)}"
+        elif name == "plugin":
+            line = f"plugin {dynsec_plugin()}"  # where this machine's Mosquitto has it
         elif name == "user":
             continue
         lines.append(line)
@@ -382,8 +395,8 @@ def test_broker_service_runs_mosquitto_with_the_project_config() -> None:
         f"no named volume at the persistence location {data_dir}"
     )
     assert mounts(broker)[AUTH_VOLUME] == (auth_dir_in(broker), True)
-    for name in ("password_file", "acl_file"):
-        assert options[name][0].startswith(f"{auth_dir_in(broker)}/"), f"{name} is not in the {AUTH_VOLUME} volume"
+    dynsec_file = options["plugin_opt_config_file"][0]
+    assert dynsec_file.startswith(f"{auth_dir_in(broker)}/"), f"{dynsec_file} is not in the {AUTH_VOLUME} volume"
     assert broker["depends_on"] == {AUTH_SERVICE: {"condition": "service_completed_successfully"}}
     listener_port = int(options["listener"][0].split()[0])
     assert published(broker["ports"]) == {listener_port: (LOOPBACK, 1883)}
@@ -553,12 +566,16 @@ def test_service_command_runs(name: str, mosquitto: Proc, tmp_path: Path) -> Non
 
 
 def test_mosquitto_conf_settings() -> None:
-    """Listener on every interface of the container, users and ACLs only, persistent, stdout logs, deep queues."""
+    """Listener on every interface of the container, the fleet's users and rules only (dynamic security), the fleet's
+    packet size limit, persistent, stdout logs, deep queues."""
     options = conf_options(MOSQUITTO_CONF.read_text())
     assert options["listener"] == ["1883"]
     assert options["allow_anonymous"] == ["false"]
-    assert options["password_file"] == ["/mosquitto/auth/passwords"]
-    assert options["acl_file"] == ["/mosquitto/auth/acl"]
+    assert "password_file" not in options  # the dynamic security plugin instead: it binds logins to client ids
+    assert "acl_file" not in options
+    assert options["plugin"] == ["/usr/lib/mosquitto_dynamic_security.so"]  # in eclipse-mosquitto:2
+    assert options["plugin_opt_config_file"] == [f"/mosquitto/auth/{MOSQUITTO_DYNSEC}"]
+    assert options["max_packet_size"] == [str(MAX_PACKET_BYTES)]
     assert options["persistence"] == ["true"]
     assert options["persistence_location"] == ["/mosquitto/data/"]
     assert int(options["autosave_interval"][0]) > 0
@@ -595,19 +612,29 @@ def test_mosquitto_starts_with_the_project_config(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.mosquitto
 def test_project_mosquitto_lets_in_only_the_fleet(mosquitto: Proc) -> None:
-    """With the project's config and mqtt-auth's files: anonymous clients and wrong passwords are refused, and meter
-    A cannot publish for meter B (its forged reading never arrives before A's own marker)."""
+    """With the project's config and mqtt-auth's files: anonymous clients, wrong passwords and meter A's login with
+    any client id but ``meter-A`` are refused, and meter A cannot publish for meter B (its forged reading never
+    arrives before A's own marker)."""
     assert mosquitto.port is not None
     secret = project_auth_dir(mosquitto) / "mqtt-secret"
     sub = ["mosquitto_sub", "-h", LOOPBACK, "-p", str(mosquitto.port), "-t", "meters/#", "-C", "1", "-W", "3"]
-    for credentials in ([], ["-u", "observer", "-P", "wrong"], ["-u", "A", "-P", login("B", secret)["password"]]):
+    a_password = login("A", secret)["password"]
+    for credentials in (
+        [],
+        ["-u", "observer", "-P", "wrong"],
+        ["-u", "A", "-P", login("B", secret)["password"]],
+        ["-u", "A", "-P", a_password, "-i", "meter-B"],  # A's login with B's client id
+        ["-u", "A", "-P", a_password],  # ... or mosquitto_sub's own
+    ):
         result = subprocess.run([*sub, *credentials], capture_output=True, text=True, timeout=WAIT_S, check=False)
         assert result.returncode != 0, credentials
         assert "not authorised" in result.stderr, result.stderr
     meter_a = login("A", secret)
     with collecting(mosquitto.port, ["meters/#"], secret=secret) as observer:
-        publish.single("meters/B/reading", "forged", qos=1, hostname=LOOPBACK, port=mosquitto.port, auth=meter_a)
-        publish.single("meters/A/reading", "marker", qos=1, hostname=LOOPBACK, port=mosquitto.port, auth=meter_a)
+        for topic, payload in (("meters/B/reading", "forged"), ("meters/A/reading", "marker")):
+            publish.single(
+                topic, payload, qos=1, hostname=LOOPBACK, port=mosquitto.port, auth=meter_a, client_id="meter-A"
+            )
         before = []
         while (msg := observer.messages.get(timeout=WAIT_S)).payload != b"marker":
             before.append(msg)

@@ -92,7 +92,7 @@ def test_subscription_receives_qos1_commands(broker: Proc) -> None:
     meter = Driven("A")
     meter.conn.on_connect = lambda code: meter.conn.subscribe("meters/A/cmd/replay", 1)
     meter.connect(port)
-    bridge = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    bridge = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bridge-mqttconn", protocol=mqtt.MQTTv311)
     auth = login(BRIDGE_USER)
     bridge.username_pw_set(auth["username"], auth["password"])
     bridge.connect(LOOPBACK, port, 30)

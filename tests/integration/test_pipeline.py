@@ -219,15 +219,19 @@ def test_garbage_on_mqtt_is_counted_and_streams_continue(fleet: Fleet) -> None:
     import paho.mqtt.publish as publish
 
     garbage = [
-        ("meters/A/reading", b"not json"),
-        ("meters/A/reading", b"\xff\xfe"),
-        ("meters/A/reading", b'{"meter": "B"}'),
+        ("meters/D/reading", b"not json"),
+        ("meters/D/reading", b"\xff\xfe"),
+        ("meters/D/reading", b'{"meter": "B"}'),
         ("meters/Z/reading", json.dumps({"meter": "Z", "seq": 1}).encode()),
-        ("meters/A/status", b"maybe"),
+        ("meters/D/status", b"maybe"),
     ]
-    for meter in ("A", "Z"):  # each meter may publish only under its own meters/<id>/
+    # Each meter may publish only under its own meters/<id>/, and only as its own client id meter-<id>: D (known,
+    # not running) and Z, so that no running meter is thrown off.
+    for meter in ("D", "Z"):
         mine = [{"topic": t, "payload": p, "qos": 1} for t, p in garbage if t.split("/")[1] == meter]
-        publish.multiple(mine, hostname="127.0.0.1", port=fleet.mqtt_port, auth=login(meter))
+        publish.multiple(
+            mine, hostname="127.0.0.1", port=fleet.mqtt_port, auth=login(meter), client_id=f"meter-{meter}"
+        )
     stream_id, _ = _setup(fleet, "A", 5)
     client = SSEClient(fleet.http_port, f"/stream_data?stream={stream_id}")
     try:

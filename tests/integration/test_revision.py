@@ -37,7 +37,7 @@ def _reading(ts: int, watts: float = WATTS) -> Reading:
 def _publisher(port: int) -> Iterator[Callable[[Reading], None]]:
     """Publish readings as meter A would (QoS 1), each acknowledged by the broker before the call returns."""
     connected = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-late-meter", protocol=mqtt.MQTTv311)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="meter-A", protocol=mqtt.MQTTv311)
     auth = login("A")  # meter A's own credentials: it may publish only on its topics
     client.username_pw_set(auth["username"], auth["password"])
     client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None

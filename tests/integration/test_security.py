@@ -24,6 +24,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from config.credentials import SERVICE_USERS, bridge_client_id, meter_client_id
+from config.secret import load_or_create_secret
 from config.wire import decode_reading
 from tests.support.mqtt import Msg
 from tests.support.procs import (
@@ -31,6 +33,7 @@ from tests.support.procs import (
     TEST_METERS,
     Proc,
     clean_env,
+    fleet_secret,
     free_port,
     login,
     mosquitto_auth,
@@ -40,7 +43,9 @@ from tests.support.procs import (
     running,
     start,
     start_bridge,
+    start_broker,
     start_meters,
+    wait_until,
 )
 from tests.support.tls import Pem, make_ca, make_server_cert
 
@@ -53,10 +58,21 @@ CONNECTED = "connected"
 class Peer:
     """One MQTT client of these tests: it says exactly how its connection went, and queues what it receives."""
 
-    def __init__(self, port: int, user: str | None, password: str | None = None, tls_ca: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        user: str | None,
+        password: str | None = None,
+        tls_ca: Path | None = None,
+        client_id: str | None = None,
+        clean_session: bool = True,
+    ) -> None:
         self.port = port
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"security-{user}-{secrets.token_hex(3)}", protocol=mqtt.MQTTv311
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or own_client_id(user),
+            protocol=mqtt.MQTTv311,
+            clean_session=clean_session,
         )
         if user is not None:
             self.client.username_pw_set(user, login(user)["password"] if password is None else password)
@@ -115,6 +131,15 @@ class Peer:
         self.client._reset_sockets()  # paho 2.2 leaves its wake-up socket pair to the garbage collector
 
 
+def own_client_id(user: str | None) -> str:
+    """A client id ``user`` may take: a meter's own ``meter-<id>``, a fresh ``bridge-...`` or ``<user>-...``."""
+    if user is None:
+        return f"security-{secrets.token_hex(3)}"
+    if user not in SERVICE_USERS:
+        return meter_client_id(user)
+    return f"{user}-sec-{secrets.token_hex(3)}"
+
+
 @contextmanager
 def peer(port: int, user: str, tls_ca: Path | None = None) -> Iterator[Peer]:
     """A client logged in as ``user`` with its right password, connected, for a ``with`` block."""
@@ -127,8 +152,10 @@ def peer(port: int, user: str, tls_ca: Path | None = None) -> Iterator[Peer]:
         client.close()
 
 
-def _attempt(port: int, user: str | None, password: str | None = None, tls_ca: Path | None = None) -> str:
-    client = Peer(port, user, password, tls_ca)
+def _attempt(
+    port: int, user: str | None, password: str | None = None, tls_ca: Path | None = None, client_id: str | None = None
+) -> str:
+    client = Peer(port, user, password, tls_ca, client_id)
     try:
         return client.connect()
     finally:
@@ -160,6 +187,92 @@ def test_wrong_password_or_unknown_user_is_refused(broker: Proc, user: str, pass
 @pytest.mark.parametrize("user", ["A", "Z", "bridge", "homeassistant", "observer"])
 def test_every_user_connects_with_its_password(broker: Proc, user: str) -> None:
     assert _attempt(broker.port or 0, user) == CONNECTED
+
+
+# --- Client ids bound to users ------------------------------------------------------------------------------------
+
+
+def _bridge_id() -> str:
+    """The client id the bridge derives from the test run's secret (its default: no FLEET_BRIDGE_ID)."""
+    return bridge_client_id(load_or_create_secret(fleet_secret()))
+
+
+@pytest.mark.parametrize("client_id", ["meter-B", "BRIDGE", "bridge-x", "observer-x", "meter-A-2", "mosq-1", "A"])
+def test_meter_login_takes_no_other_client_id(broker: Proc, client_id: str) -> None:
+    """Meter A's right password with any id but ``meter-A`` (B's, the bridge's, a service prefix's, its own with a
+    suffix, a free one) is refused at CONNECT."""
+    client_id = _bridge_id() if client_id == "BRIDGE" else client_id
+    assert _attempt(broker.port or 0, "A", client_id=client_id).startswith("refused"), client_id
+    assert _attempt(broker.port or 0, "A", client_id="meter-A") == CONNECTED
+
+
+@pytest.mark.parametrize(
+    ("user", "client_id", "amqtt_outcome"),
+    [
+        ("bridge", "bridge-shard-0", CONNECTED),
+        ("bridge", "fleet-bridge", "refused"),  # the bridge's ids all start with bridge-
+        ("bridge", "meter-A", "refused"),
+        ("observer", "observer-1", CONNECTED),
+        ("observer", "mosq-Xy12", CONNECTED),  # mosquitto_sub's default id
+        ("observer", "bridge-x", "refused"),
+        ("observer", "meter-A", "refused"),
+        ("homeassistant", "homeassistant-1", CONNECTED),
+        ("homeassistant", "6LgXmA2WcW9Pb3Hd", CONNECTED),  # Home Assistant's default is random
+        ("homeassistant", "observer-1", "refused"),
+    ],
+)
+def test_service_users_client_ids(
+    broker_kind: str, broker: Proc, user: str, client_id: str, amqtt_outcome: str
+) -> None:
+    """On amqtt service users keep to their own prefix (or none, but the bridge); on Mosquitto (dynamic security
+    binds only exact ids) their logins are trusted with ids, and every one connects."""
+    outcome = _attempt(broker.port or 0, user, client_id=client_id)
+    expected = amqtt_outcome if broker_kind == "amqtt" else CONNECTED
+    assert outcome.startswith(expected), (user, client_id, outcome)
+
+
+def test_intruder_with_the_bridges_id_never_disconnects_the_bridge(broker_kind: str, tmp_path: Path) -> None:
+    """A real bridge and a real meter run; logins with the bridge's client id (meter A's password, a wrong password,
+    none) are refused before the broker touches the bridge's session: the bridge is never disconnected and A's
+    readings keep arriving. The bridge's own login with that id does take the session over: the id was the bridge's."""
+    broker = start_broker(broker_kind, tmp_path / "broker")
+    port = broker.port or 0
+    with running(broker):
+        bridge = start_bridge(port, tmp_path / "bridge", env={"FLEET_HOUSEHOLDS": "A"})
+        meters = start_meters(port, ["A"], tmp_path / "meters", speed=10)
+        with running(bridge, meters):
+            http = bridge.port or 0
+            wait_until(lambda: _received(http, "A") > 0, 30, "readings of A at the bridge")
+            for user, password in (("A", None), ("A", "wrong"), ("bridge", "wrong"), (None, None)):
+                outcome = _attempt(port, user, password, client_id=_bridge_id())
+                assert outcome.startswith("refused"), (user, password, outcome)
+            before = _received(http, "A")
+            wait_until(lambda: _received(http, "A") >= before + 10, 30, "ten more readings of A")
+            assert _health(http)["mqtt"] == CONNECTED
+            assert "bridge disconnected" not in bridge.log(), bridge.log()[-3000:]
+            assert bridge.log().count("bridge connected to") == 1, bridge.log()[-3000:]
+            assert not _took_over(broker), broker.log()[-3000:]
+            # The control: the bridge's own login with that id does take the session over (the broker says so).
+            control = Peer(port, "bridge", client_id=_bridge_id(), clean_session=False)  # as the bridge connects
+            try:
+                assert control.connect() == CONNECTED
+            finally:
+                control.close()
+            wait_until(lambda: _took_over(broker), 30, "the broker handing the bridge's session to its own login")
+
+
+def _took_over(broker: Proc) -> bool:
+    """Whether the broker's log tells of a client thrown off by a newcomer with its id (amqtt at WARNING, Mosquitto
+    at NOTICE)."""
+    log = broker.log()
+    return "performing take-over" in log or "already connected, closing old connection" in log
+
+
+def _received(http_port: int, meter: str) -> int:
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{http_port}/api/meters", timeout=5) as response:
+        doc = json.loads(response.read())
+    counters = doc["meters"].get(meter, {})
+    return int(counters.get("received") or 0)
 
 
 # --- Topic rules ------------------------------------------------------------------------------------------------

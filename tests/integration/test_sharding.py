@@ -84,7 +84,7 @@ def test_two_bridges_each_own_half_the_fleet_nothing_lost_or_doubled(tmp_path: P
                 "FLEET_SPEED": str(SPEED),
                 "FLEET_HOUSEHOLDS": ",".join(ids),  # the same on every instance: the shard picks its part
                 "FLEET_SHARD": str(shard),
-                "FLEET_BRIDGE_ID": f"fleet-bridge-{shard.index}",  # a persistent session each
+                "FLEET_BRIDGE_ID": f"bridge-{shard.index}",  # a persistent session each
             }
             bridges.append(start_bridge(broker.port or 0, tmp_path / f"bridge-{shard.index}", env=env))  # own data
             stack.enter_context(running(bridges[-1]))

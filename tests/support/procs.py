@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.auth_files import MOSQUITTO_ACL, MOSQUITTO_PASSWORDS, write_mosquitto_auth
+from broker.auth_files import MOSQUITTO_DYNSEC, write_mosquitto_auth
+from broker.limits import MAX_PACKET_BYTES
 from config.credentials import fleet_rules, password_for
 from config.secret import load_or_create_secret
 from config.settings import DEFAULT_HA_PREFIX
@@ -173,21 +174,37 @@ def mosquitto_binary() -> str:
     return found
 
 
+# Mosquitto's dynamic security plugin: where Debian's mosquitto package puts it, and the eclipse-mosquitto:2 image.
+DYNSEC_PLUGINS = (
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",
+)
+
+
+def dynsec_plugin() -> str:
+    """Path of Mosquitto's dynamic security plugin on this machine."""
+    for path in DYNSEC_PLUGINS:
+        if Path(path).is_file():
+            return path
+    raise RuntimeError(f"Mosquitto's dynamic security plugin is in none of {', '.join(DYNSEC_PLUGINS)}")
+
+
 def mosquitto_auth(work_dir: Path, meters: Sequence[str] = TEST_METERS, secret: Path | None = None) -> list[str]:
-    """Write Mosquitto's password and ACL files for ``meters`` (and the service users) into ``work_dir``; the config
-    lines that use them."""
+    """Write Mosquitto's dynamic-security file for ``meters`` (and the service users) into ``work_dir``; the config
+    lines that load it."""
     rules = fleet_rules(load_or_create_secret(secret or fleet_secret()), meters, DEFAULT_HA_PREFIX)
     write_mosquitto_auth(work_dir, rules)
     return [
         "allow_anonymous false",
-        f"password_file {work_dir / MOSQUITTO_PASSWORDS}",
-        f"acl_file {work_dir / MOSQUITTO_ACL}",
+        f"plugin {dynsec_plugin()}",
+        f"plugin_opt_config_file {work_dir / MOSQUITTO_DYNSEC}",
     ]
 
 
 def mosquitto_test_config(port: int, work_dir: Path, auth: Sequence[str] = ("allow_anonymous true",)) -> str:
-    """A Mosquitto 2 config for tests: loopback listener, ``auth`` lines (``mosquitto_auth``; default anonymous), no
-    persistence, logs on stderr."""
+    """A Mosquitto 2 config for tests: loopback listener, ``auth`` lines (``mosquitto_auth``; default anonymous), the
+    fleet's maximum packet size, no persistence, logs on stderr."""
     lines = [
         f"listener {port} {LOOPBACK}",
         *auth,
@@ -198,6 +215,7 @@ def mosquitto_test_config(port: int, work_dir: Path, auth: Sequence[str] = ("all
         "log_type warning",
         "log_type notice",
         "max_queued_messages 100000",
+        f"max_packet_size {MAX_PACKET_BYTES}",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         lines.append("user root")  # as root Mosquitto would drop to user mosquitto, which cannot write work_dir

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -31,16 +32,24 @@ def test_mosquitto_auth_writes_private_files(
     out = tmp_path / "auth"
     owner = f"{os.getuid()}:{os.getgid()}"  # giving files to oneself works without root
     assert main(["mosquitto-auth", "--out", str(out), "--owner", owner, "--secret-owner", str(os.getuid())]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["acl", "observer-password", "passwords"]
+    assert sorted(p.name for p in out.iterdir()) == ["dynsec.json", "observer-password"]
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in out.iterdir())
-    users = [line.split(":", 1)[0] for line in (out / "passwords").read_text().splitlines()]
-    assert users == ["bridge", "homeassistant", "observer", "A", "B"]
-    assert "user B\ntopic write meters/B/+\n" in (out / "acl").read_text()
+    dynsec = json.loads((out / "dynsec.json").read_text())
+    assert [client["username"] for client in dynsec["clients"]] == ["bridge", "homeassistant", "observer", "A", "B"]
+    assert {client["username"]: client.get("clientid") for client in dynsec["clients"]} == {
+        "bridge": None,
+        "homeassistant": None,
+        "observer": None,
+        "A": "meter-A",
+        "B": "meter-B",
+    }
+    role_b = next(role for role in dynsec["roles"] if role["rolename"] == "B")
+    assert {"acltype": "publishClientSend", "topic": "meters/B/+", "allow": True} in role_b["acls"]
     secret = read_secret(secret_file)
     assert (out / "observer-password").read_text() == password_for(secret, "observer") + "\n"
-    first = (out / "passwords").read_text()
+    first = (out / "dynsec.json").read_text()
     assert main(["mosquitto-auth", "--out", str(out)]) == 0  # again: the same users, fresh salts
-    assert (out / "passwords").read_text() != first
+    assert (out / "dynsec.json").read_text() != first
     assert read_secret(secret_file) == secret
 
 

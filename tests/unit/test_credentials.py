@@ -1,11 +1,11 @@
-"""Fleet credentials: derived passwords, the rules, and each broker's rendering of them, checked with amqtt's own
-plugins (Mosquitto's renderings are checked by the real Mosquitto in every integration test that runs it)."""
+"""Fleet credentials: derived passwords, client ids, the rules, and each broker's rendering of them, checked with
+amqtt's own plugins (Mosquitto's renderings are checked by the real Mosquitto in every integration test that runs
+it)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import logging
 import re
 import warnings
@@ -18,6 +18,7 @@ from amqtt.plugins.topic_checking import TopicAccessControlListPlugin
 from amqtt.session import Session
 
 from broker.amqtt_config import AmqttAuth, amqtt_config
+from broker.client_ids import ClientIdPlugin
 from broker.embedded import make_broker
 from config.credentials import (
     MOSQUITTO_ITERATIONS,
@@ -25,12 +26,14 @@ from config.credentials import (
     Rule,
     amqtt_acls,
     amqtt_password_file,
+    bridge_client_id,
     check_meter_ids,
+    client_id_refusal,
     fleet_rules,
+    meter_client_id,
     meter_password,
-    mosquitto_acl_file,
+    mosquitto_dynsec_config,
     mosquitto_hash,
-    mosquitto_password_file,
     password_for,
 )
 from config.errors import ConfigError
@@ -72,27 +75,105 @@ def test_rules_per_user() -> None:
     assert rules["A"].password not in repr(rules["A"])
 
 
-def test_mosquitto_hash_is_pbkdf2_sha512_as_mosquitto_passwd_writes_it() -> None:
-    salt = b"0123456789ab"
-    text = mosquitto_hash("secret", salt)
-    match = re.fullmatch(r"\$7\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)", text)
-    assert match is not None, text
-    assert int(match[1]) == MOSQUITTO_ITERATIONS
-    assert base64.b64decode(match[2]) == salt
-    assert base64.b64decode(match[3]) == hashlib.pbkdf2_hmac("sha512", b"secret", salt, MOSQUITTO_ITERATIONS)
+def test_mosquitto_hash_is_what_mosquitto_ctrl_dynsec_writes() -> None:
+    """The vector: ``mosquitto_ctrl dynsec init`` (Mosquitto 2.0.11) with password pw123 wrote this salt and hash."""
+    salt = base64.b64decode("KjaCdvc7u7C9Rx6K")
+    expected = "J6mw/7MBhtU7hAdc30c7gEFynk3bQJLnBbxItwCM0nPmB7Aq1CeXe+x0Y8vBDiwgDNQchLD+GKfw49ZWZ5yZUA=="
+    assert mosquitto_hash("pw123", salt, 101) == expected
+    assert MOSQUITTO_ITERATIONS == 101
 
 
-def test_mosquitto_files() -> None:
+def test_mosquitto_dynsec_config() -> None:
     rules = _rules()
-    passwords = mosquitto_password_file(rules, [bytes(12)] * len(rules)).splitlines()
-    assert [line.split(":", 1)[0] for line in passwords] == [rule.username for rule in rules]
-    acl = mosquitto_acl_file(rules)
-    block = acl.split("user A\n", 1)[1].split("\n\n", 1)[0]
-    assert block.splitlines() == ["topic write meters/A/+", "topic read meters/A/cmd/#"]
-    assert "topic readwrite homeassistant/#" in acl.split("user bridge\n", 1)[1].split("\n\n", 1)[0]
-    assert not [line for line in acl.split("user ", 1)[0].splitlines() if line.startswith("topic")]  # anonymous: none
+    config = mosquitto_dynsec_config(rules, [bytes(12)] * len(rules))
+    clients = {client["username"]: client for client in config["clients"]}
+    assert list(clients) == [rule.username for rule in rules]
+    assert clients["A"]["clientid"] == "meter-A"
+    assert clients["A-0001"]["clientid"] == "meter-A-0001"
+    assert all("clientid" not in clients[user] for user in SERVICE_USERS)  # dynsec binds exact ids only
+    assert clients["A"]["password"] == mosquitto_hash(password_for(SECRET, "A"), bytes(12))
+    assert clients["A"]["roles"] == [{"rolename": "A"}]
+    roles = {role["rolename"]: role["acls"] for role in config["roles"]}
+    assert roles["A"] == [
+        {"acltype": "publishClientSend", "topic": "meters/A/+", "allow": True},
+        {"acltype": "subscribePattern", "topic": "meters/A/cmd/#", "allow": True},
+        {"acltype": "publishClientReceive", "topic": "meters/A/cmd/#", "allow": True},
+    ]
+    assert not [acl for acl in roles["observer"] if acl["acltype"] == "publishClientSend"]
+    assert config["defaultACLAccess"] == {
+        "publishClientSend": False,
+        "publishClientReceive": False,
+        "subscribe": False,
+        "unsubscribe": True,
+    }
     with pytest.raises(ValueError, match="zip"):
-        mosquitto_password_file(rules, [bytes(12)])
+        mosquitto_dynsec_config(rules, [bytes(12)])
+
+
+@pytest.mark.parametrize(
+    ("user", "client_id", "allowed"),
+    [
+        ("A", "meter-A", True),
+        ("A", "meter-B", False),  # another meter's
+        ("A", "meter-A2", False),
+        ("A", "meter-a", False),
+        ("A", "A", False),
+        ("A", "", False),
+        ("A", "bridge-x", False),
+        ("A", "fleet-bridge", False),  # the old default id of the bridge
+        ("bridge-1", "meter-bridge-1", True),  # a meter whose id looks like a prefix is still a meter
+        ("bridge-1", "bridge-1", False),
+        ("bridge", "bridge-fleet", True),
+        ("bridge", "bridge-0", True),
+        ("bridge", "fleet-bridge", False),  # the bridge uses bridge- ids only
+        ("bridge", "meter-A", False),
+        ("bridge", "observer-1", False),
+        ("bridge", "", False),
+        ("observer", "observer-1", True),
+        ("observer", "mosq-AbC", True),  # mosquitto_sub's default
+        ("observer", "", True),
+        ("observer", "bridge-x", False),
+        ("observer", "meter-A", False),
+        ("observer", "homeassistant-1", False),
+        ("homeassistant", "homeassistant-1", True),
+        ("homeassistant", "4fZq1TbYc0", True),  # Home Assistant's default id is random
+        ("homeassistant", "observer-1", False),
+        ("homeassistant", "bridge-fleet", False),
+        (None, "meter-A", False),  # no user name: nothing
+        ("", "observer-1", False),
+    ],
+)
+def test_client_id_rules(user: str | None, client_id: str, allowed: bool) -> None:
+    refusal = client_id_refusal(user, client_id)
+    assert (refusal is None) == allowed, refusal
+    if refusal is not None:
+        assert refusal  # says why
+
+
+def test_client_ids_of_meters_and_bridge() -> None:
+    assert meter_client_id("A-0001") == "meter-A-0001"
+    bridge_id = bridge_client_id(SECRET)
+    assert bridge_id == bridge_client_id(SECRET) != bridge_client_id(bytes(32))
+    assert re.fullmatch(r"bridge-[a-z2-7]{12}", bridge_id), bridge_id
+    assert len(bridge_id) <= 23  # what every MQTT 3.1.1 broker must accept
+    assert client_id_refusal("bridge", bridge_id) is None
+    with pytest.raises(ValueError, match="too short"):
+        bridge_client_id(b"short")
+
+
+def test_amqtt_client_id_plugin() -> None:
+    """The plugin answers the rules above (the broker asks it before it touches a session: tests/integration)."""
+    plugin = ClientIdPlugin(_context(ClientIdPlugin.Config()))
+
+    def authenticate(user: str | None, client_id: str) -> bool:
+        session = _session(user, "x")
+        session.client_id = client_id
+        return bool(asyncio.run(plugin.authenticate(session=session)))
+
+    assert authenticate("A", "meter-A")
+    assert not authenticate("A", "meter-B")
+    assert authenticate("observer", "mosq-1")
+    assert not authenticate("observer", "bridge-1")
 
 
 def _context(config: object) -> BaseContext:
@@ -168,7 +249,7 @@ def test_amqtt_accepts_the_generated_config(tmp_path: Path) -> None:
         broker = make_broker(config)
         return len(broker.plugins_manager._auth_plugins) + len(broker.plugins_manager._topic_plugins)
 
-    assert asyncio.run(build()) == 2
+    assert asyncio.run(build()) == 3  # password file, client ids, topic rules
     assert amqtt_config("127.0.0.1", 1883)["plugins"] == {
         "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
     }

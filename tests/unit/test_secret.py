@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from config.credentials import password_for
+from config.credentials import bridge_client_id, password_for
 from config.errors import ConfigError
-from config.secret import client_broker, load_or_create_secret, read_secret, secret_path
+from config.secret import bridge_settings, client_broker, load_or_create_secret, read_secret, secret_path
 from config.settings import load_settings
 
 
@@ -76,3 +76,16 @@ def test_anonymous_clients_need_no_secret(tmp_path: Path) -> None:
     broker = client_broker(load_settings({"FLEET_MQTT_SECRET": str(path), "FLEET_MQTT_ANONYMOUS": "true"}))
     assert broker.login("A") is None
     assert not path.exists()
+
+
+def test_bridge_settings_resolve_the_bridges_client_id(tmp_path: Path) -> None:
+    """Derived from the secret by default, FLEET_BRIDGE_ID if set, bridge-fleet without a secret."""
+    path = tmp_path / "mqtt-secret"
+    env = {"FLEET_MQTT_SECRET": str(path)}
+    derived = bridge_settings(load_settings(env))
+    assert derived.bridge_id == bridge_client_id(read_secret(path))
+    assert derived.broker == client_broker(load_settings(env))
+    assert bridge_settings(load_settings({**env, "FLEET_BRIDGE_ID": "bridge-0"})).bridge_id == "bridge-0"
+    assert bridge_settings(load_settings(env), "mqtt://me:pw@broker").bridge_id == "bridge-fleet"
+    anonymous = {"FLEET_MQTT_SECRET": str(tmp_path / "none"), "FLEET_MQTT_ANONYMOUS": "true"}
+    assert bridge_settings(load_settings(anonymous)).bridge_id == "bridge-fleet"

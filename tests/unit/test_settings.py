@@ -22,6 +22,11 @@ def test_defaults() -> None:
     assert settings.households == ("A", "B", "C")
     assert (settings.grace_s, settings.history_s, settings.heartbeat_s) == (0, 172_800, 15.0)
     assert settings.log_level == "INFO"
+    assert settings.bridge_id == ""  # not set: derived from the secret at start (config.secret.bridge_settings)
+
+
+def test_bridge_id() -> None:
+    assert load_settings({"FLEET_BRIDGE_ID": " bridge-0 "}).bridge_id == "bridge-0"
 
 
 def test_blank_values_mean_default() -> None:
@@ -121,6 +126,11 @@ def test_unknown_key_is_named(key: str) -> None:
         ("FLEET_MQTT_ANONYMOUS", "maybe"),
         ("FLEET_MQTT_TLS_CERT", "cert.pem"),  # without FLEET_MQTT_TLS_KEY
         ("FLEET_MQTT_TLS_KEY", "key.pem"),
+        ("FLEET_BRIDGE_ID", "fleet-bridge"),  # the bridge's ids start with bridge-
+        ("FLEET_BRIDGE_ID", "bridge-"),
+        ("FLEET_BRIDGE_ID", "meter-A"),
+        ("FLEET_BRIDGE_ID", "bridge-" + "x" * 17),  # 24 characters: over MQTT 3.1.1's 23
+        ("FLEET_BRIDGE_ID", "bridge-a/b"),
     ],
 )
 def test_bad_value_names_key(key: str, raw: str) -> None:
