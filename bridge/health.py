@@ -66,10 +66,9 @@ def degraded_reasons(signals: HealthSignals, bounds: HealthBounds) -> list[str]:
     """Why the bridge is degraded, one short sentence each; empty when it is healthy."""
     reasons = []
     if signals.online_meters > 0 and signals.online_quiet_s > bounds.quiet_s:
-        reasons.append(
-            f"no reading from any of the {signals.online_meters} online meters for "
-            f"{signals.online_quiet_s:.0f} s (bound {bounds.quiet_s:g} s)"
-        )
+        count = signals.online_meters
+        which = "the online meter" if count == 1 else f"any of the {count} online meters"
+        reasons.append(f"no reading from {which} for {signals.online_quiet_s:.0f} s (bound {bounds.quiet_s:g} s)")
     age = signals.last_message_age_s
     if age is not None and age > bounds.quiet_s:
         reasons.append(f"the MQTT session delivered nothing for {age:.0f} s (bound {bounds.quiet_s:g} s)")
