@@ -1,8 +1,8 @@
 """The bridge's health tells the truth, on both brokers: a dead MQTT session is noticed and recovered from, and
 ``/healthz`` says degraded while online meters are silent.
 
-The dead session is the one an attacker's probe produced: a second client connects with the bridge's client id.
-amqtt hands it the session and leaves the bridge's socket open and silent (paho sees nothing wrong: no disconnect,
+The dead session is the one an attacker's probe produced: a second client connects with the bridge's client id, and
+leaves. On amqtt the bridge's connection then stays open and silent for good (paho sees nothing wrong: no disconnect,
 keepalives answered); Mosquitto disconnects the bridge, whose paho reconnects and takes the session back.
 """
 
