@@ -12,6 +12,7 @@ from typing import Final
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from bridge.health import degraded_reasons
 from bridge.ratelimit import TokenBuckets
 from bridge.requests import parse_by, parse_event_id, parse_json_object, parse_pace, parse_setup
 from bridge.sessions import StreamSpec
@@ -168,17 +169,32 @@ def api_meters() -> Response:
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """Liveness and a summary: MQTT connection, meters heard, message counters."""
+    """Health and a summary: 200 ok, or 503 degraded with the reasons (``bridge.health``); MQTT session, meters
+    heard, message counters."""
     state = _state()
     meters = {
         meter: {key: value for key, value in _meter_counters(state, meter).items() if key in _HEALTH_KEYS}
         for meter in state.history.meters()
         if state.settings.owns(meter)  # a shard's reloaded history may hold meters it no longer owns
     }
-    return jsonify(
-        status="ok",
-        mqtt="connected" if state.mqtt_connected() else "disconnected",
-        meters=meters,
-        messages=state.ingest.counters(),
-        streams=len(state.sessions),
-    )
+    reasons = degraded_reasons(state.health_signals(), state.bounds())
+    subscriber = state.subscriber
+    if state.mqtt_alive():
+        mqtt = "connected"
+    else:  # stalled: paho says connected, but the session delivers nothing (a reconnect is being forced)
+        mqtt = "stalled" if subscriber is not None and subscriber.connected else "disconnected"
+    body: dict[str, object] = {
+        "status": "degraded" if reasons else "ok",
+        "mqtt": mqtt,
+        "meters": meters,
+        "messages": state.ingest.counters(),
+        "streams": len(state.sessions),
+        "last_message_age_s": None if subscriber is None else round(subscriber.last_message_age_s(), 3),
+    }
+    if reasons:
+        body["reason"] = reasons
+        body["error"] = "; ".join(reasons)  # every error status carries "error", as the rest of the API's
+    response = jsonify(body)
+    response.status_code = 503 if reasons else 200
+    response.cache_control.no_store = True
+    return response

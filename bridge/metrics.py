@@ -86,9 +86,7 @@ class BridgeCollector:
         history = state.history
         meters = history.meters()
         yield _gauge("meters_known", "Meters heard on the wire (readings or status).", len(meters))
-        yield _gauge(
-            "mqtt_connected", "1 while the subscriber is connected to the broker.", int(state.mqtt_connected())
-        )
+        yield from _mqtt(state)
         yield from self._per_meter(meters)
         yield from _process()
 
@@ -155,6 +153,33 @@ class BridgeCollector:
             for reason, count in sorted(self.state.ingest.rejected_of(meter).items()):
                 rejected.add_metric([meter, reason], count)
         yield from (last, behind, quiet, gaps, repaired, last_seq, received, duplicates, restarts, replayed, rejected)
+
+
+def _mqtt(state: BridgeState) -> Iterator[Metric]:
+    """The MQTT session: connected and delivering, how long since it delivered, reconnects forced, probes back."""
+    subscriber = state.subscriber
+    yield _gauge(
+        "mqtt_connected",
+        "1 while the subscriber is connected and its session delivers; 0 while disconnected or known dead.",
+        int(state.mqtt_alive()),
+    )
+    age = GaugeMetricFamily(
+        f"{PREFIX}_mqtt_last_message_age_seconds",
+        "Wall seconds since the MQTT session delivered any message (reading, status, the bridge's own probe).",
+    )
+    if subscriber is not None:  # no sample without MQTT
+        age.add_metric([], subscriber.last_message_age_s())
+    yield age
+    yield _counter(
+        "mqtt_forced_reconnects",
+        "Reconnects the watchdog forced: connected, yet nothing delivered, not even the probe (a dead session).",
+        0 if subscriber is None else subscriber.watch.forced,
+    )
+    yield _counter(
+        "mqtt_probes_received",
+        "The bridge's own liveness probes delivered back to it (bridges/<client id>/probe).",
+        0 if subscriber is None else subscriber.probes_received,
+    )
 
 
 def _process() -> Iterator[Metric]:

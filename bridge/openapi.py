@@ -39,6 +39,39 @@ def _object(properties: JsonObject, required: tuple[str, ...] | None = None) -> 
     return {"type": "object", "required": list(names), "properties": properties, "additionalProperties": False}
 
 
+def _health(status: str) -> JsonObject:
+    """/healthz's body: ``ok``, or ``degraded`` with the reasons (and ``error``, as every error status has)."""
+    properties: JsonObject = {
+        "status": {"const": status},
+        "mqtt": {"enum": ["connected", "stalled", "disconnected"]},
+        "meters": {
+            "type": "object",
+            "additionalProperties": _object(
+                {
+                    "status": {"type": "string"},
+                    "last_seq": {"type": ["integer", "null"]},
+                    "last_reading": {"anyOf": [TIMESTAMP, {"type": "null"}]},
+                    "received": {"type": "integer", "minimum": 0},
+                    "duplicates": {"type": "integer", "minimum": 0},
+                }
+            ),
+        },
+        "messages": _object(
+            {
+                "accepted": {"type": "integer", "minimum": 0},
+                "duplicates": {"type": "integer", "minimum": 0},
+                "rejected": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
+            }
+        ),
+        "streams": {"type": "integer", "minimum": 0},
+        "last_message_age_s": {"type": ["number", "null"], "minimum": 0},
+    }
+    if status == "degraded":
+        properties["reason"] = {"type": "array", "minItems": 1, "items": {"type": "string"}}
+        properties["error"] = {"type": "string", "minLength": 1}
+    return _object(properties)
+
+
 def _per_channel(value: JsonObject) -> JsonObject:
     return _object({name: value for name in CHANNELS})
 
@@ -198,32 +231,8 @@ SCHEMAS: Final[JsonObject] = {
             },
         ],
     },
-    "Health": _object(
-        {
-            "status": {"const": "ok"},
-            "mqtt": {"enum": ["connected", "disconnected"]},
-            "meters": {
-                "type": "object",
-                "additionalProperties": _object(
-                    {
-                        "status": {"type": "string"},
-                        "last_seq": {"type": ["integer", "null"]},
-                        "last_reading": {"anyOf": [TIMESTAMP, {"type": "null"}]},
-                        "received": {"type": "integer", "minimum": 0},
-                        "duplicates": {"type": "integer", "minimum": 0},
-                    }
-                ),
-            },
-            "messages": _object(
-                {
-                    "accepted": {"type": "integer", "minimum": 0},
-                    "duplicates": {"type": "integer", "minimum": 0},
-                    "rejected": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
-                }
-            ),
-            "streams": {"type": "integer", "minimum": 0},
-        }
-    ),
+    "Health": _health("ok"),
+    "HealthDegraded": _health("degraded"),
     "Meters": _object(
         {
             "meters": {
@@ -435,7 +444,13 @@ PATHS: Final[JsonObject] = {
         "get": {
             "operationId": "healthz",
             "summary": "Liveness, MQTT connection, meters heard and message counters",
-            "responses": _responses(_json(_ref("schemas", "Health"), "Always 200 while the process serves.")),
+            "responses": {
+                **_responses(_json(_ref("schemas", "Health"), "Healthy.")),
+                "503": _json(
+                    _ref("schemas", "HealthDegraded"),
+                    "Degraded: online meters silent, the MQTT session silent, or disconnected too long (reason).",
+                ),
+            },
         }
     },
     "/": {

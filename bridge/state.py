@@ -5,16 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bridge.baseline import Baselines
 from bridge.eventcache import EventCache
+from bridge.health import HealthBounds, HealthSignals
 from bridge.history import History
 from bridge.ingest import Ingest
 from bridge.sessions import Sessions
 from bridge.subscriber import Subscriber
 from config.settings import Settings
+from config.wire import ONLINE
 
 
 class Telemetry:
@@ -74,6 +77,8 @@ class BridgeState:
     replays_requested: Counter[str] = field(default_factory=Counter)  # per meter: seqs asked for (bridge.repair)
     telemetry: Telemetry = field(default_factory=Telemetry)
     events: EventCache = field(default_factory=EventCache)
+    clock: Callable[[], float] = time.time  # wall seconds, for /healthz's ages (unit tests inject their own)
+    health_bounds: HealthBounds | None = None  # None: HealthBounds.for_speed(settings.speed)
 
     def known_households(self) -> list[str]:
         """Configured households plus every meter heard on the wire; of a shard (``FLEET_SHARD``), those it owns."""
@@ -83,3 +88,31 @@ class BridgeState:
     def mqtt_connected(self) -> bool:
         """Whether the subscriber is connected to the broker."""
         return self.subscriber is not None and self.subscriber.connected
+
+    def mqtt_alive(self) -> bool:
+        """Whether the subscriber is connected and its session is not known dead (it delivers)."""
+        return self.subscriber is not None and self.subscriber.alive()
+
+    def bounds(self) -> HealthBounds:
+        """The bounds /healthz judges by: this app's own, or those of the fleet's speed."""
+        return self.health_bounds or HealthBounds.for_speed(self.settings.speed)
+
+    def health_signals(self) -> HealthSignals:
+        """The ages /healthz decides on, now."""
+        now = self.clock()
+        history = self.history
+        online = [m for m in history.meters() if self.settings.owns(m) and history.summary(m).status == ONLINE]
+        arrivals = self.ingest.arrivals()
+        subscriber = self.subscriber
+        # Silence counts from the newest of: a reading of an online meter, a status (a meter just came online), the
+        # start (a meter online before the bridge started has had no chance yet).
+        since = [arrivals[meter] for meter in online if meter in arrivals]
+        since.append(self.telemetry.started_wall if subscriber is None else subscriber.started_s)
+        if subscriber is not None and subscriber.last_status_s is not None:
+            since.append(subscriber.last_status_s)
+        return HealthSignals(
+            online_meters=len(online),
+            online_quiet_s=max(0.0, now - max(since)),
+            last_message_age_s=None if subscriber is None else subscriber.last_message_age_s(),
+            disconnected_s=None if subscriber is None else subscriber.disconnected_s(),
+        )

@@ -9,12 +9,20 @@ numbers the connections (a new number means a new session: retained messages may
 A sharded bridge (``owned``: the meters this instance owns, ``config.shard``) subscribes to ``meters/<id>/+`` for each
 owned meter instead of the wildcards, and drops (counts in ``foreign``) any meter message for a meter it does not own:
 a persistent session keeps the subscriptions of its earlier runs, which may have owned other meters.
+
+paho's own keepalive cannot see a session the broker gave away: amqtt, when another client took the bridge's client id,
+kept answering the bridge's pings on a connection that delivered nothing ever again. So a watchdog thread (a
+``Ticker``) publishes a QoS 1 probe to the bridge's own ``probe_topic`` every ``PROBE_PERIOD_S`` and asks
+``bridge.health.SessionWatch`` whether anything at all (readings, status, probe) was delivered lately; if not, it
+shuts the socket down, and paho's network thread sees the connection lost and reconnects with its back-off.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import paho.mqtt.client as mqtt
@@ -22,7 +30,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from bridge.health import PROBE_PERIOD_S, SessionWatch
 from bridge.ingest import Ingest
+from bridge.ticker import Ticker
 from config.credentials import BRIDGE_USER
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
 from config.wire import (
@@ -32,6 +42,7 @@ from config.wire import (
     STATUS_QOS,
     STATUS_SUBSCRIPTION,
     TOPIC_ROOT,
+    probe_topic,
 )
 
 log = logging.getLogger(__name__)
@@ -39,6 +50,8 @@ log = logging.getLogger(__name__)
 KEEPALIVE_S = 30
 FILTERS_PER_SUBSCRIBE = 500  # a sharded bridge's per-meter filters go out in SUBSCRIBE packets of this many
 _LOG_EVERY = 1000
+PROBE_QOS = 1
+_STATUS_PREFIX, _STATUS_SUFFIX = STATUS_SUBSCRIPTION.split("+")  # meters/ and /status
 
 
 class Subscriber:
@@ -50,10 +63,22 @@ class Subscriber:
         ingest: Ingest,
         client_id: str = DEFAULT_BRIDGE_ID,
         owned: Sequence[str] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.broker = broker
         self.ingest = ingest
         self.connected = False
+        self._clock = clock  # wall seconds, as bridge.ingest's arrivals
+        # Written by paho's thread, read by others (a float or None: one reference, no lock needed).
+        self.started_s = clock()  # when this subscriber was made (or started): the ages' origin before any message
+        self.last_message_s: float | None = None  # the last message of any kind delivered (the session is alive)
+        self.last_status_s: float | None = None  # the last meter status message delivered
+        self.connected_since_s: float | None = None  # None while disconnected
+        self.disconnected_since_s: float | None = self.started_s  # None while connected
+        self.probes_received = 0
+        self.probe_topic = probe_topic(client_id)
+        self.watch = SessionWatch()
+        self._watchdog = Ticker("mqtt-watchdog", PROBE_PERIOD_S, self._watch_pass)
         # None: every meter (wildcard subscriptions); else only these meters' topics (a shard of the fleet).
         self.owned: frozenset[str] | None = None if owned is None else frozenset(owned)
         self._owned_order = () if owned is None else tuple(dict.fromkeys(owned))
@@ -78,7 +103,7 @@ class Subscriber:
         client.on_message = self._on_message
         self.client = client
         self._lock = threading.Lock()
-        self._routes: dict[str, tuple[int, Callable[[bytes], None]]] = {}
+        self._routes: dict[str, tuple[int, Callable[[bytes], None]]] = {self.probe_topic: (PROBE_QOS, self._probe)}
         self._connections = 0
 
     def add_route(self, topic: str, handler: Callable[[bytes], None], qos: int = 1) -> None:
@@ -100,16 +125,70 @@ class Subscriber:
         rc = self.client.publish(topic, payload, qos=qos, retain=retain).rc
         return rc == mqtt.MQTT_ERR_SUCCESS or (qos > 0 and rc == mqtt.MQTT_ERR_NO_CONN)
 
+    def alive(self) -> bool:
+        """Connected, and not known dead: something was delivered within the watchdog's bound."""
+        return self.connected and not self.watch.silent(self._clock(), self.connected_since_s, self.last_message_s)
+
+    def last_message_age_s(self) -> float:
+        """Wall seconds since the session delivered anything (since this subscriber started, if nothing yet)."""
+        last = self.last_message_s
+        return max(0.0, self._clock() - (self.started_s if last is None else last))
+
+    def disconnected_s(self) -> float | None:
+        """Wall seconds paho has said disconnected (since start if it never connected); None while connected."""
+        since = self.disconnected_since_s
+        return None if since is None else max(0.0, self._clock() - since)
+
     def start(self) -> None:
-        """Connect asynchronously and start paho's network thread (it retries until the broker is there)."""
+        """Connect asynchronously and start paho's network thread (it retries until the broker is there), and the
+        watchdog."""
+        self.started_s = self.disconnected_since_s = self._clock()
         self.client.connect_async(self.broker.host, self.broker.port, KEEPALIVE_S)
         self.client.loop_start()
+        self._watchdog.start()
 
     def stop(self) -> None:
-        """Disconnect and stop the network thread."""
+        """Stop the watchdog, disconnect and stop the network thread."""
+        self._watchdog.stop()
         self.connected = False  # a disconnect we asked for is not worth a warning
         self.client.disconnect()
         self.client.loop_stop()
+
+    def _watch_pass(self) -> None:
+        """Probe the session, and force a reconnect if it is dead (the watchdog thread, every PROBE_PERIOD_S)."""
+        if self.connected:
+            self._send_probe()
+        if self.watch.check(self._clock(), self.connected_since_s, self.last_message_s):
+            self._force_reconnect()
+
+    def _send_probe(self) -> None:
+        # Only while connected: paho would queue QoS 1 probes for a broker that is away, and send them all at once.
+        self.client.publish(self.probe_topic, f"{self._clock():.3f}".encode(), qos=PROBE_QOS, retain=False)
+
+    def _force_reconnect(self) -> None:
+        now = self._clock()
+        since = self.last_message_s or self.connected_since_s or now
+        silent_s = now - since
+        log.warning(
+            "bridge's MQTT session to %s delivered nothing (not even its own probe) for %.0f s: forcing a reconnect"
+            " (%d so far)",
+            self.broker.url(),
+            silent_s,
+            self.watch.forced,
+        )
+        sock = self.client.socket()
+        if not isinstance(sock, socket.socket):  # None: paho dropped it meanwhile, and its loop reconnects anyway
+            return
+        try:
+            # Thread-safe: paho's network thread, blocked in select() on this socket, wakes up, reads EOF, closes the
+            # socket, calls on_disconnect and reconnects with its back-off (reconnect() from this thread would race
+            # it for the socket).
+            sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError) as exc:  # closed meanwhile: the same outcome
+            log.info("forced reconnect: the socket was already gone (%s)", exc)
+
+    def _probe(self, payload: bytes) -> None:
+        self.probes_received += 1  # only paho's thread writes it
 
     def _on_connect(
         self,
@@ -127,6 +206,8 @@ class Subscriber:
                 self.connected = True
                 self._connections += 1
                 routes = [(topic, qos) for topic, (qos, _) in self._routes.items()]
+            self.connected_since_s = self._clock()
+            self.disconnected_since_s = None
             # Subscribing here restores the subscriptions after every reconnect.
             if self.owned is None:
                 client.subscribe(
@@ -139,6 +220,7 @@ class Subscriber:
                 )
             else:
                 self._subscribe_owned(client, routes)
+            self._send_probe()  # shows the new session alive at once (and /healthz ok) rather than a period later
             log.info("bridge connected to %s", self.broker.url())
         except Exception:
             log.exception("error in on_connect")
@@ -166,15 +248,31 @@ class Subscriber:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if self.connected:
-            log.warning("bridge disconnected from %s: %s", self.broker.url(), reason)
-        self.connected = False
+        try:
+            if self.connected:
+                log.warning("bridge disconnected from %s: %s", self.broker.url(), reason)
+            self.connected = False
+            self.connected_since_s = None
+            if self.disconnected_since_s is None:
+                self.disconnected_since_s = self._clock()
+        except Exception:
+            log.exception("error in on_disconnect")
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._deliver(message)
+        except Exception:  # the last line of defence for paho's thread
+            log.exception("error handling a message")
+
+    def _deliver(self, message: mqtt.MQTTMessage) -> None:
+        now = self._clock()
+        self.last_message_s = now  # whatever it is, the session delivered it: it is alive
         try:
             topic = message.topic
         except UnicodeDecodeError:
             topic = "<undecodable topic>"
+        if topic.endswith(_STATUS_SUFFIX) and topic.startswith(_STATUS_PREFIX):
+            self.last_status_s = now
         route = self._routes.get(topic)
         if route is not None:  # not a meter message: neither ingested nor counted as rejected
             try:

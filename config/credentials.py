@@ -8,7 +8,8 @@ fleet of thousands of meters needs no per-meter file, and a password says nothin
 Users and what they may do (the same rules for the embedded amqtt broker and for Mosquitto):
 
 - ``<meter id>``: publish ``meters/<id>/+`` (reading, readings, status); subscribe ``meters/<id>/cmd/#``.
-- ``bridge``: publish ``meters/+/agg/#``, ``meters/+/cmd/#`` and ``<ha>/#``; subscribe ``meters/#`` and ``<ha>/#``.
+- ``bridge``: publish ``meters/+/agg/#``, ``meters/+/cmd/#``, ``<ha>/#`` and ``bridges/#``; subscribe ``meters/#``,
+  ``<ha>/#`` and ``bridges/#`` (its session's liveness probe, ``config.wire.probe_topic``).
 - ``homeassistant``: publish ``<ha>/status`` (its birth message); subscribe ``meters/+/agg/#``, ``meters/+/status``
   and ``<ha>/#``.
 - ``observer`` (people with ``mosquitto_sub``): publish nothing; subscribe ``meters/#``, ``<ha>/#`` and ``$SYS/#``.
@@ -43,7 +44,7 @@ from typing import Any, Final
 from argon2.low_level import Type, hash_secret
 
 from config.errors import ConfigError
-from config.wire import TOPIC_ROOT, aggregate_topic, replay_topic, status_topic, valid_meter_id
+from config.wire import BRIDGES_ROOT, TOPIC_ROOT, aggregate_topic, replay_topic, status_topic, valid_meter_id
 
 SECRET_BYTES: Final = 32
 BRIDGE_USER: Final = "bridge"
@@ -160,8 +161,9 @@ def service_rules(ha_prefix: str) -> dict[str, tuple[tuple[str, ...], tuple[str,
     aggregates = f"{_parent(aggregate_topic('+', 1))}/#"  # meters/+/agg/#
     commands = f"{_parent(replay_topic('+'))}/#"  # meters/+/cmd/#
     discovery = f"{ha_prefix}/#"
+    probes = f"{BRIDGES_ROOT}/#"  # each bridge's liveness probe, to itself (config.wire.probe_topic)
     return {
-        BRIDGE_USER: ((aggregates, commands, discovery), (every_meter, discovery)),
+        BRIDGE_USER: ((aggregates, commands, discovery, probes), (every_meter, discovery, probes)),
         # Home Assistant publishes its birth message on <prefix>/status (bridge.discovery.ha_status_topic).
         HOMEASSISTANT_USER: ((f"{ha_prefix}/status",), (aggregates, status_topic("+"), discovery)),
         OBSERVER_USER: ((), (every_meter, discovery, "$SYS/#")),

@@ -11,6 +11,8 @@ Topics:
     meters/<meter_id>/cmd/replay  QoS 1, not retained, from the bridge: ``{"from_seq": a, "to_seq": b}`` asks the meter
                                 to publish again its readings a..b (inclusive, at most ``MAX_REPLAY`` seqs) from its
                                 outbox, as ordinary readings on its reading topic
+    bridges/<client_id>/probe   QoS 1, not retained, a bridge to itself: any payload; that it comes back shows the
+                                bridge's MQTT session is alive (bridge.health)
 
 A reading covers the simulated second ``[ts, ts + 1)`` (UTC, ISO-8601 with ``Z``). Powers are W (``null`` = the meter
 had no value for that channel); energies are monotonic kWh counters. ``seq`` increases by exactly 1 per reading of a
@@ -110,6 +112,14 @@ def status_topic(meter_id: str) -> str:
 def aggregate_topic(meter_id: str, interval_s: int) -> str:
     """Retained topic on which the bridge republishes a meter's final ``interval_s``-second windows."""
     return f"{TOPIC_ROOT}/{meter_id}/agg/{interval_s}s"
+
+
+BRIDGES_ROOT: Final = "bridges"
+
+
+def probe_topic(client_id: str) -> str:
+    """Topic on which a bridge publishes, and receives back, the liveness probe of its own MQTT session."""
+    return f"{BRIDGES_ROOT}/{client_id}/probe"
 
 
 MAX_REPLAY: Final = 10_000

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 
 from bridge.api import STREAM_EXPIRED, TOO_MANY_SETUPS
 from bridge.app import create_app
+from bridge.ingest import Ingest
 from bridge.ratelimit import RateLimit
 from bridge.requests import NOT_INTEGERS, NOT_OBJECT, NOT_POSITIVE, NOT_STRING, REQUIRED, UNRECOGNIZED
 from bridge.statistics import Z_99
@@ -260,6 +262,7 @@ def test_healthz(app: Flask, client: FlaskClient) -> None:
         "meters": {},
         "messages": {"accepted": 0, "duplicates": 0, "rejected": {}},
         "streams": 0,
+        "last_message_age_s": None,  # no MQTT in these tests
     }
     feed(app, "A")
     ingest = state(app).ingest
@@ -278,6 +281,39 @@ def test_healthz(app: Flask, client: FlaskClient) -> None:
     }
     assert body["messages"] == {"accepted": 120, "duplicates": 0, "rejected": {"bad_json": 1}}
     assert body["streams"] == 1
+
+
+def test_healthz_is_degraded_while_online_meters_are_silent(app: Flask, client: FlaskClient) -> None:
+    """Readings 1 per simulated second at FLEET_SPEED 1: the bound is max(10 s, 10 periods) = 10 s of silence from
+    every online meter; an offline meter's silence is no fault; a reading makes it ok again."""
+    now = [time.time()]
+    fleet = state(app)
+    fleet.clock = lambda: now[0]
+    fleet.ingest = Ingest(fleet.history, clock=lambda: now[0])
+    fleet.ingest.handle("meters/D/status", b"online")
+    now[0] += 10.5
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    [reason] = body["reason"]
+    assert reason.startswith("no reading from the online meter for 1")
+    assert reason.endswith("s (bound 10 s)")
+    assert body["error"] == body["reason"][0]
+    assert body["meters"]["D"]["status"] == "online"  # the usual keys are all there
+    assert {"mqtt", "messages", "streams", "last_message_age_s"} <= set(body)
+
+    fleet.ingest.handle("meters/D/status", b"offline")
+    assert client.get("/healthz").status_code == 200  # nobody online: nothing missing
+    fleet.ingest.handle("meters/D/status", b"online")
+    assert client.get("/healthz").status_code == 503
+    fleet.ingest.handle(reading_topic("D"), encode_reading(Reading("D", 0, T0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0)))
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ok"
+    assert "reason" not in response.get_json()
+    now[0] += 10.5
+    assert client.get("/healthz").status_code == 503
 
 
 @pytest.mark.parametrize("where", ["query", "header"])

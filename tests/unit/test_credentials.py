@@ -67,8 +67,8 @@ def test_rules_per_user() -> None:
     assert list(rules) == [*SERVICE_USERS, *METERS]
     assert (rules["A"].publish, rules["A"].subscribe) == (("meters/A/+",), ("meters/A/cmd/#",))
     bridge = rules["bridge"]
-    assert set(bridge.publish) == {"meters/+/agg/#", "meters/+/cmd/#", "homeassistant/#"}
-    assert set(bridge.subscribe) == {"meters/#", "homeassistant/#"}
+    assert set(bridge.publish) == {"meters/+/agg/#", "meters/+/cmd/#", "homeassistant/#", "bridges/#"}
+    assert set(bridge.subscribe) == {"meters/#", "homeassistant/#", "bridges/#"}
     assert rules["homeassistant"].publish == ("homeassistant/status",)
     assert rules["observer"].publish == ()
     assert "password" not in repr(rules["A"])
@@ -230,6 +230,10 @@ def test_amqtt_topic_rules() -> None:
         assert allowed("bridge", Action.PUBLISH, topic)
     assert not allowed("bridge", Action.PUBLISH, "meters/A/reading")
     assert allowed("bridge", Action.SUBSCRIBE, "meters/+/reading")
+    assert allowed("bridge", Action.PUBLISH, "bridges/fleet-bridge/probe")  # its session's liveness probe
+    assert allowed("bridge", Action.SUBSCRIBE, "bridges/fleet-bridge/probe")
+    assert not allowed("A", Action.PUBLISH, "bridges/fleet-bridge/probe")
+    assert not allowed("observer", Action.SUBSCRIBE, "bridges/#")
     assert allowed("homeassistant", Action.PUBLISH, "homeassistant/status")
     assert not allowed("homeassistant", Action.PUBLISH, "meters/A/agg/60s")
     assert not allowed("observer", Action.PUBLISH, "meters/A/reading")

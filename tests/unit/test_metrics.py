@@ -10,17 +10,23 @@ import prometheus_client
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from paho.mqtt.client import MQTTMessage
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.app import create_app
+from bridge.health import DEAD_AFTER_S
 from bridge.ingest import Ingest
 from bridge.metrics import CONTENT_TYPE, EXTENSION, BridgeCollector
-from config.settings import load_settings
-from config.wire import REASONS, Reading, encode_reading, reading_topic
+from bridge.subscriber import Subscriber
+from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress, load_settings
+from config.wire import REASONS, Reading, encode_reading, probe_topic, reading_topic
 from tests.support.bridgeapp import state
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
+SUCCESS = ReasonCode(PacketTypes.CONNACK, "Success")
 LINUX = Path("/proc/self/stat").exists()
 # prometheus_client's ProcessCollector reads /proc/self: elsewhere these families are simply absent
 PROCESS_FAMILIES = (
@@ -35,6 +41,16 @@ PROCESS_FAMILIES = (
     if LINUX
     else {}
 )
+
+
+class RecordingClient:
+    """Stands in for paho in ``_on_connect``: takes subscriptions and publishes, sends nothing."""
+
+    def subscribe(self, *args: object) -> None:
+        """Take a subscription."""
+
+    def publish(self, *args: object, **kwargs: object) -> None:
+        """Take a publish."""
 
 
 def feed(ingest: Ingest, meter: str, seconds: range) -> None:
@@ -77,6 +93,9 @@ def test_text_format_with_its_content_type(client: FlaskClient) -> None:
         "fleet_bridge_sse_revisions_skipped": "counter",
         "fleet_bridge_meters_known": "gauge",
         "fleet_bridge_mqtt_connected": "gauge",
+        "fleet_bridge_mqtt_last_message_age_seconds": "gauge",
+        "fleet_bridge_mqtt_forced_reconnects": "counter",
+        "fleet_bridge_mqtt_probes_received": "counter",
         "fleet_bridge_meter_last_reading_timestamp_seconds": "gauge",
         "fleet_bridge_meter_watermark_lag_seconds": "gauge",
         "fleet_bridge_meter_ingest_lag_seconds": "gauge",
@@ -98,6 +117,8 @@ def test_fresh_app_counts_nothing(client: FlaskClient) -> None:
     values = scrape(client)
     assert values[("fleet_bridge_readings_received_total", ())] == 0
     assert values[("fleet_bridge_mqtt_connected", ())] == 0
+    assert values[("fleet_bridge_mqtt_forced_reconnects_total", ())] == 0
+    assert ("fleet_bridge_mqtt_last_message_age_seconds", ()) not in values  # no MQTT, no age
     assert values[("fleet_bridge_meters_known", ())] == 0
     # every reason is a series from the start, so rate() and alerts work before the first reject
     for reason in (*REASONS, "internal"):
@@ -202,3 +223,24 @@ def test_per_meter_figures_are_those_of_api_meters(app: Flask, client: FlaskClie
     assert values[("fleet_bridge_meter_replay_requested_total", a)] == api["replay_requested"] == 5
     assert values[("fleet_bridge_meter_messages_rejected_total", (("meter", "A"), ("reason", "bad_json")))] == 1
     assert api["rejected"] == {"bad_json": 1}
+
+
+def test_mqtt_session_figures_follow_the_subscriber(app: Flask, client: FlaskClient) -> None:
+    """Connected per paho but silent past the watchdog's bound: mqtt_connected says 0 (a dead session is no
+    connection); the age of the last message and the forced reconnects come from the subscriber."""
+    now = [1000.0]
+    subscriber = Subscriber(BrokerAddress("127.0.0.1", 1883, "u", "p"), state(app).ingest, clock=lambda: now[0])
+    state(app).subscriber = subscriber
+    subscriber._on_connect(RecordingClient(), None, None, SUCCESS, None)  # type: ignore[arg-type]
+    message = MQTTMessage(topic=probe_topic(DEFAULT_BRIDGE_ID).encode())
+    subscriber._on_message(subscriber.client, None, message)
+    now[0] += 2.5
+    values = scrape(client)
+    assert values[("fleet_bridge_mqtt_connected", ())] == 1
+    assert values[("fleet_bridge_mqtt_last_message_age_seconds", ())] == 2.5
+    assert values[("fleet_bridge_mqtt_probes_received_total", ())] == 1
+    now[0] += DEAD_AFTER_S
+    values = scrape(client)
+    assert values[("fleet_bridge_mqtt_connected", ())] == 0  # known dead
+    subscriber._watch_pass()  # forces a reconnect (no socket here: nothing to shut down)
+    assert scrape(client)[("fleet_bridge_mqtt_forced_reconnects_total", ())] == 1

@@ -19,7 +19,14 @@ from bridge.subscriber import FILTERS_PER_SUBSCRIBE, Subscriber
 from config.errors import ConfigError
 from config.settings import KNOWN_KEYS, BrokerAddress, load_settings
 from config.shard import MAX_SHARDS, Shard, parse_shard, shard_of
-from config.wire import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION, STATUS_SUBSCRIPTION, Reading, encode_reading
+from config.wire import (
+    BATCH_SUBSCRIPTION,
+    READING_SUBSCRIPTION,
+    STATUS_SUBSCRIPTION,
+    Reading,
+    encode_reading,
+    probe_topic,
+)
 from simulator.fleet import fleet_specs
 from tests.support.bridgeapp import state
 
@@ -111,7 +118,7 @@ def test_a_sharded_subscriber_subscribes_per_owned_meter_and_drops_the_wildcards
     subscriber._on_connect(fake, None, None, SUCCESS, None)  # type: ignore[arg-type]
     assert fake.calls == [
         ("unsubscribe", [READING_SUBSCRIPTION, BATCH_SUBSCRIPTION, STATUS_SUBSCRIPTION]),  # an earlier session's
-        ("subscribe", [("homeassistant/status", 1)]),
+        ("subscribe", [(probe_topic("b-0"), 1), ("homeassistant/status", 1)]),  # its liveness probe, its routes
         ("subscribe", [("meters/D/+", 1), ("meters/A-0001/+", 1)]),
     ]
 
@@ -121,7 +128,8 @@ def test_a_large_shard_subscribes_in_bounded_packets() -> None:
     fake = FakeClient()
     sharded(owned)._on_connect(fake, None, None, SUCCESS, None)  # type: ignore[arg-type]
     packets = [topics for call, topics in fake.calls if call == "subscribe"]
-    assert [len(p) for p in packets] == [FILTERS_PER_SUBSCRIBE, FILTERS_PER_SUBSCRIBE, 1]  # type: ignore[arg-type]
+    sizes = [len(p) for p in packets]  # type: ignore[arg-type]
+    assert sizes == [1, FILTERS_PER_SUBSCRIBE, FILTERS_PER_SUBSCRIBE, 1]  # the probe, then the meters
 
 
 def test_a_sharded_subscriber_drops_meters_it_does_not_own() -> None:

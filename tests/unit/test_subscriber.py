@@ -10,8 +10,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 from bridge.history import History
 from bridge.ingest import Ingest
 from bridge.subscriber import Subscriber
-from config.settings import BrokerAddress
-from config.wire import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION, STATUS_SUBSCRIPTION, Reading, encode_reading
+from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
+from config.wire import (
+    BATCH_SUBSCRIPTION,
+    READING_SUBSCRIPTION,
+    STATUS_SUBSCRIPTION,
+    Reading,
+    encode_reading,
+    probe_topic,
+)
 
 T0 = 1_704_067_200
 
@@ -86,7 +93,8 @@ def test_connect_subscribes_and_disconnect_clears(subscriber: Subscriber) -> Non
     fake = FakeClient()
     subscriber._on_connect(fake, None, None, ReasonCode(PacketTypes.CONNACK, "Success"), None)  # type: ignore[arg-type]
     assert subscriber.connected
-    assert fake.subscriptions == [[(READING_SUBSCRIPTION, 1), (BATCH_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)]]
+    meters = [(READING_SUBSCRIPTION, 1), (BATCH_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)]
+    assert fake.subscriptions == [[*meters, (probe_topic(DEFAULT_BRIDGE_ID), 1)]]  # its own probe too
     subscriber._on_disconnect(fake, None, None, ReasonCode(PacketTypes.DISCONNECT, "Normal disconnection"), None)  # type: ignore[arg-type]
     assert not subscriber.connected
 
@@ -140,7 +148,7 @@ def test_connect_subscribes_routes_too_and_numbers_connections(subscriber: Subsc
     assert subscriber.connection() is None
     subscriber._on_connect(fake, None, None, success, None)  # type: ignore[arg-type]
     meters = [(READING_SUBSCRIPTION, 1), (BATCH_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)]
-    assert fake.subscriptions == [[*meters, ("homeassistant/status", 1)]]
+    assert fake.subscriptions == [[*meters, (probe_topic(DEFAULT_BRIDGE_ID), 1), ("homeassistant/status", 1)]]
     assert subscriber.connection() == 1
     normal = ReasonCode(PacketTypes.DISCONNECT, "Normal disconnection")
     subscriber._on_disconnect(fake, None, None, normal, None)  # type: ignore[arg-type]
