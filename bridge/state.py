@@ -85,10 +85,6 @@ class BridgeState:
         known = set(self.settings.households) | set(self.history.meters())
         return sorted(meter for meter in known if self.settings.owns(meter))
 
-    def mqtt_connected(self) -> bool:
-        """Whether the subscriber is connected to the broker."""
-        return self.subscriber is not None and self.subscriber.connected
-
     def mqtt_alive(self) -> bool:
         """Whether the subscriber is connected and its session is not known dead (it delivers)."""
         return self.subscriber is not None and self.subscriber.alive()
