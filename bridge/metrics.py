@@ -180,6 +180,17 @@ def _mqtt(state: BridgeState) -> Iterator[Metric]:
         "The bridge's own liveness probes delivered back to it (bridges/<client id>/probe).",
         0 if subscriber is None else subscriber.probes_received,
     )
+    yield _counter(
+        "messages_foreign",
+        "Meter messages dropped by a sharded bridge: for a meter it does not own (FLEET_SHARD).",
+        0 if subscriber is None else subscriber.foreign,
+    )
+    store = state.history.store
+    yield _counter(
+        "store_dropped",
+        "Readings kept in memory but never written to disk: the disk was too far behind (bridge.store.QUEUE_MAX).",
+        0 if store is None else store.dropped,
+    )
 
 
 def _process() -> Iterator[Metric]:

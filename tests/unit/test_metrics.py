@@ -96,6 +96,8 @@ def test_text_format_with_its_content_type(client: FlaskClient) -> None:
         "fleet_bridge_mqtt_last_message_age_seconds": "gauge",
         "fleet_bridge_mqtt_forced_reconnects": "counter",
         "fleet_bridge_mqtt_probes_received": "counter",
+        "fleet_bridge_messages_foreign": "counter",
+        "fleet_bridge_store_dropped": "counter",
         "fleet_bridge_meter_last_reading_timestamp_seconds": "gauge",
         "fleet_bridge_meter_watermark_lag_seconds": "gauge",
         "fleet_bridge_meter_ingest_lag_seconds": "gauge",
@@ -118,6 +120,8 @@ def test_fresh_app_counts_nothing(client: FlaskClient) -> None:
     assert values[("fleet_bridge_readings_received_total", ())] == 0
     assert values[("fleet_bridge_mqtt_connected", ())] == 0
     assert values[("fleet_bridge_mqtt_forced_reconnects_total", ())] == 0
+    assert values[("fleet_bridge_messages_foreign_total", ())] == 0
+    assert values[("fleet_bridge_store_dropped_total", ())] == 0  # every reading dropped anywhere has a counter
     assert ("fleet_bridge_mqtt_last_message_age_seconds", ()) not in values  # no MQTT, no age
     assert values[("fleet_bridge_meters_known", ())] == 0
     # every reason is a series from the start, so rate() and alerts work before the first reject
