@@ -64,17 +64,27 @@ def test_bridge_down_then_gap_repaired_from_the_meter_outbox(broker: Proc, tmp_p
     assert a["received"] == int(a["last_seq"]) + 1, a  # type: ignore[arg-type]  # seq 0..last, each exactly once
 
 
+GAP = 600_000
+
+
 def test_a_huge_gap_gets_one_chunk_and_the_bridge_stays_responsive(broker: Proc, tmp_path: Path) -> None:
-    """A gap of a million seqs (legitimate: eleven days of one reading a second, all in the past) is asked one chunk
-    at a time; before, every chunk of it went out in one pass (100 requests; for 2**62 seqs the pass never ended)."""
+    """A gap of 600,000 seqs (legitimate: about a week of one reading a second, the longest a meter's outbox keeps, in
+    a fast simulation where that week passes in seconds) is asked one chunk at a time; before, every chunk of it went
+    out in one pass (for 2**62 seqs the pass never ended)."""
     port = broker.port or 0
-    bridge = start_bridge(port, tmp_path / "bridge")
+    bridge = start_bridge(port, tmp_path / "bridge", env={"FLEET_SPEED": "100000"})
     with running(bridge), collecting(port, [replay_topic("A")]) as requests:
         start_ts = int(time.time()) - 2_000_000
-        for seq, ts in ((0, start_ts), (1, start_ts + 1), (1_000_001, start_ts + 1_000_001)):
+        for seq, ts in ((0, start_ts), (1, start_ts + 1), (GAP + 1, start_ts + GAP + 1)):
             reading = Reading("A", seq, ts, 0.0, 0.0, 500.0, 0.0, 0.0, 0.0)
             publish.single(
-                "meters/A/reading", encode_reading(reading), qos=1, hostname="127.0.0.1", port=port, auth=login("A")
+                "meters/A/reading",
+                encode_reading(reading),
+                qos=1,
+                hostname="127.0.0.1",
+                port=port,
+                client_id="meter-A",  # the only client id A's login may use
+                auth=login("A"),
             )
         first = requests.wait_for(lambda m: True, timeout=30)
         assert decode_replay(first.payload) == (2, 1 + CHUNK_SEQS)

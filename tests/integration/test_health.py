@@ -25,7 +25,7 @@ from tests.support.procs import LOOPBACK, Proc, login, running, start_bridge, st
 
 pytestmark = pytest.mark.integration
 
-BRIDGE_ID = "health-bridge"
+BRIDGE_ID = "bridge-health"
 SPEED = 10.0
 WAIT_S = 60.0  # generous: the machine is shared; the bridge's own bounds are a few seconds
 
@@ -132,7 +132,7 @@ def test_healthz_degraded_while_online_meters_are_silent(broker: Proc, tmp_path:
         status, doc = _health(http)
         assert (status, doc["status"]) == (200, "ok"), doc  # no meter online: nothing is missing
 
-        publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="meter-C", protocol=mqtt.MQTTv311)
         publisher.username_pw_set(**login("C"))
         publisher.connect(LOOPBACK, port, 30)
         publisher.loop_start()
