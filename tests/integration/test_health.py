@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import queue
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -21,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.credentials import BRIDGE_USER
 from config.wire import ONLINE, status_topic
-from tests.support.procs import LOOPBACK, Proc, login, running, start_bridge, start_meters, wait_until
+from tests.support.procs import LOOPBACK, Proc, http_get, login, running, start_bridge, start_meters, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,30 +28,21 @@ SPEED = 10.0
 WAIT_S = 60.0  # generous: the machine is shared; the bridge's own bounds are a few seconds
 
 
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{path}", timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, err.read()
-
-
 def _health(port: int) -> tuple[int, dict[str, object]]:
-    status, body = _get(port, "/healthz")
+    status, body = http_get(port, "/healthz")
     doc = json.loads(body)
     assert isinstance(doc, dict)
     return status, doc
 
 
 def _received(port: int, meter: str) -> int:
-    status, body = _get(port, "/api/meters")
+    status, body = http_get(port, "/api/meters")
     assert status == 200
     return int(json.loads(body)["meters"].get(meter, {}).get("received", 0))
 
 
 def _metric(port: int, name: str) -> float:
-    status, body = _get(port, "/metrics")
+    status, body = http_get(port, "/metrics")
     assert status == 200
     for family in text_string_to_metric_families(body.decode()):
         for sample in family.samples:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config.wire import READING_QOS, Reading, encode_reading, reading_topic
-from tests.support.procs import LOOPBACK, Proc, login, running, start_bridge
+from tests.support.procs import LOOPBACK, Proc, http_get, login, running, start_bridge
 from tests.support.sse import Event, SSEClient
 
 pytestmark = pytest.mark.integration
@@ -58,15 +57,6 @@ def _publisher(port: int) -> Iterator[Callable[[Reading], None]]:
         client._reset_sockets()  # paho 2.2 leaves its wake-up socket pair to the garbage collector otherwise
 
 
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{path}", timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, err.read()
-
-
 def _until(check: Callable[[], bool], seconds: float) -> bool:
     tick = threading.Event()
     for _ in range(int(seconds / 0.1)):  # bounded
@@ -77,12 +67,12 @@ def _until(check: Callable[[], bool], seconds: float) -> bool:
 
 
 def _received(port: int) -> int:
-    status, body = _get(port, "/api/meters")
+    status, body = http_get(port, "/api/meters")
     return int(json.loads(body)["meters"]["A"]["received"]) if status == 200 else 0
 
 
 def _qstats_samples(port: int) -> int | None:
-    status, body = _get(port, "/stream_qstats?household=A&interval=5")
+    status, body = http_get(port, "/stream_qstats?household=A&interval=5")
     return int(json.loads(body)["samples"]) if status == 200 else None
 
 
@@ -137,7 +127,7 @@ def test_a_late_reading_revises_the_window_already_sent(broker: Proc, tmp_path: 
         finally:
             client.close()
 
-        status, body = _get(http, "/metrics")
+        status, body = http_get(http, "/metrics")
         assert status == 200
         assert "fleet_bridge_sse_revisions_emitted_total 1.0" in body.decode()
 
