@@ -107,6 +107,7 @@ class MeterLink:
         self.quiet = False  # set at shutdown: a disconnect we asked for is not worth a warning
         self._node = 0  # index into ``brokers``
         self._online_at: BrokerAddress | None = None  # the node of the last accepted connection
+        self._online = False  # the current connection was accepted (CONNACK 0)
         client = MqttConnection(
             f"meter-{meter_id}",
             will=Will(status_topic(meter_id), OFFLINE.encode(), qos=STATUS_QOS, retain=True),
@@ -154,14 +155,19 @@ class MeterLink:
         # Once per connection (connects are paced and backed off); "again" when it came back to the same node.
         again = " again" if self._online_at == self.broker else ""
         self._online_at = self.broker
+        self._online = True
         log.info("meter %s online%s at %s", self.meter_id, again, self.broker.url())
 
     def _on_disconnect(self, reason: str) -> None:
-        lost = self.broker.url()
-        if len(self.brokers) > 1:
-            self.next_broker()
-        if not self.quiet:
-            log.warning("meter %s disconnected from %s: %s", self.meter_id, lost, reason)
+        left = self.broker.url()
+        was_online, self._online = self._online, False
+        then = f"; next {self.next_broker().url()}" if len(self.brokers) > 1 else ""
+        if self.quiet:
+            pass
+        elif was_online:
+            log.warning("meter %s disconnected from %s: %s%s", self.meter_id, left, reason, then)
+        else:  # the attempt failed (refused, timed out, CONNACK refused) before the meter was ever online there
+            log.warning("meter %s: cannot connect to %s: %s%s", self.meter_id, left, reason, then)
         if self.on_lost is not None:
             self.on_lost(self)
 
