@@ -1,4 +1,5 @@
-"""Command line: ``python -m bridge [--broker mqtt://host:port] [--host H] [--port N]`` serves the API with gunicorn."""
+"""Command line: ``python -m bridge [--broker mqtt://host:port[,...]] [--host H] [--port N]`` serves the API with
+gunicorn."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from config.settings import load_settings, parse_port
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for bad settings)."""
     parser = argparse.ArgumentParser(prog="python -m bridge", description=__doc__)
-    parser.add_argument("--broker", help="mqtt[s]://[user:pass@]host:port (default FLEET_BROKER / FLEET_MQTT_*)")
+    parser.add_argument(
+        "--broker",
+        help="mqtt[s]://[user:pass@]host:port, or a comma-separated list to fail over between (default FLEET_BROKER)",
+    )
     parser.add_argument("--host", help="HTTP bind address (default FLEET_HTTP_HOST or 127.0.0.1)")
     parser.add_argument("--port", help="HTTP port (default FLEET_HTTP_PORT or 5000)")
     args = parser.parse_args(argv)

@@ -169,8 +169,8 @@ def api_meters() -> Response:
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """Health and a summary: 200 ok, or 503 degraded with the reasons (``bridge.health``); MQTT session, meters
-    heard, message counters."""
+    """Health and a summary: 200 ok, or 503 degraded with the reasons (``bridge.health``); MQTT session and the
+    broker it is on, meters heard, message counters."""
     state = _state()
     meters = {
         meter: {key: value for key, value in _meter_counters(state, meter).items() if key in _HEALTH_KEYS}
@@ -190,6 +190,7 @@ def healthz() -> Response:
         "messages": state.ingest.counters(),
         "streams": len(state.sessions),
         "last_message_age_s": None if subscriber is None else round(subscriber.last_message_age_s(), 3),
+        "broker": None if subscriber is None else subscriber.node_url(),  # the node it is on (or tries next)
     }
     if reasons:
         body["reason"] = reasons

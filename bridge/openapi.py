@@ -65,6 +65,8 @@ def _health(status: str) -> JsonObject:
         ),
         "streams": {"type": "integer", "minimum": 0},
         "last_message_age_s": {"type": ["number", "null"], "minimum": 0},
+        # The broker the bridge is on (or tries next, while disconnected), without a password; null without MQTT.
+        "broker": {"type": ["string", "null"]},
     }
     if status == "degraded":
         properties["reason"] = {"type": "array", "minItems": 1, "items": {"type": "string"}}

@@ -15,6 +15,15 @@ kept answering the bridge's pings on a connection that delivered nothing ever ag
 ``Ticker``) publishes a QoS 1 probe to the bridge's own ``probe_topic`` every ``PROBE_PERIOD_S`` and asks
 ``bridge.health.SessionWatch`` whether anything at all (readings, status, probe) was delivered lately; if not, it
 shuts the socket down, and paho's network thread sees the connection lost and reconnects with its back-off.
+
+Several brokers (``BrokerAddress.fallbacks``): the bridge starts on the first of the list and moves on to the next,
+round robin, whenever an attempt fails (``on_connect_fail``: TCP/TLS), the broker refuses it (CONNACK) or the
+connection is lost (``on_disconnect``, the watchdog's forced reconnect included), after paho's own back-off. paho 2.x
+reconnects by itself (``loop_start``) to ``client.host``/``client.port``, and its public setters refuse a change
+unless the connection is closed, which it never is between paho's own attempts (state CONNECTING or
+CONNECTION_LOST). So the node is chosen in ``on_pre_connect``, which paho calls on its network thread right before
+each attempt opens its socket (``Client.reconnect``): it sets paho's ``_host``/``_port`` (what ``reconnect`` reads;
+``connect_async`` does the same through the setters) and the node's login. No other thread touches them.
 """
 
 from __future__ import annotations
@@ -65,7 +74,10 @@ class Subscriber:
         owned: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.broker = broker
+        self.broker = broker  # the list; ``node`` is the broker of the current (or next) connection
+        self.brokers = broker.addresses()
+        self.node = self.brokers[0]
+        self._move_on = False  # the last attempt failed or the connection was lost: the next attempt uses the next node
         self.ingest = ingest
         self.connected = False
         self._clock = clock  # wall seconds, as bridge.ingest's arrivals
@@ -92,7 +104,7 @@ class Subscriber:
             clean_session=False,
             protocol=mqtt.MQTTv311,
         )
-        login = broker.login(BRIDGE_USER)  # the bridge's user (config.credentials), or the URL's
+        login = self.node.login(BRIDGE_USER)  # the bridge's user (config.credentials), or the URL's
         if login is not None:
             client.username_pw_set(*login)
         if broker.tls:
@@ -100,6 +112,8 @@ class Subscriber:
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_pre_connect = self._on_pre_connect
         client.on_message = self._on_message
         self.client = client
         self._lock = threading.Lock()
@@ -143,7 +157,7 @@ class Subscriber:
         """Connect asynchronously and start paho's network thread (it retries until the broker is there), and the
         watchdog."""
         self.started_s = self.disconnected_since_s = self._clock()
-        self.client.connect_async(self.broker.host, self.broker.port, KEEPALIVE_S)
+        self.client.connect_async(self.node.host, self.node.port, KEEPALIVE_S)
         self.client.loop_start()
         self._watchdog.start()
 
@@ -172,7 +186,7 @@ class Subscriber:
         log.warning(
             "bridge's MQTT session to %s delivered nothing (not even its own probe) for %.0f s: forcing a reconnect"
             " (%d so far)",
-            self.broker.url(),
+            self.node.url(),
             silent_s,
             self.watch.forced,
         )
@@ -187,6 +201,33 @@ class Subscriber:
         except (OSError, ValueError) as exc:  # closed meanwhile: the same outcome
             log.info("forced reconnect: the socket was already gone (%s)", exc)
 
+    def node_url(self) -> str:
+        """The URL (no password) of the broker the bridge is on, or tries next."""
+        return self.node.url()
+
+    def _on_pre_connect(self, client: mqtt.Client, userdata: object) -> None:
+        """On paho's thread, right before each attempt opens its socket: the next node if the last one failed."""
+        try:
+            if not self._move_on or len(self.brokers) < 2:
+                return
+            self._move_on = False
+            left = self.node
+            self.node = self.brokers[(self.brokers.index(left) + 1) % len(self.brokers)]
+            # paho's public host/port setters refuse while it reconnects by itself; reconnect() reads these.
+            client._host, client._port = self.node.host, self.node.port
+            login = self.node.login(BRIDGE_USER)
+            client.username_pw_set(*(login if login is not None else (None, None)))
+            log.info("bridge moves on from %s to %s", left.url(), self.node.url())
+        except Exception:
+            log.exception("error in on_pre_connect")
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        try:
+            self._move_on = True  # TCP or TLS failed
+            log.warning("bridge cannot reach %s", self.node.url())
+        except Exception:
+            log.exception("error in on_connect_fail")
+
     def _probe(self, payload: bytes) -> None:
         self.probes_received += 1  # only paho's thread writes it
 
@@ -200,7 +241,8 @@ class Subscriber:
     ) -> None:
         try:
             if reason.is_failure:
-                log.warning("broker %s refused the bridge: %s", self.broker.url(), reason)
+                self._move_on = True
+                log.warning("broker %s refused the bridge: %s", self.node.url(), reason)
                 return
             with self._lock:
                 self.connected = True
@@ -221,7 +263,7 @@ class Subscriber:
             else:
                 self._subscribe_owned(client, routes)
             self._send_probe()  # shows the new session alive at once (and /healthz ok) rather than a period later
-            log.info("bridge connected to %s", self.broker.url())
+            log.info("bridge connected to %s", self.node.url())
         except Exception:
             log.exception("error in on_connect")
 
@@ -250,7 +292,8 @@ class Subscriber:
     ) -> None:
         try:
             if self.connected:
-                log.warning("bridge disconnected from %s: %s", self.broker.url(), reason)
+                log.warning("bridge disconnected from %s: %s", self.node.url(), reason)
+            self._move_on = True  # lost, or closed before CONNACK (after ``stop`` it does not matter)
             self.connected = False
             self.connected_since_s = None
             if self.disconnected_since_s is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from config.credentials import SECRET_BYTES, bridge_client_id
 from config.errors import ConfigError
-from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress, Settings, parse_broker_url
+from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress, Settings, parse_broker_urls
 
 SECRET_KEY = "FLEET_MQTT_SECRET"
 
@@ -58,15 +58,17 @@ def secret_path(settings: Settings) -> Path:
 
 
 def client_broker(settings: Settings, url: str | None = None, key: str = "--broker") -> BrokerAddress:
-    """Where and how a meter or the bridge connects: ``url`` (a command-line option) or the settings' broker, with
-    ``FLEET_MQTT_TLS_CA`` applied and the fleet secret attached (unless the URL has its own user name, or
-    ``FLEET_MQTT_ANONYMOUS`` is true)."""
-    broker = settings.broker if url is None else parse_broker_url(url, key)
-    if settings.mqtt_tls_ca:
-        broker = dataclasses.replace(broker, tls=True, tls_ca=settings.mqtt_tls_ca)
-    if settings.mqtt_anonymous or broker.username:
+    """Where and how a meter or the bridge connects: ``url`` (a command-line option: one URL or a comma-separated
+    list) or the settings' broker(s), with ``FLEET_MQTT_TLS_CA`` applied to every broker of the list and the fleet
+    secret attached to each whose URL has no user name of its own (none if ``FLEET_MQTT_ANONYMOUS`` is true)."""
+    broker = settings.broker if url is None else parse_broker_urls(url, key)
+    tls_ca = settings.mqtt_tls_ca
+    if tls_ca:
+        broker = broker.each(lambda address: dataclasses.replace(address, tls=True, tls_ca=tls_ca))
+    if settings.mqtt_anonymous or all(address.username for address in broker.addresses()):
         return broker
-    return dataclasses.replace(broker, secret=load_or_create_secret(secret_path(settings)))
+    secret = load_or_create_secret(secret_path(settings))
+    return broker.each(lambda address: address if address.username else dataclasses.replace(address, secret=secret))
 
 
 def bridge_settings(settings: Settings, url: str | None = None, key: str = "--broker") -> Settings:
@@ -76,5 +78,6 @@ def bridge_settings(settings: Settings, url: str | None = None, key: str = "--br
     broker = client_broker(settings, url, key)
     bridge_id = settings.bridge_id
     if not bridge_id:
-        bridge_id = DEFAULT_BRIDGE_ID if broker.secret is None else bridge_client_id(broker.secret)
+        secret = next((address.secret for address in broker.addresses() if address.secret is not None), None)
+        bridge_id = DEFAULT_BRIDGE_ID if secret is None else bridge_client_id(secret)
     return dataclasses.replace(settings, broker=broker, bridge_id=bridge_id)

@@ -6,7 +6,9 @@ silently ignored setting. Command-line options of the entry points override thes
 
 from __future__ import annotations
 
+import random
 import re
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, TypeVar
@@ -16,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from config.credentials import BRIDGE_CLIENT_PREFIX, password_for
 from config.errors import ConfigError
 from config.realistic import CLIMATES
-from config.shard import Shard, parse_shard
+from config.shard import Shard, parse_shard, shard_of
 from config.wire import valid_meter_id
 
 PREFIX: Final = "FLEET_"
@@ -48,7 +50,10 @@ DEFAULT_BRIDGE_ID: Final = "bridge-fleet"
 
 # Every setting, with what it means (README lists the same table).
 KNOWN_KEYS: Final[dict[str, str]] = {
-    "FLEET_BROKER": "where clients connect, mqtt[s]://[user:pass@]host:port (default mqtt://FLEET_MQTT_HOST:FLEET_MQTT_PORT)",
+    "FLEET_BROKER": (
+        "where clients connect, mqtt[s]://[user:pass@]host:port, or a comma-separated list of such URLs (one scheme):"
+        " clients fail over between them (default mqtt://FLEET_MQTT_HOST:FLEET_MQTT_PORT)"
+    ),
     "FLEET_MQTT_HOST": "broker host; the embedded broker binds it (default 127.0.0.1)",
     # The embedded broker always binds FLEET_MQTT_HOST:FLEET_MQTT_PORT, whatever FLEET_BROKER says.
     "FLEET_MQTT_PORT": "broker port (default 1883)",
@@ -89,7 +94,11 @@ _HMS_RE: Final = re.compile(r"([0-9]{1,2}):([0-9]{2}):([0-9]{2})")
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
     """Where an MQTT client connects, and how: TLS (trusting ``tls_ca``, or the system's CAs if None) and either the
-    URL's own user name and password or passwords derived from the fleet ``secret``."""
+    URL's own user name and password or passwords derived from the fleet ``secret``.
+
+    ``fallbacks``: the other brokers of a list (``FLEET_BROKER=url1,url2,...``), each a plain address (no fallbacks of
+    its own), all with this one's scheme. This address is the list's first; ``url()``, ``host`` and ``port`` are
+    its own, so code that needs "the" broker keeps working; ``addresses()`` is the whole list."""
 
     host: str
     port: int
@@ -98,6 +107,37 @@ class BrokerAddress:
     tls: bool = False
     tls_ca: str | None = None
     secret: bytes | None = field(default=None, repr=False)
+    fallbacks: tuple[BrokerAddress, ...] = ()
+
+    def __post_init__(self) -> None:
+        for other in self.fallbacks:
+            if other.fallbacks:
+                raise ValueError("a fallback broker has no fallbacks of its own")
+            if other.tls != self.tls:
+                raise ValueError("every broker of a list uses the same scheme")
+
+    def addresses(self) -> tuple[BrokerAddress, ...]:
+        """Every broker of the list, this one first, each without fallbacks."""
+        return (replace(self, fallbacks=()) if self.fallbacks else self, *self.fallbacks)
+
+    def each(self, change: Callable[[BrokerAddress], BrokerAddress]) -> BrokerAddress:
+        """The list with ``change`` applied to every address of it (TLS, the fleet secret)."""
+        first, *rest = (change(address) for address in self.addresses())
+        return replace(first, fallbacks=tuple(rest))
+
+    def urls(self) -> str:
+        """Every broker's ``url()``, comma-separated (for logs)."""
+        return ",".join(address.url() for address in self.addresses())
+
+    def order_for(self, client_id: str) -> tuple[BrokerAddress, ...]:
+        """The brokers in the order client ``client_id`` tries them (round robin from the first): its first is
+        ``shard_of(client_id, n)``, the rest a permutation seeded by the same CRC-32, so that the clients of a dead
+        broker spread over the others by their ids instead of all moving to the one after it."""
+        addresses = self.addresses()
+        first = shard_of(client_id, len(addresses))
+        rest = [address for index, address in enumerate(addresses) if index != first]
+        random.Random(zlib.crc32(client_id.encode("utf-8"))).shuffle(rest)  # seeded: the same on every run
+        return (addresses[first], *rest)
 
     def url(self) -> str:
         """The address as an ``mqtt://`` (``mqtts://`` with TLS) URL without the password."""
@@ -186,6 +226,23 @@ def parse_broker_url(text: str, key: str = "FLEET_BROKER") -> BrokerAddress:
         password=unquote(parts.password) if parts.password else None,
         tls=tls,
     )
+
+
+def parse_broker_urls(text: str, key: str = "FLEET_BROKER") -> BrokerAddress:
+    """A comma-separated list of broker URLs (``parse_broker_url`` each, one scheme for all, repeats dropped): the
+    first, with the others as its ``fallbacks``. One URL is that URL's address, exactly."""
+    entries = [entry.strip() for entry in text.split(",")]
+    addresses: list[BrokerAddress] = []
+    for position, entry in enumerate(entries, 1):
+        if not entry:
+            raise ConfigError(key, f"entry {position} of {len(entries)} is empty in {text!r}")
+        address = parse_broker_url(entry, key)
+        if addresses and address.tls != addresses[0].tls:
+            raise ConfigError(key, f"{entry!r} does not use the scheme of {entries[0]!r}: one scheme for every broker")
+        if address not in addresses:  # a repeat collapses into its first mention
+            addresses.append(address)
+    first, *rest = addresses
+    return replace(first, fallbacks=tuple(rest))
 
 
 def parse_time_of_day(text: str, key: str = "FLEET_START") -> int:
@@ -363,7 +420,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise ConfigError(unknown[0], f"unknown setting (known: {', '.join(KNOWN_KEYS)})")
     host = _get(env, "FLEET_MQTT_HOST", str.strip, DEFAULT_MQTT_HOST)
     port = _get(env, "FLEET_MQTT_PORT", lambda t: parse_port(t, "FLEET_MQTT_PORT"), DEFAULT_MQTT_PORT)
-    broker = _get(env, "FLEET_BROKER", parse_broker_url, BrokerAddress(host, port))
+    broker = _get(env, "FLEET_BROKER", parse_broker_urls, BrokerAddress(host, port))
     level = _get(env, "FLEET_LOG_LEVEL", lambda t: t.strip().upper(), DEFAULT_LOG_LEVEL)
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("FLEET_LOG_LEVEL", f"unknown level {level!r}")
@@ -373,7 +430,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     heartbeat = _get(env, "FLEET_HEARTBEAT_S", lambda t: parse_speed(t, "FLEET_HEARTBEAT_S"), DEFAULT_HEARTBEAT_S)
     tls_ca = _get(env, "FLEET_MQTT_TLS_CA", str.strip, None)
     if tls_ca:
-        broker = replace(broker, tls=True, tls_ca=tls_ca)
+        broker = broker.each(lambda address: replace(address, tls=True, tls_ca=tls_ca))
     tls_cert = _get(env, "FLEET_MQTT_TLS_CERT", str.strip, None)
     tls_key = _get(env, "FLEET_MQTT_TLS_KEY", str.strip, None)
     if (tls_cert is None) != (tls_key is None):

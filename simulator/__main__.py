@@ -77,7 +77,10 @@ def _parser() -> argparse.ArgumentParser:
         help=f"household to run (repeatable): {', '.join(CLASSIC_ORDER)}",
     )
     run.add_argument("--households", metavar="LIST", help="or: comma-separated households, e.g. A,B,C")
-    run.add_argument("--broker", help="mqtt[s]://[user:pass@]host:port (default from FLEET_BROKER / FLEET_MQTT_*)")
+    run.add_argument(
+        "--broker",
+        help="mqtt[s]://[user:pass@]host:port, or a comma-separated list to fail over between (default FLEET_BROKER)",
+    )
     run.add_argument("--speed", help="simulated seconds per wall second (default FLEET_SPEED or 1)")
     run.add_argument("--start", help="simulated time of day to start at, HH:MM:SS (default: now)")
     run.add_argument(
@@ -265,7 +268,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         speed,
         zone.key,
         "none" if faults is None else faults,
-        broker.url(),
+        broker.urls(),
     )
     try:
         loop.run()

@@ -11,6 +11,14 @@ messages not yet acknowledged, and the keepalive. It behaves as paho does where 
 - callbacks (``on_connect(code)``, ``on_disconnect(reason)``, ``on_publish(mid)``, ``on_message(message)``) run in
   the loop's thread, from ``read``/``write``/``misc``; they must not raise (the owner's callbacks catch).
 
+``connect`` never blocks the loop that drives every meter: a non-blocking socket whose TCP connect completes when
+the selector finds it writable (``want_write`` is true meanwhile), then the TLS handshake, retried on readiness
+(``SSLWantReadError``/``SSLWantWriteError``), then CONNECT. TCP and TLS must be done within ``CONNECT_TIMEOUT_S``
+(checked by ``misc``), else the attempt is lost like a dropped connection (``on_disconnect``); a broker silent after
+CONNECT is the keepalive's (a PINGREQ after ``keepalive_s``, lost ``keepalive_s`` later). Host names other than
+numeric addresses are resolved once per host and port and cached (``resolve``): ``getaddrinfo`` blocks, so the
+publisher resolves every broker at start-up, before the loop runs.
+
 Reading takes whatever the socket holds (up to ``READ_BYTES``) in one ``recv`` and handles every whole packet in it;
 a published message is one ``send`` (nothing is batched across meters: each meter has its own connection).
 """
@@ -18,7 +26,10 @@ a published message is one ``send`` (nothing is batched across meters: each mete
 from __future__ import annotations
 
 import contextlib
+import errno
+import ipaddress
 import logging
+import os
 import socket
 import ssl
 import time
@@ -57,6 +68,33 @@ READ_BYTES: Final = 65_536
 CONNECT_TIMEOUT_S: Final = 5.0
 MAX_MID: Final = 0xFFFF
 
+# Where a connection is on its way up; after CONNECT it waits for CONNACK (``connected``).
+_TCP: Final = "tcp"  # the non-blocking TCP connect is in progress: writable when done (or failed)
+_TLS: Final = "tls"  # the TLS handshake is in progress
+_MQTT: Final = "mqtt"  # CONNECT sent (or sending)
+_IN_PROGRESS: Final = (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
+
+_resolved: dict[tuple[str, int], tuple[socket.AddressFamily, tuple[str, int] | tuple[str, int, int, int]]] = {}
+
+
+def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, int] | tuple[str, int, int, int]]:
+    """The address family and socket address of ``host:port``: at once for a numeric address; a name is looked up
+    once with ``getaddrinfo`` (which blocks: call this at start-up, not in the loop) and cached for the process."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return (socket.AF_INET6, (host, port, 0, 0)) if ip.version == 6 else (socket.AF_INET, (host, port))
+    cached = _resolved.get((host, port))
+    if cached is None:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        if not infos:  # pragma: no cover - getaddrinfo raises rather than answer nothing
+            raise OSError(f"no address for {host}")
+        family, _, _, _, address = infos[0]
+        cached = _resolved[(host, port)] = (family, (str(address[0]), int(address[1]), *address[2:]))
+    return cached
+
 
 class MqttConnection:
     """A minimal MQTT 3.1.1 client for one meter: connect, publish (QoS 0/1), subscribe, keepalive, Last Will."""
@@ -86,6 +124,10 @@ class MqttConnection:
         self.on_publish: Callable[[int], None] | None = None
         self.on_message: Callable[[Message], None] | None = None
         self._sock: socket.socket | None = None
+        self._state = _MQTT
+        self._host = ""
+        self._deadline = 0.0  # TCP and TLS must be done by then (clock seconds)
+        self._handshake_wants_write = False
         self._in = bytearray()
         self._out = bytearray()
         # mid -> PUBLISH packet, QoS 1, not acknowledged, oldest first: all of them go (again) after each CONNACK
@@ -102,8 +144,14 @@ class MqttConnection:
         return self._sock
 
     def want_write(self) -> bool:
-        """Bytes are waiting for the socket to take them."""
-        return bool(self._out)
+        """Bytes are waiting for the socket to take them, or the TCP connect (or the TLS handshake) waits to be
+        writable."""
+        return bool(self._out) or self._state == _TCP or (self._state == _TLS and self._handshake_wants_write)
+
+    @property
+    def connecting(self) -> bool:
+        """The TCP connect or the TLS handshake is in progress (CONNECT not sent yet)."""
+        return self._sock is not None and self._state != _MQTT
 
     def is_acked(self, mid: int) -> bool:
         """The broker acknowledged message ``mid`` (or it was QoS 0 and sent)."""
@@ -117,37 +165,97 @@ class MqttConnection:
     # -- connection -----------------------------------------------------------------------------------------------
 
     def connect(self, host: str, port: int, keepalive_s: int) -> None:
-        """Open the TCP (and TLS) connection and send CONNECT; CONNACK comes later (``read``). Raises ``OSError``."""
+        """Start the TCP connect (without waiting: the loop drives it, then TLS, then CONNECT; CONNACK comes later in
+        ``read``). Raises ``OSError`` if it fails at once (refused on loopback, no address)."""
         if self._sock is not None:
             return
         self.keepalive_s = keepalive_s
-        raw = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+        family, address = resolve(host, port)
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock = self.tls.wrap_socket(raw, server_hostname=host) if self.tls is not None else raw
             sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            code = sock.connect_ex(address)
+            if code not in _IN_PROGRESS:
+                raise OSError(code, os.strerror(code))
         except BaseException:
-            raw.close()
+            sock.close()
             raise
         self._sock = sock
+        self._host = host
+        self._state = _TCP
         self._in.clear()
         self._out.clear()
         self._last_in = self._last_out = self.clock()
+        self._deadline = self._last_in + CONNECT_TIMEOUT_S
         self._ping_sent = 0.0
+        if code == 0:
+            self._progress()
+
+    def _progress(self) -> None:
+        """Take the connection a step further on readiness: TCP done, then the TLS handshake, then CONNECT."""
+        sock = self._sock
+        if sock is None:
+            return
+        if self._state == _TCP:
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code in (errno.EINPROGRESS, errno.EALREADY):
+                return
+            if code != 0:
+                self._lost(f"connect failed: {os.strerror(code)}")
+                return
+            try:
+                sock.getpeername()  # writable without an error, yet not connected: not done
+            except OSError:
+                return
+            if self.tls is None:
+                self._send_connect()
+                return
+            try:
+                sock = self._sock = self.tls.wrap_socket(
+                    sock, server_hostname=self._host, do_handshake_on_connect=False
+                )
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                self._lost(f"TLS failed: {exc}")
+                return
+            self._state = _TLS
+        if self._state == _TLS:
+            assert isinstance(sock, ssl.SSLSocket)
+            try:
+                sock.do_handshake()
+            except ssl.SSLWantReadError:
+                self._handshake_wants_write = False
+                return
+            except ssl.SSLWantWriteError:
+                self._handshake_wants_write = True
+                return
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                self._lost(f"TLS handshake failed: {exc}")
+                return
+            self._send_connect()
+
+    def _send_connect(self) -> None:
+        self._state = _MQTT
+        self._last_in = self._last_out = self.clock()
         self._queue(
-            connect_packet(self.client_id, keepalive_s, will=self.will, username=self.username, password=self.password)
+            connect_packet(
+                self.client_id, self.keepalive_s, will=self.will, username=self.username, password=self.password
+            )
         )
 
     def disconnect(self) -> None:
         """Send DISCONNECT (the broker then does not publish the Will) and close; no callback."""
         if self._sock is None:
             return
-        self._queue(DISCONNECT_PACKET)
+        if self._state == _MQTT:
+            self._queue(DISCONNECT_PACKET)
         self._close()
 
     def _close(self) -> None:
         sock, self._sock = self._sock, None
         self.connected = False
+        self._state = _MQTT
+        self._handshake_wants_write = False
         self._out.clear()
         self._in.clear()
         if sock is not None:
@@ -172,7 +280,10 @@ class MqttConnection:
         self.write()
 
     def write(self) -> None:
-        """Give the socket what it takes of the waiting bytes."""
+        """Give the socket what it takes of the waiting bytes (or take the connect a step further)."""
+        if self._state != _MQTT:
+            self._progress()
+            return
         sock = self._sock
         if sock is None or not self._out:
             return
@@ -225,7 +336,10 @@ class MqttConnection:
     # -- receiving ------------------------------------------------------------------------------------------------
 
     def read(self) -> None:
-        """Take what the socket holds and handle every whole packet in it."""
+        """Take what the socket holds and handle every whole packet in it (or take the connect a step further)."""
+        if self._state != _MQTT:
+            self._progress()
+            return
         sock = self._sock
         if sock is None:
             return
@@ -295,10 +409,17 @@ class MqttConnection:
     # -- keepalive --------------------------------------------------------------------------------------------------
 
     def misc(self) -> None:
-        """Keepalive: ping when idle for ``keepalive_s``; lost when a ping was not answered within ``keepalive_s``."""
-        if self._sock is None or self.keepalive_s <= 0:
+        """Keepalive: ping when idle for ``keepalive_s``; lost when a ping was not answered within ``keepalive_s``;
+        lost when TCP and TLS are not done ``CONNECT_TIMEOUT_S`` after ``connect``."""
+        if self._sock is None:
             return
         now = self.clock()
+        if self._state != _MQTT:
+            if now >= self._deadline:
+                self._lost(f"connect timed out after {CONNECT_TIMEOUT_S:g} s ({self._state} not done)")
+            return
+        if self.keepalive_s <= 0:
+            return
         if self._ping_sent:
             if now - self._ping_sent >= self.keepalive_s:
                 self._lost("keepalive: the broker did not answer")

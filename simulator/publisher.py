@@ -54,7 +54,7 @@ from config.wire import (
 from simulator.clock import SimClock
 from simulator.delivery import Delivery
 from simulator.fleet import Meter
-from simulator.mqttconn import MqttConnection
+from simulator.mqttconn import MqttConnection, resolve
 from simulator.mqttpacket import CONNACK_REASONS, Message, Will
 from simulator.outbox import Outbox, OutboxWriter
 from simulator.schedule import (
@@ -86,26 +86,31 @@ LATE_BOUND_S: Final = 0.2  # the stop summary counts readings published within t
 
 
 class MeterLink:
-    """One meter's MQTT connection (``simulator.mqttconn``); callbacks only log and set flags, they never raise."""
+    """One meter's MQTT connection (``simulator.mqttconn``); callbacks only log and set flags, they never raise.
+
+    With several brokers (``BrokerAddress.fallbacks``) the meter tries them in its own order
+    (``BrokerAddress.order_for``: its first by the CRC-32 of its id, so a fleet spreads evenly), and moves on to the
+    next one, round robin, whenever an attempt fails or its connection is lost, after the usual back-off."""
 
     def __init__(
         self, meter_id: str, broker: BrokerAddress, delivery: Delivery | None = None, keepalive_s: int = KEEPALIVE_S
     ) -> None:
         self.meter_id = meter_id
         self.keepalive_s = keepalive_s
-        self.broker = broker
+        self.brokers = broker.order_for(meter_id)
+        self.broker = self.brokers[0]  # the node it is on, or tries next
         self.delivery = delivery if delivery is not None else Delivery()
         self.published = 0
         self.dropped = 0
         self.next_attempt = 0.0
         self.backoff = RECONNECT_MIN_S
         self.quiet = False  # set at shutdown: a disconnect we asked for is not worth a warning
-        login = broker.login(meter_id)  # the meter's own user (config.credentials), or the URL's
+        self._node = 0  # index into ``brokers``
+        self._online_at: BrokerAddress | None = None  # the node of the last accepted connection
+        self._online = False  # the current connection was accepted (CONNACK 0)
         client = MqttConnection(
             f"meter-{meter_id}",
             will=Will(status_topic(meter_id), OFFLINE.encode(), qos=STATUS_QOS, retain=True),
-            username=None if login is None else login[0],
-            password=None if login is None else login[1],
             tls=_tls_context(broker),
             max_queued=MAX_QUEUED,
         )
@@ -115,12 +120,25 @@ class MeterLink:
         client.on_publish = self._on_publish
         self.replays: deque[tuple[int, int]] = deque(maxlen=MAX_PENDING_REPLAYS)
         self.client = client
+        self._login()
         self._reading_topic = reading_topic(meter_id)
         self._batch_topic = batch_topic(meter_id)
         # Set by the loop: told when the connection is lost, and when a replay request arrives.
         self.on_lost: Callable[[MeterLink], None] | None = None
         self.on_replay: Callable[[MeterLink], None] | None = None
         self.on_acked: Callable[[MeterLink], None] | None = None
+
+    def _login(self) -> None:
+        login = self.broker.login(self.meter_id)  # the meter's own user (config.credentials), or the URL's
+        self.client.username = None if login is None else login[0]
+        self.client.password = None if login is None else login[1]
+
+    def next_broker(self) -> BrokerAddress:
+        """Move on to the next broker of the meter's order (round robin; the same one if there is only one)."""
+        self._node = (self._node + 1) % len(self.brokers)
+        self.broker = self.brokers[self._node]
+        self._login()
+        return self.broker
 
     @property
     def connected(self) -> bool:
@@ -134,11 +152,22 @@ class MeterLink:
         self.backoff = RECONNECT_MIN_S
         self.client.publish(status_topic(self.meter_id), ONLINE.encode(), STATUS_QOS, retain=True)
         self.client.subscribe(replay_topic(self.meter_id), READING_QOS)  # again on every connect
-        log.info("meter %s online at %s", self.meter_id, self.broker.url())
+        # Once per connection (connects are paced and backed off); "again" when it came back to the same node.
+        again = " again" if self._online_at == self.broker else ""
+        self._online_at = self.broker
+        self._online = True
+        log.info("meter %s online%s at %s", self.meter_id, again, self.broker.url())
 
     def _on_disconnect(self, reason: str) -> None:
-        if not self.quiet:
-            log.warning("meter %s disconnected: %s", self.meter_id, reason)
+        left = self.broker.url()
+        was_online, self._online = self._online, False
+        then = f"; next {self.next_broker().url()}" if len(self.brokers) > 1 else ""
+        if self.quiet:
+            pass
+        elif was_online:
+            log.warning("meter %s disconnected from %s: %s%s", self.meter_id, left, reason, then)
+        else:  # the attempt failed (refused, timed out, CONNACK refused) before the meter was ever online there
+            log.warning("meter %s: cannot connect to %s: %s%s", self.meter_id, left, reason, then)
         if self.on_lost is not None:
             self.on_lost(self)
 
@@ -158,15 +187,18 @@ class MeterLink:
             log.exception("meter %s: replay request", self.meter_id)
 
     def try_connect(self, now: float) -> bool:
-        """Open the connection if it is closed and its back-off has passed (a TCP connect, fast on loopback, and the
-        CONNECT packet; CONNACK comes later). False if the broker could not be reached: ``next_attempt`` is set."""
+        """Start the connection if it is closed and its back-off has passed (a non-blocking TCP connect: TLS, CONNECT
+        and CONNACK come later, in the loop). False if it failed at once: ``next_attempt`` is set, and the next
+        broker is the one to try."""
         if self.client.socket() is not None or now < self.next_attempt:
             return self.client.socket() is not None
         try:
             self.client.connect(self.broker.host, self.broker.port, self.keepalive_s)
         except OSError as exc:
             delay = self.retry_later(now, random.random())
-            log.warning("meter %s: cannot reach %s (%s); retry in %.1f s", self.meter_id, self.broker.url(), exc, delay)
+            failed = self.broker.url()
+            then = f" at {self.next_broker().url()}" if len(self.brokers) > 1 else ""
+            log.warning("meter %s: cannot reach %s (%s); retry%s in %.1f s", self.meter_id, failed, exc, then, delay)
             return False
         return True
 
@@ -236,6 +268,11 @@ class FleetLoop:
         connect_rate: float = DEFAULT_CONNECT_RATE,
     ) -> None:
         self.meters = {m.meter_id: m for m in meters}
+        for address in broker.addresses():  # host names now, once: getaddrinfo would block the loop
+            try:
+                resolve(address.host, address.port)
+            except OSError as exc:
+                log.warning("cannot resolve %s (%s); tried again at each connect", address.url(), exc)
         self.links = {
             m.meter_id: MeterLink(m.meter_id, broker, _delivery(outbox, m.meter_id), keepalive_s) for m in meters
         }

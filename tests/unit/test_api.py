@@ -263,6 +263,7 @@ def test_healthz(app: Flask, client: FlaskClient) -> None:
         "messages": {"accepted": 0, "duplicates": 0, "rejected": {}},
         "streams": 0,
         "last_message_age_s": None,  # no MQTT in these tests
+        "broker": None,
     }
     feed(app, "A")
     ingest = state(app).ingest
@@ -460,3 +461,20 @@ def test_options_is_json(client: FlaskClient, path: str, allow: list[str]) -> No
     assert response.is_json
     assert response.get_json() == {"allow": allow}
     assert sorted(response.allow) == allow
+
+
+def test_healthz_shows_the_brokers_node_without_password(app: Flask, client: FlaskClient) -> None:
+    """The broker the bridge is on: the first of the list, then the next once paho moved on (never the password)."""
+    from bridge.subscriber import Subscriber
+    from config.settings import parse_broker_urls
+
+    broker = parse_broker_urls("mqtt://bridge:pw@127.0.0.1:1884,mqtt://bridge:pw@127.0.0.1:1885")
+    subscriber = Subscriber(broker, state(app).ingest)
+    state(app).subscriber = subscriber
+    assert client.get("/healthz").get_json()["broker"] == "mqtt://bridge@127.0.0.1:1884"
+    subscriber.client.connect_async("127.0.0.1", 1884)
+    subscriber._on_connect_fail(subscriber.client, None)
+    subscriber._on_pre_connect(subscriber.client, None)
+    body = client.get("/healthz").get_json()
+    assert body["broker"] == "mqtt://bridge@127.0.0.1:1885"
+    assert "pw" not in str(body)

@@ -89,3 +89,25 @@ def test_bridge_settings_resolve_the_bridges_client_id(tmp_path: Path) -> None:
     assert bridge_settings(load_settings(env), "mqtt://me:pw@broker").bridge_id == "bridge-fleet"
     anonymous = {"FLEET_MQTT_SECRET": str(tmp_path / "none"), "FLEET_MQTT_ANONYMOUS": "true"}
     assert bridge_settings(load_settings(anonymous)).bridge_id == "bridge-fleet"
+
+
+def test_client_broker_lists(tmp_path: Path) -> None:
+    """Every broker of a list gets the TLS CA and, unless its URL has a user, the fleet secret."""
+    path = tmp_path / "mqtt-secret"
+    env = {"FLEET_MQTT_SECRET": str(path), "FLEET_MQTT_TLS_CA": "ca.pem"}
+    broker = client_broker(load_settings(env), "mqtt://a:1,mqtt://me:pw@b:2,mqtt://c:3")
+    secret = read_secret(path)
+    assert [(a.host, a.tls, a.tls_ca) for a in broker.addresses()] == [
+        ("a", True, "ca.pem"),
+        ("b", True, "ca.pem"),
+        ("c", True, "ca.pem"),
+    ]
+    assert [a.login("A") for a in broker.addresses()] == [
+        ("A", password_for(secret, "A")),
+        ("me", "pw"),
+        ("A", password_for(secret, "A")),
+    ]
+    own = bridge_settings(load_settings(env), "mqtt://me:pw@a:1,mqtt://b:2")
+    assert own.bridge_id == bridge_client_id(secret)  # the second broker's login derives from the secret
+    with pytest.raises(ConfigError, match="--broker"):
+        client_broker(load_settings(env), "mqtt://a:1,,mqtt://b:2")

@@ -223,3 +223,73 @@ def test_parse_duration_rejects(text: str) -> None:
 
     with pytest.raises(ConfigError, match="--warmup"):
         parse_duration(text, "--warmup", high_s=86_400)
+
+
+# --- broker lists ----------------------------------------------------------------------------------------------------
+
+
+def test_broker_list_keeps_order_and_drops_repeats() -> None:
+    from config.settings import parse_broker_urls
+
+    broker = parse_broker_urls("mqtt://h:1883, mqtt://u:p@h:1884,mqtt://h:1885,mqtt://h:1883")
+    assert [a.url() for a in broker.addresses()] == ["mqtt://h:1883", "mqtt://u@h:1884", "mqtt://h:1885"]
+    assert (broker.host, broker.port, broker.url()) == ("h", 1883, "mqtt://h:1883")  # "the" broker: the first
+    assert broker.addresses()[1].login("A") == ("u", "p")  # each URL keeps its own login
+    assert broker.urls() == "mqtt://h:1883,mqtt://u@h:1884,mqtt://h:1885"
+    assert all(not a.fallbacks for a in broker.addresses())
+
+
+def test_one_url_is_exactly_that_address() -> None:
+    from config.settings import parse_broker_urls
+
+    assert parse_broker_urls("mqtt://h:1884") == BrokerAddress("h", 1884)
+    assert load_settings({"FLEET_BROKER": "mqtt://h:1884,mqtt://h:1884"}).broker == BrokerAddress("h", 1884)
+
+
+@pytest.mark.parametrize(
+    ("text", "bad"),
+    [
+        ("mqtt://a:1,,mqtt://b:2", "entry 2 of 3 is empty"),
+        ("mqtt://a:1,", "entry 2 of 2 is empty"),
+        (",mqtt://a:1", "entry 1 of 2 is empty"),
+        ("mqtt://a:1,mqtts://b:2", "'mqtts://b:2' does not use the scheme"),
+        ("mqtt://a:1,mqtt://b:port", "mqtt://b:port"),
+        ("mqtt://a:1,tcp://b:2", "tcp://b:2"),
+    ],
+)
+def test_bad_broker_list_names_the_setting_and_the_entry(text: str, bad: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"FLEET_BROKER": text})
+    assert info.value.key == "FLEET_BROKER"
+    assert bad in str(info.value)
+
+
+def test_tls_ca_applies_to_every_broker_of_the_list() -> None:
+    broker = load_settings({"FLEET_BROKER": "mqtt://a:1,mqtt://b:2", "FLEET_MQTT_TLS_CA": "ca.pem"}).broker
+    assert [(a.host, a.tls, a.tls_ca) for a in broker.addresses()] == [("a", True, "ca.pem"), ("b", True, "ca.pem")]
+
+
+def test_each_client_starts_on_its_own_node_spread_evenly() -> None:
+    from config.settings import parse_broker_urls
+    from config.shard import shard_of
+
+    broker = parse_broker_urls("mqtt://h:1,mqtt://h:2,mqtt://h:3")
+    ids = [f"M{i}" for i in range(3000)]
+    firsts = [broker.order_for(meter_id)[0].port for meter_id in ids]
+    assert firsts == [shard_of(meter_id, 3) + 1 for meter_id in ids]
+    assert all(800 <= firsts.count(port) <= 1200 for port in (1, 2, 3))
+    for meter_id in ids[:50]:  # every node once per round, and the same order every time
+        order = broker.order_for(meter_id)
+        assert sorted(a.port for a in order) == [1, 2, 3]
+        assert order == broker.order_for(meter_id)
+
+
+def test_the_meters_of_a_dead_node_spread_over_the_others() -> None:
+    """Plain "next in the list" would send every meter of node 1 to node 2; each meter's own order spreads them."""
+    from config.settings import parse_broker_urls
+
+    broker = parse_broker_urls("mqtt://h:1,mqtt://h:2,mqtt://h:3")
+    orphans = [order for i in range(3000) if (order := broker.order_for(f"M{i}"))[0].port == 1]
+    seconds = [order[1].port for order in orphans]
+    assert len(orphans) > 800
+    assert all(len(orphans) * 0.4 <= seconds.count(port) <= len(orphans) * 0.6 for port in (2, 3))

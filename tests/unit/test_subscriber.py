@@ -182,3 +182,41 @@ def test_publish_says_whether_paho_took_it(
     monkeypatch.setattr(subscriber, "client", client)
     assert subscriber.publish("meters/A/agg/60s", b"{}", qos, True) is taken
     assert client.published == [("meters/A/agg/60s", b"{}", qos, True)]
+
+
+def test_failover_moves_to_the_next_broker_before_the_next_attempt() -> None:
+    """Lost, refused or unreachable: paho's next attempt (on_pre_connect) goes to the next node of the list, round
+    robin, with that node's login; a good connection stays where it is."""
+    from config.settings import parse_broker_urls
+
+    broker = parse_broker_urls("mqtt://u1:p1@127.0.0.1:1001,mqtt://u2:p2@127.0.0.1:1002")
+    subscriber = Subscriber(broker, Ingest(History(3600)))
+    client = subscriber.client
+    assert (subscriber.node_url(), client.host, client.port) == ("mqtt://u1@127.0.0.1:1001", "", 1883)
+    client.connect_async("127.0.0.1", 1001)  # what start() does, without the network thread
+    subscriber._on_pre_connect(client, None)  # the first attempt: the first node
+    assert (client.host, client.port) == ("127.0.0.1", 1001)
+    subscriber._on_connect_fail(client, None)  # TCP refused
+    subscriber._on_pre_connect(client, None)
+    assert (client.host, client.port, subscriber.node_url()) == ("127.0.0.1", 1002, "mqtt://u2@127.0.0.1:1002")
+    assert client._username == b"u2"
+    refused = ReasonCode(PacketTypes.CONNACK, "Not authorized")
+    subscriber._on_connect(client, None, None, refused, None)  # type: ignore[arg-type]
+    subscriber._on_pre_connect(client, None)
+    assert (client.host, client.port, client._username) == ("127.0.0.1", 1001, b"u1")  # round robin
+    ok = ReasonCode(PacketTypes.CONNACK, "Success")
+    subscriber._on_connect(client, None, None, ok, None)  # type: ignore[arg-type]
+    subscriber._on_pre_connect(client, None)  # a reconnect after a good connection that was not lost: stays
+    assert client.port == 1001
+    lost = ReasonCode(PacketTypes.DISCONNECT, "Unspecified error")
+    subscriber._on_disconnect(client, None, None, lost, None)  # type: ignore[arg-type]
+    subscriber._on_pre_connect(client, None)
+    assert (client.port, subscriber.node_url()) == (1002, "mqtt://u2@127.0.0.1:1002")
+
+
+def test_one_broker_never_moves(subscriber: Subscriber) -> None:
+    client = subscriber.client
+    client.connect_async("127.0.0.1", 1883)
+    subscriber._on_connect_fail(client, None)
+    subscriber._on_pre_connect(client, None)
+    assert (client.host, client.port, subscriber.node_url()) == ("127.0.0.1", 1883, "mqtt://user@127.0.0.1:1883")
