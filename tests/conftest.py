@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.chromium import chromium_binary, chromium_missing
 from tests.support.nats import NatsCluster, nats_missing, start_nats_cluster
-from tests.support.procs import CI, Proc, mosquitto_missing, start_broker
+from tests.support.procs import CI, TEST_METERS, Proc, mosquitto_missing, start_broker
 
 
 def require_mosquitto() -> None:
@@ -64,10 +64,12 @@ def broker(broker_kind: str, tmp_path: Path) -> Iterator[Proc]:
 
 
 @pytest.fixture(scope="module")
-def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
-    """A real 3-node NATS JetStream cluster on free loopback ports (MQTT on each node), shared by a test module."""
+def nats_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    """A real 3-node NATS JetStream cluster on free loopback ports (MQTT on each node), shared by a test module; it
+    lets in the service users and the module's ``NATS_METERS`` (default ``TEST_METERS``)."""
     require_nats()
-    cluster = start_nats_cluster(tmp_path_factory.mktemp("nats"))
+    meters = getattr(request.module, "NATS_METERS", TEST_METERS)
+    cluster = start_nats_cluster(tmp_path_factory.mktemp("nats"), meters=meters)
     try:
         yield cluster
     finally:

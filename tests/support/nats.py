@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import queue
 import shutil
+import signal
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,13 +70,25 @@ class NatsCluster:
         assert isinstance(found, dict)
         return found
 
+    def subscriptions(self, index: int, client_id: str) -> list[str]:
+        """The NATS subjects the MQTT client ``client_id`` on node ``index`` (1-based) is subscribed to (a QoS 1 MQTT
+        filter shows as its subject and, once its JetStream consumer exists, a ``$MQTT.sub.<id>`` delivery subject).
+        """
+        connz = self.monitor(index, "/connz?subs=1&limit=1024")
+        found: list[str] = []
+        for conn in connz.get("connections") or []:  # type: ignore[attr-defined]
+            if conn.get("mqtt_client") == client_id:
+                found += conn.get("subscriptions_list") or []
+        return found
+
     def log(self) -> str:
         """Every node's log so far, one after the other."""
         return "".join(f"--- {node.name}\n{node.log()}" for node in self.nodes)
 
     def stop(self) -> list[int]:
-        """Stop every node (SIGTERM); their exit codes."""
-        return [node.stop() for node in reversed(self.nodes)]
+        """Stop every node; their exit codes (0: a clean shutdown)."""
+        # nats-server exits 0 after SIGINT, 1 after SIGTERM (both shut it down cleanly).
+        return [node.stop(signal.SIGINT) for node in reversed(self.nodes)]
 
 
 def _formed(cluster: NatsCluster) -> bool:
