@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import secrets
 import signal
+import socket
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -22,11 +25,24 @@ import pytest
 from config.credentials import bridge_client_id
 from config.secret import load_or_create_secret
 from config.shard import Shard
+from tests.conftest import require_nats
 from tests.integration.test_security import CONNECTED, Peer, peer
 from tests.support.fleetmeters import fleet_ids, outbox_bounds, start_fleet_meters
 from tests.support.mqtt import Msg
 from tests.support.nats import NatsCluster
-from tests.support.procs import TEST_METERS, Proc, fleet_secret, login, running, start_bridge, start_meters, wait_until
+from tests.support.procs import (
+    TEST_METERS,
+    Proc,
+    clean_env,
+    fleet_secret,
+    free_port,
+    login,
+    running,
+    start,
+    start_bridge,
+    start_meters,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.nats]
 
@@ -35,6 +51,7 @@ SHARD_SPEED = 30.0
 SHARD_RUN_S = 120  # simulated seconds every meter publishes, at least, before it is stopped
 NATS_METERS = (*TEST_METERS, *fleet_ids(SHARD_SIZE))  # who the module's cluster lets in (see tests/conftest.py)
 NODES = (1, 2, 3)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _attempt(port: int, user: str | None, password: str | None = None, client_id: str | None = None) -> str:
@@ -318,3 +335,76 @@ def test_intruder_with_a_meter_login_and_the_bridges_client_id(nats_cluster: Nat
         assert (row["received"], row["gaps_open"]) == (last + 1, 0), row  # nothing lost in the end
         takeovers = bridge.log().count("bridge disconnected")
         print(f"\nNATS INTRUDER FIGURES {json.dumps({'bridge_disconnects': takeovers, 'last_seq': last})}")
+
+
+# --- make cluster -----------------------------------------------------------------------------------------------
+
+
+def _free_run(count: int) -> int:
+    """A port p such that p .. p + count - 1 are all free on loopback right now (bounded attempts)."""
+    for _ in range(50):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def test_make_cluster_runs_three_nodes_six_meters_and_two_bridge_shards(tmp_path: Path) -> None:
+    """``make cluster`` from a clean data directory: writes the configs, starts 3 nodes, six meters of households A,
+    B, C (two per node) and two bridge shards on nodes 1 and 3; every meter is heard by exactly its shard; SIGTERM
+    stops it all."""
+    require_nats()
+    ports = {name: _free_run(3) for name in ("MQTT", "CLIENT", "ROUTE", "MONITOR")}
+    http = _free_run(2)
+    env = clean_env(
+        {
+            "FLEET_SPEED": "10",
+            "FLEET_DATA_DIR": str(tmp_path / "data"),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    del env["FLEET_MQTT_SECRET"]  # as on a developer's machine: the recipe makes one for every process
+    argv = [
+        "make",
+        "-C",
+        str(ROOT),
+        "--no-print-directory",
+        "cluster",
+        f"VENV={sys.prefix}",
+        f"CLUSTER_HTTP_PORT={http}",
+    ]
+    argv += [f"CLUSTER_{name}_PORT={port}" for name, port in ports.items()]
+    make = start("make-cluster", argv, tmp_path, env=env)
+    try:
+        make.wait_port(http, timeout=60)
+        make.wait_port(http + 1, timeout=60)
+        ids = fleet_ids(6)  # two per node, of households A, B, C (Procfile.cluster)
+        owned = [set(Shard(k, 2).owned(ids)) for k in range(2)]
+        assert all(owned), owned  # split over both shards
+
+        def heard() -> bool:
+            rows = [_meters(http + k) for k in range(2)]
+            return all(set(rows[k]) == owned[k] and all(rows[k][m]["received"] > 0 for m in owned[k]) for k in range(2))
+
+        wait_until(heard, 90, f"readings of {owned[0]} at bridge-0 and of {owned[1]} at bridge-1")
+        assert sorted(p.name for p in (tmp_path / "data" / "nats").glob("*.conf")) == [
+            "node-1.conf",
+            "node-2.conf",
+            "node-3.conf",
+        ]
+    finally:
+        code = make.stop(signal.SIGTERM, timeout=30)
+    log = make.log()
+    assert code in (0, -signal.SIGTERM), log
+    for name in ("meters-1", "meters-2", "meters-3", "bridge-0", "bridge-1"):
+        assert f"{name}.1 stopped (rc=0)" in log, log
+    for name in ("nats-1", "nats-2", "nats-3"):
+        assert f"{name}.1 stopped" in log, log  # nats-server exits 1 after SIGTERM, having shut down cleanly
