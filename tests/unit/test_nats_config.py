@@ -17,6 +17,7 @@ from broker.nats import ClusterLayout, NodePorts, cluster_configs, layout_from_b
 from config.credentials import NATS_MQTT_DELIVERY, fleet_rules, nats_subjects, nats_users, password_for
 from config.errors import ConfigError
 from config.secret import read_secret
+from tests import conftest
 from tests.conftest import require_nats
 from tests.support.nats import nats_binary
 
@@ -172,3 +173,13 @@ def test_nats_server_accepts_the_configs(secret_file: Path, tmp_path: Path) -> N
     for path in sorted(out.glob("node-*.conf")):
         done = subprocess.run([nats_binary(), "-t", "-c", str(path)], capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_missing_nats_server_fails_under_ci_and_skips_loudly_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conftest, "nats_missing", lambda: "nats-server not installed")
+    monkeypatch.setattr(conftest, "CI", True)
+    with pytest.raises(pytest.fail.Exception, match="CI=true and nats-server not installed"):
+        conftest.require_nats()
+    monkeypatch.setattr(conftest, "CI", False)
+    with pytest.raises(pytest.skip.Exception, match="!!! NATS TESTS NOT RUN"):
+        conftest.require_nats()
