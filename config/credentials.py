@@ -78,7 +78,8 @@ BCRYPT_COST: Final = 6
 # The one internal subject family a permission-restricted MQTT client of nats-server 2.9 needs: the delivery subjects
 # of the JetStream consumers behind its QoS 1 subscriptions (the server subscribes to them with the client's own
 # permissions). Sessions, retained messages and QoS 1 publishes go through the server's internal clients and need
-# nothing. MQTT clients cannot subscribe to $MQTT/... topics themselves: nats-server refuses those filters.
+# nothing. That right cannot be used to read other sessions' deliveries: nats-server refuses MQTT filters under
+# $MQTT/sub/ itself; the other internal subjects ($MQTT.msgs, .sess, .rmsgs) are outside every user's permissions.
 NATS_MQTT_DELIVERY: Final = "$MQTT.sub.>"
 
 

@@ -181,7 +181,8 @@ def test_meter_reads_only_its_own_commands(nats_cluster: NatsCluster) -> None:
 
 def test_nats_internal_subjects_are_refused_to_every_user(nats_cluster: NatsCluster) -> None:
     """The one internal subject family the users may subscribe to (QoS 1 deliveries, ``$MQTT.sub.>``) stays the
-    server's: nats-server refuses ``$MQTT/...`` filters to MQTT clients, even the observer's."""
+    server's: nats-server itself refuses ``$MQTT/sub/...`` filters to MQTT clients; the other internal subjects
+    (stored messages, sessions) are outside every user's permissions (with ``subscribe: >`` they would be granted)."""
     with peer(nats_cluster.mqtt_port(1), "A") as meter_a, peer(nats_cluster.mqtt_port(2), "observer") as observer:
         assert meter_a.subscribe("$MQTT/sub/+", "$MQTT/sub/#") == [False, False]
         assert observer.subscribe("$MQTT/sub/#", "$MQTT/msgs/#", "$MQTT/sess/#") == [False] * 3
