@@ -213,8 +213,11 @@ def test_retained_status_and_discovery_are_read_through_every_other_node(nats_cl
 
 
 def test_readings_flow_from_meters_on_node_1_to_the_bridge_on_node_3(nats_cluster: NatsCluster, tmp_path: Path) -> None:
+    # Its own client id: the cluster outlives the test, and so does a persistent session (with queued readings).
     bridge = start_bridge(
-        nats_cluster.mqtt_port(3), tmp_path / "bridge", env={"FLEET_HOUSEHOLDS": "A,B,C", "FLEET_SPEED": "30"}
+        nats_cluster.mqtt_port(3),
+        tmp_path / "bridge",
+        env={"FLEET_HOUSEHOLDS": "A,B,C", "FLEET_SPEED": "30", "FLEET_BRIDGE_ID": "bridge-readings"},
     )
     with running(bridge):
         meters = start_meters(nats_cluster.mqtt_port(1), ["A", "B", "C"], tmp_path / "meters", speed=30)
