@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test lint typecheck unit bench clean
+.PHONY: up cluster test lint typecheck unit bench clean
 
 # pyproject.toml changes re-install; the stamp files remember what was installed.
 $(BIN)/python:
@@ -23,6 +23,24 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 # Ctrl-C (or SIGTERM to make) stops them all.
 up: $(VENV)/.installed-run
 	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho -f Procfile start
+
+# A 3-node NATS JetStream cluster (nats-server 2.9+: apt-get install -y nats-server), six meters of households A, B, C
+# (two per node, see Procfile.cluster) and two bridge shards (http://127.0.0.1:$(CLUSTER_HTTP_PORT)/ and the port after it). Node k's ports: each base + k - 1.
+# The configs are written first, into $${FLEET_DATA_DIR:-data}/nats, with the fleet secret every process shares.
+CLUSTER_MQTT_PORT ?= 1883
+CLUSTER_CLIENT_PORT ?= 4222
+CLUSTER_ROUTE_PORT ?= 6222
+CLUSTER_MONITOR_PORT ?= 8222
+CLUSTER_HTTP_PORT ?= 5000
+CLUSTER_METERS := A-0001,B-0001,C-0001,A-0002,B-0002,C-0002
+cluster: $(VENV)/.installed-run
+	@{ command -v nats-server || test -x /usr/sbin/nats-server; } >/dev/null || { echo "make cluster needs nats-server: apt-get install -y nats-server" >&2; exit 1; }
+	data="$${FLEET_DATA_DIR:-data}"; \
+	export FLEET_MQTT_SECRET="$${FLEET_MQTT_SECRET:-$$data/mqtt-secret}" CLUSTER_DIR="$$data/nats" FLEET_HOUSEHOLDS="$(CLUSTER_METERS)" \
+		CLUSTER_MQTT_PORT="$(CLUSTER_MQTT_PORT)" CLUSTER_HTTP_PORT="$(CLUSTER_HTTP_PORT)" PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin"; \
+	$(BIN)/python -m broker nats-config --out "$$CLUSTER_DIR" --mqtt-port "$(CLUSTER_MQTT_PORT)" \
+		--client-port "$(CLUSTER_CLIENT_PORT)" --cluster-port "$(CLUSTER_ROUTE_PORT)" --http-port "$(CLUSTER_MONITOR_PORT)" && \
+	exec $(BIN)/honcho -f Procfile.cluster start
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -5,6 +5,8 @@ users get in (meters of ``FLEET_HOUSEHOLDS``, bridge, homeassistant, observer), 
 ``FLEET_MQTT_ANONYMOUS=true``; TLS with ``FLEET_MQTT_TLS_CERT`` and ``FLEET_MQTT_TLS_KEY``.
 ``python -m broker mosquitto-auth --out DIR`` writes the same users and rules for Mosquitto's dynamic security plugin
 (``dynsec.json``; each meter bound to its client id ``meter-<id>``).
+``python -m broker nats-config --out DIR [--nodes 3] [--mqtt-port 1883] ...`` writes one nats-server config per node
+of a NATS JetStream cluster (``DIR/node-k.conf``) with the same users and rules (``broker.nats``).
 ``python -m broker password USER`` prints the password of USER (e.g. ``observer``, for ``mosquitto_sub``).
 """
 
@@ -19,12 +21,23 @@ import sys
 import tempfile
 from pathlib import Path
 
+import bcrypt
 from amqtt.errors import BrokerError
 
 from broker.amqtt_config import AmqttAuth, amqtt_config
-from broker.auth_files import chown, parse_owner, write_amqtt_passwords, write_mosquitto_auth
+from broker.auth_files import chown, parse_owner, write_amqtt_passwords, write_mosquitto_auth, write_private
 from broker.embedded import serve
-from config.credentials import SERVICE_USERS, amqtt_acls, fleet_rules, password_for
+from broker.nats import (
+    DEFAULT_CLIENT_PORT,
+    DEFAULT_CLUSTER_PORT,
+    DEFAULT_HOST,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_MQTT_PORT,
+    DEFAULT_NODES,
+    cluster_configs,
+    layout_from_bases,
+)
+from config.credentials import BCRYPT_COST, SERVICE_USERS, amqtt_acls, fleet_rules, nats_users, password_for
 from config.errors import ConfigError
 from config.logs import configure_logging
 from config.secret import load_or_create_secret, secret_path
@@ -47,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     auth.add_argument("--out", required=True, metavar="DIR", help="directory of dynsec.json and observer-password")
     auth.add_argument("--owner", metavar="USER[:GROUP]", help="give those files to this owner (needs root)")
     auth.add_argument("--secret-owner", metavar="USER[:GROUP]", help="give the fleet secret file to this owner")
+    nats = sub.add_parser("nats-config", help="write the nats-server configs of a NATS JetStream cluster")
+    nats.add_argument("--out", required=True, metavar="DIR", help="directory of node-k.conf and each node's files")
+    nats.add_argument("--nodes", default=str(DEFAULT_NODES), help=f"how many nodes (default {DEFAULT_NODES})")
+    nats.add_argument("--host", default=DEFAULT_HOST, help=f"address every node binds (default {DEFAULT_HOST})")
+    for name, default in (
+        ("mqtt", DEFAULT_MQTT_PORT),
+        ("client", DEFAULT_CLIENT_PORT),
+        ("cluster", DEFAULT_CLUSTER_PORT),
+        ("http", DEFAULT_HTTP_PORT),
+    ):
+        nats.add_argument(f"--{name}-port", default=str(default), help=f"node 1's {name} port, node k's + k - 1")
     password = sub.add_parser("password", help="print a user's MQTT password (derived from the fleet secret)")
     password.add_argument("user", help=f"a meter id or one of {', '.join(SERVICE_USERS)}")
     return parser
@@ -62,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             return _mosquitto_auth(settings, Path(args.out), args.owner, args.secret_owner)
         if args.command == "password":
             return _password(settings, args.user)
+        if args.command == "nats-config":
+            return _nats_config(settings, args)
         port = parse_port(args.port, "--port") if args.port else settings.mqtt_port
         return _serve(settings, args.host or settings.mqtt_host, port)
     except ConfigError as exc:
@@ -77,6 +103,35 @@ def _mosquitto_auth(settings: Settings, out: Path, owner: str | None, secret_own
     rules = fleet_rules(secret, settings.households, settings.ha_prefix)
     written = write_mosquitto_auth(out, rules, parse_owner(owner) if owner else None)
     log.info("%s written for %d users (secret %s)", ", ".join(str(p) for p in written), len(rules), path)
+    return 0
+
+
+def _nats_config(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        nodes = int(args.nodes)
+    except ValueError:
+        raise ConfigError("--nodes", f"not a number: {args.nodes!r}") from None
+    ports = {
+        name: parse_port(getattr(args, f"{name}_port"), f"--{name}-port")
+        for name in ("mqtt", "client", "cluster", "http")
+    }
+    out = Path(args.out).absolute()  # nats-server resolves store_dir from its own working directory
+    layout = layout_from_bases(
+        out,
+        nodes,
+        host=args.host,
+        client_port=ports["client"],
+        cluster_port=ports["cluster"],
+        http_port=ports["http"],
+        mqtt_port=ports["mqtt"],
+    )
+    path = secret_path(settings)
+    rules = fleet_rules(load_or_create_secret(path), settings.households, settings.ha_prefix)
+    users = nats_users(rules, [bcrypt.gensalt(BCRYPT_COST) for _ in rules])
+    for name, text in cluster_configs(layout, users).items():
+        write_private(out / name, text)  # bcrypt hashes only, yet nobody else needs to read them
+    mqtt = ", ".join(f"{layout.host}:{node.mqtt}" for node in layout.nodes)
+    log.info("%s: %d node configs for %d users (secret %s); MQTT on %s", out, nodes, len(rules), path, mqtt)
     return 0
 
 

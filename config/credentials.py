@@ -28,8 +28,10 @@ the two-level ``agg/<N>s`` and ``cmd/...`` topics, which only the bridge writes.
 Renderings of the same users and rules: the JSON file of Mosquitto's dynamic security plugin (PBKDF2-SHA512, as
 ``mosquitto_ctrl dynsec`` writes it; Mosquitto 2.0's ``password_file``/``acl_file`` cannot bind a login to a client
 id, the plugin can); amqtt's password file (argon2id, which amqtt 0.12's ``FileAuthPlugin`` verifies) and the
-``publish-acl`` / ``acl`` maps of its ``TopicAccessControlListPlugin``. The passwords are 256-bit random values, so
-the hashes need no key stretching: cheap parameters keep a broker's start and each connection fast for large fleets.
+``publish-acl`` / ``acl`` maps of its ``TopicAccessControlListPlugin``; the ``users`` of a NATS server's
+``authorization`` block (bcrypt, which nats-server verifies; topic filters as NATS subjects; see ``nats_users``). The
+passwords are 256-bit random values, so the hashes need no key stretching: cheap parameters keep a broker's start and
+each connection fast for large fleets.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import bcrypt
 from argon2.low_level import Type, hash_secret
 
 from config.errors import ConfigError
@@ -70,6 +73,14 @@ ARGON2_MEMORY_KIB: Final = 64
 ARGON2_TIME_COST: Final = 1
 ARGON2_SALT_BYTES: Final = 16
 ARGON2_HASH_BYTES: Final = 32
+# bcrypt's cost for NATS (2^6 rounds, a few ms per connection; nats-server accepts $2a$/$2b$ hashes of any cost).
+BCRYPT_COST: Final = 6
+# The one internal subject family a permission-restricted MQTT client of nats-server 2.9 needs: the delivery subjects
+# of the JetStream consumers behind its QoS 1 subscriptions (the server subscribes to them with the client's own
+# permissions). Sessions, retained messages and QoS 1 publishes go through the server's internal clients and need
+# nothing. That right cannot be used to read other sessions' deliveries: nats-server refuses MQTT filters under
+# $MQTT/sub/ itself; the other internal subjects ($MQTT.msgs, .sess, .rmsgs) are outside every user's permissions.
+NATS_MQTT_DELIVERY: Final = "$MQTT.sub.>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,3 +260,53 @@ def amqtt_acls(rules: Sequence[Rule]) -> tuple[dict[str, list[str]], dict[str, l
         {rule.username: list(rule.publish) for rule in rules},
         {rule.username: list(rule.subscribe) for rule in rules},
     )
+
+
+# --- NATS -----------------------------------------------------------------------------------------------------
+
+
+def nats_subjects(topic_filter: str) -> tuple[str, ...]:
+    """The NATS subjects an MQTT topic filter covers, as nats-server's MQTT gateway maps them: ``/`` -> ``.``,
+    ``+`` -> ``*``, ``#`` -> ``>``; ``a/#`` also matches ``a`` itself in MQTT, so it gives ``a.>`` and ``a``.
+    ValueError for a filter NATS cannot express the same way (a ``.``, space or empty level; a wildcard inside a
+    level; ``#`` not last)."""
+    levels = topic_filter.split("/")
+    for index, level in enumerate(levels):
+        if not level or "." in level or " " in level:
+            raise ValueError(f"topic filter {topic_filter!r}: NATS subjects cannot hold the level {level!r}")
+        if ("+" in level or "#" in level) and len(level) > 1:
+            raise ValueError(f"topic filter {topic_filter!r}: a wildcard must be a whole level")
+        if level == "#" and index != len(levels) - 1:
+            raise ValueError(f"topic filter {topic_filter!r}: '#' must be the last level")
+    subject = ".".join({"+": "*", "#": ">"}.get(level, level) for level in levels)
+    if len(levels) > 1 and levels[-1] == "#":
+        return subject, subject[: -len(".>")]
+    return (subject,)
+
+
+def nats_hash(password: str, salt: bytes) -> str:
+    """A bcrypt hash (``$2b$06$...``) of ``password`` that nats-server verifies; ``salt`` from ``bcrypt.gensalt``."""
+    return bcrypt.hashpw(password.encode(), salt).decode("ascii")
+
+
+def nats_users(rules: Sequence[Rule], salts: Sequence[bytes]) -> list[dict[str, Any]]:
+    """The ``users`` of a NATS ``authorization`` block: one per rule (bcrypt, ``salts``: one ``bcrypt.gensalt`` each),
+    MQTT connections only, its filters as subjects: publish only those (a user without any: nothing), subscribe those
+    and the MQTT delivery subjects (``NATS_MQTT_DELIVERY``). NATS cannot bind a client id to a user: see
+    docs/scaling.md."""
+    users: list[dict[str, Any]] = []
+    for rule, salt in zip(rules, salts, strict=True):
+        publish = [subject for topic in rule.publish for subject in nats_subjects(topic)]
+        subscribe = [subject for topic in rule.subscribe for subject in nats_subjects(topic)]
+        users.append(
+            {
+                "user": rule.username,
+                "password": nats_hash(rule.password, salt),
+                "allowed_connection_types": ["MQTT"],
+                "permissions": {
+                    "publish": {"allow": publish} if publish else {"deny": [">"]},
+                    "subscribe": {"allow": [*subscribe, NATS_MQTT_DELIVERY]},
+                },
+            }
+        )
+    return users

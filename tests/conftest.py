@@ -1,5 +1,5 @@
-"""Shared fixtures: real brokers on free loopback ports; the Mosquitto and Chromium requirements (skip locally, fail in
-CI)."""
+"""Shared fixtures: real brokers on free loopback ports (one broker per test; a NATS cluster per module); the
+Mosquitto, nats-server and Chromium requirements (skip locally, fail in CI)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.chromium import chromium_binary, chromium_missing
-from tests.support.procs import CI, Proc, mosquitto_missing, start_broker
+from tests.support.nats import NatsCluster, nats_missing, start_nats_cluster
+from tests.support.procs import CI, TEST_METERS, Proc, mosquitto_missing, start_broker
 
 
 def require_mosquitto() -> None:
@@ -20,6 +21,16 @@ def require_mosquitto() -> None:
     if CI:
         pytest.fail(f"CI=true and {reason}; .ci/run must install them", pytrace=False)
     pytest.skip(f"!!! MOSQUITTO TESTS NOT RUN: {reason}")
+
+
+def require_nats() -> None:
+    """Skip (loudly) without nats-server; in CI (CI=true) that is a failure, never a skip."""
+    reason = nats_missing()
+    if reason is None:
+        return
+    if CI:
+        pytest.fail(f"CI=true and {reason}; .ci/run must install it", pytrace=False)
+    pytest.skip(f"!!! NATS TESTS NOT RUN: {reason}")
 
 
 def require_chromium() -> str:
@@ -50,3 +61,17 @@ def broker(broker_kind: str, tmp_path: Path) -> Iterator[Proc]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def nats_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    """A real 3-node NATS JetStream cluster on free loopback ports (MQTT on each node), shared by a test module; it
+    lets in the service users and the module's ``NATS_METERS`` (default ``TEST_METERS``)."""
+    require_nats()
+    meters = getattr(request.module, "NATS_METERS", TEST_METERS)
+    cluster = start_nats_cluster(tmp_path_factory.mktemp("nats"), meters=meters)
+    try:
+        yield cluster
+    finally:
+        codes = cluster.stop()
+        assert codes == [0, 0, 0], f"nats-server exit codes {codes}:\n{cluster.log()[-5000:]}"
