@@ -71,8 +71,12 @@ class MeterClock:
         return estimate is None or ts <= estimate + self.skew_s
 
     def anchor(self, ts: int, wall: float) -> None:
-        """A newest reading for second ``ts`` arrived at ``wall``."""
-        self.base_ts, self.base_wall = float(ts), wall
+        """A newest reading for second ``ts`` arrived at ``wall``. The estimate never goes back: a reading that waited
+        in a broker (a QoS 1 redelivery after the ack wait, a persistent session's queue) arrives later than it was
+        made, and anchoring at its second would put the meter's live readings, right after it, in the "future"."""
+        estimate = self.estimate(wall)
+        self.base_ts = float(ts) if estimate is None else max(float(ts), estimate)
+        self.base_wall = wall
 
 
 @dataclass(slots=True)

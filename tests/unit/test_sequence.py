@@ -151,6 +151,18 @@ def test_the_clock_allows_the_skew_ahead_of_the_newest_reading_plus_elapsed_time
         MeterClock(0.0)
 
 
+def test_a_late_delivery_never_sets_the_clock_back() -> None:
+    """Seen on the NATS cluster: the bridge's QoS 1 messages redelivered 30 s late (the ack wait) after it lost its
+    node; the meter's next live reading, 30 s x speed newer, was rejected as in the future."""
+    clock = MeterClock(speed=20.0)
+    clock.anchor(T0, 100.0)
+    clock.anchor(T0 + 5, 130.0)  # made at wall 100.25, delivered at 130
+    assert clock.estimate(130.0) == T0 + 600
+    assert clock.plausible(T0 + 600 + int(clock.skew_s), 130.0)  # its live readings right after it
+    clock.anchor(T0 + 700, 131.0)  # a newer second than the estimate moves it on
+    assert clock.estimate(131.0) == T0 + 700
+
+
 # --- the attacks, through History ---------------------------------------------------------------------------------
 
 
