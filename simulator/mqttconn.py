@@ -8,7 +8,8 @@ messages not yet acknowledged, and the keepalive. It behaves as paho does where 
   next connection (at QoS 0 it is dropped). At most ``max_queued`` messages wait; beyond that ``publish`` refuses.
 - keepalive: a PINGREQ when nothing was sent or received for ``keepalive_s``; the connection counts as lost when the
   broker has not answered it ``keepalive_s`` later.
-- callbacks (``on_connect(code)``, ``on_disconnect(reason)``, ``on_publish(mid)``, ``on_message(message)``) run in
+- callbacks (``on_connect(code)``, ``on_disconnect(reason)``, ``on_publish(mid)``, ``on_message(message)``,
+  ``on_suback(mid, granted)``) run in
   the loop's thread, from ``read``/``write``/``misc``; they must not raise (the owner's callbacks catch).
 
 ``connect`` never blocks the loop that drives every meter: a non-blocking socket whose TCP connect completes when
@@ -121,6 +122,7 @@ class MqttConnection:
         self.connected = False  # CONNACK accepted, and the socket still open
         self.on_connect: Callable[[int], None] | None = None
         self.on_disconnect: Callable[[str], None] | None = None
+        self.on_suback: Callable[[int, bool], None] | None = None  # (mid, every filter granted)
         self.on_publish: Callable[[int], None] | None = None
         self.on_message: Callable[[Message], None] | None = None
         self._sock: socket.socket | None = None
@@ -327,11 +329,14 @@ class MqttConnection:
             self._queue(packet)
         return mid
 
-    def subscribe(self, topic: str, qos: int) -> None:
+    def subscribe(self, topic: str, qos: int) -> int | None:
         """Subscribe (sent now if connected; subscriptions are not kept across connections: subscribe in
-        ``on_connect``)."""
-        if self.connected:
-            self._queue(subscribe_packet(self._mid(), topic, qos))
+        ``on_connect``). The SUBSCRIBE's message id (``on_suback`` tells its outcome), or None if not connected."""
+        if not self.connected:
+            return None
+        mid = self._mid()
+        self._queue(subscribe_packet(mid, topic, qos))
+        return mid
 
     # -- receiving ------------------------------------------------------------------------------------------------
 
@@ -386,7 +391,10 @@ class MqttConnection:
         elif kind == CONNACK:
             self._connack(packet)
         elif kind == SUBACK:
-            if SUBACK_FAILURE in packet.body[2:]:
+            granted = SUBACK_FAILURE not in packet.body[2:]
+            if self.on_suback is not None:
+                self.on_suback(packet_id(packet), granted)
+            elif not granted:
                 log.warning("mqtt %s: subscription %d refused by the broker", self.client_id, packet_id(packet))
         elif kind != PINGRESP:
             raise ProtocolError(f"unexpected packet type 0x{packet.first:02x}")

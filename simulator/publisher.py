@@ -108,6 +108,11 @@ class MeterLink:
         self._node = 0  # index into ``brokers``
         self._online_at: BrokerAddress | None = None  # the node of the last accepted connection
         self._online = False  # the current connection was accepted (CONNACK 0)
+        # The command subscription (replay requests) of the current connection: its SUBSCRIBE's id, and when it is
+        # asked for again after the broker refused it (a NATS node refuses while JetStream elects a leader).
+        self._command_mid: int | None = None
+        self.resubscribe_at: float | None = None
+        self._resubscribe_backoff = RECONNECT_MIN_S
         client = MqttConnection(
             f"meter-{meter_id}",
             will=Will(status_topic(meter_id), OFFLINE.encode(), qos=STATUS_QOS, retain=True),
@@ -118,6 +123,7 @@ class MeterLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_suback = self._on_suback
         self.replays: deque[tuple[int, int]] = deque(maxlen=MAX_PENDING_REPLAYS)
         self.client = client
         self._login()
@@ -127,6 +133,7 @@ class MeterLink:
         self.on_lost: Callable[[MeterLink], None] | None = None
         self.on_replay: Callable[[MeterLink], None] | None = None
         self.on_acked: Callable[[MeterLink], None] | None = None
+        self.on_refused: Callable[[MeterLink], None] | None = None  # the command subscription was refused
 
     def _login(self) -> None:
         login = self.broker.login(self.meter_id)  # the meter's own user (config.credentials), or the URL's
@@ -151,7 +158,8 @@ class MeterLink:
             return
         self.backoff = RECONNECT_MIN_S
         self.client.publish(status_topic(self.meter_id), ONLINE.encode(), STATUS_QOS, retain=True)
-        self.client.subscribe(replay_topic(self.meter_id), READING_QOS)  # again on every connect
+        self._command_mid = self.client.subscribe(replay_topic(self.meter_id), READING_QOS)  # on every connect
+        self.resubscribe_at = None
         # Once per connection (connects are paced and backed off); "again" when it came back to the same node.
         again = " again" if self._online_at == self.broker else ""
         self._online_at = self.broker
@@ -170,6 +178,38 @@ class MeterLink:
             log.warning("meter %s: cannot connect to %s: %s%s", self.meter_id, left, reason, then)
         if self.on_lost is not None:
             self.on_lost(self)
+
+    def _on_suback(self, mid: int, granted: bool) -> None:
+        if mid != self._command_mid:
+            return
+        if granted:
+            self._resubscribe_backoff = RECONNECT_MIN_S
+        elif self.on_refused is not None:
+            self.on_refused(self)
+        else:
+            log.warning("meter %s: %s refused its command subscription", self.meter_id, self.broker.url())
+
+    def resubscribe_later(self, now: float, u: float) -> float:
+        """After a refused command subscription: ask again after a random share (``u`` in [0, 1)) of its own
+        back-off, which then doubles (reset when the broker grants it). Without it the meter would never hear a
+        replay request on this connection."""
+        delay = backoff_delay(self._resubscribe_backoff, u)
+        self.resubscribe_at = now + delay
+        self._resubscribe_backoff = min(self._resubscribe_backoff * 2, RECONNECT_MAX_S)
+        log.warning(
+            "meter %s: %s refused its command subscription; asking again in %.1f s",
+            self.meter_id,
+            self.broker.url(),
+            delay,
+        )
+        return delay
+
+    def resubscribe(self, now: float) -> None:
+        """Send the command subscription again if it was refused and its time has come (on this connection)."""
+        if self.resubscribe_at is None or now < self.resubscribe_at or not self.connected:
+            return
+        self.resubscribe_at = None
+        self._command_mid = self.client.subscribe(replay_topic(self.meter_id), READING_QOS)
 
     def _on_publish(self, mid: int) -> None:
         self.delivery.acked(mid)
@@ -307,6 +347,7 @@ class FleetLoop:
             link.on_lost = self._lost
             link.on_replay = self._replay_asked
             link.on_acked = self._acked
+            link.on_refused = self._refused
             self._connects.push(0.0, meter_id)
             if link.delivery.backlog:
                 self._backlogged[meter_id] = link
@@ -348,6 +389,11 @@ class FleetLoop:
         link.retry_later(self.wall(), random.random())
         self._connects.push(link.next_attempt, link.meter_id)
 
+    def _refused(self, link: MeterLink) -> None:
+        link.resubscribe_later(self.wall(), random.random())
+        assert link.resubscribe_at is not None
+        self._connects.push(link.resubscribe_at, link.meter_id)  # the same queue as connects: paced, in time order
+
     def _replay_asked(self, link: MeterLink) -> None:
         self._replaying[link.meter_id] = link
 
@@ -363,6 +409,7 @@ class FleetLoop:
             link = self.links[meter_id]
             self._touched[meter_id] = link
             if link.client.socket() is not None:
+                link.resubscribe(now)  # a connected meter is in this queue for its refused command subscription
                 continue
             if not link.try_connect(now):
                 self._connects.push(link.next_attempt, meter_id)
