@@ -263,7 +263,8 @@ class Subscriber:
             else:
                 self._subscribe_owned(client, routes)
             self._send_probe()  # shows the new session alive at once (and /healthz ok) rather than a period later
-            log.info("bridge connected to %s", self.node.url())
+            session = "its session kept" if flags.session_present else "a new session"
+            log.info("bridge connected to %s (%s)", self.node.url(), session)
         except Exception:
             log.exception("error in on_connect")
 
