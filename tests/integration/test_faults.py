@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import sqlite3
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -37,6 +35,7 @@ from config.settings import DEFAULT_GRACE_S
 from config.wire import Reading, decode_reading, encode_reading, parse_ts, status_topic
 from simulator.fleet import build_meters, fleet_specs
 from tests.conftest import require_mosquitto
+from tests.support.faults import Figures, store_rows
 from tests.support.fleetmeters import outbox_bounds
 from tests.support.mqtt import collecting
 from tests.support.procs import Proc, signal_tree, start_bridge, start_broker, start_meters, wait_until
@@ -130,16 +129,6 @@ def _received_at_least(fleet: Fleet, count: int) -> Callable[[], bool]:
     return check
 
 
-def _store_rows(bridge_dir: Path, meter: str) -> list[tuple[object, ...]]:
-    """(seq, ts, powers W, energy registers kWh) of every reading of ``meter`` in the bridge's store, by seq."""
-    with sqlite3.connect(bridge_dir / "data" / "bridge.sqlite3") as conn:
-        return conn.execute(
-            "SELECT seq, ts, ac_w, geyser_w, overall_w, ac_kwh, geyser_kwh, overall_kwh FROM readings"
-            " WHERE meter = ? ORDER BY seq",
-            (meter,),
-        ).fetchall()
-
-
 def _reference(meter: str, first_ts: int, last_ts: int) -> list[Reading]:
     """The fault-free run: the same meter, seed and start, stepped in this process, as the wire carries it."""
     built = build_meters(fleet_specs([meter]), SEED, ZoneInfo("UTC"), first_ts, "classic")[0]
@@ -173,19 +162,6 @@ def _windows(fleet: Fleet, meter: str, first_ts: int, last_ts: int) -> list[dict
     return docs
 
 
-@dataclass
-class Figures:
-    """What one scenario did to the readings."""
-
-    scenario: str
-    broker: str
-    readings: int
-    lost: int
-    duplicated: int
-    repaired: int
-    replayed: int
-
-
 def _check_and_report(fleet: Fleet, scenario: str) -> Figures:
     """Let the bridge repair its gaps (the meters answer replays while they run), stop the meters cleanly, wait for
     the bridge to hold everything, check it, and give the figures."""
@@ -210,7 +186,7 @@ def _check_and_report(fleet: Fleet, scenario: str) -> Figures:
     assert fleet.bridge.stop(signal.SIGTERM) == 0  # flushes the store
     total = lost = 0
     for meter in METERS:
-        rows = _store_rows(fleet.root / "bridge", meter)
+        rows = store_rows(fleet.root / "bridge", meter)
         seqs = [row[0] for row in rows]
         missing = sorted(set(range(last[meter] + 1)) - set(seqs))
         lost += len(missing)
@@ -226,20 +202,8 @@ def _check_and_report(fleet: Fleet, scenario: str) -> Figures:
         ]
         assert rows == expected, f"{meter}: the values or registers differ from a fault-free run"
         _check_windows(windows[meter], meter, first_ts, last_ts, reference)
-    figures = Figures(
-        scenario,
-        fleet.kind,
-        total,
-        lost,
-        sum(int(summary[m]["duplicates"]) for m in METERS),  # type: ignore[call-overload]
-        sum(int(summary[m]["gaps_repaired"]) for m in METERS),  # type: ignore[call-overload]
-        sum(int(summary[m]["replay_requested"]) for m in METERS),  # type: ignore[call-overload]
-    )
-    print(f"\nFAULT FIGURES {json.dumps(figures.__dict__)}")
-    report = os.environ.get("FAULT_REPORT")
-    if report:
-        with open(report, "a", encoding="utf-8") as out:
-            out.write(json.dumps(figures.__dict__) + "\n")
+    figures = Figures.of(scenario, fleet.kind, total, lost, {m: summary[m] for m in METERS})
+    figures.report()
     return figures
 
 

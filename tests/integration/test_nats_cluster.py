@@ -253,15 +253,12 @@ def test_two_bridge_shards_on_two_nodes_each_own_half_nothing_lost_or_doubled(
             # "connected" is the CONNACK; each QoS 1 filter becomes a replicated JetStream consumer after it, and a
             # reading published before that one exists never reaches the bridge (its session is new): wait for them.
             wanted = {f"meters.{meter}.*" for meter in owned[shard.index]}
-
-            def subscribed(
-                node: int = node, client_id: str = env["FLEET_BRIDGE_ID"], wanted: set[str] = wanted
-            ) -> bool:
-                subjects = nats_cluster.subscriptions(node, client_id)
-                deliveries = [s for s in subjects if s.startswith("$MQTT.sub.")]
-                return wanted <= set(subjects) and len(deliveries) >= len(wanted)
-
-            wait_until(subscribed, 60, f"{env['FLEET_BRIDGE_ID']}'s subscriptions on node {node}")
+            client_id = env["FLEET_BRIDGE_ID"]
+            wait_until(
+                lambda: nats_cluster.subscribed(node, client_id, wanted),  # noqa: B023 -- called at once
+                60,
+                f"{client_id}'s subscriptions on node {node}",
+            )
         meters = start_fleet_meters(nats_cluster.mqtt_port(3), SHARD_SIZE, tmp_path / "meters", speed=SHARD_SPEED)
         stack.enter_context(running(meters))
 

@@ -13,7 +13,7 @@ import queue
 import shutil
 import signal
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +57,7 @@ class NatsCluster:
 
     nodes: list[Proc]
     layout: ClusterLayout
+    restarts: int = 0
 
     def mqtt_port(self, index: int) -> int:
         """Node ``index``'s (1-based) MQTT port."""
@@ -80,6 +81,48 @@ class NatsCluster:
             if conn.get("mqtt_client") == client_id:
                 found += conn.get("subscriptions_list") or []
         return found
+
+    def url(self, index: int) -> str:
+        """Node ``index``'s (1-based) MQTT URL."""
+        return f"mqtt://{LOOPBACK}:{self.mqtt_port(index)}"
+
+    def urls(self, first: int = 1) -> str:
+        """Every node's MQTT URL, comma-separated (a broker list as ``FLEET_BROKER`` takes it), node ``first`` first
+        and the others in order after it."""
+        size = len(self.layout.nodes)
+        return ",".join(self.url((first - 1 + k) % size + 1) for k in range(size))
+
+    def clients(self, index: int) -> set[str]:
+        """The MQTT client ids connected to node ``index`` (1-based) right now."""
+        connz = self.monitor(index, "/connz?limit=100000")
+        return {str(c["mqtt_client"]) for c in connz.get("connections") or [] if c.get("mqtt_client")}  # type: ignore[attr-defined]
+
+    def restart(self, index: int) -> None:
+        """Start node ``index`` (1-based) again on its config, ports and JetStream directory (after it was stopped)."""
+        old = self.nodes[index - 1]
+        assert not old.alive(), f"{old.name} is still running"
+        self.restarts += 1
+        argv = [nats_binary(), "-c", str(self.layout.out / config_name(index))]
+        name = f"nats-{node_name(index)}-again-{self.restarts}"  # a log of its own: the first one is kept
+        self.nodes[index - 1] = start(name, argv, self.layout.out, port=self.mqtt_port(index))
+        self.nodes[index - 1].wait_port(self.mqtt_port(index), timeout=30)
+
+    def healthy(self) -> bool:
+        """Whether every node runs, routes to every other and says JetStream is current (its ``/healthz``: the meta
+        group and every stream and consumer replica it holds have caught up)."""
+        if not all(node.alive() for node in self.nodes):
+            return False
+        return _formed(self) and all(
+            self.monitor(index, "/healthz").get("status") == "ok" for index in range(1, len(self.nodes) + 1)
+        )
+
+    def subscribed(self, index: int, client_id: str, subjects: Collection[str]) -> bool:
+        """Whether MQTT client ``client_id`` on node ``index`` (1-based) holds the subscriptions ``subjects`` and a
+        JetStream delivery subject for each: a QoS 1 filter becomes a replicated consumer after the SUBACK, and a
+        message published before that exists never reaches a client whose session is new."""
+        found = self.subscriptions(index, client_id)
+        deliveries = [s for s in found if s.startswith("$MQTT.sub.")]
+        return set(subjects) <= set(found) and len(deliveries) >= len(subjects)
 
     def log(self) -> str:
         """Every node's log so far, one after the other."""
