@@ -36,6 +36,8 @@ CLUSTER_METERS := A-0001,B-0001,C-0001,A-0002,B-0002,C-0002
 cluster: $(VENV)/.installed-run
 	@{ command -v nats-server || test -x /usr/sbin/nats-server; } >/dev/null || { echo "make cluster needs nats-server: apt-get install -y nats-server" >&2; exit 1; }
 	data="$${FLEET_DATA_DIR:-data}"; \
+	node1="mqtt://127.0.0.1:$(CLUSTER_MQTT_PORT)" node2="mqtt://127.0.0.1:$$(($(CLUSTER_MQTT_PORT) + 1))" node3="mqtt://127.0.0.1:$$(($(CLUSTER_MQTT_PORT) + 2))"; \
+	export CLUSTER_BROKERS="$$node1,$$node2,$$node3" CLUSTER_BROKERS_3="$$node3,$$node1,$$node2"; \
 	export FLEET_MQTT_SECRET="$${FLEET_MQTT_SECRET:-$$data/mqtt-secret}" CLUSTER_DIR="$$data/nats" FLEET_HOUSEHOLDS="$(CLUSTER_METERS)" \
 		CLUSTER_MQTT_PORT="$(CLUSTER_MQTT_PORT)" CLUSTER_HTTP_PORT="$(CLUSTER_HTTP_PORT)" PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin"; \
 	$(BIN)/python -m broker nats-config --out "$$CLUSTER_DIR" --mqtt-port "$(CLUSTER_MQTT_PORT)" \
