@@ -7,13 +7,13 @@ from __future__ import annotations
 import selectors
 import socket
 import ssl
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from simulator.mqttconn import CONNECT_TIMEOUT_S, MqttConnection, resolve
 from simulator.mqttpacket import split_packets
+from tests.support.drive import service
 
 LOOPBACK = "127.0.0.1"
 WAIT_S = 10.0
@@ -35,26 +35,6 @@ def made(clock: FakeClock, tls: ssl.SSLContext | None = None) -> tuple[MqttConne
     lost: list[str] = []
     conn.on_disconnect = lost.append
     return conn, lost
-
-
-def service(conn: MqttConnection, done: Callable[[], bool], seconds: float = WAIT_S) -> bool:
-    """Drive ``conn`` on readiness until ``done()`` (True) or ``seconds`` pass (False); never sleeps."""
-    deadline = time.monotonic() + seconds
-    with selectors.DefaultSelector() as selector:
-        while not done():
-            left = deadline - time.monotonic()
-            sock = conn.socket()
-            if left <= 0 or sock is None:
-                return done()
-            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.want_write() else 0)
-            selector.register(sock, events)
-            for _, ready in selector.select(min(left, 0.1)):
-                if ready & selectors.EVENT_READ:
-                    conn.read()
-                if ready & selectors.EVENT_WRITE:
-                    conn.write()
-            selector.unregister(sock)
-    return True
 
 
 @pytest.fixture

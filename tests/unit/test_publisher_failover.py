@@ -4,14 +4,13 @@ node spread over the others. Refusals come from real closed loopback ports; noth
 
 from __future__ import annotations
 
-import selectors
 import socket
-import time
 from collections import Counter
 
 from config.settings import BrokerAddress, parse_broker_urls
 from config.shard import shard_of
 from simulator.publisher import RECONNECT_MIN_S, MeterLink
+from tests.support.drive import service
 
 WAIT_S = 10.0
 
@@ -30,17 +29,7 @@ def refused(link: MeterLink) -> None:
     """One attempt of ``link``, driven until the refusal is known (at once, or when the socket says so)."""
     if not link.try_connect(link.next_attempt):
         return
-    deadline = time.monotonic() + WAIT_S
-    with selectors.DefaultSelector() as selector:
-        while (sock := link.client.socket()) is not None:
-            assert time.monotonic() < deadline, "the refusal not seen"
-            selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-            for _, ready in selector.select(0.1):
-                if ready & selectors.EVENT_READ:
-                    link.client.read()
-                if ready & selectors.EVENT_WRITE:
-                    link.client.write()
-            selector.unregister(sock)
+    assert service(link.client, lambda: link.client.socket() is None, WAIT_S), "the refusal not seen"
 
 
 def test_a_refused_meter_moves_round_robin_with_backoff() -> None:

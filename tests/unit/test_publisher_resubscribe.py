@@ -7,9 +7,7 @@ real ``MeterLink`` driven on readiness, as the fleet loop drives it."""
 
 from __future__ import annotations
 
-import selectors
 import socket
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -18,6 +16,7 @@ from config.settings import parse_broker_urls
 from config.wire import replay_topic
 from simulator.mqttpacket import CONNECT, SUBACK_FAILURE, SUBSCRIBE, Packet, packet_id, split_packets
 from simulator.publisher import RECONNECT_MIN_S, MeterLink
+from tests.support.drive import service
 
 LOOPBACK = "127.0.0.1"
 WAIT_S = 10.0
@@ -58,21 +57,7 @@ class Broker:
 
 def drive(link: MeterLink, broker: Broker, done: Callable[[], bool]) -> None:
     """Drive the meter's connection on readiness and let the broker read, until ``done()``; bounded."""
-    deadline = time.monotonic() + WAIT_S
-    with selectors.DefaultSelector() as selector:
-        while not done():
-            assert time.monotonic() < deadline, "not done in time"
-            broker.take()
-            sock = link.client.socket()
-            assert sock is not None, "the meter's connection was lost"
-            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.client.want_write() else 0)
-            selector.register(sock, events)
-            for _, ready in selector.select(0.02):
-                if ready & selectors.EVENT_READ:
-                    link.client.read()
-                if ready & selectors.EVENT_WRITE:
-                    link.client.write()
-            selector.unregister(sock)
+    assert service(link.client, done, each=broker.take), "not done in time, or the meter's connection was lost"
 
 
 def suback(mid: int, code: int) -> bytes:
