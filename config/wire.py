@@ -43,6 +43,11 @@ STATUS_SUBSCRIPTION: Final = "meters/+/status"
 READING_QOS: Final = 1
 STATUS_QOS: Final = 1
 AGGREGATE_QOS: Final = 1
+# A meter's subscription to its replay requests. QoS 0: meters use clean sessions, so QoS 1 would queue nothing while
+# a meter is away and buys only a redelivery on the same connection, which the bridge's retries (every 5 s) give
+# anyway; and on a NATS cluster every QoS 1 subscription is a replicated JetStream consumer, made on every connect of a
+# clean session before the node reads anything more from that client (seconds per meter under a reconnect storm).
+COMMAND_SUBSCRIBE_QOS: Final = 0
 ONLINE: Final = "online"
 OFFLINE: Final = "offline"
 UNKNOWN: Final = "unknown"  # the bridge's word for a meter whose status it has not heard, or heard as junk

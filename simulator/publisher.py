@@ -36,6 +36,7 @@ from typing import Final
 from config.errors import PayloadError
 from config.settings import BrokerAddress
 from config.wire import (
+    COMMAND_SUBSCRIBE_QOS,
     MAX_BATCH,
     OFFLINE,
     ONLINE,
@@ -158,7 +159,7 @@ class MeterLink:
             return
         self.backoff = RECONNECT_MIN_S
         self.client.publish(status_topic(self.meter_id), ONLINE.encode(), STATUS_QOS, retain=True)
-        self._command_mid = self.client.subscribe(replay_topic(self.meter_id), READING_QOS)  # on every connect
+        self._command_mid = self.client.subscribe(replay_topic(self.meter_id), COMMAND_SUBSCRIBE_QOS)  # each connect
         self.resubscribe_at = None
         # Once per connection (connects are paced and backed off); "again" when it came back to the same node.
         again = " again" if self._online_at == self.broker else ""
@@ -209,7 +210,7 @@ class MeterLink:
         if self.resubscribe_at is None or now < self.resubscribe_at or not self.connected:
             return
         self.resubscribe_at = None
-        self._command_mid = self.client.subscribe(replay_topic(self.meter_id), READING_QOS)
+        self._command_mid = self.client.subscribe(replay_topic(self.meter_id), COMMAND_SUBSCRIBE_QOS)
 
     def _on_publish(self, mid: int) -> None:
         self.delivery.acked(mid)

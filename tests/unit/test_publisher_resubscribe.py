@@ -121,7 +121,7 @@ def test_a_granted_subscription_resets_the_back_off(connected: tuple[MeterLink, 
     assert link.resubscribe_later(0.0, 0.999) == pytest.approx(RECONNECT_MIN_S * 0.999)
     link.resubscribe(10.0)
     drive(link, broker, lambda: len(broker.subscribes()) == 2)
-    broker.send(suback(packet_id(broker.subscribes()[1]), 1))  # granted
+    broker.send(suback(packet_id(broker.subscribes()[1]), 0))  # granted (QoS 0)
     # A later refusal (the SUBACKs are read in order: the grant first) starts from the least back-off again.
     broker.send(suback(packet_id(broker.subscribes()[1]), SUBACK_FAILURE))
     drive(link, broker, lambda: len(refused) == 2)
