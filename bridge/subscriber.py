@@ -57,7 +57,11 @@ from config.wire import (
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 30
-FILTERS_PER_SUBSCRIBE = 500  # a sharded bridge's per-meter filters go out in SUBSCRIBE packets of this many
+# A sharded bridge's per-meter filters go out in SUBSCRIBE packets of this many. Few: a NATS node makes each QoS 1
+# filter a replicated JetStream consumer (about 4 a second on this 2-core machine), reads nothing more from the client
+# meanwhile and answers a packet's SUBACK only when all of its filters are done; the SUBACKs are what shows the
+# session's watchdog that the broker is working, not dead, while the probe waits behind the SUBSCRIBEs.
+FILTERS_PER_SUBSCRIBE = 8
 _LOG_EVERY = 1000
 PROBE_QOS = 1
 _STATUS_PREFIX, _STATUS_SUFFIX = STATUS_SUBSCRIPTION.split("+")  # meters/ and /status
@@ -85,6 +89,7 @@ class Subscriber:
         self.started_s = clock()  # when this subscriber was made (or started): the ages' origin before any message
         self.last_message_s: float | None = None  # the last message of any kind delivered (the session is alive)
         self.last_status_s: float | None = None  # the last meter status message delivered
+        self.last_suback_s: float | None = None  # the last SUBACK: a broker busy with subscriptions is not dead
         self.connected_since_s: float | None = None  # None while disconnected
         self.disconnected_since_s: float | None = self.started_s  # None while connected
         self.probes_received = 0
@@ -115,6 +120,7 @@ class Subscriber:
         client.on_connect_fail = self._on_connect_fail
         client.on_pre_connect = self._on_pre_connect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self.client = client
         self._lock = threading.Lock()
         self._routes: dict[str, tuple[int, Callable[[bytes], None]]] = {self.probe_topic: (PROBE_QOS, self._probe)}
@@ -140,8 +146,13 @@ class Subscriber:
         return rc == mqtt.MQTT_ERR_SUCCESS or (qos > 0 and rc == mqtt.MQTT_ERR_NO_CONN)
 
     def alive(self) -> bool:
-        """Connected, and not known dead: something was delivered within the watchdog's bound."""
-        return self.connected and not self.watch.silent(self._clock(), self.connected_since_s, self.last_message_s)
+        """Connected, and not known dead: something was delivered (or a SUBACK came) within the watchdog's bound."""
+        return self.connected and not self.watch.silent(self._clock(), self.connected_since_s, self._last_heard_s())
+
+    def _last_heard_s(self) -> float | None:
+        """When the session last showed it is alive: a message delivered, or a SUBACK."""
+        heard = [t for t in (self.last_message_s, self.last_suback_s) if t is not None]
+        return max(heard) if heard else None
 
     def last_message_age_s(self) -> float:
         """Wall seconds since the session delivered anything (since this subscriber started, if nothing yet)."""
@@ -172,7 +183,7 @@ class Subscriber:
         """Probe the session, and force a reconnect if it is dead (the watchdog thread, every PROBE_PERIOD_S)."""
         if self.connected:
             self._send_probe()
-        if self.watch.check(self._clock(), self.connected_since_s, self.last_message_s):
+        if self.watch.check(self._clock(), self.connected_since_s, self._last_heard_s()):
             self._force_reconnect()
 
     def _send_probe(self) -> None:
@@ -227,6 +238,24 @@ class Subscriber:
             log.warning("bridge cannot reach %s", self.node.url())
         except Exception:
             log.exception("error in on_connect_fail")
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        try:
+            self.last_suback_s = self._clock()
+            refused = sum(1 for code in reason_codes if code.is_failure)
+            if refused:
+                log.warning(
+                    "broker %s refused %d of %d filters of a SUBSCRIBE", self.node.url(), refused, len(reason_codes)
+                )
+        except Exception:
+            log.exception("error in on_subscribe")
 
     def _probe(self, payload: bytes) -> None:
         self.probes_received += 1  # only paho's thread writes it
