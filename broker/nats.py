@@ -28,6 +28,18 @@ DEFAULT_HTTP_PORT: Final = 8222
 DEFAULT_MQTT_PORT: Final = 1883
 MAX_NODES: Final = 9  # a JetStream cluster larger than this is not what a config generator on one machine is for
 MQTT_REPLICAS: Final = 3  # JetStream's largest sensible replication; fewer on a smaller cluster
+# nats-server lets one MQTT session's QoS 1 subscriptions have at most 65,535 unacknowledged messages in all, each
+# subscription counting its max_ack_pending (1,024 by default: 63 subscriptions; the 64th is refused, SUBACK 0x80). A
+# sharded bridge subscribes once per meter it owns, so the per-subscription allowance is set from the fleet's size: a
+# bridge owning every user's topics, plus ``SESSION_EXTRA_FILTERS`` of its own, still fits. An unsharded bridge has 3.
+MAX_SESSION_ACK_PENDING: Final = 65_535
+DEFAULT_ACK_PENDING: Final = 1024
+SESSION_EXTRA_FILTERS: Final = 8
+
+
+def max_ack_pending(users: int) -> int:
+    """Each QoS 1 subscription's allowance of unacknowledged messages, for a cluster letting in ``users`` users."""
+    return max(1, min(DEFAULT_ACK_PENDING, MAX_SESSION_ACK_PENDING // (users + SESSION_EXTRA_FILTERS)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +138,7 @@ def node_config(layout: ClusterLayout, index: int, users: Sequence[dict[str, Any
         "mqtt {\n"
         f"  listen: {_quoted(f'{host}:{ports.mqtt}')}\n"
         f"  stream_replicas: {replicas}\n"
+        f"  max_ack_pending: {max_ack_pending(len(users))}\n"
         "}\n"
         "authorization {\n"
         "  users: [\n"

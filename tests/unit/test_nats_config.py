@@ -13,7 +13,16 @@ import bcrypt
 import pytest
 
 from broker.__main__ import main
-from broker.nats import ClusterLayout, NodePorts, cluster_configs, layout_from_bases, node_config
+from broker.nats import (
+    MAX_SESSION_ACK_PENDING,
+    SESSION_EXTRA_FILTERS,
+    ClusterLayout,
+    NodePorts,
+    cluster_configs,
+    layout_from_bases,
+    max_ack_pending,
+    node_config,
+)
 from config.credentials import NATS_MQTT_DELIVERY, fleet_rules, nats_subjects, nats_users, password_for
 from config.errors import ConfigError
 from config.secret import read_secret
@@ -105,6 +114,18 @@ def test_each_node_listens_on_its_ports_and_routes_to_the_others(tmp_path: Path)
     single = node_config(layout_from_bases(tmp_path, 1), 1, [])
     assert "routes: []" in single
     assert "stream_replicas: 1" in single  # never more replicas than nodes
+    assert "max_ack_pending: 1024" in two  # nats-server's default: a small fleet's bridge shards fit
+
+
+@pytest.mark.parametrize("users", [1, 5, 55, 56, 100, 2_000, 10_000, 65_527, 100_000])
+def test_a_bridge_owning_every_meter_fits_in_one_session(users: int) -> None:
+    """A sharded bridge subscribes once per meter it owns; every subscription's max_ack_pending counts towards the
+    session's 65,535."""
+    each = max_ack_pending(users)
+    assert 1 <= each <= 1024
+    if users + SESSION_EXTRA_FILTERS <= MAX_SESSION_ACK_PENDING:
+        assert each * (users + SESSION_EXTRA_FILTERS) <= MAX_SESSION_ACK_PENDING
+        assert each == 1024 or (each + 1) * (users + SESSION_EXTRA_FILTERS) > MAX_SESSION_ACK_PENDING  # the most
 
 
 @pytest.mark.parametrize(
