@@ -577,25 +577,45 @@ class FleetLoop:
                 return
 
     def _sync_registrations(self) -> None:
-        """(Re-)register the sockets of the links that did something since the last call (only those can change)."""
+        """(Re-)register the sockets of the links that did something since the last call (only those can change).
+        Stale sockets go first: a closed socket's descriptor number may already be another meter's new socket."""
         touched, self._touched = self._touched, {}
         for meter_id, link in touched.items():
-            sock = link.client.socket()
             old = self._registered.get(meter_id)
-            if old is not None and (sock is None or old[0] is not sock):
-                with contextlib.suppress(KeyError, ValueError, OSError):
-                    self._selector.unregister(old[0])
-                del self._registered[meter_id]
-                old = None
+            if old is not None and link.client.socket() is not old[0]:
+                self._unregister(meter_id)
+        for meter_id, link in touched.items():
+            sock = link.client.socket()
             if sock is None:
                 continue
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.client.want_write() else 0)
+            old = self._registered.get(meter_id)
             if old is None:
+                self._evict(sock)
                 self._selector.register(sock, events, link)
                 self._registered[meter_id] = (sock, events)
             elif old[1] != events:
                 self._selector.modify(sock, events, link)
                 self._registered[meter_id] = (sock, events)
+
+    def _unregister(self, meter_id: str) -> None:
+        sock, _ = self._registered.pop(meter_id)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._selector.unregister(sock)
+
+    def _evict(self, sock: socket.socket) -> None:
+        """Drop whatever the selector still holds under ``sock``'s descriptor: the closed socket of a meter not
+        touched since (registering on top of it raised KeyError and ended the whole fleet's loop)."""
+        try:
+            key = self._selector.get_key(sock)
+        except KeyError:
+            return
+        stale = key.data
+        if isinstance(stale, MeterLink) and self._registered.get(stale.meter_id, (None,))[0] is key.fileobj:
+            self._unregister(stale.meter_id)
+        else:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(key.fileobj)
 
     def _shutdown(self) -> None:
         """Publish ``offline`` (retained) for every connected meter, flush, and disconnect."""
