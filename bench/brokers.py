@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.publish import CONNECTED, _cpu_s, _wait_for
+from bench.rates import OfferedRate
 from simulator.fleet import fleet_specs
 from tests.support.procs import LOOPBACK, Proc, children, clean_env, login, python_module, start, start_broker
 
@@ -32,7 +33,7 @@ CONNECT_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
-class Row:
+class Row(OfferedRate):
     """One broker carrying one fleet."""
 
     broker: str
@@ -41,16 +42,6 @@ class Row:
     span_s: float
     delivered: int
     broker_cpu_s: float
-
-    @property
-    def per_s(self) -> float:
-        """Readings delivered per second."""
-        return self.delivered / self.span_s
-
-    @property
-    def share(self) -> float:
-        """Delivered over offered (N readings a second)."""
-        return self.per_s / self.meters
 
 
 class Counter:

@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.publish import CONNECTED, _cpu_s, _wait_for
+from bench.rates import OfferedRate
 from config.credentials import meter_client_id
 from config.errors import PayloadError
 from config.shard import Shard
@@ -189,7 +190,7 @@ class Failover:
 
 
 @dataclass(frozen=True)
-class Row:
+class Row(OfferedRate):
     """One setup carrying the fleet."""
 
     setup: str
@@ -206,16 +207,6 @@ class Row:
     sims_cpu: float
     bridges_cpu: float
     failover: Failover | None = None
-
-    @property
-    def per_s(self) -> float:
-        """Readings delivered end to end per second."""
-        return self.delivered / self.span_s
-
-    @property
-    def share(self) -> float:
-        """Delivered over offered (N readings a second)."""
-        return self.per_s / self.meters
 
 
 def _pct(values: Sequence[float], q: float) -> float:
