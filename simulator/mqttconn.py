@@ -9,8 +9,8 @@ messages not yet acknowledged, and the keepalive. It behaves as paho does where 
 - keepalive: a PINGREQ when nothing was sent or received for ``keepalive_s``; the connection counts as lost when the
   broker has not answered it ``keepalive_s`` later.
 - callbacks (``on_connect(code)``, ``on_disconnect(reason)``, ``on_publish(mid)``, ``on_message(message)``,
-  ``on_suback(mid, granted)``) run in
-  the loop's thread, from ``read``/``write``/``misc``; they must not raise (the owner's callbacks catch).
+  ``on_suback(mid, granted)``) run in the loop's thread, from ``read``/``write``/``misc``; they must not raise (the
+  owner's callbacks catch).
 
 ``connect`` never blocks the loop that drives every meter: a non-blocking socket whose TCP connect completes when
 the selector finds it writable (``want_write`` is true meanwhile), then the TLS handshake, retried on readiness

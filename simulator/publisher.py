@@ -63,7 +63,7 @@ from simulator.schedule import (
     ConnectPacer,
     DueQueue,
     LatenessHistogram,
-    backoff_delay,
+    backoff_step,
     jitter_offset,
 )
 
@@ -194,9 +194,8 @@ class MeterLink:
         """After a refused command subscription: ask again after a random share (``u`` in [0, 1)) of its own
         back-off, which then doubles (reset when the broker grants it). Without it the meter would never hear a
         replay request on this connection."""
-        delay = backoff_delay(self._resubscribe_backoff, u)
+        delay, self._resubscribe_backoff = backoff_step(self._resubscribe_backoff, u, RECONNECT_MAX_S)
         self.resubscribe_at = now + delay
-        self._resubscribe_backoff = min(self._resubscribe_backoff * 2, RECONNECT_MAX_S)
         log.warning(
             "meter %s: %s refused its command subscription; asking again in %.1f s",
             self.meter_id,
@@ -245,9 +244,8 @@ class MeterLink:
 
     def retry_later(self, now: float, u: float) -> float:
         """Schedule the next attempt after a random share (``u`` in [0, 1)) of the back-off, which then doubles."""
-        delay = backoff_delay(self.backoff, u)
+        delay, self.backoff = backoff_step(self.backoff, u, RECONNECT_MAX_S)
         self.next_attempt = now + delay
-        self.backoff = min(self.backoff * 2, RECONNECT_MAX_S)
         return delay
 
     def send(self, payloads: Sequence[bytes], first: int | None) -> bool:

@@ -86,6 +86,12 @@ def backoff_delay(backoff_s: float, u: float) -> float:
     return backoff_s * u
 
 
+def backoff_step(backoff_s: float, u: float, max_s: float) -> tuple[float, float]:
+    """One failed attempt under exponential back-off: its delay (``backoff_delay``) and the back-off after it
+    (doubled, at most ``max_s``)."""
+    return backoff_delay(backoff_s, u), min(backoff_s * 2, max_s)
+
+
 @dataclass(frozen=True, slots=True)
 class LatenessSummary:
     """Percentiles of publish lateness (s), and how many readings were counted, held back, or within the bound."""
