@@ -232,6 +232,8 @@ def test_node_with_most_meters_sigkilled_and_left_dead(cluster: NatsCluster, tmp
         assert cluster.nodes[BUSIEST - 1].stop(signal.SIGKILL) == -signal.SIGKILL
         back = _failover_times(fleet, on_busiest, killed)
         _print_failover("node with most meters SIGKILLed", back)
+        # The nodes left may also reset other meters while JetStream elects leaders: wait until every meter is on one.
+        wait_until(lambda: set(fleet.placement()) == set(METERS), WAIT_S, "every meter on a live node")
         moved_to = fleet.placement()
         assert set(moved_to) == set(METERS)
         spread = {node: sum(1 for m in on_busiest if moved_to[m] == node) for node in (2, 3)}
