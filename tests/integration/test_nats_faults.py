@@ -167,7 +167,8 @@ def _check_and_report(fleet: Fleet, scenario: str) -> Figures:
         rows = fleet.api_meters()
         return all(rows[m]["last_seq"] == last[m] and rows[m]["gaps_open"] == 0 for m in METERS)
 
-    wait_until(complete, WAIT_S, "every seq up to each meter's last held, no gap open")
+    # What the cluster still holds for the bridge comes after NATS's ack wait (30 s) at worst, then repairs run.
+    wait_until(complete, 2 * WAIT_S, "every seq up to each meter's last held, no gap open")
     summary = fleet.api_meters()
     assert fleet.bridge.stop(signal.SIGTERM) == 0, fleet.bridge.log()[-3000:]  # flushes the store
     lost = 0
