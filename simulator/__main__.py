@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import resource
 import signal
 import sys
 import time
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from config.errors import ConfigError
+from config.fdlimit import check_fits, raise_soft_limit
 from config.households import CLASSIC_ORDER
 from config.logs import configure_logging
 from config.realistic import CLIMATES
@@ -215,7 +215,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         connect_rate = parse_float_in(args.connect_rate, "--connect-rate", 1.0, 1e6)
     offset = 0 if args.fleet_offset is None else parse_int_in(args.fleet_offset, "--fleet-offset", 0, MAX_FLEET)
     specs = fleet_specs(households, fleet_size, offset)
-    _raise_fd_limit(len(specs))
+    _check_fd_limit(len(specs), "--fleet" if fleet_size is not None else "--household")
     ids = [spec.meter_id for spec in specs]
     zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
     sim_start = start_epoch(time.time(), zone, start_s)
@@ -277,16 +277,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _raise_fd_limit(meters: int) -> None:
-    """One socket per meter: raise the soft limit on open files towards the hard one if the fleet needs it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = meters + FD_MARGIN
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-        log.info("open-file limit raised from %d to %d", soft, new)
-        if new < wanted:
-            log.warning("open-file limit %d is below the %d this fleet needs: raise the hard limit", new, wanted)
+def _check_fd_limit(meters: int, key: str) -> None:
+    """Raise the open-file limit to the hard limit, then refuse (before any meter connects) a fleet that cannot fit."""
+    limit = raise_soft_limit(log)
+    what = f"one socket per meter for {meters} meters plus {FD_MARGIN} for the outbox database, logs and the selector"
+    check_fits(meters + FD_MARGIN, limit.soft, key, what)
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
