@@ -25,7 +25,7 @@ import numpy.typing as npt
 from bridge.revisions import LateLog, LateSeconds
 from bridge.sequence import FUTURE, MeterClock, SeqTracker
 from bridge.store import ReadingStore
-from config.wire import UNKNOWN, Reading
+from config.wire import OFFLINE, UNKNOWN, Reading
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -374,6 +374,17 @@ class History:
             self._condition(meter).wait_for(advanced, timeout)
             ring = self._rings.get(meter)
             return None if ring is None or ring.last_ts is None else ring.last_ts + 1
+
+    def ingest_lags(self) -> dict[str, float]:
+        """Per meter not known to be offline: wall seconds its newest reading held is behind its estimated time
+        (``MeterClock.behind_s``; bridge.metrics' ingest lag)."""
+        with self._lock:
+            wall = self._clock()
+            return {
+                meter: ring.clock.behind_s(ring.last_ts, wall)
+                for meter, ring in self._rings.items()
+                if ring.last_ts is not None and self._status.get(meter) != OFFLINE
+            }
 
     def gaps(self, meter: str) -> list[tuple[int, int]]:
         """The seq ranges ``(first, last)`` missing below ``meter``'s highest seq."""
