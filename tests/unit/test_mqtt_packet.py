@@ -1,4 +1,4 @@
-"""simulator.mqttpacket: the MQTT 3.1.1 packets a meter sends and receives, byte for byte (OASIS MQTT 3.1.1, section 3).
+"""config.mqtt.packet: the MQTT 3.1.1 packets a meter sends and receives, byte for byte (OASIS MQTT 3.1.1, section 3).
 
 The expected bytes are written out by hand from the standard's tables (not produced by the code under test), and the
 parser is fed packets split at every possible byte boundary."""
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.mqttpacket import (
+from config.mqtt.packet import (
     CONNACK,
     PUBACK,
     PUBLISH,

@@ -2,7 +2,7 @@
 
 A meter needs a small part of MQTT 3.1.1 (OASIS standard, 2014): CONNECT (client id, clean session, Last Will,
 username and password, keepalive), PUBLISH at QoS 0 or 1 both ways, PUBACK both ways, SUBSCRIBE/SUBACK, PINGREQ/
-PINGRESP and DISCONNECT. ``simulator.mqttconn`` drives these over a non-blocking socket; this module only builds and
+PINGRESP and DISCONNECT. ``config.mqtt.connection`` drives these over a non-blocking socket; this module only builds and
 parses them. Fleet mode is why it exists: paho spends about 40 us of Python per published reading and its PUBACK
 (three ``recv`` calls per packet, a ``ReasonCode`` and ``Properties`` object per PUBACK even on 3.1.1), which is most
 of what one process can spend on 10,000 meters (docs/performance.md).
