@@ -22,7 +22,10 @@ SSE clients: ``household=<meter>&interval=--interval&start_index=0&pace=none``, 
 get every window of its meter that the backlog completes; latency = arrival - the interpolated time the window became
 final. Every process shares this machine's cores with this benchmark (publishers and SSE clients run here).
 
-    python -m bench.bridge_ingest [--meters 200] [--readings 100000] [--clients 1000] [--interval 60]
+    python -m bench.bridge_ingest [--meters 200] [--readings 100000] [--clients 1000] [--interval 60] [--py-spy FILE]
+
+``--py-spy FILE``: py-spy (``pip install py-spy``; ptrace rights) samples the worker during the drain, collapsed
+stacks into FILE (``python -m bench.stacks FILE`` sums them by function).
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ import argparse
 import bisect
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -162,6 +168,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000, help="SSE clients during the drain")
     parser.add_argument("--interval", type=int, default=60, help="the SSE clients' window (s)")
     parser.add_argument("--publishers", type=int, default=32, help="mosquitto_pub processes at a time")
+    parser.add_argument("--py-spy", metavar="FILE", help="py-spy's collapsed stacks of the worker during the drain")
     args = parser.parse_args()
     if missing := mosquitto_missing():
         parser.error(missing)
@@ -193,9 +200,19 @@ def main() -> None:
         load.start()
         if not load.wait(lambda clients: all(c.status is not None or c.error for c in clients), 60.0):
             raise TimeoutError("the SSE clients did not all connect within 60 s")
+        spy = None
+        if args.py_spy:  # samples the worker from before the broker is back until the drain is done
+            beside = Path(sys.executable).with_name("py-spy")  # installed into this venv, or on PATH
+            argv = [str(beside) if beside.exists() else "py-spy", "record", "--pid", str(children(bridge.popen.pid)[0])]
+            argv += ["--rate", "250", "--nonblocking"]
+            argv += ["--format", "raw", "--output", args.py_spy]
+            spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         broker = start_broker("mosquitto", work / "broker", meters=meters, mosquitto_lines=lines, port=port)
         with running(broker):
             samples = _drain(bridge, readings, timeout_s=max(120.0, readings / 1000))
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                spy.wait(timeout=60)
             expected = len(_windows(seconds, args.interval))
             load.wait(lambda clients: all(len(c.ids) >= expected or c.error for c in clients), 30.0)
             load.stop()

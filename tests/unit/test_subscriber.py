@@ -68,11 +68,6 @@ def test_a_chunk_is_acknowledged_in_one_write_after_every_message_was_taken(subs
     assert subscriber.ingest.counters()["accepted"] == 5
 
 
-def test_puback_packets_are_back_to_back_pubacks() -> None:
-    assert puback_packets([1, 0x1234, 0xFFFF]) == b"\x40\x02\x00\x01" + b"\x40\x02\x12\x34" + b"\x40\x02\xff\xff"
-    assert puback_packets([]) == b""
-
-
 def test_a_packet_a_client_never_receives_is_a_protocol_error(subscriber: Subscriber) -> None:
     with pytest.raises(ProtocolError):
         subscriber._handle([Packet(0x82, b"\x00\x01")])  # a SUBSCRIBE
