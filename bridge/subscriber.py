@@ -229,8 +229,9 @@ class Subscriber:
             self._thread.start()
         self._watchdog.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the watchdog, disconnect (DISCONNECT: the broker keeps the session) and end the network thread."""
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the watchdog, disconnect (DISCONNECT: the broker keeps the session) and end the network thread (waited
+        for up to ``timeout``: within gunicorn's graceful timeout, so that the store still closes after it)."""
         self._watchdog.stop()
         self._stop.set()
         was_connected, self.connected = self.connected, False  # a disconnect we asked for is not worth a warning
