@@ -2,8 +2,8 @@
 ``/healthz`` says degraded while online meters are silent.
 
 The dead session is the one an attacker's probe produced: a second client connects with the bridge's client id, and
-leaves. On amqtt the bridge's connection then stays open and silent for good (paho sees nothing wrong: no disconnect,
-keepalives answered); Mosquitto disconnects the bridge, whose paho reconnects and takes the session back.
+leaves. On amqtt the bridge's connection then stays open and silent for good (its client sees nothing wrong: no
+disconnect, keepalives answered); Mosquitto disconnects the bridge, which reconnects and takes the session back.
 """
 
 from __future__ import annotations

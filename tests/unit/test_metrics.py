@@ -10,9 +10,6 @@ import prometheus_client
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from paho.mqtt.client import MQTTMessage
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,9 +25,9 @@ from bridge.subscriber import Subscriber
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress, load_settings
 from config.wire import REASONS, Reading, encode_reading, probe_topic, reading_topic
 from tests.support.bridgeapp import state
+from tests.support.subscriber import Wire, deliver
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
-SUCCESS = ReasonCode(PacketTypes.CONNACK, "Success")
 LINUX = Path("/proc/self/stat").exists()
 # prometheus_client's ProcessCollector reads /proc/self: elsewhere these families are simply absent
 PROCESS_FAMILIES = (
@@ -45,16 +42,6 @@ PROCESS_FAMILIES = (
     if LINUX
     else {}
 )
-
-
-class RecordingClient:
-    """Stands in for paho in ``_on_connect``: takes subscriptions and publishes, sends nothing."""
-
-    def subscribe(self, *args: object) -> None:
-        """Take a subscription."""
-
-    def publish(self, *args: object, **kwargs: object) -> None:
-        """Take a publish."""
 
 
 def feed(ingest: Ingest, meter: str, seconds: range) -> None:
@@ -307,14 +294,14 @@ def test_per_meter_figures_are_those_of_api_meters(app: Flask, client: FlaskClie
 
 
 def test_mqtt_session_figures_follow_the_subscriber(app: Flask, client: FlaskClient) -> None:
-    """Connected per paho but silent past the watchdog's bound: mqtt_connected says 0 (a dead session is no
+    """Connected but silent past the watchdog's bound: mqtt_connected says 0 (a dead session is no
     connection); the age of the last message and the forced reconnects come from the subscriber."""
     now = [1000.0]
     subscriber = Subscriber(BrokerAddress("127.0.0.1", 1883, "u", "p"), state(app).ingest, clock=lambda: now[0])
     state(app).subscriber = subscriber
-    subscriber._on_connect(RecordingClient(), None, None, SUCCESS, None)  # type: ignore[arg-type]
-    message = MQTTMessage(topic=probe_topic(DEFAULT_BRIDGE_ID).encode())
-    subscriber._on_message(subscriber.client, None, message)
+    Wire(subscriber)  # takes what it writes, sends nothing
+    subscriber._on_connack(0, False)
+    deliver(subscriber, probe_topic(DEFAULT_BRIDGE_ID).encode(), b"")
     now[0] += 2.5
     values = scrape(client)
     assert values[("fleet_bridge_mqtt_connected", ())] == 1
