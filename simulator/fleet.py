@@ -15,7 +15,7 @@ import zlib
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -30,10 +30,12 @@ from config.wire import Reading
 from simulator.faults import ErrorType, FaultConfig, faulted_seconds, stack
 from simulator.localday import day_span
 from simulator.meter import MeterState, skip, step
-from simulator.outbox import LastReading
 from simulator.profiles import BLOCK_S, ClassicProfile, FloatArray, MeterProfile
 from simulator.realistic import realistic_profile
 from simulator.seeds import MeterKey
+
+if TYPE_CHECKING:  # only an annotation here: the outbox (sqlite3, sockets) is not imported by `generate`
+    from simulator.outbox import LastReading
 
 MAX_FLEET = 100_000
 

@@ -12,19 +12,18 @@ Timestamps are ISO 8601 UTC (``2024-01-01 00:00:00Z``). Parquet: one row group p
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from tqdm import tqdm
-
-from simulator.dataset import DatasetPlan, chunks
+from simulator.csvtext import table_text
+from simulator.dataset import Chunk, DatasetPlan, chunks
 from simulator.layouts import file_name, outputs, tables
+from simulator.table import CodeColumn, FloatColumn, IntColumn, Table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 MANIFEST: Final = "dataset.json"
 
@@ -32,7 +31,7 @@ MANIFEST: Final = "dataset.json"
 class TableSink(Protocol):
     """An output file that takes tables with one schema, one after another."""
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: Table) -> None:
         """Append ``table``'s rows."""
         ...
 
@@ -41,74 +40,61 @@ class TableSink(Protocol):
         ...
 
 
-def float_text(values: pa.Array) -> pa.Array:
-    """Doubles as CSV text: shortest round-trip form with a decimal point (``0.0``, not arrow's ``0``); null stays.
-
-    A column of few distinct values (AC and Geyser levels) is formatted once per value: a third of the time.
-    """
-    head = values.slice(0, _SAMPLE).to_numpy(zero_copy_only=False)
-    if len(np.unique(head[~np.isnan(head)])) <= _FEW:
-        encoded = pc.dictionary_encode(values)
-        return pc.take(_text(encoded.dictionary), encoded.indices)
-    return _text(values)
-
-
-_SAMPLE: Final = 2048
-_FEW: Final = 64
-
-
-def _text(values: pa.Array) -> pa.Array:
-    text = pc.cast(values, pa.string())
-    numbers = values.to_numpy(zero_copy_only=False)
-    whole = np.isfinite(numbers) & (np.trunc(numbers) == numbers)
-    if not whole.any():
-        return text
-    # Few values are whole (0.0, 3.0): mend just those rather than rewrite the column.
-    found = text.take(pa.array(np.flatnonzero(whole))).to_pylist()
-    mended = [s if "e" in s else s + ".0" for s in found]  # "1e+14" needs no ".0"
-    return pc.replace_with_mask(text, pa.array(whole), pa.array(mended, type=pa.string()))
-
-
 class CsvSink:
-    """A CSV file: the header once, then each table's rows."""
+    """A CSV file: the header once, then each table's rows (text built by ``csvtext``, one write per table)."""
 
     def __init__(self, path: Path) -> None:
-        self._file = pa.OSFile(str(path), "wb")
-        self._writer: pacsv.CSVWriter | None = None
+        self._file: BinaryIO = path.open("wb")
+        self._header = False
 
-    def write(self, table: pa.Table) -> None:
-        """Append ``table``'s rows (float columns formatted by ``float_text``)."""
-        columns = [
-            float_text(column.combine_chunks()) if pa.types.is_floating(column.type) else column
-            for column in table.columns
-        ]
-        text = pa.table(columns, names=table.column_names)
-        if self._writer is None:
-            self._file.write((",".join(table.column_names) + "\n").encode())
-            options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-            self._writer = pacsv.CSVWriter(self._file, text.schema, write_options=options)
-        self._writer.write_table(text)
+    def write(self, table: Table) -> None:
+        """Append ``table``'s rows."""
+        if not self._header:
+            self._file.write((",".join(table.names) + "\n").encode())
+            self._header = True
+        self._file.write(table_text(table))
 
     def close(self) -> None:
         """Flush and close the file."""
-        if self._writer is not None:
-            self._writer.close()
-        if not self._file.closed:
-            self._file.close()
+        self._file.close()
+
+
+def arrow_table(table: Table) -> pa.Table:
+    """``table`` as a pyarrow table: floats rounded (NaN -> null), codes as strings, instants as UTC seconds."""
+    import numpy as np
+    import pyarrow as pa  # Parquet only: a CSV run does not pay pyarrow's import
+    import pyarrow.compute as pc
+
+    arrays = []
+    for column in table.columns:
+        if isinstance(column, FloatColumn):
+            rounded = np.round(np.ascontiguousarray(column.values, dtype=np.float64), column.decimals)
+            arrays.append(pa.array(rounded, from_pandas=True))  # NaN -> null
+        elif isinstance(column, IntColumn):
+            arrays.append(pa.array(column.values))
+        elif isinstance(column, CodeColumn):
+            texts = pa.array(column.texts, type=pa.string())
+            arrays.append(pc.take(texts, pa.array(np.asarray(column.codes).astype(np.int32))))
+        else:
+            arrays.append(pa.array(column.epoch_s, type=pa.timestamp("s", tz="UTC")))
+    return pa.table(arrays, names=list(table.names))
 
 
 class ParquetSink:
-    """A Parquet file: one row group per table."""
+    """A Parquet file: one row group per table, zstd."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._writer: pq.ParquetWriter | None = None
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: Table) -> None:
         """Append ``table`` as a row group."""
+        import pyarrow.parquet as pq  # Parquet only
+
+        arrow = arrow_table(table)
         if self._writer is None:
-            self._writer = pq.ParquetWriter(str(self._path), table.schema, compression="zstd")
-        self._writer.write_table(table)
+            self._writer = pq.ParquetWriter(str(self._path), arrow.schema, compression="zstd")
+        self._writer.write_table(arrow)
 
     def close(self) -> None:
         """Write the footer."""
@@ -148,6 +134,15 @@ def manifest(plan: DatasetPlan, files: list[Path]) -> dict[str, Any]:
     }
 
 
+def _progress(items: Iterator[Chunk], total: int, show: bool) -> Iterator[Chunk]:
+    """``items``, with a progress bar on a terminal (tqdm is imported only then: 0.1 s of a short run's start)."""
+    if not show:
+        return items
+    from tqdm import tqdm
+
+    return iter(tqdm(items, total=total, unit="chunk"))
+
+
 def write_dataset(plan: DatasetPlan, out_dir: Path, progress: bool = False) -> list[Path]:
     """Generate ``plan`` into ``out_dir`` chunk by chunk; returns the data files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -157,16 +152,9 @@ def write_dataset(plan: DatasetPlan, out_dir: Path, progress: bool = False) -> l
     sinks = {kind: open_sink(path, plan.fmt) for kind, path in zip(kinds, partial, strict=True)}
     origin_s = plan.origin_s()
     try:
-        # One thread per file: arrow formats and writes without the GIL. Each chunk is written before the next is
-        # computed (overlapping them starves the writers of the GIL), so one chunk is in memory at a time.
-        with ThreadPoolExecutor(max_workers=len(sinks), thread_name_prefix="writer") as pool:
-            for chunk in tqdm(chunks(plan), total=plan.chunk_count(), unit="chunk", disable=not progress):
-                writes = [
-                    pool.submit(sinks[kind].write, table)
-                    for kind, table in tables(plan.layout, chunk, origin_s).items()
-                ]
-                for write in writes:
-                    write.result()
+        for chunk in _progress(chunks(plan), plan.chunk_count(), progress):
+            for kind, table in tables(plan.layout, chunk, origin_s).items():
+                sinks[kind].write(table)
     except BaseException:
         for sink in sinks.values():
             sink.close()

@@ -1,0 +1,328 @@
+"""CSV text of a table's columns, built with numpy in bulk: no Python per row or per value. Pure (no I/O).
+
+The text is the one the generator has always written (pyarrow's CSV writer with the writers' float rule): floats in
+the shortest form that reads back exactly, always with a decimal point or an exponent (``0.0``, ``-0.0``, ``2.7927``,
+``1e+22``); NaN empty; timestamps ``2024-01-01 00:00:00Z``; integers and labels as they are.
+
+How: every value becomes a *cell*, its text followed by its separator (``,``, or ``\\n`` at the end of a line), at most
+16 bytes, held as two little-endian 64-bit words (text left-aligned, zero bytes after it) and a length. Texts come
+from lookup tables (the digits of ``0..K``, the fractions ``.0`` to ``.9999``, the minutes and seconds of a day) and
+64-bit shifts. ``join`` lays a table's cells end to end, row by row, in one buffer: each cell is stored as 16 bytes
+at its offset (the exclusive cumulative sum of the lengths) by one indexed assignment, in increasing order of
+offset, so the zero bytes stored past a cell's end are overwritten by the cells after it.
+
+``float_text`` and ``reference_text`` are the same text, one value at a time: the fallback for values the tables do
+not cover (1e9 and beyond, infinities, texts over 16 bytes), and the reference the tests compare ``join`` against.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Final, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from simulator.table import CodeColumn, Column, FloatColumn, IntColumn, Table
+
+U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+CELL_BYTES: Final = 16
+FIXED_LIMIT: Final = 1e9  # |value| below this: sign, 9 digits, point, 4 decimals and separator fit in 16 bytes
+INT_TABLE: Final = 100_000  # the digits of 0..99,999 are looked up; larger integers are split in two
+_EPOCH_ORDINAL: Final = 719_163  # date(1970, 1, 1).toordinal()
+_SHIFT_BYTES = np.arange(8, dtype=np.uint64) * np.uint64(8)
+
+
+class Cells(NamedTuple):
+    """One column's cells: ``lo``, ``hi`` the 16 text bytes as two little-endian words, ``n`` the length in bytes."""
+
+    lo: U64
+    hi: U64
+    n: I64
+
+
+def _word(text: bytes) -> int:
+    return int.from_bytes(text.ljust(8, b"\0")[:8], "little")
+
+
+def _append(cells: Cells, word: U64, n: I64) -> Cells:
+    """``cells`` followed by ``word``'s first ``n`` bytes (``cells.n + n <= 16``; ``word`` zero past ``n``).
+
+    numpy shifts a 64-bit word by 64 or more to 0, and ``64 - s`` wraps around for ``s > 64``: so the three shifts need
+    no branch whichever word the appended bytes land in.
+    """
+    s = cells.n.astype(np.uint64) * np.uint64(8)
+    lo = cells.lo | (word << s)
+    hi = cells.hi | (word >> (np.uint64(64) - s)) | (word << (s - np.uint64(64)))
+    return Cells(lo, hi, cells.n + n)
+
+
+def _uint_digits(values: I64) -> Cells:
+    """Decimal digits of non-negative integers below 10**16, computed digit by digit (for tables and rare values)."""
+    values = np.asarray(values, dtype=np.int64)
+    n = np.ones(len(values), dtype=np.int64)
+    for power in range(1, 16):
+        n += values >= 10**power
+    lo = np.zeros(len(values), dtype=np.uint64)
+    hi = np.zeros(len(values), dtype=np.uint64)
+    for j in range(int(n.max(initial=1))):  # digit j from the right lands at byte n - 1 - j
+        digit = ((values // 10**j) % 10 + 48).astype(np.uint64)
+        at = n - 1 - j
+        lo |= np.where((at >= 0) & (at < 8), digit << (np.clip(at, 0, 7).astype(np.uint64) * np.uint64(8)), 0)
+        hi |= np.where(at >= 8, digit << (np.clip(at - 8, 0, 7).astype(np.uint64) * np.uint64(8)), 0)
+    return Cells(lo, hi, n)
+
+
+_int_table: Cells | None = None
+
+
+def _ints() -> Cells:
+    """The digits of ``0 .. INT_TABLE - 1``, built once."""
+    global _int_table
+    if _int_table is None:
+        _int_table = _uint_digits(np.arange(INT_TABLE, dtype=np.int64))
+    return _int_table
+
+
+def _take(table: Cells, index: npt.NDArray[np.intp] | I64) -> Cells:
+    return Cells(table.lo[index], table.hi[index], table.n[index])
+
+
+def uint_cells(values: I64, sep: bytes) -> Cells:
+    """Non-negative integers below 10**15 (the seed layout's row index)."""
+    values = np.asarray(values, dtype=np.int64)
+    table = _ints()
+    if values.size and values.max() < INT_TABLE:
+        cells = _take(table, values)
+    else:  # split into high digits and four zero-padded low digits
+        high, low = np.divmod(values, 10_000)
+        if high.size and high.max() >= INT_TABLE:
+            cells = _uint_digits(values)
+        else:
+            padded = _take(table, low + 10_000)  # "1xxxx": drop the leading 1
+            joined = _append(_take(table, high), padded.lo >> np.uint64(8), padded.n - 1)
+            small = high == 0
+            short = _take(table, low)
+            cells = Cells(
+                np.where(small, short.lo, joined.lo),
+                np.where(small, short.hi, joined.hi),
+                np.where(small, short.n, joined.n),
+            )
+    return _append(cells, np.full(len(values), _word(sep), dtype=np.uint64), np.full(len(values), len(sep)))
+
+
+_fraction_tables: dict[tuple[int, bytes], Cells] = {}
+
+
+def _fractions(decimals: int, sep: bytes) -> Cells:
+    """``.f`` + separator for ``f`` in ``0 .. 10**decimals - 1``: one digit at least, no trailing zeros (``.5``)."""
+    key = (decimals, sep)
+    if key not in _fraction_tables:
+        texts = [f".{f:0{decimals}d}".rstrip("0").ljust(2, "0").encode() + sep for f in range(10**decimals)]
+        words = np.array([_word(t) for t in texts], dtype=np.uint64)
+        _fraction_tables[key] = Cells(words, np.zeros_like(words), np.array([len(t) for t in texts], dtype=np.int64))
+    return _fraction_tables[key]
+
+
+_fixed_tables: dict[tuple[int, bytes], Cells] = {}
+FIXED_TABLE: Final = 1 << 16  # the texts of k / 10**d for k below this are looked up whole (6.5536 kW, 6,553.6 W)
+
+
+def _compose(k: I64, decimals: int, sep: bytes) -> Cells:
+    """The text of ``k / 10**decimals`` (``k >= 0``) + separator, from its integer part and its fraction."""
+    whole, fraction = np.divmod(k, 10**decimals)
+    head = uint_cells(whole, b"") if whole.size and whole.max() >= INT_TABLE else _take(_ints(), whole)
+    tail = _take(_fractions(decimals, sep), fraction)
+    return _append(head, tail.lo, tail.n)
+
+
+def _fixed(decimals: int, sep: bytes, size: int) -> Cells:
+    """The texts of ``k / 10**decimals`` + separator for ``k`` in ``0 .. size - 1`` (at least), built once."""
+    key = (decimals, sep)
+    table = _fixed_tables.get(key)
+    if table is None or len(table.n) < size:
+        table = _compose(np.arange(max(size, 1024), dtype=np.int64), decimals, sep)
+        _fixed_tables[key] = table
+    return table
+
+
+def fixed_cells(values: FloatArray, decimals: int, sep: bytes) -> Cells | None:
+    """Floats rounded to ``decimals`` (as ``numpy.round``); None if one is not finite or ``|v| >= FIXED_LIMIT``.
+
+    ``numpy.round(v, d)`` is ``rint(v * 10**d) / 10**d``, the double nearest ``k / 10**d``, whose shortest text is the
+    digits of ``k`` with the point ``d`` places from the right, trailing zeros dropped: so the text is built from the
+    integer ``k`` (looked up whole for small ``k``), and a value that rounds to ``-0.0`` keeps its sign.
+    """
+    scaled = np.rint(np.asarray(values, dtype=np.float64) * (10.0**decimals))
+    magnitude = np.abs(scaled)
+    missing = np.isnan(scaled)
+    has_missing = bool(missing.any())
+    if has_missing:
+        magnitude[missing] = 0.0
+    top = float(magnitude.max(initial=0.0))
+    if not top < FIXED_LIMIT * 10**decimals:
+        return None
+    k = magnitude.astype(np.int64)
+    table = _fixed(decimals, sep, min(int(top) + 1, FIXED_TABLE))
+    if top < len(table.n):
+        cells = _take(table, k)
+    else:  # a few large values (spikes): looked up clipped, then composed
+        cells = _take(table, np.minimum(k, len(table.n) - 1))
+        large = np.flatnonzero(k >= len(table.n))
+        big = _compose(k[large], decimals, sep)
+        cells.lo[large], cells.hi[large], cells.n[large] = big
+    negative = np.flatnonzero(np.signbit(scaled) & ~missing)
+    if negative.size:  # prepend "-" to the negative values
+        lo, hi = cells.lo[negative], cells.hi[negative]
+        cells.hi[negative] = (hi << np.uint64(8)) | (lo >> np.uint64(56))
+        cells.lo[negative] = (lo << np.uint64(8)) | np.uint64(ord("-"))
+        cells.n[negative] += 1
+    if has_missing:
+        cells.lo[missing] = _word(sep)
+        cells.hi[missing] = 0
+        cells.n[missing] = 1
+    return cells
+
+
+def category_cells(codes: npt.NDArray[np.integer], texts: Sequence[str], sep: bytes) -> Cells | None:
+    """``texts[code]`` for each code (meter ids, error labels); None if a text is over 15 bytes."""
+    encoded = [t.encode() + sep for t in texts]
+    if any(len(t) > CELL_BYTES for t in encoded):
+        return None
+    lo = np.array([_word(t) for t in encoded], dtype=np.uint64)
+    hi = np.array([_word(t[8:]) for t in encoded], dtype=np.uint64)
+    return _take(Cells(lo, hi, np.array([len(t) for t in encoded], dtype=np.int64)), np.asarray(codes, dtype=np.intp))
+
+
+_clock_tables: dict[bytes, tuple[U64, U64]] = {}
+
+
+def _clock(sep: bytes) -> tuple[U64, U64]:
+    """`` HH:MM`` of each minute of the day (at bytes 2-7 of a word) and ``:SSZ`` + separator of each second."""
+    if sep not in _clock_tables:
+        minutes = np.array([_word(f"\0\0 {m // 60:02d}:{m % 60:02d}".encode()) for m in range(1440)], dtype=np.uint64)
+        seconds = np.array([_word(f":{s:02d}Z".encode() + sep) for s in range(60)], dtype=np.uint64)
+        _clock_tables[sep] = (minutes, seconds)
+    return _clock_tables[sep]
+
+
+def timestamp_cells(epoch_s: I64, sep: bytes) -> list[Cells]:
+    """UTC seconds as ``YYYY-MM-DD HH:MM:SSZ``: two cells, ``YYYY-MM-DD HH:MM`` and ``:SSZ`` + separator."""
+    epoch_s = np.asarray(epoch_s, dtype=np.int64)
+    day, second = np.divmod(epoch_s, 86_400)
+    first = int(day.min(initial=0))
+    dates = [
+        datetime.fromordinal(_EPOCH_ORDINAL + d).date().isoformat().encode()
+        for d in range(first, int(day.max(initial=0)) + 1)
+    ]
+    months = np.array([_word(text[:8]) for text in dates], dtype=np.uint64)  # "YYYY-MM-"
+    days = np.array([_word(text[8:10]) for text in dates], dtype=np.uint64)  # "DD"
+    minutes, seconds = _clock(sep)
+    which = day - first
+    size = len(epoch_s)
+    head = Cells(months[which], days[which] | minutes[second // 60], np.full(size, 16, dtype=np.int64))
+    tail = Cells(seconds[second % 60], np.zeros(size, dtype=np.uint64), np.full(size, 4 + len(sep), dtype=np.int64))
+    return [head, tail]
+
+
+def join(columns: Sequence[Cells]) -> memoryview:
+    """The text of rows whose cells are ``columns`` (each one value per row), row by row, as one buffer."""
+    rows, width = len(columns[0].n), len(columns)
+    by_column = np.empty((width, 2, rows), dtype=np.uint64)
+    lengths = np.empty((width, rows), dtype=np.int64)
+    for j, cells in enumerate(columns):
+        by_column[j, 0], by_column[j, 1], lengths[j] = cells
+    words = by_column.reshape(2 * width, rows).T.copy()  # row by row: cell (i, j) is words[i, 2j : 2j + 2]
+    sizes = lengths.T.reshape(-1)
+    ends = np.cumsum(sizes)
+    total = int(ends[-1])
+    buffer = np.empty(total + CELL_BYTES, dtype=np.uint8)
+    # Every 16-byte window of the buffer, one per byte offset; the cells are stored in order of offset (numpy assigns
+    # an integer-indexed array element by element, in index order), so each cell's trailing zeros are overwritten by
+    # the next cell and every byte ends up as the text of the cell it belongs to.
+    windows = np.ndarray((total + 1,), dtype=np.dtype("V16"), buffer=buffer, strides=(1,))
+    windows[ends - sizes] = words.view(np.dtype("V16")).reshape(-1)
+    return buffer.data[:total]
+
+
+def float_text(value: float) -> str:
+    """One float's text, as pyarrow casts a double to a string, then ``.0`` added to a whole number (NaN: empty).
+
+    pyarrow writes the shortest digits that read back exactly; in plain notation for ``1e-6 <= |v| < 1e10``, else
+    as ``d.ddde+XX`` / ``de-X`` (no padding of the exponent).
+    """
+    if math.isnan(value):
+        return ""
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    sign = "-" if math.copysign(1.0, value) < 0 else ""
+    if value == 0:
+        return f"{sign}0.0"
+    digits_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()[1:]
+    digits = "".join(map(str, digits_tuple))
+    assert isinstance(exponent, int)
+    scientific = len(digits) + exponent - 1
+    if not -6 <= scientific < 10:
+        mantissa = digits[0] + (f".{digits[1:]}" if len(digits) > 1 else "")
+        return f"{sign}{mantissa}e{'+' if scientific >= 0 else '-'}{abs(scientific)}"
+    if exponent >= 0:
+        return f"{sign}{digits}{'0' * exponent}.0"
+    point = len(digits) + exponent
+    if point > 0:
+        return f"{sign}{digits[:point]}.{digits[point:]}"
+    return f"{sign}0.{'0' * -point}{digits}"
+
+
+def timestamp_text(epoch_s: int) -> str:
+    """One UTC second as ``YYYY-MM-DD HH:MM:SSZ``."""
+    moment = datetime.fromtimestamp(epoch_s, UTC)
+    return f"{moment.date().isoformat()} {moment:%H:%M:%S}Z"
+
+
+def column_cells(column: Column, sep: bytes) -> list[Cells] | None:
+    """A column's cells (two for a timestamp); None if a value is outside what the tables cover."""
+    if isinstance(column, FloatColumn):
+        cells = fixed_cells(column.values, column.decimals, sep)
+    elif isinstance(column, IntColumn):
+        values = np.asarray(column.values, dtype=np.int64)
+        cells = uint_cells(values, sep) if not values.size or 0 <= values.min() <= values.max() < 10**15 else None
+    elif isinstance(column, CodeColumn):
+        cells = category_cells(column.codes, column.texts, sep)
+    else:
+        return timestamp_cells(column.epoch_s, sep)
+    return None if cells is None else [cells]
+
+
+def table_text(table: Table) -> memoryview | bytes:
+    """The CSV lines of ``table``'s rows (no header)."""
+    if table.num_rows == 0:
+        return b""
+    cells: list[Cells] = []
+    for j, column in enumerate(table.columns):
+        mine = column_cells(column, b"\n" if j == len(table.columns) - 1 else b",")
+        if mine is None:
+            return reference_text(table)
+        cells += mine
+    return join(cells)
+
+
+def _texts(column: Column) -> list[str]:
+    if isinstance(column, FloatColumn):
+        return [float_text(v) for v in np.round(np.asarray(column.values, dtype=np.float64), column.decimals).tolist()]
+    if isinstance(column, IntColumn):
+        return [str(v) for v in column.values.tolist()]
+    if isinstance(column, CodeColumn):
+        return [column.texts[code] for code in column.codes.tolist()]
+    return [timestamp_text(t) for t in column.epoch_s.tolist()]
+
+
+def reference_text(table: Table) -> bytes:
+    """``table_text`` one value at a time, in Python: the fallback, and the tests' reference."""
+    columns = [_texts(column) for column in table.columns]
+    return "".join(",".join(row) + "\n" for row in zip(*columns, strict=True)).encode()
