@@ -6,10 +6,9 @@ the shortest form that reads back exactly, always with a decimal point or an exp
 
 How: every value becomes a *cell*, its text followed by its separator (``,``, or ``\\n`` at the end of a line), at most
 16 bytes, held as two little-endian 64-bit words (text left-aligned, zero bytes after it) and a length. Texts come
-from lookup tables (the digits of ``0..K``, the fractions ``.0`` to ``.9999``, the minutes and seconds of a day) and
-64-bit shifts. ``join`` lays a table's cells end to end, row by row, in one buffer: each cell is stored as 16 bytes
-at its offset (the exclusive cumulative sum of the lengths) by one indexed assignment, in increasing order of
-offset, so the zero bytes stored past a cell's end are overwritten by the cells after it.
+from lookup tables (the digits of ``0..9999``, ``k / 10**d`` for small ``k``, the fractions ``.0`` to ``.9999``, the
+minutes and seconds of a day) and 64-bit shifts. ``join`` lays a table's cells end to end in one buffer, a column at
+a time: one indexed assignment stores a column's cells at their offsets (from the cumulative sum of the row lengths).
 
 ``float_text`` and ``reference_text`` are the same text, one value at a time: the fallback for values the tables do
 not cover (1e9 and beyond, infinities, texts over 16 bytes), and the reference the tests compare ``join`` against.
@@ -34,7 +33,7 @@ FloatArray = npt.NDArray[np.float64]
 
 CELL_BYTES: Final = 16
 FIXED_LIMIT: Final = 1e9  # |value| below this: sign, 9 digits, point, 4 decimals and separator fit in 16 bytes
-INT_TABLE: Final = 100_000  # the digits of 0..99,999 are looked up; larger integers are split in two
+INT_TABLE: Final = 10_000  # the digits of 0..9,999 are looked up; larger integers are split in two
 _EPOCH_ORDINAL: Final = 719_163  # date(1970, 1, 1).toordinal()
 _SHIFT_BYTES = np.arange(8, dtype=np.uint64) * np.uint64(8)
 
@@ -66,9 +65,8 @@ def _append(cells: Cells, word: U64, n: I64) -> Cells:
 def _uint_digits(values: I64) -> Cells:
     """Decimal digits of non-negative integers below 10**16, computed digit by digit (for tables and rare values)."""
     values = np.asarray(values, dtype=np.int64)
-    n = np.ones(len(values), dtype=np.int64)
-    for power in range(1, 16):
-        n += values >= 10**power
+    n = np.searchsorted(_POWERS, values, side="right").astype(np.int64)  # digits: 1 + how many of 10..10**15 <= v
+    n = np.maximum(n, 1)
     lo = np.zeros(len(values), dtype=np.uint64)
     hi = np.zeros(len(values), dtype=np.uint64)
     for j in range(int(n.max(initial=1))):  # digit j from the right lands at byte n - 1 - j
@@ -79,15 +77,32 @@ def _uint_digits(values: I64) -> Cells:
     return Cells(lo, hi, n)
 
 
-_int_table: Cells | None = None
+_POWERS: Final = np.array([1] + [10**p for p in range(1, 16)], dtype=np.int64)
+_tables: dict[str, Cells] = {}
 
 
 def _ints() -> Cells:
     """The digits of ``0 .. INT_TABLE - 1``, built once."""
-    global _int_table
-    if _int_table is None:
-        _int_table = _uint_digits(np.arange(INT_TABLE, dtype=np.int64))
-    return _int_table
+    if "ints" not in _tables:
+        _tables["ints"] = _uint_digits(np.arange(INT_TABLE, dtype=np.int64))
+    return _tables["ints"]
+
+
+def _padded(values: I64, width: int) -> U64:
+    """``width`` (<= 8) zero-padded digits of each value, as a word."""
+    word = np.zeros(len(values), dtype=np.uint64)
+    for i in range(width):  # byte i holds the digit of 10**(width - 1 - i)
+        digit = (values // 10 ** (width - 1 - i)) % 10 + 48
+        word |= digit.astype(np.uint64) << np.uint64(8 * i)
+    return word
+
+
+def _pad4() -> U64:
+    """Four zero-padded digits of ``0 .. 9999``, built once."""
+    if "pad4" not in _tables:
+        values = np.arange(10_000, dtype=np.int64)
+        _tables["pad4"] = Cells(_padded(values, 4), np.zeros(10_000, dtype=np.uint64), np.full(10_000, 4))
+    return _tables["pad4"].lo
 
 
 def _take(table: Cells, index: npt.NDArray[np.intp] | I64) -> Cells:
@@ -95,60 +110,62 @@ def _take(table: Cells, index: npt.NDArray[np.intp] | I64) -> Cells:
 
 
 def uint_cells(values: I64, sep: bytes) -> Cells:
-    """Non-negative integers below 10**15 (the seed layout's row index)."""
+    """Non-negative integers below 10**15 (the seed layout's row index) + separator."""
     values = np.asarray(values, dtype=np.int64)
-    table = _ints()
-    if values.size and values.max() < INT_TABLE:
-        cells = _take(table, values)
-    else:  # split into high digits and four zero-padded low digits
+    top = int(values.max(initial=0))
+    if top < INT_TABLE:
+        cells = _take(_ints(), values)
+    elif top < INT_TABLE * 10_000:  # high digits looked up, then four zero-padded low digits: at most 8 bytes
         high, low = np.divmod(values, 10_000)
-        if high.size and high.max() >= INT_TABLE:
-            cells = _uint_digits(values)
-        else:
-            padded = _take(table, low + 10_000)  # "1xxxx": drop the leading 1
-            joined = _append(_take(table, high), padded.lo >> np.uint64(8), padded.n - 1)
-            small = high == 0
-            short = _take(table, low)
-            cells = Cells(
-                np.where(small, short.lo, joined.lo),
-                np.where(small, short.hi, joined.hi),
-                np.where(small, short.n, joined.n),
-            )
+        ints = _ints()
+        size = ints.n[high]
+        long = high > 0
+        cells = Cells(
+            np.where(long, ints.lo[high] | (_pad4()[low] << (size.astype(np.uint64) * np.uint64(8))), ints.lo[low]),
+            np.zeros(len(values), dtype=np.uint64),
+            np.where(long, size + 4, ints.n[low]),
+        )
+    else:
+        cells = _uint_digits(values)
+    if not sep:
+        return cells
     return _append(cells, np.full(len(values), _word(sep), dtype=np.uint64), np.full(len(values), len(sep)))
-
-
-_fraction_tables: dict[tuple[int, bytes], Cells] = {}
 
 
 def _fractions(decimals: int, sep: bytes) -> Cells:
     """``.f`` + separator for ``f`` in ``0 .. 10**decimals - 1``: one digit at least, no trailing zeros (``.5``)."""
-    key = (decimals, sep)
-    if key not in _fraction_tables:
-        texts = [f".{f:0{decimals}d}".rstrip("0").ljust(2, "0").encode() + sep for f in range(10**decimals)]
-        words = np.array([_word(t) for t in texts], dtype=np.uint64)
-        _fraction_tables[key] = Cells(words, np.zeros_like(words), np.array([len(t) for t in texts], dtype=np.int64))
-    return _fraction_tables[key]
+    key = f"fractions {decimals} {sep!r}"
+    if key not in _tables:
+        f = np.arange(10**decimals, dtype=np.int64)
+        digits = _padded(f, decimals)  # decimals <= 7: with the point and the separator, one word
+        kept = np.full(len(f), decimals, dtype=np.int64)
+        for place in range(1, decimals):  # trailing zeros dropped, one digit kept
+            kept -= (f % 10**place == 0) & (kept == decimals - place + 1)
+        digits &= (np.uint64(1) << (kept.astype(np.uint64) * np.uint64(8))) - np.uint64(1)
+        word = np.uint64(ord(".")) | (digits << np.uint64(8))
+        word |= np.uint64(_word(sep)) << ((kept + 1).astype(np.uint64) * np.uint64(8))
+        _tables[key] = Cells(word, np.zeros(len(f), dtype=np.uint64), kept + 1 + len(sep))
+    return _tables[key]
 
 
-_fixed_tables: dict[tuple[int, bytes], Cells] = {}
 FIXED_TABLE: Final = 1 << 16  # the texts of k / 10**d for k below this are looked up whole (6.5536 kW, 6,553.6 W)
 
 
 def _compose(k: I64, decimals: int, sep: bytes) -> Cells:
     """The text of ``k / 10**decimals`` (``k >= 0``) + separator, from its integer part and its fraction."""
     whole, fraction = np.divmod(k, 10**decimals)
-    head = uint_cells(whole, b"") if whole.size and whole.max() >= INT_TABLE else _take(_ints(), whole)
+    head = uint_cells(whole, b"")
     tail = _take(_fractions(decimals, sep), fraction)
     return _append(head, tail.lo, tail.n)
 
 
 def _fixed(decimals: int, sep: bytes, size: int) -> Cells:
     """The texts of ``k / 10**decimals`` + separator for ``k`` in ``0 .. size - 1`` (at least), built once."""
-    key = (decimals, sep)
-    table = _fixed_tables.get(key)
+    key = f"fixed {decimals} {sep!r}"
+    table = _tables.get(key)
     if table is None or len(table.n) < size:
         table = _compose(np.arange(max(size, 1024), dtype=np.int64), decimals, sep)
-        _fixed_tables[key] = table
+        _tables[key] = table
     return table
 
 
@@ -231,24 +248,70 @@ def timestamp_cells(epoch_s: I64, sep: bytes) -> list[Cells]:
     return [head, tail]
 
 
-def join(columns: Sequence[Cells]) -> memoryview:
-    """The text of rows whose cells are ``columns`` (each one value per row), row by row, as one buffer."""
-    rows, width = len(columns[0].n), len(columns)
-    by_column = np.empty((width, 2, rows), dtype=np.uint64)
-    lengths = np.empty((width, rows), dtype=np.int64)
-    for j, cells in enumerate(columns):
-        by_column[j, 0], by_column[j, 1], lengths[j] = cells
-    words = by_column.reshape(2 * width, rows).T.copy()  # row by row: cell (i, j) is words[i, 2j : 2j + 2]
-    sizes = lengths.T.reshape(-1)
-    ends = np.cumsum(sizes)
+def _merged(columns: Sequence[Cells]) -> list[Cells]:
+    """Neighbouring columns joined into one cell wherever every row's two fit in 16 bytes (``1.5,0.0,``): fewer,
+    longer cells, and storing a cell costs the same whatever its length."""
+    merged = [columns[0]]
+    for cells in columns[1:]:
+        last = merged[-1]
+        if int((last.n + cells.n).max(initial=0)) <= CELL_BYTES:
+            merged[-1] = _append(last, cells.lo, cells.n) if not cells.hi.any() else _append2(last, cells)
+        else:
+            merged.append(cells)
+    return merged
+
+
+def _append2(first: Cells, second: Cells) -> Cells:
+    """``first`` followed by ``second`` (both words of it; together at most 16 bytes)."""
+    joined = _append(first, second.lo, np.minimum(second.n, 8))
+    s = (first.n + 8).astype(np.uint64) * np.uint64(8)  # where second.hi's bytes start, in bits; >= 64
+    return Cells(joined.lo, joined.hi | (second.hi << (s - np.uint64(64))), first.n + second.n)
+
+
+class Lines(NamedTuple):
+    """CSV lines as one buffer, and where each line ends in it."""
+
+    text: memoryview | bytes
+    ends: I64
+
+
+def join(columns: Sequence[Cells]) -> Lines:
+    """The lines of rows whose cells are ``columns`` (each one value per row), row by row, as one buffer.
+
+    Column by column, each cell is stored as 16 bytes at its offset: its text, then zeros that the cells after it in
+    the row overwrite later. A cell less than 16 bytes from its row's end (the last of a row, or all of a short row) is
+    stored with exactly its length instead, so nothing is ever stored past a row's end: no two stores of one assignment
+    overlap, and the result does not depend on the order in which numpy carries out an assignment.
+    """
+    columns = _merged(columns)
+    row_sizes = np.sum([cells.n for cells in columns], axis=0)
+    ends = np.cumsum(row_sizes)
     total = int(ends[-1])
     buffer = np.empty(total + CELL_BYTES, dtype=np.uint8)
-    # Every 16-byte window of the buffer, one per byte offset; the cells are stored in order of offset (numpy assigns
-    # an integer-indexed array element by element, in index order), so each cell's trailing zeros are overwritten by
-    # the next cell and every byte ends up as the text of the cell it belongs to.
-    windows = np.ndarray((total + 1,), dtype=np.dtype("V16"), buffer=buffer, strides=(1,))
-    windows[ends - sizes] = words.view(np.dtype("V16")).reshape(-1)
-    return buffer.data[:total]
+    windows = np.ndarray((total + 1,), dtype=np.dtype("V16"), buffer=buffer, strides=(1,))  # one per byte offset
+    at = ends - row_sizes  # where each row's next cell starts
+    for cells in columns:
+        words = np.stack((cells.lo, cells.hi), axis=1)
+        far = ends - at >= CELL_BYTES
+        if far.all():
+            windows[at] = words.view(np.dtype("V16")).reshape(-1)
+        else:
+            rows = np.flatnonzero(far)
+            windows[at[rows]] = words[rows].view(np.dtype("V16")).reshape(-1)
+            rows = np.flatnonzero(~far)
+            _store_exact(buffer, at[rows], words[rows], cells.n[rows])
+        at += cells.n
+    return Lines(buffer.data[:total], ends)
+
+
+def _store_exact(buffer: npt.NDArray[np.uint8], at: I64, words: U64, sizes: I64) -> None:
+    """Store each cell's text (``words``, ``sizes`` bytes) at ``at`` in ``buffer``, nothing more: one store per size."""
+    text = words.view(np.uint8).reshape(-1, CELL_BYTES)
+    for size in np.flatnonzero(np.bincount(sizes, minlength=CELL_BYTES + 1)).tolist():
+        which = np.flatnonzero(sizes == size)
+        kind = np.dtype(f"V{size}")
+        exact = np.ndarray((len(buffer) - size + 1,), dtype=kind, buffer=buffer, strides=(1,))
+        exact[at[which]] = np.ascontiguousarray(text[which, :size]).view(kind).reshape(-1)
 
 
 def float_text(value: float) -> str:
@@ -299,17 +362,60 @@ def column_cells(column: Column, sep: bytes) -> list[Cells] | None:
     return None if cells is None else [cells]
 
 
-def table_text(table: Table) -> memoryview | bytes:
+def table_lines(table: Table) -> Lines:
     """The CSV lines of ``table``'s rows (no header)."""
     if table.num_rows == 0:
-        return b""
+        return Lines(b"", np.zeros(0, dtype=np.int64))
     cells: list[Cells] = []
     for j, column in enumerate(table.columns):
         mine = column_cells(column, b"\n" if j == len(table.columns) - 1 else b",")
         if mine is None:
-            return reference_text(table)
+            return reference_lines(table)
         cells += mine
     return join(cells)
+
+
+def table_text(table: Table) -> memoryview | bytes:
+    """The CSV lines of ``table``'s rows (no header), as one buffer."""
+    return table_lines(table).text
+
+
+def counted_lines(first: int, count: int, suffix: bytes) -> Lines:
+    """Lines ``k`` + ``suffix`` for ``k`` in ``first .. first + count - 1`` (a row index and constant cells): the lines
+    of each run of equal width are one byte matrix, so this costs about a copy of the text."""
+    parts: list[bytes] = []
+    ends: list[I64] = []
+    end, low = 0, first
+    while low < first + count:
+        width = len(str(low))
+        high = min(first + count, 10**width)
+        numbers = np.arange(low, high, dtype=np.int64)
+        rows = np.empty((high - low, width + len(suffix)), dtype=np.uint8)
+        for j in range(width):
+            rows[:, width - 1 - j] = (numbers // 10**j) % 10 + 48
+        rows[:, width:] = np.frombuffer(suffix, dtype=np.uint8)
+        parts.append(rows.tobytes())
+        ends.append(end + (width + len(suffix)) * np.arange(1, high - low + 1, dtype=np.int64))
+        end += rows.size
+        low = high
+    return Lines(b"".join(parts), np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64))
+
+
+def splice(base: Lines, rows: npt.NDArray[np.intp], replacement: Lines) -> memoryview | bytes:
+    """``base`` with its lines ``rows`` (ascending) replaced by the lines of ``replacement``, in order."""
+    if not len(rows):
+        return base.text
+    text, new = memoryview(base.text), memoryview(replacement.text)
+    starts = np.concatenate([[0], base.ends[:-1]])[rows].tolist()
+    stops = base.ends[rows].tolist()
+    new_ends = replacement.ends.tolist()
+    parts: list[memoryview] = []
+    done, new_start = 0, 0
+    for start, stop, new_end in zip(starts, stops, new_ends, strict=True):
+        parts += (text[done:start], new[new_start:new_end])
+        done, new_start = stop, new_end
+    parts.append(text[done:])
+    return b"".join(parts)
 
 
 def _texts(column: Column) -> list[str]:
@@ -322,7 +428,13 @@ def _texts(column: Column) -> list[str]:
     return [timestamp_text(t) for t in column.epoch_s.tolist()]
 
 
-def reference_text(table: Table) -> bytes:
-    """``table_text`` one value at a time, in Python: the fallback, and the tests' reference."""
+def reference_lines(table: Table) -> Lines:
+    """``table_lines`` one value at a time, in Python: the fallback, and the tests' reference."""
     columns = [_texts(column) for column in table.columns]
-    return "".join(",".join(row) + "\n" for row in zip(*columns, strict=True)).encode()
+    lines = [(",".join(row) + "\n").encode() for row in zip(*columns, strict=True)]
+    return Lines(b"".join(lines), np.cumsum([len(line) for line in lines], dtype=np.int64))
+
+
+def reference_text(table: Table) -> bytes:
+    """``table_text`` one value at a time, in Python."""
+    return bytes(reference_lines(table).text)

@@ -59,6 +59,10 @@ class Table:
         if len({len(_values(c)) for c in self.columns}) > 1:
             raise ValueError("columns of different lengths")
 
+    def take(self, rows: npt.NDArray[np.intp]) -> Table:
+        """The table of ``rows`` only."""
+        return Table(self.names, tuple(_take(column, rows) for column in self.columns))
+
     @property
     def num_rows(self) -> int:
         """Rows in the table."""
@@ -71,3 +75,13 @@ def _values(column: Column) -> npt.NDArray[np.generic]:
     if isinstance(column, CodeColumn):
         return column.codes
     return column.epoch_s
+
+
+def _take(column: Column, rows: npt.NDArray[np.intp]) -> Column:
+    if isinstance(column, FloatColumn):
+        return FloatColumn(column.values[rows], column.decimals)
+    if isinstance(column, IntColumn):
+        return IntColumn(column.values[rows])
+    if isinstance(column, CodeColumn):
+        return CodeColumn(column.codes[rows], column.texts)
+    return TimeColumn(column.epoch_s[rows])

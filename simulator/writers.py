@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
-from simulator.csvtext import table_text
+import numpy as np
+
+from simulator.csvtext import counted_lines, splice, table_lines, table_text
 from simulator.dataset import Chunk, DatasetPlan, chunks
-from simulator.layouts import file_name, outputs, tables
+from simulator.layouts import CLEAN, ERROR_TYPES, ERRORS, file_name, outputs, tables
 from simulator.table import CodeColumn, FloatColumn, IntColumn, Table
 
 if TYPE_CHECKING:
@@ -31,8 +33,8 @@ MANIFEST: Final = "dataset.json"
 class TableSink(Protocol):
     """An output file that takes tables with one schema, one after another."""
 
-    def write(self, table: Table) -> None:
-        """Append ``table``'s rows."""
+    def write(self, table: Table, text: bytes | memoryview | None = None) -> None:
+        """Append ``table``'s rows (a CSV sink writes ``text`` if given: those rows' lines, made beforehand)."""
         ...
 
     def close(self) -> None:
@@ -47,12 +49,12 @@ class CsvSink:
         self._file: BinaryIO = path.open("wb")
         self._header = False
 
-    def write(self, table: Table) -> None:
-        """Append ``table``'s rows."""
+    def write(self, table: Table, text: bytes | memoryview | None = None) -> None:
+        """Append ``table``'s rows (``text``: their lines, if already made)."""
         if not self._header:
             self._file.write((",".join(table.names) + "\n").encode())
             self._header = True
-        self._file.write(table_text(table))
+        self._file.write(table_text(table) if text is None else text)
 
     def close(self) -> None:
         """Flush and close the file."""
@@ -87,8 +89,8 @@ class ParquetSink:
         self._path = path
         self._writer: pq.ParquetWriter | None = None
 
-    def write(self, table: Table) -> None:
-        """Append ``table`` as a row group."""
+    def write(self, table: Table, text: bytes | memoryview | None = None) -> None:
+        """Append ``table`` as a row group (``text`` is for CSV sinks: ignored)."""
         import pyarrow.parquet as pq  # Parquet only
 
         arrow = arrow_table(table)
@@ -100,6 +102,33 @@ class ParquetSink:
         """Write the footer."""
         if self._writer is not None:
             self._writer.close()
+
+
+def seed_texts(chunk_tables: dict[str, Table]) -> dict[str, bytes | memoryview]:
+    """The seed layout's three CSV texts of one chunk, the two derived ones spliced.
+
+    The with-errors file is the clean file but on the rows where a value has an error (every 25th second, ...), and
+    the error-types file is ``index,none,none,...`` but on those rows: only those rows are formatted, and the rest is
+    copied. Without errors, or if the index is not the plain count this assumes, every table is formatted.
+    """
+    clean = table_lines(chunk_tables[CLEAN])
+    texts: dict[str, bytes | memoryview] = {CLEAN: clean.text}
+    types = chunk_tables.get(ERROR_TYPES)
+    if types is None or ERRORS not in chunk_tables:
+        return texts
+    index, *codes = types.columns
+    if not isinstance(index, IntColumn) or not all(isinstance(c, CodeColumn) and c.texts[0] for c in codes):
+        return texts
+    first, count = int(index.values[0]), len(index.values)
+    if not np.array_equal(index.values, np.arange(first, first + count)):
+        return texts
+    changed = np.flatnonzero(np.any([c.codes != 0 for c in codes if isinstance(c, CodeColumn)], axis=0))
+    texts[ERRORS] = splice(clean, changed, table_lines(chunk_tables[ERRORS].take(changed)))
+    nones = "".join(f",{c.texts[0]}" for c in codes if isinstance(c, CodeColumn))
+    texts[ERROR_TYPES] = splice(
+        counted_lines(first, count, f"{nones}\n".encode()), changed, table_lines(types.take(changed))
+    )
+    return texts
 
 
 def open_sink(path: Path, fmt: str) -> TableSink:
@@ -153,8 +182,10 @@ def write_dataset(plan: DatasetPlan, out_dir: Path, progress: bool = False) -> l
     origin_s = plan.origin_s()
     try:
         for chunk in _progress(chunks(plan), plan.chunk_count(), progress):
-            for kind, table in tables(plan.layout, chunk, origin_s).items():
-                sinks[kind].write(table)
+            chunk_tables = tables(plan.layout, chunk, origin_s)
+            texts = seed_texts(chunk_tables) if plan.layout == "seed" and plan.fmt == "csv" else {}
+            for kind, table in chunk_tables.items():
+                sinks[kind].write(table, texts.get(kind))
     except BaseException:
         for sink in sinks.values():
             sink.close()

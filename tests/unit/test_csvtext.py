@@ -13,7 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.csvtext import FIXED_LIMIT, FIXED_TABLE, float_text, reference_text, table_text
+from simulator.csvtext import (
+    FIXED_LIMIT,
+    FIXED_TABLE,
+    counted_lines,
+    float_text,
+    reference_text,
+    splice,
+    table_lines,
+    table_text,
+)
 from simulator.dataset import DatasetPlan
 from simulator.faults import ALL_TYPES, LABELS, FaultConfig
 from simulator.table import CodeColumn, FloatColumn, IntColumn, Table, TimeColumn
@@ -134,6 +143,33 @@ def test_timestamps() -> None:
 
 
 SEED_STEM = "realistic_fake_energy_data_"
+
+
+def test_counted_lines_and_splice() -> None:
+    """Lines of a row index and constant cells across widths; some lines replaced, the rest copied."""
+    base = counted_lines(7, 96, b",none\n")  # 7 .. 102: one, two and three digits
+    expected = [f"{k},none" for k in range(7, 103)]
+    assert bytes(base.text).decode().splitlines() == expected
+    assert base.ends.tolist() == np.cumsum([len(line) + 1 for line in expected]).tolist()
+    rows = np.array([0, 3, 4, 95])
+    table = Table(("", "x"), (IntColumn(rows + 7), CodeColumn(np.array([1, 2, 3, 5]), LABELS)))
+    spliced = bytes(splice(base, rows, table_lines(table))).decode().splitlines()
+    for row, label in zip(rows.tolist(), ["negative", "spike", "missing", "dropout"], strict=True):
+        expected[row] = f"{row + 7},{label}"
+    assert spliced == expected
+    assert bytes(splice(base, np.array([], dtype=np.intp), table_lines(table))) == bytes(base.text)
+
+
+def test_lines_end_where_the_reference_lines_end() -> None:
+    table = random_table(np.random.default_rng(7), 300, 100.0)
+    lines = table_lines(table)
+    assert (
+        lines.ends.tolist() == np.cumsum([len(line) + 1 for line in reference_text(table).split(b"\n")[:-1]]).tolist()
+    )
+    part = table.take(np.array([3, 5, 299]))
+    assert reference_text(part).split(b"\n")[:-1] == [reference_text(table).split(b"\n")[i] for i in (3, 5, 299)]
+
+
 # sha256 of the files `python -m simulator generate` wrote with pyarrow's CSV writer (commit 702fb4d), same plans.
 PINNED = {
     "seed_classic": (
