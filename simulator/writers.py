@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
@@ -172,6 +173,16 @@ def _progress(items: Iterator[Chunk], total: int, show: bool) -> Iterator[Chunk]
     return iter(tqdm(items, total=total, unit="chunk"))
 
 
+def _ahead(items: Iterator[Chunk]) -> Iterator[Chunk]:
+    """``items``, the next one computed in a thread while the caller formats and writes this one (numpy releases the
+    GIL in its loops: generating and formatting overlap on a second core). At most two chunks are in memory."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunks") as pool:
+        upcoming = pool.submit(next, items, None)
+        while (item := upcoming.result()) is not None:
+            upcoming = pool.submit(next, items, None)
+            yield item
+
+
 def write_dataset(plan: DatasetPlan, out_dir: Path, progress: bool = False) -> list[Path]:
     """Generate ``plan`` into ``out_dir`` chunk by chunk; returns the data files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +192,7 @@ def write_dataset(plan: DatasetPlan, out_dir: Path, progress: bool = False) -> l
     sinks = {kind: open_sink(path, plan.fmt) for kind, path in zip(kinds, partial, strict=True)}
     origin_s = plan.origin_s()
     try:
-        for chunk in _progress(chunks(plan), plan.chunk_count(), progress):
+        for chunk in _progress(_ahead(chunks(plan)), plan.chunk_count(), progress):
             chunk_tables = tables(plan.layout, chunk, origin_s)
             texts = seed_texts(chunk_tables) if plan.layout == "seed" and plan.fmt == "csv" else {}
             for kind, table in chunk_tables.items():
