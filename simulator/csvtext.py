@@ -233,11 +233,8 @@ def timestamp_cells(epoch_s: I64, sep: bytes) -> list[Cells]:
     """UTC seconds as ``YYYY-MM-DD HH:MM:SSZ``: two cells, ``YYYY-MM-DD HH:MM`` and ``:SSZ`` + separator."""
     epoch_s = np.asarray(epoch_s, dtype=np.int64)
     day, second = np.divmod(epoch_s, 86_400)
-    first = int(day.min(initial=0))
-    dates = [
-        datetime.fromordinal(_EPOCH_ORDINAL + d).date().isoformat().encode()
-        for d in range(first, int(day.max(initial=0)) + 1)
-    ]
+    first, last = (int(day.min()), int(day.max())) if len(day) else (0, 0)
+    dates = [datetime.fromordinal(_EPOCH_ORDINAL + d).date().isoformat().encode() for d in range(first, last + 1)]
     months = np.array([_word(text[:8]) for text in dates], dtype=np.uint64)  # "YYYY-MM-"
     days = np.array([_word(text[8:10]) for text in dates], dtype=np.uint64)  # "DD"
     minutes, seconds = _clock(sep)
