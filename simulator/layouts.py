@@ -102,22 +102,18 @@ def tidy_tables(chunk: Chunk) -> dict[str, Table]:
     return result
 
 
-def _wide(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """``(meters, seconds, channels)`` -> ``(seconds, meters * channels)``: the original's column order."""
-    meters, seconds, channels = values.shape
-    return values.transpose(1, 0, 2).reshape(seconds, meters * channels)
+def _wide(values: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
+    """``(meters, seconds, channels)`` -> a ``(seconds,)`` view per column, in the original's column order."""
+    meters, _, channels = values.shape
+    return [values[m, :, c] for m in range(meters) for c in range(channels)]
 
 
 def seed_tables(chunk: Chunk, origin_s: int) -> dict[str, Table]:
     """Seed-layout tables of one chunk (every meter of the dataset): ``clean`` and, with faults, the other two."""
     index = IntColumn(np.arange(chunk.seconds, dtype=np.int64) + (chunk.start_s - origin_s))
     names = ("", *seed_columns(chunk.meter_ids))
-    clean = _wide(chunk.clean_kw)
-    result = {CLEAN: Table(names, (index, *(FloatColumn(clean[:, i], KW_DECIMALS) for i in range(clean.shape[1]))))}
+    result = {CLEAN: Table(names, (index, *(FloatColumn(v, KW_DECIMALS) for v in _wide(chunk.clean_kw))))}
     if chunk.values_kw is not None and chunk.codes is not None:
-        values, codes = _wide(chunk.values_kw), _wide(chunk.codes)
-        result[ERRORS] = Table(
-            names, (index, *(FloatColumn(values[:, i], KW_DECIMALS) for i in range(values.shape[1])))
-        )
-        result[ERROR_TYPES] = Table(names, (index, *(CodeColumn(codes[:, i], LABELS) for i in range(codes.shape[1]))))
+        result[ERRORS] = Table(names, (index, *(FloatColumn(v, KW_DECIMALS) for v in _wide(chunk.values_kw))))
+        result[ERROR_TYPES] = Table(names, (index, *(CodeColumn(c, LABELS) for c in _wide(chunk.codes))))
     return result
