@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -324,6 +323,8 @@ def float_text(value: float) -> str:
     sign = "-" if math.copysign(1.0, value) < 0 else ""
     if value == 0:
         return f"{sign}0.0"
+    from decimal import Decimal  # the fallback's only: not imported by a run the tables cover
+
     digits_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()[1:]
     digits = "".join(map(str, digits_tuple))
     assert isinstance(exponent, int)
