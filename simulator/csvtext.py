@@ -9,6 +9,8 @@ How: every value becomes a *cell*, its text followed by its separator (``,``, or
 from lookup tables (the digits of ``0..9999``, ``k / 10**d`` for small ``k``, the fractions ``.0`` to ``.9999``, the
 minutes and seconds of a day) and 64-bit shifts. ``join`` lays a table's cells end to end in one buffer, a column at
 a time: one indexed assignment stores a column's cells at their offsets (from the cumulative sum of the row lengths).
+``counted_lines`` and ``splice`` make a file that differs from another only on some lines (the seed layout's with-errors
+and error-types files) by copying the rest.
 
 ``float_text`` and ``reference_text`` are the same text, one value at a time: the fallback for values the tables do
 not cover (1e9 and beyond, infinities, texts over 16 bytes), and the reference the tests compare ``join`` against.
@@ -34,7 +36,6 @@ CELL_BYTES: Final = 16
 FIXED_LIMIT: Final = 1e9  # |value| below this: sign, 9 digits, point, 4 decimals and separator fit in 16 bytes
 INT_TABLE: Final = 10_000  # the digits of 0..9,999 are looked up; larger integers are split in two
 _EPOCH_ORDINAL: Final = 719_163  # date(1970, 1, 1).toordinal()
-_SHIFT_BYTES = np.arange(8, dtype=np.uint64) * np.uint64(8)
 
 
 class Cells(NamedTuple):
