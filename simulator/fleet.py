@@ -15,7 +15,7 @@ import zlib
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -30,10 +30,11 @@ from config.wire import Reading
 from simulator.faults import ErrorType, FaultConfig, faulted_seconds, stack
 from simulator.localday import day_span
 from simulator.meter import MeterState, skip, step
-from simulator.outbox import LastReading
 from simulator.profiles import BLOCK_S, ClassicProfile, FloatArray, MeterProfile
-from simulator.realistic import realistic_profile
 from simulator.seeds import MeterKey
+
+if TYPE_CHECKING:  # only an annotation here: the outbox (sqlite3, sockets) is not imported by `generate`
+    from simulator.outbox import LastReading
 
 MAX_FLEET = 100_000
 
@@ -80,6 +81,9 @@ def _classic(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterPro
 
 
 def _realistic(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterProfile:
+    # Imported here: the realistic physics (eight modules) is not loaded by a classic fleet or dataset.
+    from simulator.realistic import realistic_profile
+
     return realistic_profile(spec, tz, seed, CLIMATES[climate])
 
 
