@@ -26,8 +26,8 @@ from config.errors import ConfigError
 from config.fdlimit import check_fits, raise_soft_limit
 from config.households import CLASSIC_ORDER
 from config.logs import configure_logging
-from config.realistic import CLIMATES
 from config.settings import (
+    CLIMATE_NAMES,
     Settings,
     load_settings,
     parse_climate,
@@ -176,7 +176,9 @@ def _fault_options(parser: argparse.ArgumentParser, what: str) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help=f"meter profile: {', '.join(sorted(PROFILES))} (default FLEET_PROFILE)")
-    parser.add_argument("--climate", help=f"climate of the realistic profile: {', '.join(CLIMATES)} (FLEET_CLIMATE)")
+    parser.add_argument(
+        "--climate", help=f"climate of the realistic profile: {', '.join(CLIMATE_NAMES)} (FLEET_CLIMATE)"
+    )
     parser.add_argument("--seed", help="fleet seed (default FLEET_SEED or fresh entropy, logged)")
     parser.add_argument("--tz", help="IANA time zone of the households (default FLEET_TZ)")
 

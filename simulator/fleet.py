@@ -24,8 +24,7 @@ import numpy.typing as npt
 from config.errors import ConfigError
 from config.households import household, seed_index
 from config.localtime import local_date
-from config.realistic import CLIMATES
-from config.settings import DEFAULT_CLIMATE
+from config.settings import CLIMATE_NAMES, DEFAULT_CLIMATE
 from config.wire import Reading
 from simulator.faults import ErrorType, FaultConfig, faulted_seconds, stack
 from simulator.localday import day_span
@@ -82,6 +81,7 @@ def _classic(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterPro
 
 def _realistic(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterProfile:
     # Imported here: the realistic physics (eight modules) is not loaded by a classic fleet or dataset.
+    from config.realistic import CLIMATES
     from simulator.realistic import realistic_profile
 
     return realistic_profile(spec, tz, seed, CLIMATES[climate])
@@ -95,8 +95,8 @@ def make_profile(name: str, spec: MeterSpec, tz: ZoneInfo, seed: int, climate: s
     factory = PROFILES.get(name)
     if factory is None:
         raise ConfigError("profile", f"unknown profile {name!r} (known: {', '.join(sorted(PROFILES))})")
-    if climate not in CLIMATES:
-        raise ConfigError("climate", f"unknown climate {climate!r} (known: {', '.join(CLIMATES)})")
+    if climate not in CLIMATE_NAMES:
+        raise ConfigError("climate", f"unknown climate {climate!r} (known: {', '.join(CLIMATE_NAMES)})")
     return factory(spec, tz, seed, climate)
 
 

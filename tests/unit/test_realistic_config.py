@@ -23,6 +23,7 @@ from config.realistic import (
     daily_kwh_range,
     household_model,
 )
+from config.settings import CLIMATE_NAMES
 
 
 @pytest.mark.parametrize("hid", "ABC")
@@ -50,6 +51,11 @@ def test_household_model() -> None:
     with pytest.raises(ConfigError, match="household"):
         household_model("D")
     assert set(CLIMATES) == {"new-delhi", "phoenix", "brisbane"}
+
+
+def test_settings_know_the_climates_by_name() -> None:
+    # config.settings names the climates without importing this module (see CLIMATE_NAMES): the two must agree.
+    assert tuple(CLIMATES) == CLIMATE_NAMES
 
 
 def test_daily_kwh_ranges_are_documented() -> None:
