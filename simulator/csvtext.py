@@ -176,7 +176,12 @@ def fixed_cells(values: FloatArray, decimals: int, sep: bytes) -> Cells | None:
     digits of ``k`` with the point ``d`` places from the right, trailing zeros dropped: so the text is built from the
     integer ``k`` (looked up whole for small ``k``), and a value that rounds to ``-0.0`` keeps its sign.
     """
-    scaled = np.rint(np.asarray(values, dtype=np.float64) * (10.0**decimals))
+    scaled = np.asarray(values, dtype=np.float64) * (10.0**decimals)
+    np.rint(scaled, out=scaled)
+    if scaled.size:  # the common case in two reductions: no NaN (max is not NaN), no sign bit set (-0.0 included)
+        top = float(scaled.max())
+        if 0 <= top < FIXED_TABLE and int(scaled.view(np.int64).min()) >= 0:
+            return _take(_fixed(decimals, sep, int(top) + 1), scaled.astype(np.int64))
     magnitude = np.abs(scaled)
     missing = np.isnan(scaled)
     has_missing = bool(missing.any())
@@ -380,24 +385,38 @@ def table_text(table: Table) -> memoryview | bytes:
 
 
 def counted_lines(first: int, count: int, suffix: bytes) -> Lines:
-    """Lines ``k`` + ``suffix`` for ``k`` in ``first .. first + count - 1`` (a row index and constant cells): the lines
-    of each run of equal width are one byte matrix, so this costs about a copy of the text."""
-    parts: list[bytes] = []
-    ends: list[I64] = []
-    end, low = 0, first
-    while low < first + count:
+    """Lines ``k`` + ``suffix`` for ``k`` in ``first .. first + count - 1`` (a row index and constant cells), in one
+    buffer: the lines of each run of equal width are rows of a byte matrix, filled a column of words at a time."""
+    stop = first + count
+    widths: list[tuple[int, int, int]] = []  # (first k, last k + 1, digits) of each run of equal width
+    low = first
+    while low < stop:
         width = len(str(low))
-        high = min(first + count, 10**width)
+        widths.append((low, min(stop, 10**width), width))
+        low = widths[-1][1]
+    total = sum((high - low) * (width + len(suffix)) for low, high, width in widths)
+    buffer = np.empty(total + 8, dtype=np.uint8)  # 8 spare bytes: a word stored at the last line's start
+    ends: list[I64] = []
+    offset = 0
+    for low, high, width in widths:
+        size, rows = width + len(suffix), high - low
         numbers = np.arange(low, high, dtype=np.int64)
-        rows = np.empty((high - low, width + len(suffix)), dtype=np.uint8)
-        for j in range(width):
-            rows[:, width - 1 - j] = (numbers // 10**j) % 10 + 48
-        rows[:, width:] = np.frombuffer(suffix, dtype=np.uint8)
-        parts.append(rows.tobytes())
-        ends.append(end + (width + len(suffix)) * np.arange(1, high - low + 1, dtype=np.int64))
-        end += rows.size
-        low = high
-    return Lines(b"".join(parts), np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64))
+        if width <= 8 and size >= 8:  # the digits as one word, then the suffix over the word's spare bytes
+            high4, low4 = np.divmod(numbers, 10_000)
+            digits = _pad4()[high4] | (_pad4()[low4] << np.uint64(32))  # 8 zero-padded digits, most significant first
+            digits >>= np.uint64(8 * (8 - width))
+            np.ndarray((rows,), dtype=np.uint64, buffer=buffer, offset=offset, strides=(size,))[:] = digits
+        else:  # rare (short lines, or 10**8 rows and more): a digit at a time
+            matrix = np.ndarray((rows, width), dtype=np.uint8, buffer=buffer, offset=offset, strides=(size, 1))
+            for j in range(width):
+                matrix[:, width - 1 - j] = (numbers // 10**j) % 10 + 48
+        if suffix:
+            kind = np.dtype(f"V{len(suffix)}")
+            tails = np.ndarray((rows,), dtype=kind, buffer=buffer, offset=offset + width, strides=(size,))
+            tails[:] = np.frombuffer(suffix, dtype=kind)[0]
+        ends.append(offset + size * np.arange(1, rows + 1, dtype=np.int64))
+        offset += size * rows
+    return Lines(buffer.data[:total], np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64))
 
 
 def splice(base: Lines, rows: npt.NDArray[np.intp], replacement: Lines) -> memoryview | bytes:
