@@ -56,9 +56,17 @@ def _append(cells: Cells, word: U64, n: I64) -> Cells:
     numpy shifts a 64-bit word by 64 or more to 0, and ``64 - s`` wraps around for ``s > 64``: so the three shifts need
     no branch whichever word the appended bytes land in.
     """
-    s = cells.n.astype(np.uint64) * np.uint64(8)
-    lo = cells.lo | (word << s)
-    hi = cells.hi | (word >> (np.uint64(64) - s)) | (word << (s - np.uint64(64)))
+    s = cells.n.astype(np.uint64)
+    s <<= np.uint64(3)
+    lo = word << s
+    lo |= cells.lo
+    if int(cells.n.max(initial=0)) < 8:  # every appended text starts in the low word: no third shift (in place)
+        np.subtract(np.uint64(64), s, out=s)
+        hi: U64 = word >> s
+    else:
+        hi = word >> (np.uint64(64) - s)
+        hi |= word << (s - np.uint64(64))
+    hi |= cells.hi
     return Cells(lo, hi, cells.n + n)
 
 
@@ -169,6 +177,18 @@ def _fixed(decimals: int, sep: bytes, size: int) -> Cells:
     return table
 
 
+_narrow_tables: dict[int, tuple[Cells, bool]] = {}
+
+
+def _narrow(table: Cells) -> bool:
+    """Whether every text of ``table`` (built once, kept in ``_tables``) fits in its low word."""
+    known = _narrow_tables.get(id(table))
+    if known is None or known[0] is not table:
+        known = (table, int(table.n.max(initial=0)) <= 8)
+        _narrow_tables[id(table)] = known
+    return known[1]
+
+
 def fixed_cells(values: FloatArray, decimals: int, sep: bytes) -> Cells | None:
     """Floats rounded to ``decimals`` (as ``numpy.round``); None if one is not finite or ``|v| >= FIXED_LIMIT``.
 
@@ -181,7 +201,11 @@ def fixed_cells(values: FloatArray, decimals: int, sep: bytes) -> Cells | None:
     if scaled.size:  # the common case in two reductions: no NaN (max is not NaN), no sign bit set (-0.0 included)
         top = float(scaled.max())
         if 0 <= top < FIXED_TABLE and int(scaled.view(np.int64).min()) >= 0:
-            return _take(_fixed(decimals, sep, int(top) + 1), scaled.astype(np.int64))
+            table = _fixed(decimals, sep, int(top) + 1)
+            k = scaled.astype(np.int64)
+            if _narrow(table):  # texts of at most 8 bytes: the high words are zeros (calloc'ed: no pass)
+                return Cells(table.lo[k], np.zeros(len(k), dtype=np.uint64), table.n[k])
+            return _take(table, k)
     magnitude = np.abs(scaled)
     missing = np.isnan(scaled)
     has_missing = bool(missing.any())
