@@ -325,6 +325,29 @@ def _check_fd_limit(meters: int, key: str) -> None:
     check_fits(meters + FD_MARGIN, limit.soft, key, what)
 
 
+# glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def _keep_freed_memory() -> None:
+    """Let this (batch) process reuse the memory it frees instead of handing it back to the system.
+
+    The generator's arrays are 0.1-10 MB each and short-lived. By default glibc serves such sizes from fresh mappings
+    or trims them off the heap when freed, so every array's pages are faulted in anew: about a quarter of the CSV
+    text's time on the seed job. Here blocks up to 64 MiB come from the heap and freed memory stays in it (the peak
+    is the same; it is returned at exit). Linux/glibc only; elsewhere nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes  # already loaded by numpy
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # a libc without mallopt
+        return
+    mallopt(_M_MMAP_THRESHOLD, 64 << 20)
+    mallopt(_M_TRIM_THRESHOLD, 512 << 20)
+
+
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from simulator.writers import write_dataset  # pyarrow and tqdm: not loaded by the long-running `run`
 
@@ -355,6 +378,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         plan.layout,
         plan.fmt,
     )
+    _keep_freed_memory()
     try:
         files = write_dataset(plan, Path(args.out), progress=sys.stderr.isatty())
     except OSError as exc:
