@@ -21,6 +21,8 @@ both alike.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import statistics
 import subprocess
 import sys
@@ -111,6 +113,23 @@ def _check(out: Path, days: int) -> str:
     return f"{len(frame)} rows; {sizes}"
 
 
+def bytecode_note() -> str:
+    """Whether the simulator's and config's modules have up-to-date bytecode caches (``__pycache__``).
+
+    Without them every process compiles ~6,000 lines of source before it starts (tens of ms): the case when
+    ``PYTHONDONTWRITEBYTECODE`` is set and nothing compiled them (pip compiles an installed package's modules; an
+    editable install's are compiled by ``make .venv/.installed-run`` or ``python -m compileall config simulator``)."""
+    root = Path(__file__).resolve().parent.parent
+    sources = [path for package in ("config", "simulator") for path in (root / package).glob("*.py")]
+    stale = 0
+    for source in sources:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        stale += not cached.exists() or cached.stat().st_mtime < source.stat().st_mtime
+    state = "all cached" if not stale else f"{stale} of {len(sources)} modules without an up-to-date cache"
+    flag = os.environ.get("PYTHONDONTWRITEBYTECODE", "")
+    return f"bytecode of config/ and simulator/: {state}; PYTHONDONTWRITEBYTECODE={flag!r}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=3)
@@ -122,6 +141,7 @@ def main() -> None:
         ours_process(Path(tmp), days, every)
         print(f"ours: {_check(Path(tmp), days)}")
     print(f"job: {days} days x A,B,C, errors every {every} s, seed layout (csv); {args.repeat} runs of each")
+    print(bytecode_note())
     proc_a, proc_b = pair(
         args.repeat, lambda out: original_process(out, days, every), lambda out: ours_process(out, days, every)
     )
