@@ -76,7 +76,7 @@ def _schedule(hours: IntArray, blocks: tuple[tuple[int, int], ...], level_kw: fl
     on = np.zeros(hours.shape, dtype=bool)
     for start, end in blocks:
         on |= (hours >= start) & (hours < end)
-    return np.where(on, level_kw, 0.0).astype(np.float64)
+    return np.where(on, level_kw, 0.0).astype(np.float64, copy=False)  # float64 already: no second copy
 
 
 def classic(household: Household, start_s: int, n: int, tz: ZoneInfo, rng: np.random.Generator) -> ProfileBlock:

@@ -90,6 +90,16 @@ def test_local_hours_matches_datetime_every_minute_of_a_dst_day() -> None:
     assert local_hours(ts, BERLIN).tolist() == expected
 
 
+@pytest.mark.parametrize("days", [1, 3, 30])  # within a few days: every bucket's offset; beyond: the distinct ones
+def test_local_hours_of_unsorted_seconds_across_dst_changes(days: int) -> None:
+    start = midnight(2024, 3, 30, BERLIN)
+    ts = np.random.default_rng(days).permutation(np.arange(start, start + days * 86_400, 37, dtype=np.int64))
+    for zone in (BERLIN, KOLKATA, ZoneInfo("America/St_Johns")):
+        expected = [datetime.fromtimestamp(int(t), zone).hour for t in ts]
+        assert local_hours(ts, zone).tolist() == expected
+    assert local_hours(np.zeros(0, dtype=np.int64), BERLIN).tolist() == []
+
+
 @pytest.mark.parametrize("hid", "ABC")
 def test_overall_is_base_plus_appliances_plus_uniform(hid: str) -> None:
     block = classic(CLASSIC[hid], T0, 86_400, UTC_ZONE, np.random.default_rng(3))
