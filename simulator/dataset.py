@@ -22,7 +22,7 @@ import numpy as np
 from config.errors import ConfigError
 from config.households import CLASSIC_ORDER
 from config.settings import DEFAULT_CLIMATE, parse_tz
-from simulator.faults import CodeArray, FaultConfig, fault_day, stack
+from simulator.faults import CHANNELS, CodeArray, FaultConfig, fault_day
 from simulator.fleet import PROFILES, MeterSpec, fleet_specs, make_profile
 from simulator.localday import day_span
 from simulator.profiles import FloatArray
@@ -123,10 +123,13 @@ def chunks(plan: DatasetPlan) -> Iterator[Chunk]:
         start, end = day_span(day, zone)
         for first in range(0, len(specs), size):
             group = specs[first : first + size]
-            clean = [stack(profile.block(start, end - start)) for profile in profiles[first : first + size]]
+            clean = np.empty((len(group), end - start, len(CHANNELS)), dtype=np.float64)
+            for i, profile in enumerate(profiles[first : first + size]):  # each block's columns stored in place
+                block = profile.block(start, end - start)
+                clean[i, :, 0], clean[i, :, 1], clean[i, :, 2] = block.ac_kw, block.geyser_kw, block.overall_kw
             ids = tuple(spec.meter_id for spec in group)
             if plan.faults is None:
-                yield Chunk(day, start, ids, np.stack(clean), None, None)
+                yield Chunk(day, start, ids, clean, None, None)
                 continue
             faulted = [
                 fault_day(values, plan.faults, plan.seed, spec.key, day, start)
@@ -136,7 +139,7 @@ def chunks(plan: DatasetPlan) -> Iterator[Chunk]:
                 day,
                 start,
                 ids,
-                np.stack(clean),
+                clean,
                 np.stack([f.values_kw for f in faulted]),
                 np.stack([f.codes for f in faulted]),
             )
