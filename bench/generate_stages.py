@@ -23,7 +23,7 @@ import argparse  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import simulator.__main__  # noqa: E402,F401  (timed: what `python -m simulator generate` imports)
+import simulator.__main__  # noqa: E402  (timed: what `python -m simulator generate` imports)
 from simulator.dataset import DatasetPlan, chunks  # noqa: E402
 from simulator.faults import FaultConfig  # noqa: E402
 from simulator.layouts import tables  # noqa: E402
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--every", type=int, default=25)
     args = parser.parse_args()
+    simulator.__main__._keep_freed_memory()  # as `generate` does
     plan = DatasetPlan(days=args.days, seed=1, faults=FaultConfig(every_s=args.every), layout="seed", profile="classic")
     started = time.perf_counter()
     data = list(chunks(plan))
