@@ -18,6 +18,7 @@ from simulator.csvtext import (
     FIXED_TABLE,
     counted_lines,
     float_text,
+    reference_lines,
     reference_text,
     splice,
     table_lines,
@@ -129,6 +130,25 @@ def test_short_rows_and_one_column() -> None:
         "100000",
         "123456789012",
     ]
+
+
+@pytest.mark.parametrize(
+    ("middle", "last"),
+    [
+        ([1_234_567.1234, 2.5], [12.3456, 0.5]),  # last cells of 4-8 bytes, rows of 15-23: stored as the rows' last 8
+        ([1_234_567.1234, 2.5], [123_456.7891, 1.0]),  # a last cell of 12 bytes: each stored exactly
+        (None, [1.0, 2.5]),  # rows of 4 bytes, too short for an 8-byte window: each stored exactly
+    ],
+)
+def test_each_rows_last_cell_ends_the_row(middle: list[float] | None, last: list[float]) -> None:
+    """The last cell of a row (not merged with the cells before it) is stored as the row's final 8 bytes where it
+    fits them, else exactly: the same text either way."""
+    columns: tuple[IntColumn | FloatColumn, ...] = (FloatColumn(np.array(last), 4),)
+    if middle is not None:
+        columns = (IntColumn(np.arange(len(last))), FloatColumn(np.array(middle), 4), *columns)
+    table = Table(tuple(f"c{i}" for i in range(len(columns))), columns)
+    assert bytes(table_text(table)) == reference_text(table)
+    assert table_lines(table).ends.tolist() == reference_lines(table).ends.tolist()
 
 
 def test_timestamps() -> None:
