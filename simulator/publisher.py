@@ -357,6 +357,8 @@ class FleetLoop:
 
     def run(self) -> None:
         """Run until ``stop()``; then publish ``offline`` for every meter and disconnect cleanly."""
+        # Python does not name its threads for the OS: this line lets a profiler or bench/publish.py tell them apart.
+        log.info("threads: %s", ", ".join(f"{t.name}={t.native_id}" for t in threading.enumerate()))
         try:
             while not self.stop_event.is_set():
                 self._pass()
