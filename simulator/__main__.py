@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import resource
 import signal
@@ -48,8 +49,16 @@ from simulator.dataset import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS, Da
 from simulator.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
 from simulator.fleet import MAX_FLEET, PROFILES, build_meters, fleet_specs, make_profile
 from simulator.localday import day_span
-from simulator.outbox import DEFAULT_RETENTION_S, FLEET_MODE_RETENTION_S, MAX_RETENTION_S, Outbox
+from simulator.outbox import (
+    DEFAULT_RETENTION_S,
+    FLEET_MODE_RETENTION_S,
+    HORIZON_LEAD_S,
+    MAX_RETENTION_S,
+    Checkpoint,
+    Outbox,
+)
 from simulator.publisher import KEEPALIVE_S, SHOW_METERS, FleetLoop
+from simulator.reproduce import Model, resume
 from simulator.schedule import DEFAULT_CONNECT_RATE
 
 log = logging.getLogger("simulator")
@@ -103,9 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--outbox-retention",
         metavar="DURATION",
-        help="how long each meter's readings stay in its outbox for replays and backlogs (e.g. 90m, 24h, 7d; default "
-        f"{DEFAULT_RETENTION_S // 86_400}d, with --fleet {FLEET_MODE_RETENTION_S // 3600}h: a reading takes about 260 "
-        "bytes, 22 MB per meter-day)",
+        help="how far back each meter's readings can be reproduced from its outbox for replays and backlogs (e.g. "
+        f"90m, 24h, 7d; default {DEFAULT_RETENTION_S // 86_400}d, with --fleet {FLEET_MODE_RETENTION_S // 3600}h: "
+        "a checkpoint every 10 s, about 0.7 MB per meter-day)",
     )
     run.add_argument(
         "--keepalive",
@@ -226,13 +235,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if retention_s < 1:
             raise ConfigError("--outbox-retention", "must be at least 1 s")
     outbox = Outbox(Path(settings.data_dir), retention_s)
-    lasts = {spec.meter_id: last for spec in specs if (last := outbox.last(spec.meter_id)) is not None}
-    if lasts and max(last.ts for last in lasts.values()) + 1 > sim_start:  # a meter never goes back in time
-        sim_start = float(max(last.ts for last in lasts.values()) + 1)
+    # A restarted meter continues after everything its last run may have published (its newest checkpoint stepped
+    # up to that run's horizon): the same seqs and registers, never back in time.
+    resumed = resume(outbox, ids)
+    lasts = {meter_id: r.state for meter_id, r in resumed.items()}
+    if lasts and max(state.next_ts for state in lasts.values()) > sim_start:  # a meter never goes back in time
+        sim_start = float(max(state.next_ts for state in lasts.values()))
         log.info("resuming after the last reading on record (%s)", format_ts(int(sim_start) - 1))
-    for meter_id, last in sorted(lasts.items()):
-        log.info("meter %s continues at seq %d (registers %.4f kWh overall)", meter_id, last.seq + 1, last.overall_kwh)
-    clock = SimClock(wall_origin=time.monotonic(), sim_origin=sim_start, speed=speed)
+    for meter_id, state in sorted(lasts.items())[:SHOW_METERS]:
+        log.info("meter %s continues at seq %d (registers %.4f kWh overall)", meter_id, state.seq, state.overall_kwh)
+    if len(lasts) > SHOW_METERS:
+        log.info("... and %d more meters continue where they were", len(lasts) - SHOW_METERS)
     faults = _faults(args)
     warmup_s = 0 if args.warmup is None else parse_duration(args.warmup, "--warmup", high_s=86_400)
     fresh = [spec for spec in specs if spec.meter_id not in lasts]
@@ -242,6 +255,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             meter for meter in meters if meter.meter_id in lasts
         ]
         log.info("warm-up: %s publish the past %d s first", ",".join(s.meter_id for s in fresh), warmup_s)
+    # The run's settings and every meter's starting point are on disk before anything is published.
+    model = Model(seed, profile, climate, zone.key, faults)
+    starts = [
+        Checkpoint.of(m.state, resumed[m.meter_id].acked_upto if m.meter_id in resumed else None, 0) for m in meters
+    ]
+    clock = SimClock(wall_origin=time.monotonic(), sim_origin=sim_start, speed=speed)
+    outbox.begin_run(model.to_json(), math.ceil(sim_start + HORIZON_LEAD_S * speed), starts)
     # In fleet mode each meter publishes at its own offset into the second, not all at once.
     loop = FleetLoop(
         meters,
