@@ -11,7 +11,7 @@ the OS), memory from ``VmRSS``. The broker's CPU over the same span is printed t
 Baseline in the same run: Mosquitto's C client, ``mosquitto_pub -l -q 1``, sending ``N x seconds`` lines of a real
 reading's payload to the same kind of broker as fast as it can: the machine's practical limit.
 
-    python -m bench.publish [--meters 1000,10000] [--seconds 30] [--anonymous] [--cprofile FILE]
+    python -m bench.publish [--meters 1000,10000] [--seconds 30] [--anonymous] [--cprofile FILE] [--connect-rate N]
 """
 
 from __future__ import annotations
@@ -116,7 +116,9 @@ def _wait_for(proc: Proc, pattern: re.Pattern[str], timeout_s: float) -> re.Matc
     raise TimeoutError(f"{proc.name}: no {pattern.pattern!r} within {timeout_s} s:\n{proc.log()[-3000:]}")
 
 
-def run_fleet(meters: int, seconds: float, work: Path, anonymous: bool, cprofile: str | None) -> FleetRun:
+def run_fleet(
+    meters: int, seconds: float, work: Path, anonymous: bool, cprofile: str | None, connect_rate: str | None = None
+) -> FleetRun:
     """One fleet against a fresh broker; figures over ``seconds`` once every meter is connected."""
     logs = work / f"fleet-{meters}"
     ids = [spec.meter_id for spec in fleet_specs(["A", "B", "C"], meters)]
@@ -126,6 +128,8 @@ def run_fleet(meters: int, seconds: float, work: Path, anonymous: bool, cprofile
     env = {"FLEET_DATA_DIR": str(logs / "data"), "FLEET_MQTT_ANONYMOUS": str(anonymous).lower()}
     run = ["simulator", "run", "--broker", f"mqtt://{LOOPBACK}:{broker.port}", "--speed", "1", "--seed", "1"]
     run += ["--profile", "classic", "--households", "A,B,C", "--fleet", str(meters)]
+    if connect_rate is not None:
+        run += ["--connect-rate", connect_rate]
     argv = python_module("cProfile", "-o", cprofile, "-m", *run) if cprofile else python_module(*run)
     spawned = time.monotonic()
     sim = start("simulator", argv, logs, env=clean_env(env))
@@ -188,6 +192,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured span once every meter is connected")
     parser.add_argument("--anonymous", action="store_true", help="broker lets anyone in (default: auth files)")
     parser.add_argument("--cprofile", metavar="FILE", help="run the largest fleet under cProfile, stats to FILE")
+    parser.add_argument("--connect-rate", metavar="PER_S", help="the simulator's --connect-rate (default: its own)")
     args = parser.parse_args()
     sizes = [int(part) for part in args.meters.split(",") if part.strip()]
     work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
@@ -195,7 +200,7 @@ def main() -> None:
     runs = []
     for size in sizes:
         profile = str(Path(args.cprofile).resolve()) if args.cprofile and size == max(sizes) else None
-        result = run_fleet(size, args.seconds, work, args.anonymous, profile)
+        result = run_fleet(size, args.seconds, work, args.anonymous, profile, args.connect_rate)
         runs.append(result)
         n, held, p50, p99, p999, worst, within = result.lateness
         print(

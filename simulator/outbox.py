@@ -151,6 +151,7 @@ class Outbox:
         self._conn.executescript(_SCHEMA)
         self._runs: dict[int, Run] = {}  # runs other than the current one never change but for their horizon
         self.run: Run | None = None  # this process's run, once begun
+        self._legacy: bool | None = None  # whether the tables of an earlier version's outbox are there
 
     def latest(self, meter: str) -> Checkpoint | None:
         """The meter's newest checkpoint, if any."""
@@ -172,6 +173,29 @@ class Outbox:
             f"SELECT {_COLUMNS} FROM checkpoints WHERE meter = ? AND seq > ? ORDER BY seq LIMIT 1", (meter, seq)
         ).fetchone()
         return None if row is None else _checkpoint(row)
+
+    def legacy_last(self, meter: str) -> tuple[MeterState, int | None] | None:
+        """Where a meter stood in an outbox written by an earlier version (every reading kept, table ``outbox``): the
+        state after its last reading, and its ``acked_upto``; None if there is no such table or row. Those readings
+        are not reproducible (no checkpoint): a restart continues after them."""
+        if self._legacy is None:
+            self._legacy = (
+                self._conn.execute(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('outbox', 'acked')"
+                ).fetchone()[0]
+                == 2
+            )
+        if not self._legacy:
+            return None
+        row = self._conn.execute(
+            "SELECT seq, ts, ac_kwh, geyser_kwh, overall_kwh FROM outbox WHERE meter = ? ORDER BY seq DESC LIMIT 1",
+            (meter,),
+        ).fetchone()
+        if row is None:
+            return None
+        acked = self._conn.execute("SELECT acked_upto FROM acked WHERE meter = ?", (meter,)).fetchone()
+        state = MeterState(meter, int(row[0]) + 1, int(row[1]) + 1, float(row[2]), float(row[3]), float(row[4]))
+        return state, int(row[0]) if acked is None else int(acked[0])
 
     def meters(self) -> list[str]:
         """Every meter with a checkpoint, in name order."""

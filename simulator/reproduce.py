@@ -202,12 +202,15 @@ class Resumed:
 
 def resume(outbox: Outbox, meter_ids: Iterable[str]) -> dict[str, Resumed]:
     """Where each meter with a checkpoint continues: its newest checkpoint stepped up to its run's horizon (a closed
-    checkpoint as it is)."""
+    checkpoint as it is); a meter known only to an earlier version's outbox continues after its last reading there."""
     reproducer = Reproducer(outbox)
     out = {}
     for meter_id in meter_ids:
         latest = outbox.latest(meter_id)
         if latest is None:
+            legacy = outbox.legacy_last(meter_id)
+            if legacy is not None:
+                out[meter_id] = Resumed(*legacy)
             continue
         state = latest.state
         if not latest.closed:

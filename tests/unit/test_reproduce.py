@@ -125,3 +125,23 @@ def test_the_model_round_trips_through_its_json() -> None:
 def test_spec_of_gives_the_fleet_specs() -> None:
     for spec in fleet_specs(["A", "B", "C"]) + fleet_specs(["A", "B", "C"], 30) + fleet_specs(["C"], 5, offset=90):
         assert spec_of(spec.meter_id) == spec
+
+
+def test_an_earlier_versions_outbox_is_continued(tmp_path: Path) -> None:
+    """An outbox of the version that kept every reading: its meters continue after their last reading there."""
+    outbox = Outbox(tmp_path)
+    outbox._conn.executescript(
+        "CREATE TABLE outbox (meter TEXT, seq INTEGER, ts INTEGER, ac_kwh REAL, geyser_kwh REAL, overall_kwh REAL,"
+        " payload BLOB, PRIMARY KEY (meter, seq)) WITHOUT ROWID;"
+        "CREATE TABLE acked (meter TEXT PRIMARY KEY, acked_upto INTEGER) WITHOUT ROWID;"
+    )
+    (meter,) = build_meters(fleet_specs(["C"]), SEED, ZoneInfo(TZ), START, "classic")
+    readings = advance(meter, START + 50)
+    with outbox._conn:
+        outbox._conn.executemany(
+            "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(r.meter, r.seq, r.ts, r.ac_kwh, r.geyser_kwh, r.overall_kwh, encode_reading(r)) for r in readings],
+        )
+        outbox._conn.execute("INSERT INTO acked VALUES ('C', 44)")
+    resumed = resume(outbox, ["A", "C"])
+    assert resumed == {"C": Resumed(meter.state, 44)}
