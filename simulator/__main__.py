@@ -11,6 +11,7 @@ Bad arguments or settings: one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import math
 import os
@@ -290,6 +291,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         "none" if faults is None else faults,
         broker.urls(),
     )
+    # Meters, connections and profiles live as long as the process: frozen, the collector's full passes no longer walk
+    # them (at 10,000 meters each took 40-60 ms, every 150 ms while the meters were connecting).
+    gc.freeze()
     try:
         loop.run()
     finally:

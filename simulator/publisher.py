@@ -56,7 +56,7 @@ from config.wire import (
     status_topic,
 )
 from simulator.clock import SimClock
-from simulator.delivery import Delivery
+from simulator.delivery import Delivery, HeldPayloads
 from simulator.fleet import Meter
 from simulator.mqttconn import MqttConnection, resolve
 from simulator.mqttpacket import CONNACK_REASONS, Message, Will
@@ -345,6 +345,7 @@ class FleetLoop:
         self._reproducer = Reproducer(outbox, self.meters) if outbox is not None else None
         self._asked_horizon = 0 if self._writer is None else self._writer.horizon
         self._held_by_horizon = False  # the last step stopped at the horizon (its move not committed yet)
+        self._held = HeldPayloads()  # held readings' payloads, while memory allows: not reproduced when sent
         self._next_checkpoint = self._started + CHECKPOINT_S
         if self._writer is not None:
             self._selector.register(self._writer.wakeup, selectors.EVENT_READ, None)
@@ -517,6 +518,8 @@ class FleetLoop:
         """Publish a meter's new readings (seqs ``first``..), or hold them while it is not connected."""
         if not link.connected:
             link.delivery.held(first, first + len(payloads) - 1)
+            if self._reproducer is not None:
+                self._held.keep(link.meter_id, first, payloads)
         else:
             link.send(payloads, first)  # it holds what the connection refuses
 
@@ -531,7 +534,7 @@ class FleetLoop:
                 self._touched[meter_id] = link
                 first, last = chunk
                 budget -= last - first + 1
-                payloads = reproducer.payloads(link.meter_id, first, last)
+                payloads = self._held.take(meter_id, first, last) or reproducer.payloads(meter_id, first, last)
                 if len(payloads) != last - first + 1:  # older than the outbox's retention: what is left, untracked
                     log.warning("meter %s: seqs %d..%d partly gone from the outbox", link.meter_id, first, last)
                     if payloads:
