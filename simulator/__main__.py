@@ -1,7 +1,7 @@
 """Command line of the simulator.
 
     python -m simulator run --household A [--household B ...] [--speed N] [--start HH:MM:SS] [--seed S]
-    python -m simulator run --households A,B,C --fleet 10000 [--fleet-offset K] [--connect-rate 500]
+    python -m simulator run --households A,B,C --fleet 10000 [--fleet-offset K] [--connect-rate 1000]
     python -m simulator generate --days 3 --households A,B,C --errors-every 25 --seed 1 --format csv --out DIR
     python -m simulator plot --household A --date 2024-01-01 --out day.png
 

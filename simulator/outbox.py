@@ -8,10 +8,10 @@ meter from a checkpoint gives the very bytes it published. So the outbox keeps, 
   second that no meter of the run has published a reading at or after. The loop advances it (a one-row transaction,
   ``HORIZON_LEAD_S`` of wall time ahead) before it steps past it: **what is needed to reproduce a reading exactly is on
   disk before the reading is on the wire.**
-- ``checkpoints``: per meter, its state at the start of each run and every ``CHECKPOINT_S`` of wall time (one
-  transaction for the whole fleet), with ``acked_upto`` (every seq up to it was acknowledged by the broker, PUBACK,
-  when the checkpoint was taken) and whether it is *closed* (written at a clean stop: the meter produced nothing past
-  it). Energy registers are kept as the bits of their doubles (exact).
+- ``checkpoints``: per meter, its state at the start of each run and every ``CHECKPOINT_S`` of wall time (a tenth
+  of the fleet at a time, one small transaction each), with ``acked_upto`` (every seq up to it was acknowledged by
+  the broker, PUBACK, when the checkpoint was taken) and whether it is *closed* (written at a clean stop: the meter
+  produced nothing past it). Energy registers are kept as the bits of their doubles (exact).
 
 A meter's stream from seq ``s`` is reproduced from its newest checkpoint at or before ``s``, by its run's model, up to
 the next checkpoint (a later run starts a new segment) and never past what the run produced (its horizon, or the live
@@ -49,10 +49,11 @@ DEFAULT_RETENTION_S: Final = 7 * 86_400
 # every CHECKPOINT_S; 10,000 meters keep about 250 MB for the hour).
 FLEET_MODE_RETENTION_S: Final = 3600
 MAX_RETENTION_S: Final = 366 * 86_400
-CHECKPOINT_S: Final = 10.0  # wall seconds between checkpoint rounds of the whole fleet
+CHECKPOINT_S: Final = 10.0  # wall seconds between two checkpoints of a meter...
+CHECKPOINT_SLICES: Final = 10  # ...taken a slice of the fleet at a time (one transaction each)
 HORIZON_LEAD_S: Final = 2.0  # the horizon is moved this many wall seconds (times the speed) ahead of the clock...
 HORIZON_RENEW_S: Final = 1.0  # ...whenever less than this is left
-PRUNE_SLICE: Final = 100  # meters pruned after each checkpoint round (in name order, wrapping), in one statement
+PRUNE_SLICE: Final = 100  # meters pruned after each checkpoint job (in name order, wrapping)
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS runs (
