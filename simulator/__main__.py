@@ -240,9 +240,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     # up to that run's horizon): the same seqs and registers, never back in time.
     resumed = resume(outbox, ids)
     lasts = {meter_id: r.state for meter_id, r in resumed.items()}
-    if lasts and max(state.next_ts for state in lasts.values()) > sim_start:  # a meter never goes back in time
-        sim_start = float(max(state.next_ts for state in lasts.values()))
-        log.info("resuming after the last reading on record (%s)", format_ts(int(sim_start) - 1))
+    # A meter never goes back in time: it continues at its next second, whatever the clock says. The clock itself
+    # starts there too if that is further ahead than the horizon's lead (a restart with the same --start); within the
+    # lead (a restart at speed 1 right after a kill) it keeps to the wall clock and the meters wait that long.
+    resume_at = max((state.next_ts for state in lasts.values()), default=0)
+    if resume_at - HORIZON_LEAD_S * speed > sim_start:
+        sim_start = float(resume_at)
+    if resume_at > sim_start - 1:
+        log.info("resuming after the last reading on record (%s)", format_ts(resume_at - 1))
     for meter_id, state in sorted(lasts.items())[:SHOW_METERS]:
         log.info("meter %s continues at seq %d (registers %.4f kWh overall)", meter_id, state.seq, state.overall_kwh)
     if len(lasts) > SHOW_METERS:
