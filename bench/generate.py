@@ -1,22 +1,29 @@
 """How much faster is ``python -m simulator generate`` than the original generator, on the original job?
 
-The job: 3 days x households A, B, C, an error every 25 s, the original CSV layout (both files). Timed two ways in the
-same run, each writing to its own temporary directory:
+The job: 3 days x households A, B, C, an error every 25 s, the original CSV layout (both files). Timed two ways, each
+run writing to its own temporary directory:
 
-(a) a faithful re-implementation of the original ``gen_fake_data.py`` (seed-behaviour.md section 1): a pure-Python loop
-    over the seconds with the hour-of-day schedules, Overall = 0.5 + AC + Geyser + U(0.1, 1.0) from Python's
-    ``random``; with errors, every N-th second every column gets one error of a random type (negative, spike, missing);
-    a pandas DataFrame built from the rows and written with its index; the two files drawn independently.
-(b) our generator, in process: ``main(["generate", ..., "--profile", "classic", "--layout", "seed"])``, which also
-    writes the ground truth file ``..._error_types.csv`` that the original did not have.
+As whole processes (what a user waits for: interpreter start, imports, generation, files):
+(a) ``python bench/original_generator.py --out DIR ...``: a faithful re-implementation of the original
+    ``gen_fake_data.py`` (seed-behaviour.md section 1) as a script: a pure-Python loop over the seconds, a pandas
+    DataFrame from the rows, ``to_csv``; the two files drawn independently.
+(b) ``python -m simulator generate ... --profile classic --layout seed``, which also writes the ground truth file
+    ``..._error_types.csv`` that the original did not have.
 
-    python -m bench.generate [--days 3] [--every 25] [--repeat 1]
+In this process (imports already paid): the same two, (a) ``original_generator.run_original`` and (b) ``main([...])``.
+
+Best and median of ``--repeat`` runs of each, interleaved (a, b, a, b, ...) so that load on a shared machine falls on
+both alike.
+
+    python -m bench.generate [--days 3] [--every 25] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import random
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,63 +31,38 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 
+from bench.original_generator import WITH, run_original
 from simulator.__main__ import main as simulator_main
 from simulator.fleet import fleet_specs, make_profile
 from simulator.localday import day_span
 
-# The original's schedules: household -> (AC kW, AC hours, Geyser kW, Geyser hours), blocks [lo, hi).
-ORIGINAL_HOUSEHOLDS = {
-    "A": (1.5, ((0, 7), (18, 23)), 3.0, ((6, 8), (18, 20))),
-    "B": (2.0, ((9, 17),), 0.0, ()),
-    "C": (1.5, ((22, 24), (0, 6), (10, 14)), 3.0, ((5, 7), (21, 23))),
-}
-WITHOUT = "realistic_fake_energy_data_without_errors.csv"
-WITH = "realistic_fake_energy_data_with_errors.csv"
+ORIGINAL_SCRIPT = Path(__file__).with_name("original_generator.py")
 
 
-def _noise(value: float) -> float:
-    kind = random.choice(["negative", "spike", "missing"])
-    if kind == "negative":
-        return -abs(value)
-    if kind == "spike":
-        return value * random.uniform(10, 100)
-    return np.nan
-
-
-def original_generate(days: int, errors: bool, error_period: int) -> pd.DataFrame:
-    """The original per-second loop: one dict per second, then a DataFrame."""
-    rows = []
-    for second in range(days * 24 * 3600):
-        hour = (second // 3600) % 24
-        row = {}
-        for house, (ac_kw, ac_hours, geyser_kw, geyser_hours) in ORIGINAL_HOUSEHOLDS.items():
-            ac = ac_kw if any(lo <= hour < hi for lo, hi in ac_hours) else 0.0
-            geyser = geyser_kw if any(lo <= hour < hi for lo, hi in geyser_hours) else 0.0
-            overall = 0.5 + ac + geyser + random.uniform(0.1, 1.0)
-            row[f"{house}_AC"] = ac
-            row[f"{house}_Geyser"] = geyser
-            row[f"{house}_Overall"] = overall
-        if errors and second % error_period == 0:
-            row = {column: _noise(value) for column, value in row.items()}
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def run_original(out: Path, days: int, every: int) -> None:
-    """Both files of the original, each from its own loop (independent draws)."""
-    original_generate(days, False, every).to_csv(out / WITHOUT)
-    original_generate(days, True, every).to_csv(out / WITH)
+def ours_argv(out: Path, days: int, every: int) -> list[str]:
+    """The generator's arguments for the original job."""
+    argv = ["generate", "--days", str(days), "--households", "A,B,C", "--errors-every", str(every), "--seed", "1"]
+    return [*argv, "--format", "csv", "--layout", "seed", "--profile", "classic", "--tz", "UTC", "--out", str(out)]
 
 
 def run_ours(out: Path, days: int, every: int) -> None:
     """Our generator through its command line, in process."""
-    argv = ["generate", "--days", str(days), "--households", "A,B,C", "--errors-every", str(every), "--seed", "1"]
-    argv += ["--format", "csv", "--layout", "seed", "--profile", "classic", "--tz", "UTC", "--out", str(out)]
-    if simulator_main(argv) != 0:
+    if simulator_main(ours_argv(out, days, every)) != 0:
         raise SystemExit("generate failed")
+
+
+def original_process(out: Path, days: int, every: int) -> None:
+    """The original as a script, in a process of its own."""
+    argv = [sys.executable, str(ORIGINAL_SCRIPT), "--out", str(out), "--days", str(days), "--every", str(every)]
+    subprocess.run(argv, check=True, timeout=600)
+
+
+def ours_process(out: Path, days: int, every: int) -> None:
+    """``python -m simulator generate`` in a process of its own (its log lines discarded)."""
+    argv = [sys.executable, "-m", "simulator", *ours_argv(out, days, every)]
+    subprocess.run(argv, check=True, timeout=600, stderr=subprocess.DEVNULL)
 
 
 def profile_only(days: int) -> None:
@@ -93,18 +75,34 @@ def profile_only(days: int) -> None:
             profile.block(start, end - start)
 
 
-def best_of(repeat: int, job: Callable[[Path], None]) -> float:
-    """The fastest of ``repeat`` runs, each in a fresh temporary directory, in seconds."""
-    times = []
+def timed(job: Callable[[Path], None]) -> float:
+    """Seconds one run of ``job`` takes, in a fresh temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
+        started = time.perf_counter()
+        job(Path(tmp))
+        return time.perf_counter() - started
+
+
+def pair(repeat: int, a: Callable[[Path], None], b: Callable[[Path], None]) -> tuple[list[float], list[float]]:
+    """``repeat`` timings of each of ``a`` and ``b``, interleaved."""
+    times_a, times_b = [], []
     for _ in range(repeat):
-        with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
-            started = time.perf_counter()
-            job(Path(tmp))
-            times.append(time.perf_counter() - started)
-    return min(times)
+        times_a.append(timed(a))
+        times_b.append(timed(b))
+    return times_a, times_b
+
+
+def _row(label: str, times: list[float]) -> str:
+    return f"{label:<52} best {min(times):7.3f} s  median {statistics.median(times):7.3f} s"
+
+
+def _ratio(label: str, a: list[float], b: list[float], target: float) -> str:
+    best, median = min(a) / min(b), statistics.median(a) / statistics.median(b)
+    return f"ratio (a)/(b) {label}: {best:.1f}x best, {median:.1f}x median (target >= {target:g}x)"
 
 
 def _check(out: Path, days: int) -> str:
+    """The with-errors file has the original's header and one row per second; the files' sizes."""
     header = (out / WITH).open().readline().rstrip("\n")
     frame = pd.read_csv(out / WITH, index_col=0)
     assert header == ",A_AC,A_Geyser,A_Overall,B_AC,B_Geyser,B_Overall,C_AC,C_Geyser,C_Overall", header
@@ -117,21 +115,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--every", type=int, default=25)
-    parser.add_argument("--repeat", type=int, default=1, help="report the best of this many runs of each")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each, for the best and the median")
     args = parser.parse_args()
+    days, every = args.days, args.every
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
-        run_ours(Path(tmp), args.days, args.every)
-        print(f"ours: {_check(Path(tmp), args.days)}")
-    original_s = best_of(args.repeat, lambda out: run_original(out, args.days, args.every))
-    ours_s = best_of(args.repeat, lambda out: run_ours(out, args.days, args.every))
-    started = time.perf_counter()
-    profile_only(args.days)
-    profile_s = time.perf_counter() - started
-    job = f"{args.days} days x A,B,C, errors every {args.every} s, seed layout (csv)"
-    print(f"job: {job}")
-    print(f"(a) original per-second loop + pandas to_csv: {original_s:7.2f} s")
-    print(f"(b) python -m simulator generate:             {ours_s:7.2f} s  (classic profile alone: {profile_s:.2f} s)")
-    print(f"ratio (a)/(b): {original_s / ours_s:.1f}x (target >= 20x)")
+        ours_process(Path(tmp), days, every)
+        print(f"ours: {_check(Path(tmp), days)}")
+    print(f"job: {days} days x A,B,C, errors every {every} s, seed layout (csv); {args.repeat} runs of each")
+    proc_a, proc_b = pair(
+        args.repeat, lambda out: original_process(out, days, every), lambda out: ours_process(out, days, every)
+    )
+    print("as processes:")
+    print(_row("(a) python bench/original_generator.py", proc_a))
+    print(_row("(b) python -m simulator generate", proc_b))
+    print(_ratio("as processes", proc_a, proc_b, 20))
+    run_ours(Path(tempfile.gettempdir()) / "bench-generate-warmup", days, every)  # imports and tables: paid once
+    in_a, in_b = pair(args.repeat, lambda out: run_original(out, days, every), lambda out: run_ours(out, days, every))
+    profile_s = timed(lambda out: profile_only(days))
+    print("in this process:")
+    print(_row("(a) original per-second loop + pandas to_csv", in_a))
+    print(_row("(b) simulator main(['generate', ...])", in_b) + f"  (classic profile alone: {profile_s:.3f} s)")
+    print(_ratio("in process", in_a, in_b, 50))
 
 
 if __name__ == "__main__":

@@ -7,22 +7,24 @@ batches of up to ``MAX_BATCH`` readings on ``meters/<id>/readings`` (a meter's b
 - in process, no MQTT: ``Ingest.handle(topic, payload)`` in a loop over a fresh ``History`` with the store as the
   bridge configures it by default (SQLite, readings mode, 2-day rings): the Python processing limit;
 - through MQTT, the bridge's own path: Mosquitto (authenticated, on a free loopback port, the production
-  ``max_inflight_messages 100``) -> ``bridge.subscriber.Subscriber`` (paho) -> ``Ingest`` -> ``History`` -> store;
+  ``max_inflight_messages 100``) -> ``bridge.subscriber.Subscriber`` (``config.mqtt``; paho before 2026-12-06)
+  -> ``Ingest`` -> ``History`` -> store;
 - baseline: ``mosquitto_sub`` (C) draining the same messages from the same broker: the broker/transport limit;
-- baseline: the same ``Subscriber`` (paho) with a handler that only counts: what the Python MQTT client costs alone.
+- baseline: the same ``Subscriber`` with a handler that only counts: what the Python MQTT client costs alone.
 
 Every consumer holds a persistent session (clean session off, QoS 1, like the bridge) that is registered first; then
 ``mosquitto_pub -l -q 1`` (one process per meter, as that meter's user; ``--publishers`` at a time, as each lingers
 about 0.2 s at the end of its input) publishes every message while the consumers are away, so the broker queues them;
 then each consumer connects alone and drains its queue. The publishers are done before a consumer starts: the rate is
-the consumer's, measured from its first to its last arrival. CPU is the consuming process's (every thread: paho's
-network thread, ingest, the store's writer) from its start until the store has committed everything, per reading.
+the consumer's, measured from its first to its last arrival. CPU is the consuming process's (every thread: the
+subscriber's network thread, ingest, the store's writer) from its start until the store has committed everything, per
+reading.
 
     python -m bench.ingest [--meters 1000] [--seconds 60] [--publishers 32] [--profile 20] [--profile-mqtt 0]
                            [--forms single,batch] [--no-mqtt]
 
 ``--profile N`` prints the top N functions of a cProfile of the in-process loop (single form); ``--profile-mqtt N``
-those of paho's network thread (where the bridge's ingest runs) while it drains the single form once more.
+those of the subscriber's network thread (where the bridge's ingest runs) while it drains the single form once more.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -196,7 +197,7 @@ class _TimedIngest(Ingest):
         self.first = 0.0
         self.last = 0.0
         self.done = threading.Event()
-        self.profiler: cProfile.Profile | None = None  # enabled on paho's thread at connect, disabled at the end
+        self.profiler: cProfile.Profile | None = None  # enabled on the network thread at connect, off at the end
 
     def handle(self, topic: str, payload: bytes) -> bool:
         now = time.perf_counter()
@@ -285,21 +286,20 @@ def drain_bridge(
     profiler: cProfile.Profile | None = None,
 ) -> Figure:
     """The bridge's subscriber takes its queued messages into a fresh history and store (``ingest_work`` False: a
-    handler that only counts; ``profiler``: enabled on paho's thread from the connection to the last message)."""
+    handler that only counts; ``profiler``: enabled on the network thread from the connection to the last message)."""
     history = _fresh_history(work)
     ingest = _TimedIngest(history, messages, ingest_work)
     broker = BrokerAddress(LOOPBACK, port, secret=load_or_create_secret(fleet_secret()))
     subscriber = Subscriber(broker, ingest, client_id)
     if profiler is not None:
         ingest.profiler = profiler
-        on_connect = subscriber.client.on_connect
+        on_connack = subscriber._on_connack
 
-        def profiled(*args: Any) -> None:
-            profiler.enable()  # on paho's network thread, which will run every handler
-            if on_connect is not None:
-                on_connect(*args)
+        def profiled(code: int, session_present: bool) -> bool:
+            profiler.enable()  # on the subscriber's network thread, which will run every handler
+            return on_connack(code, session_present)
 
-        subscriber.client.on_connect = profiled
+        subscriber._on_connack = profiled  # type: ignore[method-assign]
     cpu0 = time.process_time()
     subscriber.start()
     try:
@@ -337,7 +337,9 @@ def main() -> None:
     parser.add_argument("--broker", choices=["mosquitto"], default="mosquitto")
     parser.add_argument("--publishers", type=int, default=32, help="mosquitto_pub processes at a time")
     parser.add_argument("--profile", type=int, default=20, help="lines of the in-process profile (0: none)")
-    parser.add_argument("--profile-mqtt", type=int, default=0, help="lines of the paho thread's profile (0: none)")
+    parser.add_argument(
+        "--profile-mqtt", type=int, default=0, help="lines of the subscriber thread's profile (0: none)"
+    )
     parser.add_argument("--forms", default="single,batch")
     parser.add_argument("--no-mqtt", action="store_true", help="in-process figures only")
     args = parser.parse_args()
@@ -386,7 +388,7 @@ def _run(args: argparse.Namespace, forms: list[str], work: Path) -> None:
                 )
                 results[form].append(
                     drain_bridge(
-                        f"{form}: paho Subscriber, handler only counts",
+                        f"{form}: Subscriber, handler only counts",
                         port,
                         null_id,
                         len(messages),
@@ -415,20 +417,22 @@ def _run(args: argparse.Namespace, forms: list[str], work: Path) -> None:
         for figure in figures:
             print(figure.line())
         if len(figures) == 4:
-            pure, sub, paho, bridge = figures
+            pure, sub, client, bridge = figures
             print(
-                f"  ratios: bridge / mosquitto_sub {_ratio(bridge, sub)}, bridge / paho alone {_ratio(bridge, paho)}, "
-                f"bridge / in process {_ratio(bridge, pure)}, bridge / target {bridge.rate() / TARGET_PER_S:.2f}x"
+                f"  ratios: bridge / mosquitto_sub {_ratio(bridge, sub)}, bridge / client alone "
+                f"{_ratio(bridge, client)}, bridge / in process {_ratio(bridge, pure)}, "
+                f"bridge / target {bridge.rate() / TARGET_PER_S:.2f}x"
             )
             print(
-                f"  CPU per reading: bridge {_us(bridge)}, of which paho alone {_us(paho)} and ingest in process "
-                f"{_us(pure)}; one core at that CPU cost: {bridge.readings / (bridge.cpu_s or 1):,.0f} readings/s"
+                f"  CPU per reading: bridge {_us(bridge)}, of which the client alone {_us(client)} and ingest in "
+                f"process {_us(pure)}; one core at that CPU cost: "
+                f"{bridge.readings / (bridge.cpu_s or 1):,.0f} readings/s"
             )
     if args.profile and "single" in forms:
         print("\nprofile: single form, Ingest.handle loop (cProfile, the calling thread only)")
         print(profile(made["single"], work / "profile", args.profile))
     if mqtt_profile:
-        print("\nprofile: single form through MQTT, paho's network thread (cProfile; not the store's writer)")
+        print("\nprofile: single form through MQTT, the subscriber's network thread (cProfile; not the store's writer)")
         print(mqtt_profile)
     print(f"run {time.perf_counter() - wall0:.0f} s")
 

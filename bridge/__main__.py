@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sys
 
 from config.errors import ConfigError
+from config.fdlimit import raise_soft_limit
 from config.logs import configure_logging
 from config.secret import bridge_settings
 from config.settings import load_settings, parse_port
@@ -36,9 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bridge: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, "bridge")
+    # Before gunicorn forks: the worker that accepts the connections inherits the raised limit.
+    fd_limit = raise_soft_limit(logging.getLogger("bridge"))
     from bridge.server import BridgeServer  # gunicorn only where it is served
 
-    BridgeServer(settings, host, port).run()
+    BridgeServer(settings, host, port, fd_limit.soft).run()
     return 0
 
 

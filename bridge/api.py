@@ -181,7 +181,7 @@ def healthz() -> Response:
     subscriber = state.subscriber
     if state.mqtt_alive():
         mqtt = "connected"
-    else:  # stalled: paho says connected, but the session delivers nothing (a reconnect is being forced)
+    else:  # stalled: connected, but the session delivers nothing (a reconnect is being forced)
         mqtt = "stalled" if subscriber is not None and subscriber.connected else "disconnected"
     body: dict[str, object] = {
         "status": "degraded" if reasons else "ok",

@@ -4,13 +4,13 @@ Every time here is wall time in seconds (epoch seconds from the caller's clock);
 
 Two questions, two answers:
 
-- ``SessionWatch``: paho says connected, yet is the session alive? The subscriber publishes a QoS 1 probe to its own
+- ``SessionWatch``: connected, yet is the session alive? The subscriber publishes a QoS 1 probe to its own
   topic every ``PROBE_PERIOD_S``; a live session delivers it back. Nothing at all delivered (readings, status, probe)
   for ``DEAD_AFTER_S`` since the later of the connection and the last message means dead: force a reconnect. A forced
   reconnect that brought nothing doubles the bound for the next (up to ``MAX_DEAD_AFTER_S``), so a broker that never
   delivers the probe (an ACL without ``bridges/#``) costs a reconnect every few minutes, not every few seconds.
 - ``degraded_reasons``: what ``/healthz`` reports. Degraded when (a) meters say they are online but no reading from
-  any of them arrived for ``HealthBounds.quiet_s``, (b) the session delivered nothing for that long, or (c) paho has
+  any of them arrived for ``HealthBounds.quiet_s``, (b) the session delivered nothing for that long, or (c) MQTT has
   been disconnected for longer than ``HealthBounds.disconnected_s``. ``quiet_s`` is ``max(QUIET_FLOOR_S,
   QUIET_PERIODS`` reading periods), a reading period being ``1 / FLEET_SPEED`` wall seconds.
 """
@@ -28,7 +28,7 @@ DEAD_AFTER_S: Final = DEAD_PERIODS * PROBE_PERIOD_S + DEAD_MARGIN_S  # 7 s
 MAX_DEAD_AFTER_S: Final = 300.0  # the bound's ceiling after forced reconnects that brought nothing
 QUIET_PERIODS: Final = 10  # reading periods of silence from every online meter before /healthz is degraded ...
 QUIET_FLOOR_S: Final = 10.0  # ... but never fewer wall seconds than this
-DISCONNECTED_S: Final = 5.0  # paho disconnected this long: degraded (its reconnect back-off is 1 to 10 s)
+DISCONNECTED_S: Final = 5.0  # disconnected this long: degraded (its reconnect back-off is 1 to 10 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ class HealthSignals:
     online_meters: int  # meters whose retained status says online
     online_quiet_s: float  # since a reading of any online meter arrived (or a status arrived, or the bridge started)
     last_message_age_s: float | None  # since the session delivered anything; None: the bridge has no MQTT at all
-    disconnected_s: float | None  # how long paho has said disconnected; None while connected or without MQTT
+    disconnected_s: float | None  # how long the connection has been down; None while connected or without MQTT
 
 
 def degraded_reasons(signals: HealthSignals, bounds: HealthBounds) -> list[str]:
@@ -79,7 +79,7 @@ def degraded_reasons(signals: HealthSignals, bounds: HealthBounds) -> list[str]:
 
 
 class SessionWatch:
-    """Decides when a session paho calls connected is dead, and counts the reconnects that decision forced.
+    """Decides when a connected session is dead, and counts the reconnects that decision forced.
 
     Not thread-safe: one watchdog thread calls ``check``; ``silent`` only reads.
     """

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from bridge.revisions import LateLog, LateSeconds
 from bridge.sequence import FUTURE, MeterClock, SeqTracker
 from bridge.store import ReadingStore
-from config.wire import UNKNOWN, Reading
+from config.wire import OFFLINE, UNKNOWN, Reading
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -209,7 +209,11 @@ class History:
         self._rings: dict[str, MeterRing] = {}
         self._status: dict[str, str] = {}
         self._changed: dict[str, threading.Condition] = {}
-        self._waiters: dict[str, list[tuple[int, threading.Event]]] = {}  # meter -> (watermark wanted, event)
+        # meter -> watermark wanted -> one event shared by every stream waiting for it: a window's end wakes its
+        # streams with one set(), and a stream that times out has nothing to remove. A per-stream event in a list
+        # (set one by one, removed by a scan on each timeout) cost 10,000 streams most of the worker's CPU
+        # (docs/performance.md, issue #13). An event nobody waits on any more goes when the watermark passes it.
+        self._waiters: dict[str, dict[int, threading.Event]] = {}
         self._late: dict[str, LateLog] = {}  # meter -> its late seconds (bridge.revisions), from its first one
 
     def _condition(self, meter: str) -> threading.Condition:
@@ -266,32 +270,24 @@ class History:
         waiters = self._waiters.get(meter)
         if not waiters:
             return
-        keep = []
-        for target, event in waiters:
-            if watermark >= target:
-                event.set()
-            else:
-                keep.append((target, event))
-        self._waiters[meter] = keep
+        for target in [target for target in waiters if watermark >= target]:  # few: one per window end awaited
+            waiters.pop(target).set()
 
     def wait_until(self, meter: str, target: int, timeout: float) -> int | None:
         """Wait up to ``timeout`` s until ``meter``'s watermark reaches ``target``; the watermark then.
 
         Only the waiters whose target has come are woken (2,000 streams of a 60 s window wake once a minute, not once
-        a reading).
+        a reading), all of them by one event.
         """
-        event = threading.Event()
-        entry = (target, event)
         with self._lock:
             ring = self._rings.get(meter)
             if ring is not None and ring.last_ts is not None and ring.last_ts + 1 >= target:
                 return ring.last_ts + 1
-            self._waiters.setdefault(meter, []).append(entry)
-        if not event.wait(timeout):
-            with self._lock:
-                waiters = self._waiters.get(meter, [])
-                if entry in waiters:
-                    waiters.remove(entry)
+            waiters = self._waiters.setdefault(meter, {})
+            event = waiters.get(target)
+            if event is None:
+                event = waiters[target] = threading.Event()
+        event.wait(timeout)
         return self.watermark(meter)
 
     def set_status(self, meter: str, status: str) -> None:
@@ -378,6 +374,17 @@ class History:
             self._condition(meter).wait_for(advanced, timeout)
             ring = self._rings.get(meter)
             return None if ring is None or ring.last_ts is None else ring.last_ts + 1
+
+    def ingest_lags(self) -> dict[str, float]:
+        """Per meter not known to be offline: wall seconds its newest reading held is behind its estimated time
+        (``MeterClock.behind_s``; bridge.metrics' ingest lag)."""
+        with self._lock:
+            wall = self._clock()
+            return {
+                meter: ring.clock.behind_s(ring.last_ts, wall)
+                for meter, ring in self._rings.items()
+                if ring.last_ts is not None and self._status.get(meter) != OFFLINE
+            }
 
     def gaps(self, meter: str) -> list[tuple[int, int]]:
         """The seq ranges ``(first, last)`` missing below ``meter``'s highest seq."""

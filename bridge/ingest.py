@@ -1,6 +1,6 @@
 """Turning MQTT messages into history: decode, validate, deduplicate, count.
 
-``Ingest.handle`` is the seam between paho and the bridge: it takes a topic and raw payload bytes, never raises, and
+``Ingest.handle`` is the seam between MQTT and the bridge: it takes a topic and raw payload bytes, never raises, and
 counts every rejected message or reading by reason (``config.wire.REASONS`` plus ``internal`` for bugs): what the
 wire rejects, and what history rejects (``too_old``, ``conflict``, ``future``, ``seq_jump``, ``seq_reused``:
 ``bridge.history``, ``bridge.sequence``). Nothing is dropped uncounted. A status other than ``online`` / ``offline``

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from bridge.state import BridgeState
+from bridge.store import QUEUE_MAX
 from config.wire import REASONS
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads
@@ -87,6 +88,7 @@ class BridgeCollector:
         meters = history.meters()
         yield _gauge("meters_known", "Meters heard on the wire (readings or status).", len(meters))
         yield from _mqtt(state)
+        yield from _ingest_backlog(state)
         yield from self._per_meter(meters)
         yield from _process()
 
@@ -190,6 +192,44 @@ def _mqtt(state: BridgeState) -> Iterator[Metric]:
         "store_dropped",
         "Readings kept in memory but never written to disk: the disk was too far behind (bridge.store.QUEUE_MAX).",
         0 if store is None else store.dropped,
+    )
+
+
+def _ingest_backlog(state: BridgeState) -> Iterator[Metric]:
+    """Whether the bridge keeps up with its meters: what waits inside it, and how far behind the meters it is."""
+    store = state.history.store
+    depth = GaugeMetricFamily(
+        f"{PREFIX}_ingest_queue_depth",
+        "Readings waiting inside the bridge, by stage. store: accepted into memory, queued for SQLite or being written"
+        " (bridge.store's writer). The MQTT callback puts each reading into history and this queue itself: nothing"
+        " else waits between them. Past ingest_queue_limit a reading is kept in memory only, counted in store_dropped.",
+        labels=["stage"],
+    )
+    depth.add_metric(["store"], 0 if store is None else store.pending())
+    yield depth
+    limit = GaugeMetricFamily(
+        f"{PREFIX}_ingest_queue_limit", "The most readings each stage holds (see ingest_queue_depth).", labels=["stage"]
+    )
+    limit.add_metric(["store"], QUEUE_MAX)
+    yield limit
+    lag = GaugeMetricFamily(
+        f"{PREFIX}_ingest_lag_seconds",
+        "How far behind its meters the bridge is, in wall seconds: per meter not offline, its estimated current time"
+        " (bridge.sequence.MeterClock: its newest reading's second plus the wall time since it arrived, times"
+        " FLEET_SPEED; never set back by a reading that arrives late) minus the end of the newest second held, over"
+        " FLEET_SPEED; the smallest over those meters. About 0-1 while readings arrive as they are made. It grows by a"
+        " second a second while readings wait before the bridge (its MQTT socket, the broker's queue for its session)"
+        " or none arrive at all: every live meter is at least this far behind, so it is the bridge or its broker, not"
+        " one meter (meter_ingest_lag_seconds tells which meter went quiet). No sample before a reading.",
+    )
+    lags = state.history.ingest_lags()
+    if lags:
+        lag.add_metric([], min(lags.values()))
+    yield lag
+    yield _counter(
+        "store_failed",
+        "Readings kept in memory whose write to disk failed (logged): never on disk.",
+        0 if store is None else store.failed,
     )
 
 

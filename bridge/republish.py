@@ -18,7 +18,7 @@ With ``settings.ha_discovery``, Home Assistant device discovery (``bridge.discov
 meter heard and every configured household: once each, again on every new connection to the broker (it may have
 lost its retained messages), and again whenever Home Assistant says ``online`` on ``<ha_prefix>/status``.
 
-Nothing here runs on paho's thread except ``ha_status``, which only sets an event; a failing pass is logged and the
+Nothing here runs on the MQTT thread except ``ha_status``, which only sets an event; a failing pass is logged and the
 loop carries on.
 """
 
@@ -131,7 +131,7 @@ class Republisher:
         self._ticker = Ticker("fleet-republish", POLL_S, self.step, immediately=True)
 
     def request_discovery(self) -> None:
-        """Publish every discovery message again on the next pass (safe on paho's thread: it sets an event)."""
+        """Publish every discovery message again on the next pass (safe on the network thread: it sets an event)."""
         self._announce_all.set()
 
     def ha_status(self, payload: bytes) -> None:

@@ -65,6 +65,14 @@ class MeterClock:
             return None
         return self.base_ts + max(0.0, wall - self.base_wall) * self.speed
 
+    def behind_s(self, last_ts: int, wall: float) -> float:
+        """Wall seconds from the end of second ``last_ts`` (the newest held) to the meter's estimated time at ``wall``:
+        how long ago, by the meter's own clock, the bridge's newest reading of it was complete (0 before any)."""
+        estimate = self.estimate(wall)
+        if estimate is None:
+            return 0.0
+        return max(0.0, estimate - (last_ts + 1)) / self.speed
+
     def plausible(self, ts: int, wall: float) -> bool:
         """Whether ``ts`` is at most the skew ahead of the estimate (any ``ts`` before the first reading)."""
         estimate = self.estimate(wall)

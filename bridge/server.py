@@ -7,6 +7,7 @@ rather than resetting the connection under the client's answer.
 
 from __future__ import annotations
 
+import resource
 from typing import Any
 
 from flask import Flask
@@ -16,7 +17,8 @@ from bridge.app import create_app
 from config.settings import Settings
 
 GRACEFUL_TIMEOUT_S = 3  # open SSE streams never end by themselves; do not hold a shutdown for long
-WORKER_CONNECTIONS = 4000
+MAX_CONNECTIONS = 20_000  # HTTP connections at most (SSE streams stay open): about 0.5 GB at 23 KB a stream
+FD_MARGIN = 100  # descriptors besides the clients': SQLite (database, WAL, shm, two connections), MQTT, logs, the hub
 WORKER_CLASS = "bridge.worker.JsonGeventWorker"  # gunicorn loads it in the worker, by dotted path
 # gunicorn's request limits, set here so they are ours (these are its defaults). Past them: JSON 414 (request line),
 # 431 (header count or size). A request line holds every query this API takes with room to spare; a header field of
@@ -24,6 +26,14 @@ WORKER_CLASS = "bridge.worker.JsonGeventWorker"  # gunicorn loads it in the work
 LIMIT_REQUEST_LINE = 4094
 LIMIT_REQUEST_FIELDS = 100
 LIMIT_REQUEST_FIELD_SIZE = 8190
+
+
+def worker_connections(fd_limit: int) -> int:
+    """gunicorn's ``worker_connections`` for a process that may open ``fd_limit`` files: as many connections as its
+    descriptors hold besides the bridge's own, at most ``MAX_CONNECTIONS``, at least 1."""
+    if fd_limit == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(1, min(MAX_CONNECTIONS, fd_limit - FD_MARGIN))
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
@@ -47,8 +57,10 @@ def _worker_exit(server: Any, worker: Any) -> None:
 class BridgeServer(BaseApplication):  # type: ignore[misc]
     """gunicorn, configured in code; the app is built in the worker, after gevent has patched the standard library."""
 
-    def __init__(self, settings: Settings, host: str, port: int) -> None:
+    def __init__(self, settings: Settings, host: str, port: int, fd_limit: int = resource.RLIM_INFINITY) -> None:
         self.settings = settings
+        # The worker inherits the master's descriptor limit (bridge.__main__ raised it before gunicorn forks).
+        self.connections = worker_connections(fd_limit)
         self.bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         super().__init__()
 
@@ -61,7 +73,7 @@ class BridgeServer(BaseApplication):  # type: ignore[misc]
             "limit_request_line": LIMIT_REQUEST_LINE,
             "limit_request_fields": LIMIT_REQUEST_FIELDS,
             "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
-            "worker_connections": WORKER_CONNECTIONS,
+            "worker_connections": self.connections,
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
             "timeout": 30,
             "keepalive": 5,

@@ -103,6 +103,7 @@ class ReadingStore:
         self._clock = clock
         self.written = 0
         self.dropped = 0
+        self.failed = 0  # readings whose write failed (logged): in memory, never on disk
         self._lock = threading.Lock()
         self._wanted = threading.Condition(self._lock)  # the writer waits here for readings, a flush or close
         self._buffer: list[Reading] = []  # readings not yet taken by the writer
@@ -129,6 +130,11 @@ class ReadingStore:
             self._pending += 1
             if len(self._buffer) in (1, BATCH):  # the writer may be asleep on an empty buffer, or gathering
                 self._wanted.notify()
+
+    def pending(self) -> int:
+        """Readings queued for the disk or being written now (the writer's backlog)."""
+        with self._lock:
+            return self._pending
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is committed; False on timeout."""
@@ -187,6 +193,7 @@ class ReadingStore:
                 self._first.setdefault(reading.meter, (reading.ts, now))
             self.written += len(batch)
         except sqlite3.Error:
+            self.failed += len(batch)
             log.exception("could not write %d readings to %s", len(batch), self.path)
         finally:
             with self._flushed:

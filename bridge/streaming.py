@@ -15,7 +15,9 @@ already sent. Each pass asks history for the late seconds since the revision the
 none) and sends ``event: revision`` once per affected window, whatever the number of late seconds in it: the window's
 event again, recomputed, with no ``id:`` (``Last-Event-ID`` resumption is unaffected). Only windows the connection sent
 (for a ``Last-Event-ID`` resumption: every window before it) that history still holds are revised. A stream wakes at
-least every ``MAX_WAIT_S`` to look, so a revision goes out within about a second without any wake-up per reading.
+least every ``MAX_WAIT_S`` to look (every ``SOON_S`` when its next window is final sooner than that, since that
+window's wake-up looks too), so a revision goes out within about a second, at most two, without any wake-up per
+reading.
 ``format=legacy`` streams get no revisions: their line does not say which window it is, and the Android widget's
 ``EventSource`` ignores named events anyway. Rendered events are cached with the meter's late revision in the key, so
 a stale rendering of a revised window is never served.
@@ -39,6 +41,11 @@ from bridge.streams import WindowCursor
 from config.wire import format_ts
 
 MAX_WAIT_S: Final = 1.0
+# A stream whose next window is final within this many wall seconds (at the meter's pace) waits for it up to this long
+# instead of MAX_WAIT_S: that window's wake-up looks at revisions too. Waking every stream at MAX_WAIT_S as well
+# doubled the passes of 10,000 streams of 2 s windows (docs/performance.md, issue #13).
+SOON_S: Final = 2.0
+BATCH_WINDOWS: Final = 64  # window events at most in one write (about 20 KB)
 
 
 def events(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, paced: bool) -> Iterator[bytes]:
@@ -122,7 +129,7 @@ def _revisions(
 
 def _loop(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, paced: bool) -> Iterator[bytes]:
     history, meter = state.history, spec.household
-    heartbeat_s = state.settings.heartbeat_s
+    heartbeat_s, speed = state.settings.heartbeat_s, state.settings.speed
     pace_s = spec.interval_s / state.settings.speed if paced and spec.start_index is not None else 0.0
     pause = threading.Event()  # never set: its wait() is an interruptible, gevent-friendly pause
     last_sent = last_event = time.monotonic() - pace_s
@@ -150,15 +157,25 @@ def _loop(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bo
         due = cursor.due(watermark)
         now = time.monotonic()
         if due is not None and now >= last_event + pace_s:
-            start, end = due
-            yield _rendered(state, spec, start, end, legacy)
-            if sent_from is None:
-                sent_from = start
-            state.telemetry.window_sent()
-            cursor.advance()
+            # Unpaced, a stream that is behind (history at once, a worker that was busy) sends the windows already
+            # final in one write, up to BATCH_WINDOWS: one system call and one pass, not one each.
+            batch: list[bytes] = []
+            while due is not None and len(batch) < (1 if pace_s else BATCH_WINDOWS):
+                start, end = due
+                batch.append(_rendered(state, spec, start, end, legacy))
+                if sent_from is None:
+                    sent_from = start
+                state.telemetry.window_sent()
+                cursor.advance()
+                due = cursor.due(watermark)
+            yield b"".join(batch)
             last_sent = last_event = time.monotonic()
             continue
-        wait = min(MAX_WAIT_S, max(0.0, last_sent + heartbeat_s - now))
+        look_s = MAX_WAIT_S
+        # Its window's own wake-up comes first and looks at revisions: no extra one on the way.
+        if due is None and cursor.start is not None and watermark is not None:
+            look_s = SOON_S if (cursor.final_at() - watermark) / speed <= SOON_S else MAX_WAIT_S
+        wait = min(look_s, max(0.0, last_sent + heartbeat_s - now))
         if due is not None:  # final, but not yet its turn: a paced replay
             pause.wait(min(wait, last_event + pace_s - now))
         elif cursor.start is not None:  # sleep until the meter's stream reaches this window's end (+ grace)

@@ -1,48 +1,89 @@
-"""The MQTT shell of the bridge: one paho client, subscribed (again on every connect) to readings and status.
+"""The MQTT shell of the bridge: one connection (``config.mqtt``'s packets), subscribed (again on every connect) to
+readings and status, in one network thread.
 
-paho's message is turned into ``(topic, bytes)`` at the edge; nothing past ``_on_message`` sees paho. Callbacks never
-raise: an exception in a paho callback would kill its network thread. Besides the meters' topics, exact topics can be
-routed to a handler of their own (``add_route``: Home Assistant's status, which is not a meter message), ``connection``
-numbers the connections (a new number means a new session: retained messages may need publishing again), and
-``publish`` is the bridge's one way out (the republisher uses it).
+Why not paho: paho took 5 ``recv`` and 2 ``send`` per message received (the packet a byte at a time, its wake-up
+socket), most of the CPU of a single-reading message (docs/performance.md "Ingest"). Here the network thread reads what
+the socket holds (up to ``READ_BYTES``), takes every whole packet of it, hands each message to its handler, and then
+acknowledges every QoS 1 message of that chunk in ONE write: a PUBACK goes out only after ``Ingest.handle`` has taken
+the message into history (and the store's queue), as paho's PUBACK after ``on_message`` did, so the broker never drops
+a message the bridge has not taken (at least once; duplicates are dropped by (meter, second)). After each chunk it
+yields (``time.sleep(0)``): under gunicorn's gevent worker this thread is a greenlet, and a long backlog must not
+starve the SSE greenlets.
+
+Messages are turned into ``(topic, bytes)`` at the edge: a topic that is not UTF-8 goes to ingest as
+``<undecodable topic>`` (rejected there as a bad topic), never as a protocol error. Handlers never raise into the
+network thread: what a handler raises is logged and the next message is handled. Besides the meters' topics, exact
+topics can be routed to a handler of their own (``add_route``: Home Assistant's status, which is not a meter message),
+``connection`` numbers the connections (a new number means a new session: retained messages may need publishing
+again), and ``publish`` is the bridge's one way out (the republisher and the gap repairer use it; thread-safe: one
+lock orders every write on the socket, and reads happen only when the selector says data is there, under that lock,
+so a TLS socket never reads and writes at once).
 
 A sharded bridge (``owned``: the meters this instance owns, ``config.shard``) subscribes to ``meters/<id>/+`` for each
-owned meter instead of the wildcards, and drops (counts in ``foreign``) any meter message for a meter it does not own:
-a persistent session keeps the subscriptions of its earlier runs, which may have owned other meters.
+owned meter instead of the wildcards (``FILTERS_PER_SUBSCRIBE`` filters a SUBSCRIBE), and drops (counts in
+``foreign``) any meter message for a meter it does not own: a persistent session keeps the subscriptions of its
+earlier runs, which may have owned other meters. A SUBACK shows the session alive; refused filters are logged.
 
-paho's own keepalive cannot see a session the broker gave away: amqtt, when another client took the bridge's client id,
-kept answering the bridge's pings on a connection that delivered nothing ever again. So a watchdog thread (a
-``Ticker``) publishes a QoS 1 probe to the bridge's own ``probe_topic`` every ``PROBE_PERIOD_S`` and asks
-``bridge.health.SessionWatch`` whether anything at all (readings, status, probe) was delivered lately; if not, it
-shuts the socket down, and paho's network thread sees the connection lost and reconnects with its back-off.
+A persistent session (fixed client id, clean session off): while the bridge is away the broker queues its QoS 1
+messages (Mosquitto up to max_queued_messages; amqtt only for authenticated sessions). The first line of defence; seq
+gap repair (bridge.repair) is the guarantee. Each connect logs whether the broker kept the session.
+
+Keepalive cannot see a session the broker gave away: amqtt, when another client took the bridge's client id, kept
+answering pings on a connection that delivered nothing ever again. So a watchdog thread (a ``Ticker``) publishes a
+QoS 1 probe to the bridge's own ``probe_topic`` every ``PROBE_PERIOD_S`` (and a PINGREQ if nothing else went out for
+``KEEPALIVE_S``) and asks ``bridge.health.SessionWatch`` whether anything at all (readings, status, probe, a SUBACK)
+was delivered lately; if not, it shuts the socket down, and the network thread sees the connection lost and
+reconnects after its back-off.
 
 Several brokers (``BrokerAddress.fallbacks``): the bridge starts on the first of the list and moves on to the next,
-round robin, whenever an attempt fails (``on_connect_fail``: TCP/TLS), the broker refuses it (CONNACK) or the
-connection is lost (``on_disconnect``, the watchdog's forced reconnect included), after paho's own back-off. paho 2.x
-reconnects by itself (``loop_start``) to ``client.host``/``client.port``, and its public setters refuse a change
-unless the connection is closed, which it never is between paho's own attempts (state CONNECTING or
-CONNECTION_LOST). So the node is chosen in ``on_pre_connect``, which paho calls on its network thread right before
-each attempt opens its socket (``Client.reconnect``): it sets paho's ``_host``/``_port`` (what ``reconnect`` reads;
-``connect_async`` does the same through the setters) and the node's login. No other thread touches them.
+round robin, whenever an attempt fails (TCP/TLS), the broker refuses it (CONNACK) or the connection is lost (the
+watchdog's forced reconnect included), after the back-off (1 s, doubling up to 10 s while attempts fail, as paho's
+``reconnect_delay_set(1, 10)`` was). Each node is tried with its own login.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
+from typing import Final
 
 from bridge.health import PROBE_PERIOD_S, SessionWatch
 from bridge.ingest import Ingest
 from bridge.ticker import Ticker
 from config.credentials import BRIDGE_USER
+from config.mqtt.packet import (
+    CONNACK,
+    CONNACK_REASONS,
+    DISCONNECT_PACKET,
+    PINGREQ_PACKET,
+    PINGRESP,
+    PUBACK,
+    PUBLISH,
+    SUBACK,
+    SUBACK_FAILURE,
+    UNSUBACK,
+    Packet,
+    ProtocolError,
+    as_duplicate,
+    connack_code,
+    connack_session_present,
+    connect_packet,
+    packet_id,
+    parse_publish_raw,
+    puback_packets,
+    publish_packet,
+    split_packets,
+    string,
+    suback_codes,
+    subscribe_many_packet,
+    unsubscribe_packet,
+)
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
 from config.wire import (
     BATCH_SUBSCRIPTION,
@@ -65,6 +106,16 @@ FILTERS_PER_SUBSCRIBE = 8
 _LOG_EVERY = 1000
 PROBE_QOS = 1
 _STATUS_PREFIX, _STATUS_SUFFIX = STATUS_SUBSCRIPTION.split("+")  # meters/ and /status
+_UNDECODABLE: Final = "<undecodable topic>"
+
+READ_BYTES: Final = 65_536  # one read: about 250 single-reading messages, handled before the thread yields
+CONNECT_TIMEOUT_S: Final = 10.0  # TCP, TLS and the CONNACK, each
+IO_TIMEOUT_S: Final = 10.0  # a write the broker does not take for this long loses the connection
+WAIT_S: Final = 1.0  # the network thread looks at ``stop`` at least this often
+MIN_BACKOFF_S: Final = 1.0
+MAX_BACKOFF_S: Final = 10.0
+MAX_QUEUED: Final = 10_000  # QoS 1 messages published and not yet acknowledged; beyond it ``publish`` refuses
+_MAX_MID: Final = 0xFFFF
 
 
 class Subscriber:
@@ -82,10 +133,12 @@ class Subscriber:
         self.brokers = broker.addresses()
         self.node = self.brokers[0]
         self._move_on = False  # the last attempt failed or the connection was lost: the next attempt uses the next node
+        self._tried = False  # an attempt was made (the first one goes to the first node)
         self.ingest = ingest
+        self.client_id = client_id
         self.connected = False
         self._clock = clock  # wall seconds, as bridge.ingest's arrivals
-        # Written by paho's thread, read by others (a float or None: one reference, no lock needed).
+        # Written by the network thread, read by others (a float or None: one reference, no lock needed).
         self.started_s = clock()  # when this subscriber was made (or started): the ages' origin before any message
         self.last_message_s: float | None = None  # the last message of any kind delivered (the session is alive)
         self.last_status_s: float | None = None  # the last meter status message delivered
@@ -100,40 +153,30 @@ class Subscriber:
         self.owned: frozenset[str] | None = None if owned is None else frozenset(owned)
         self._owned_order = () if owned is None else tuple(dict.fromkeys(owned))
         self.foreign = 0  # meter messages dropped: not a meter this bridge owns
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            # A persistent session (fixed id, clean_session false): while the bridge is away the broker queues its
-            # QoS 1 messages (Mosquitto up to max_queued_messages; amqtt only for authenticated sessions). The first
-            # line of defence; seq gap repair (bridge.repair) is the guarantee.
-            client_id=client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
-        login = self.node.login(BRIDGE_USER)  # the bridge's user (config.credentials), or the URL's
-        if login is not None:
-            client.username_pw_set(*login)
-        if broker.tls:
-            client.tls_set(ca_certs=broker.tls_ca)
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_pre_connect = self._on_pre_connect
-        client.on_message = self._on_message
-        client.on_subscribe = self._on_subscribe
-        self.client = client
-        self._lock = threading.Lock()
+        self._tls = ssl.create_default_context(cafile=broker.tls_ca) if broker.tls else None  # as paho's tls_set
+        self._lock = threading.Lock()  # routes, connection state, message ids, what is in flight
+        self._io = threading.Lock()  # every read and write of the socket
         self._routes: dict[str, tuple[int, Callable[[bytes], None]]] = {self.probe_topic: (PROBE_QOS, self._probe)}
         self._connections = 0
+        self._sock: socket.socket | None = None
+        self._in = bytearray()
+        # mid -> PUBLISH packet, QoS 1, not acknowledged, oldest first: all of them go (again) after each CONNACK
+        self._inflight: dict[int, bytes] = {}
+        self._next_mid = 0
+        self._last_out = 0.0  # monotonic: when the last write went out (keepalive)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what the rest of the bridge asks -------------------------------------------------------------------------
 
     def add_route(self, topic: str, handler: Callable[[bytes], None], qos: int = 1) -> None:
         """Subscribe to the exact ``topic`` too (now if connected, and on every connect); its payloads go to
-        ``handler`` (on paho's thread: it must be quick), never to ingest."""
+        ``handler`` (on the network thread: it must be quick), never to ingest."""
         with self._lock:
             self._routes[topic] = (qos, handler)
             connected = self.connected
         if connected:
-            self.client.subscribe(topic, qos)
+            self._subscribe([(topic, qos)])
 
     def connection(self) -> int | None:
         """Number of the current connection (1 for the first, then one more per reconnect); None while disconnected."""
@@ -141,9 +184,19 @@ class Subscriber:
             return self._connections if self.connected else None
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
-        """Publish (thread-safe); True if paho sent it, or queued it until the next connection (QoS > 0)."""
-        rc = self.client.publish(topic, payload, qos=qos, retain=retain).rc
-        return rc == mqtt.MQTT_ERR_SUCCESS or (qos > 0 and rc == mqtt.MQTT_ERR_NO_CONN)
+        """Publish (thread-safe); True if sent, or (QoS 1) held until its PUBACK and sent again after a reconnect.
+        False for QoS 0 while disconnected, or QoS 1 with ``MAX_QUEUED`` messages already waiting."""
+        with self._lock:
+            if qos == 0:
+                packet = publish_packet(string(topic), payload, 0, retain=retain)
+            else:
+                if len(self._inflight) >= MAX_QUEUED:
+                    return False
+                mid = self._mid()
+                packet = self._inflight[mid] = publish_packet(string(topic), payload, 1, mid, retain=retain)
+            connected = self.connected
+        sent = connected and self._send(packet)
+        return sent or qos > 0
 
     def alive(self) -> bool:
         """Connected, and not known dead: something was delivered (or a SUBACK came) within the watchdog's bound."""
@@ -160,209 +213,364 @@ class Subscriber:
         return max(0.0, self._clock() - (self.started_s if last is None else last))
 
     def disconnected_s(self) -> float | None:
-        """Wall seconds paho has said disconnected (since start if it never connected); None while connected."""
+        """Wall seconds disconnected (since start if it never connected); None while connected."""
         since = self.disconnected_since_s
         return None if since is None else max(0.0, self._clock() - since)
-
-    def start(self) -> None:
-        """Connect asynchronously and start paho's network thread (it retries until the broker is there), and the
-        watchdog."""
-        self.started_s = self.disconnected_since_s = self._clock()
-        self.client.connect_async(self.node.host, self.node.port, KEEPALIVE_S)
-        self.client.loop_start()
-        self._watchdog.start()
-
-    def stop(self) -> None:
-        """Stop the watchdog, disconnect and stop the network thread."""
-        self._watchdog.stop()
-        self.connected = False  # a disconnect we asked for is not worth a warning
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def _watch_pass(self) -> None:
-        """Probe the session, and force a reconnect if it is dead (the watchdog thread, every PROBE_PERIOD_S)."""
-        if self.connected:
-            self._send_probe()
-        if self.watch.check(self._clock(), self.connected_since_s, self._last_heard_s()):
-            self._force_reconnect()
-
-    def _send_probe(self) -> None:
-        # Only while connected: paho would queue QoS 1 probes for a broker that is away, and send them all at once.
-        self.client.publish(self.probe_topic, f"{self._clock():.3f}".encode(), qos=PROBE_QOS, retain=False)
-
-    def _force_reconnect(self) -> None:
-        now = self._clock()
-        since = self.last_message_s or self.connected_since_s or now
-        silent_s = now - since
-        log.warning(
-            "bridge's MQTT session to %s delivered nothing (not even its own probe) for %.0f s: forcing a reconnect"
-            " (%d so far)",
-            self.node.url(),
-            silent_s,
-            self.watch.forced,
-        )
-        sock = self.client.socket()
-        if not isinstance(sock, socket.socket):  # None: paho dropped it meanwhile, and its loop reconnects anyway
-            return
-        try:
-            # Thread-safe: paho's network thread, blocked in select() on this socket, wakes up, reads EOF, closes the
-            # socket, calls on_disconnect and reconnects with its back-off (reconnect() from this thread would race
-            # it for the socket).
-            sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, ValueError) as exc:  # closed meanwhile: the same outcome
-            log.info("forced reconnect: the socket was already gone (%s)", exc)
 
     def node_url(self) -> str:
         """The URL (no password) of the broker the bridge is on, or tries next."""
         return self.node.url()
 
-    def _on_pre_connect(self, client: mqtt.Client, userdata: object) -> None:
-        """On paho's thread, right before each attempt opens its socket: the next node if the last one failed."""
+    def start(self) -> None:
+        """Start the network thread (it connects, and retries until a broker is there) and the watchdog."""
+        self.started_s = self.disconnected_since_s = self._clock()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mqtt-subscriber", daemon=True)
+            self._thread.start()
+        self._watchdog.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the watchdog, disconnect (DISCONNECT: the broker keeps the session) and end the network thread (waited
+        for up to ``timeout``: within gunicorn's graceful timeout, so that the store still closes after it)."""
+        self._watchdog.stop()
+        self._stop.set()
+        was_connected, self.connected = self.connected, False  # a disconnect we asked for is not worth a warning
+        sock = self._sock
+        if sock is not None:
+            if was_connected:
+                self._write(sock, DISCONNECT_PACKET)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the network thread at once
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- the watchdog -----------------------------------------------------------------------------------------------
+
+    def _watch_pass(self) -> None:
+        """Probe the session, and force a reconnect if it is dead (the watchdog thread, every PROBE_PERIOD_S)."""
+        if self.connected:
+            self._send_probe()
+            if time.monotonic() - self._last_out >= KEEPALIVE_S:
+                self._send(PINGREQ_PACKET)
+        if self.watch.check(self._clock(), self.connected_since_s, self._last_heard_s()):
+            self._force_reconnect()
+
+    def _send_probe(self) -> None:
+        # Only while connected: probes held for a broker that is away would all go out at once on the next connect.
+        self.publish(self.probe_topic, f"{self._clock():.3f}".encode(), PROBE_QOS, False)
+
+    def _force_reconnect(self) -> None:
+        now = self._clock()
+        since = self.last_message_s or self.connected_since_s or now
+        log.warning(
+            "bridge's MQTT session to %s delivered nothing (not even its own probe) for %.0f s: forcing a reconnect"
+            " (%d so far)",
+            self.node.url(),
+            now - since,
+            self.watch.forced,
+        )
+        sock = self._sock
+        if sock is None:  # dropped meanwhile: the network thread reconnects anyway
+            return
         try:
-            if not self._move_on or len(self.brokers) < 2:
-                return
-            self._move_on = False
+            # Thread-safe: the network thread, waiting on this socket, reads EOF, counts the connection lost and
+            # reconnects after its back-off.
+            sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError) as exc:  # closed meanwhile: the same outcome
+            log.info("forced reconnect: the socket was already gone (%s)", exc)
+
+    # -- the network thread ---------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay_s = MIN_BACKOFF_S
+        while not self._stop.is_set():
+            try:
+                accepted = self._session()
+            except Exception:  # a bug: logged, and the thread goes on reconnecting
+                log.exception("error in the MQTT network thread")
+                self._lost("internal error")
+                accepted = False
+            if self._stop.is_set():
+                break
+            if accepted:
+                delay_s = MIN_BACKOFF_S  # a lost connection: the first attempt after 1 s
+            self._stop.wait(delay_s)
+            if not accepted:
+                delay_s = min(delay_s * 2, MAX_BACKOFF_S)
+        self._close()
+
+    def _session(self) -> bool:
+        """One connection, from the attempt to its loss; True if the broker accepted it."""
+        node = self._choose_node()
+        try:
+            sock = socket.create_connection((node.host, node.port), timeout=CONNECT_TIMEOUT_S)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_hostname=node.host)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            self._connect_failed(exc)
+            return False
+        sock.settimeout(IO_TIMEOUT_S)
+        self._in.clear()
+        self._sock = sock
+        login = node.login(BRIDGE_USER)  # the bridge's user (config.credentials), or the URL's
+        user, password = login if login is not None else (None, None)
+        self._write(
+            sock, connect_packet(self.client_id, KEEPALIVE_S, clean_session=False, username=user, password=password)
+        )
+        connack = self._read_connack(sock)
+        if connack is None:
+            self._lost("no CONNACK")
+            return False
+        if not self._on_connack(connack_code(connack), connack_session_present(connack)):
+            self._close()
+            return False
+        self._read_loop(sock)
+        return True
+
+    def _read_connack(self, sock: socket.socket) -> Packet | None:
+        """The CONNACK (whatever came after it stays in ``_in`` for the read loop), or None if the connection ended
+        first or sent something else."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while len(self._in) < 4 and time.monotonic() < deadline and not self._stop.is_set():
+            try:
+                data = sock.recv(READ_BYTES)
+            except TimeoutError:
+                continue
+            except OSError:
+                return None
+            if not data:
+                return None
+            self._in += data
+        if len(self._in) < 4:
+            return None
+        if self._in[0] != CONNACK or self._in[1] != 2:
+            log.warning("broker %s sent 0x%02x where a CONNACK was due", self.node.url(), self._in[0])
+            return None
+        connack = Packet(CONNACK, bytes(self._in[2:4]))
+        del self._in[:4]
+        return connack
+
+    def _read_loop(self, sock: socket.socket) -> None:
+        """Read, handle, acknowledge, yield; until the connection is lost or ``stop``."""
+        if not self._take_chunk():  # what came with the CONNACK
+            return
+        tls = isinstance(sock, ssl.SSLSocket)
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                # TLS may hold decrypted bytes the selector cannot see
+                if not (tls and sock.pending()) and not selector.select(WAIT_S):  # type: ignore[attr-defined]
+                    continue
+                with self._io:
+                    try:
+                        data = sock.recv(READ_BYTES)
+                    except TimeoutError:
+                        continue
+                    except OSError as exc:
+                        self._lost(f"receive failed: {exc}")
+                        return
+                if not data:
+                    self._lost("connection closed")
+                    return
+                self._in += data
+                if not self._take_chunk():
+                    return
+                time.sleep(0)  # under gevent: let the SSE greenlets have their turn between chunks
+
+    def _take_chunk(self) -> bool:
+        """Handle every whole packet in ``_in``, then acknowledge its messages in one write; False if the connection
+        is lost."""
+        try:
+            acks = self._handle(split_packets(self._in))
+        except ProtocolError as exc:
+            log.warning("broker %s: %s; closing", self.node.url(), exc)
+            self._lost(f"protocol error: {exc}")
+            return False
+        if acks and not self._send(acks):
+            self._lost("send failed")
+            return False
+        return True
+
+    def _handle(self, packets: list[Packet]) -> bytes:
+        """Handle a chunk's packets in order; the PUBACKs of its QoS 1 messages, to send now that all are taken."""
+        mids: list[int] = []
+        now = self._arrival() if packets else 0.0
+        for packet in packets:
+            kind = packet.first & 0xF0
+            if kind == PUBLISH:
+                topic, payload, qos, mid = parse_publish_raw(packet)
+                self._deliver(topic, payload, now)
+                if qos:
+                    mids.append(mid)
+            elif kind == PUBACK:
+                with self._lock:
+                    self._inflight.pop(packet_id(packet), None)
+            elif kind == SUBACK:
+                self._on_suback(suback_codes(packet))
+            elif kind not in (PINGRESP, UNSUBACK):
+                raise ProtocolError(f"unexpected packet type 0x{packet.first:02x}")
+        return puback_packets(mids) if mids else b""
+
+    # -- the connection's events (the network thread; never raise) ------------------------------------------------
+
+    def _arrival(self) -> float:
+        """The wall time of a chunk's arrival (one for all its messages); a failing clock costs a log line, never
+        the chunk."""
+        try:
+            return self._clock()
+        except Exception:
+            log.exception("the subscriber's clock failed")
+            return time.time()
+
+    def _choose_node(self) -> BrokerAddress:
+        """Right before each attempt: the next node if the last attempt failed or the connection was lost."""
+        if self._move_on and len(self.brokers) > 1:
             left = self.node
             self.node = self.brokers[(self.brokers.index(left) + 1) % len(self.brokers)]
-            # paho's public host/port setters refuse while it reconnects by itself; reconnect() reads these.
-            client._host, client._port = self.node.host, self.node.port
-            login = self.node.login(BRIDGE_USER)
-            client.username_pw_set(*(login if login is not None else (None, None)))
             log.info("bridge moves on from %s to %s", left.url(), self.node.url())
-        except Exception:
-            log.exception("error in on_pre_connect")
+        self._move_on = False
+        return self.node
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        try:
-            self._move_on = True  # TCP or TLS failed
-            log.warning("bridge cannot reach %s", self.node.url())
-        except Exception:
-            log.exception("error in on_connect_fail")
+    def _connect_failed(self, exc: BaseException) -> None:
+        self._move_on = True  # TCP or TLS failed
+        log.warning("bridge cannot reach %s (%s)", self.node.url(), exc)
 
-    def _on_subscribe(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        try:
-            self.last_suback_s = self._clock()
-            refused = sum(1 for code in reason_codes if code.is_failure)
-            if refused:
-                log.warning(
-                    "broker %s refused %d of %d filters of a SUBSCRIBE", self.node.url(), refused, len(reason_codes)
-                )
-        except Exception:
-            log.exception("error in on_subscribe")
+    def _on_connack(self, code: int, session_present: bool) -> bool:
+        """The broker's answer to CONNECT: subscribe (again) if accepted; True if accepted."""
+        if code != 0:
+            self._move_on = True
+            log.warning("broker %s refused the bridge: %s", self.node.url(), CONNACK_REASONS.get(code, code))
+            return False
+        with self._lock:
+            self.connected = True
+            self._connections += 1
+            routes = [(topic, qos) for topic, (qos, _) in self._routes.items()]
+            unacked = list(self._inflight.values())
+        self.connected_since_s = self._clock()
+        self.disconnected_since_s = None
+        # Subscribing here restores the subscriptions after every reconnect (a kept session has them; no harm).
+        if self.owned is None:
+            self._subscribe(
+                [
+                    (READING_SUBSCRIPTION, READING_QOS),
+                    (BATCH_SUBSCRIPTION, READING_QOS),
+                    (STATUS_SUBSCRIPTION, STATUS_QOS),
+                    *routes,
+                ]
+            )
+        else:
+            self._subscribe_owned(routes)
+        self._send_probe()  # shows the new session alive at once (and /healthz ok) rather than a period later
+        if unacked:  # published and not acknowledged on the last connection (or while there was none), oldest first
+            self._send(b"".join(as_duplicate(packet) for packet in unacked))
+        session = "its session kept" if session_present else "a new session"
+        log.info("bridge connected to %s (%s)", self.node.url(), session)
+        return True
 
-    def _probe(self, payload: bytes) -> None:
-        self.probes_received += 1  # only paho's thread writes it
-
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        try:
-            if reason.is_failure:
-                self._move_on = True
-                log.warning("broker %s refused the bridge: %s", self.node.url(), reason)
-                return
-            with self._lock:
-                self.connected = True
-                self._connections += 1
-                routes = [(topic, qos) for topic, (qos, _) in self._routes.items()]
-            self.connected_since_s = self._clock()
-            self.disconnected_since_s = None
-            # Subscribing here restores the subscriptions after every reconnect.
-            if self.owned is None:
-                client.subscribe(
-                    [
-                        (READING_SUBSCRIPTION, READING_QOS),
-                        (BATCH_SUBSCRIPTION, READING_QOS),
-                        (STATUS_SUBSCRIPTION, STATUS_QOS),
-                        *routes,
-                    ]
-                )
-            else:
-                self._subscribe_owned(client, routes)
-            self._send_probe()  # shows the new session alive at once (and /healthz ok) rather than a period later
-            session = "its session kept" if flags.session_present else "a new session"
-            log.info("bridge connected to %s (%s)", self.node.url(), session)
-        except Exception:
-            log.exception("error in on_connect")
-
-    def _subscribe_owned(self, client: mqtt.Client, routes: list[tuple[str, int]]) -> None:
+    def _subscribe_owned(self, routes: list[tuple[str, int]]) -> None:
         # A session this client id had unsharded keeps its wildcards: drop them (harmless if there are none).
-        client.unsubscribe([READING_SUBSCRIPTION, BATCH_SUBSCRIPTION, STATUS_SUBSCRIPTION])
+        self._send(unsubscribe_packet(self._new_mid(), [READING_SUBSCRIPTION, BATCH_SUBSCRIPTION, STATUS_SUBSCRIPTION]))
         # One filter per meter: ``+`` is one level, so reading, readings and status, never agg/<N>s or cmd/replay.
         qos = max(READING_QOS, STATUS_QOS)
         filters = [(f"{TOPIC_ROOT}/{meter}/+", qos) for meter in self._owned_order]
         if routes:
-            client.subscribe(routes)
+            self._subscribe(routes)
         for start in range(0, len(filters), FILTERS_PER_SUBSCRIBE):
-            client.subscribe(filters[start : start + FILTERS_PER_SUBSCRIBE])
+            self._subscribe(filters[start : start + FILTERS_PER_SUBSCRIBE])
         if filters:
             log.info("bridge subscribed to the %d meters it owns", len(filters))
         else:
             log.warning("this bridge's shard owns none of FLEET_HOUSEHOLDS: it subscribes to no meter")
 
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.DisconnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        try:
-            if self.connected:
-                log.warning("bridge disconnected from %s: %s", self.node.url(), reason)
-            self._move_on = True  # lost, or closed before CONNACK (after ``stop`` it does not matter)
+    def _on_suback(self, codes: bytes) -> None:
+        self.last_suback_s = self._clock()
+        refused = codes.count(SUBACK_FAILURE)
+        if refused:
+            log.warning("broker %s refused %d of %d filters of a SUBSCRIBE", self.node.url(), refused, len(codes))
+
+    def _lost(self, reason: str) -> None:
+        """The connection is gone (or never came up): the next attempt goes to the next node."""
+        if self.connected:
+            log.warning("bridge disconnected from %s: %s", self.node.url(), reason)
+        self._move_on = True  # lost, or closed before CONNACK (after ``stop`` it does not matter)
+        with self._lock:
             self.connected = False
-            self.connected_since_s = None
-            if self.disconnected_since_s is None:
-                self.disconnected_since_s = self._clock()
-        except Exception:
-            log.exception("error in on_disconnect")
+        self.connected_since_s = None
+        if self.disconnected_since_s is None:
+            self.disconnected_since_s = self._clock()
+        self._close()
 
-    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        try:
-            self._deliver(message)
-        except Exception:  # the last line of defence for paho's thread
-            log.exception("error handling a message")
+    def _close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
 
-    def _deliver(self, message: mqtt.MQTTMessage) -> None:
-        now = self._clock()
-        self.last_message_s = now  # whatever it is, the session delivered it: it is alive
+    def _probe(self, payload: bytes) -> None:
+        self.probes_received += 1  # only the network thread writes it
+
+    def _deliver(self, topic_bytes: bytes, payload: bytes, now: float) -> None:
+        """One message to its route or to ingest; never raises."""
         try:
-            topic = message.topic
-        except UnicodeDecodeError:
-            topic = "<undecodable topic>"
-        if topic.endswith(_STATUS_SUFFIX) and topic.startswith(_STATUS_PREFIX):
-            self.last_status_s = now
-        route = self._routes.get(topic)
-        if route is not None:  # not a meter message: neither ingested nor counted as rejected
+            self.last_message_s = now  # whatever it is, the session delivered it: it is alive
             try:
-                route[1](bytes(message.payload))
-            except Exception:
-                log.exception("error handling a message on %r", topic[:100])
-            return
-        if self.owned is not None and not self._is_owned(topic):
-            self.foreign += 1  # only paho's thread writes it
-            if self.foreign == 1 or self.foreign % _LOG_EVERY == 0:
-                log.info("dropped message #%d for a meter this bridge does not own (%r)", self.foreign, topic[:100])
-            return
-        try:
-            self.ingest.handle(topic, bytes(message.payload))
+                topic = topic_bytes.decode()
+            except UnicodeDecodeError:
+                topic = _UNDECODABLE
+            if topic.endswith(_STATUS_SUFFIX) and topic.startswith(_STATUS_PREFIX):
+                self.last_status_s = now
+            route = self._routes.get(topic)
+            if route is not None:  # not a meter message: neither ingested nor counted as rejected
+                try:
+                    route[1](payload)
+                except Exception:
+                    log.exception("error handling a message on %r", topic[:100])
+                return
+            if self.owned is not None and not self._is_owned(topic):
+                self.foreign += 1  # only the network thread writes it
+                if self.foreign == 1 or self.foreign % _LOG_EVERY == 0:
+                    log.info("dropped message #%d for a meter this bridge does not own (%r)", self.foreign, topic[:100])
+                return
+            self.ingest.handle(topic, payload)
         except Exception:  # Ingest.handle does not raise; this is the last line of defence for the thread
             log.exception("error handling a message")
 
     def _is_owned(self, topic: str) -> bool:
         parts = topic.split("/", 2)
         return len(parts) != 3 or parts[0] != TOPIC_ROOT or self.owned is None or parts[1] in self.owned
+
+    # -- writing ------------------------------------------------------------------------------------------------------
+
+    def _subscribe(self, filters: list[tuple[str, int]]) -> None:
+        self._send(subscribe_many_packet(self._new_mid(), filters))
+
+    def _new_mid(self) -> int:
+        with self._lock:
+            return self._mid()
+
+    def _mid(self) -> int:
+        """A message id not in flight (the caller holds ``_lock``)."""
+        for _ in range(_MAX_MID):
+            self._next_mid = self._next_mid % _MAX_MID + 1
+            if self._next_mid not in self._inflight:
+                return self._next_mid
+        raise RuntimeError("every message id is in flight")  # pragma: no cover - MAX_QUEUED is far below 65,535
+
+    def _send(self, data: bytes) -> bool:
+        """Write ``data`` on the current connection (any thread); False if there is none or the write failed."""
+        sock = self._sock
+        return sock is not None and self._write(sock, data)
+
+    def _write(self, sock: socket.socket, data: bytes) -> bool:
+        try:
+            with self._io:
+                sock.sendall(data)
+        except (OSError, ValueError) as exc:
+            # A partial write leaves the stream broken: end the connection (the network thread reconnects).
+            log.info("MQTT write failed (%s); the connection will be reconnected", exc)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            return False
+        self._last_out = time.monotonic()
+        return True

@@ -15,24 +15,20 @@ import gc
 import logging
 import math
 import os
-import resource
-import signal
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from config.errors import ConfigError
+from config.fdlimit import check_fits, raise_soft_limit
 from config.households import CLASSIC_ORDER
 from config.logs import configure_logging
 from config.realistic import CLIMATES
-from config.secret import client_broker
 from config.settings import (
     Settings,
     load_settings,
@@ -44,23 +40,16 @@ from config.settings import (
     parse_time_of_day,
     parse_tz,
 )
-from config.wire import format_ts
-from simulator.clock import SimClock, start_epoch
 from simulator.dataset import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS, DatasetPlan
 from simulator.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
 from simulator.fleet import MAX_FLEET, PROFILES, build_meters, fleet_specs, make_profile
 from simulator.localday import day_span
-from simulator.outbox import (
-    DEFAULT_RETENTION_S,
-    FLEET_MODE_RETENTION_S,
-    HORIZON_LEAD_S,
-    MAX_RETENTION_S,
-    Checkpoint,
-    Outbox,
-)
-from simulator.publisher import KEEPALIVE_S, SHOW_METERS, FleetLoop
-from simulator.reproduce import Model, resume
-from simulator.schedule import DEFAULT_CONNECT_RATE
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+# The live meters' shell (publisher, MQTT, outbox, secret: ~50 ms of imports) is imported by `run` only, in `_run` and
+# `_run_options`, so a short `generate` or `plot` does not pay for it.
 
 log = logging.getLogger("simulator")
 
@@ -74,12 +63,38 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError("arguments", f"{message} (see {self.prog} --help)")
 
 
-def _parser() -> argparse.ArgumentParser:
+_HELP = {
+    "run": "run live meters that publish to an MQTT broker",
+    "generate": "write a dataset of per-second readings (csv or parquet), with errors",
+    "plot": "draw one local day of one household to an image (png)",
+}
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (its first word that is one), if any."""
+    return next((word for word in argv if word in _HELP), None)
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; only ``command``'s options are added (all commands' if None): their help needs the modules
+    of that command."""
     parser = _Parser(
         prog="python -m simulator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run live meters that publish to an MQTT broker")
+    options = {"run": _run_options, "generate": _generate_options, "plot": _plot_options}
+    for name, add in options.items():
+        subparser = sub.add_parser(name, help=_HELP[name])
+        if command is None or command == name:
+            add(subparser)
+    return parser
+
+
+def _run_options(run: argparse.ArgumentParser) -> None:
+    from simulator.outbox import DEFAULT_RETENTION_S, FLEET_MODE_RETENTION_S  # run only
+    from simulator.publisher import KEEPALIVE_S
+    from simulator.schedule import DEFAULT_CONNECT_RATE
+
     run.add_argument(
         "--household",
         action="append",
@@ -130,7 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     _fault_options(run, "live readings carry them, without saying so, as real meters do")
     _common(run)
 
-    gen = sub.add_parser("generate", help="write a dataset of per-second readings (csv or parquet), with errors")
+
+def _generate_options(gen: argparse.ArgumentParser) -> None:
     gen.add_argument("--out", required=True, metavar="DIR", help="directory to write to (created if missing)")
     gen.add_argument("--days", default="1", help=f"number of local days, 1-{MAX_DAYS} (default 1)")
     gen.add_argument("--households", default=",".join(CLASSIC_ORDER), help="comma-separated households (default A,B,C)")
@@ -141,12 +157,12 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--layout", choices=LAYOUTS, default="tidy", help="tidy (default) or seed: the original's CSV")
     _common(gen)
 
-    plot = sub.add_parser("plot", help="draw one local day of one household to an image (png)")
+
+def _plot_options(plot: argparse.ArgumentParser) -> None:
     plot.add_argument("--household", required=True, metavar="ID", help=f"household: {', '.join(CLASSIC_ORDER)}")
     plot.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the local day to draw")
     plot.add_argument("--out", required=True, metavar="FILE", help="image file to write, e.g. day.png")
     _common(plot)
-    return parser
 
 
 def _fault_options(parser: argparse.ArgumentParser, what: str) -> None:
@@ -209,6 +225,24 @@ def _faults(args: argparse.Namespace) -> FaultConfig | None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import signal  # the live meters' shell: see the note at the top
+    import time
+
+    from config.secret import client_broker
+    from config.wire import format_ts
+    from simulator.clock import SimClock, start_epoch
+    from simulator.outbox import (
+        DEFAULT_RETENTION_S,
+        FLEET_MODE_RETENTION_S,
+        HORIZON_LEAD_S,
+        MAX_RETENTION_S,
+        Checkpoint,
+        Outbox,
+    )
+    from simulator.publisher import KEEPALIVE_S, SHOW_METERS, FleetLoop
+    from simulator.reproduce import Model, resume
+    from simulator.schedule import DEFAULT_CONNECT_RATE
+
     speed = parse_speed(args.speed, "--speed") if args.speed else settings.speed
     start_s = parse_time_of_day(args.start, "--start") if args.start else settings.start_s
     seed = _seed(args.seed, settings)
@@ -225,7 +259,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         connect_rate = parse_float_in(args.connect_rate, "--connect-rate", 1.0, 1e6)
     offset = 0 if args.fleet_offset is None else parse_int_in(args.fleet_offset, "--fleet-offset", 0, MAX_FLEET)
     specs = fleet_specs(households, fleet_size, offset)
-    _raise_fd_limit(len(specs))
+    _check_fd_limit(len(specs), "--fleet" if fleet_size is not None else "--household")
     ids = [spec.meter_id for spec in specs]
     zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
     sim_start = start_epoch(time.time(), zone, start_s)
@@ -306,16 +340,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _raise_fd_limit(meters: int) -> None:
-    """One socket per meter: raise the soft limit on open files towards the hard one if the fleet needs it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = meters + FD_MARGIN
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-        log.info("open-file limit raised from %d to %d", soft, new)
-        if new < wanted:
-            log.warning("open-file limit %d is below the %d this fleet needs: raise the hard limit", new, wanted)
+def _check_fd_limit(meters: int, key: str) -> None:
+    """Raise the open-file limit to the hard limit, then refuse (before any meter connects) a fleet that cannot fit."""
+    limit = raise_soft_limit(log)
+    what = f"one socket per meter for {meters} meters plus {FD_MARGIN} for the outbox database, logs and the selector"
+    check_fits(meters + FD_MARGIN, limit.soft, key, what)
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -386,7 +415,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for bad arguments or settings)."""
     try:
-        args = _parser().parse_args(argv)
+        words = sys.argv[1:] if argv is None else argv
+        args = _parser(_command(words)).parse_args(words)
         settings = load_settings(os.environ)
         configure_logging(settings.log_level, "simulator")
         return _COMMANDS[args.command](args, settings)

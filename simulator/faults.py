@@ -143,7 +143,7 @@ def inject(clean: FloatArray, start_s: int, config: FaultConfig, rng: np.random.
         else:
             values[r, c] = np.nan
         codes[r, c] = kind
-    dropped = np.unique(rows[kinds == ErrorType.DROPOUT])
+    dropped = rows[kinds == ErrorType.DROPOUT]  # a row twice is set twice to the same (np.unique would import numpy.ma)
     values[dropped, :] = np.nan
     codes[dropped, :] = ErrorType.DROPOUT
     return FaultedBlock(start_s, clean, values, codes)

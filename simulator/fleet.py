@@ -31,7 +31,6 @@ from simulator.faults import ErrorType, FaultConfig, faulted_seconds, stack
 from simulator.localday import day_span
 from simulator.meter import MeterState, skip, step
 from simulator.profiles import BLOCK_S, ClassicProfile, FloatArray, MeterProfile
-from simulator.realistic import realistic_profile
 from simulator.seeds import MeterKey
 
 MAX_FLEET = 100_000
@@ -89,6 +88,9 @@ def _classic(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterPro
 
 
 def _realistic(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterProfile:
+    # Imported here: the realistic physics (eight modules) is not loaded by a classic fleet or dataset.
+    from simulator.realistic import realistic_profile
+
     return realistic_profile(spec, tz, seed, CLIMATES[climate])
 
 

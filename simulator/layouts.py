@@ -1,4 +1,4 @@
-"""File layouts of the batch generator: a ``dataset.Chunk`` as pyarrow tables, one per output file. Pure (no I/O).
+"""File layouts of the batch generator: a ``dataset.Chunk`` as tables (``table.Table``), one per output file. Pure.
 
 ``tidy`` (default; csv or parquet), one row per meter and second, in chunk order: by local day, then meter (fleet
 order), then time.
@@ -30,11 +30,10 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from simulator.dataset import Chunk
-from simulator.faults import CHANNELS, LABELS, CodeArray
+from simulator.faults import CHANNELS, LABELS
+from simulator.table import CodeColumn, FloatColumn, IntColumn, Table, TimeColumn
 
 CLEAN: Final = "clean"
 ERRORS: Final = "errors"
@@ -50,12 +49,9 @@ FILE_STEMS: Final[dict[tuple[str, str], str]] = {
 SEED_CHANNELS: Final = ("AC", "Geyser", "Overall")
 TIDY_VALUES: Final = tuple(f"{channel}_w" for channel in CHANNELS)
 TIDY_ERRORS: Final = tuple(f"{channel}_error" for channel in CHANNELS)
-TIMESTAMP_TYPE: Final = pa.timestamp("s", tz="UTC")
 # Values at the meter's resolution, 0.1 W, as on the wire (config.wire): a dataset and a live meter agree exactly.
 W_DECIMALS: Final = 1
 KW_DECIMALS: Final = 4
-
-_LABELS: Final = pa.array(LABELS, type=pa.string())
 
 
 def outputs(layout: str, with_errors: bool) -> tuple[str, ...]:
@@ -75,62 +71,49 @@ def seed_columns(meter_ids: tuple[str, ...]) -> list[str]:
     return [f"{meter}_{channel}" for meter in meter_ids for channel in SEED_CHANNELS]
 
 
-def tables(layout: str, chunk: Chunk, origin_s: int) -> dict[str, pa.Table]:
+def tables(layout: str, chunk: Chunk, origin_s: int) -> dict[str, Table]:
     """The chunk's table for each output of ``layout`` (``origin_s``: the dataset's first second, seed row 0)."""
     return tidy_tables(chunk) if layout == "tidy" else seed_tables(chunk, origin_s)
 
 
-def _labels(codes: CodeArray) -> pa.Array:
-    return pc.take(_LABELS, pa.array(codes.astype(np.int32)))
-
-
-def _floats(values: npt.NDArray[Any], decimals: int) -> pa.Array:
-    rounded = np.round(np.ascontiguousarray(values, dtype=np.float64), decimals)
-    return pa.array(rounded, from_pandas=True)  # NaN -> null
-
-
-def tidy_tables(chunk: Chunk) -> dict[str, pa.Table]:
+def tidy_tables(chunk: Chunk) -> dict[str, Table]:
     """Tidy tables of one chunk: ``clean`` and, with faults, ``errors``."""
     meters, seconds = len(chunk.meter_ids), chunk.seconds
-    ts = np.tile(np.arange(chunk.start_s, chunk.start_s + seconds, dtype=np.int64), meters)
-    which = pa.array(np.repeat(np.arange(meters, dtype=np.int32), seconds))
-    keys = {
-        "timestamp": pa.array(ts, type=TIMESTAMP_TYPE),
-        "meter": pc.take(pa.array(chunk.meter_ids, type=pa.string()), which),
-    }
+    keys = (
+        TimeColumn(np.tile(np.arange(chunk.start_s, chunk.start_s + seconds, dtype=np.int64), meters)),
+        CodeColumn(np.repeat(np.arange(meters, dtype=np.int32), seconds), chunk.meter_ids),
+    )
+    key_names = ("timestamp", "meter")
     clean = chunk.clean_kw.reshape(meters * seconds, len(CHANNELS)) * 1000.0
     result = {
-        CLEAN: pa.table({**keys, **{name: _floats(clean[:, i], W_DECIMALS) for i, name in enumerate(TIDY_VALUES)}})
+        CLEAN: Table(
+            key_names + TIDY_VALUES, keys + tuple(FloatColumn(clean[:, i], W_DECIMALS) for i in range(len(CHANNELS)))
+        )
     }
     if chunk.values_kw is not None and chunk.codes is not None:
         values = chunk.values_kw.reshape(meters * seconds, len(CHANNELS)) * 1000.0
         codes = chunk.codes.reshape(meters * seconds, len(CHANNELS))
-        result[ERRORS] = pa.table(
-            {
-                **keys,
-                **{name: _floats(values[:, i], W_DECIMALS) for i, name in enumerate(TIDY_VALUES)},
-                **{name: _labels(codes[:, i]) for i, name in enumerate(TIDY_ERRORS)},
-            }
+        result[ERRORS] = Table(
+            key_names + TIDY_VALUES + TIDY_ERRORS,
+            keys
+            + tuple(FloatColumn(values[:, i], W_DECIMALS) for i in range(len(CHANNELS)))
+            + tuple(CodeColumn(codes[:, i], LABELS) for i in range(len(CHANNELS))),
         )
     return result
 
 
-def _wide(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """``(meters, seconds, channels)`` -> ``(seconds, meters * channels)``: the original's column order."""
-    meters, seconds, channels = values.shape
-    return values.transpose(1, 0, 2).reshape(seconds, meters * channels)
+def _wide(values: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
+    """``(meters, seconds, channels)`` -> a ``(seconds,)`` view per column, in the original's column order."""
+    meters, _, channels = values.shape
+    return [values[m, :, c] for m in range(meters) for c in range(channels)]
 
 
-def seed_tables(chunk: Chunk, origin_s: int) -> dict[str, pa.Table]:
+def seed_tables(chunk: Chunk, origin_s: int) -> dict[str, Table]:
     """Seed-layout tables of one chunk (every meter of the dataset): ``clean`` and, with faults, the other two."""
-    index = {"": pa.array(np.arange(chunk.seconds, dtype=np.int64) + (chunk.start_s - origin_s))}
-    names = seed_columns(chunk.meter_ids)
-    clean = _wide(chunk.clean_kw)
-    result = {CLEAN: pa.table({**index, **{name: _floats(clean[:, i], KW_DECIMALS) for i, name in enumerate(names)}})}
+    index = IntColumn(np.arange(chunk.seconds, dtype=np.int64) + (chunk.start_s - origin_s))
+    names = ("", *seed_columns(chunk.meter_ids))
+    result = {CLEAN: Table(names, (index, *(FloatColumn(v, KW_DECIMALS) for v in _wide(chunk.clean_kw))))}
     if chunk.values_kw is not None and chunk.codes is not None:
-        values, codes = _wide(chunk.values_kw), _wide(chunk.codes)
-        result[ERRORS] = pa.table(
-            {**index, **{name: _floats(values[:, i], KW_DECIMALS) for i, name in enumerate(names)}}
-        )
-        result[ERROR_TYPES] = pa.table({**index, **{name: _labels(codes[:, i]) for i, name in enumerate(names)}})
+        result[ERRORS] = Table(names, (index, *(FloatColumn(v, KW_DECIMALS) for v in _wide(chunk.values_kw))))
+        result[ERROR_TYPES] = Table(names, (index, *(CodeColumn(c, LABELS) for c in _wide(chunk.codes))))
     return result

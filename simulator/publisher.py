@@ -1,7 +1,7 @@
 """The I/O shell of the simulator: one MQTT connection per meter, all driven by one selector loop in one thread.
 
 Each meter is a real MQTT client with its own client id, credentials and Last Will (``offline`` on its status topic),
-so the broker reports each meter's availability. No thread per meter: each meter's ``simulator.mqttconn`` connection
+so the broker reports each meter's availability. No thread per meter: each meter's ``config.mqtt.connection`` connection
 (a minimal MQTT 3.1.1 client over a non-blocking socket; paho cost about twice the CPU per reading, see
 docs/performance.md) is driven by a ``selectors`` loop, which is what lets one process hold 10,000 meters.
 
@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from config.errors import PayloadError
+from config.mqtt.connection import MqttConnection, resolve
+from config.mqtt.packet import CONNACK_REASONS, Message, Will
 from config.settings import BrokerAddress
 from config.wire import (
     COMMAND_SUBSCRIBE_QOS,
@@ -58,8 +60,6 @@ from config.wire import (
 from simulator.clock import SimClock
 from simulator.delivery import Delivery, HeldPayloads
 from simulator.fleet import Meter
-from simulator.mqttconn import MqttConnection, resolve
-from simulator.mqttpacket import CONNACK_REASONS, Message, Will
 from simulator.outbox import (
     CHECKPOINT_S,
     CHECKPOINT_SLICES,
@@ -98,7 +98,7 @@ LATE_BOUND_S: Final = 0.2  # the stop summary counts readings published within t
 
 
 class MeterLink:
-    """One meter's MQTT connection (``simulator.mqttconn``); callbacks only log and set flags, they never raise.
+    """One meter's MQTT connection (``config.mqtt.connection``); callbacks only log and set flags, they never raise.
 
     With several brokers (``BrokerAddress.fallbacks``) the meter tries them in its own order
     (``BrokerAddress.order_for``: its first by the CRC-32 of its id, so a fleet spreads evenly), and moves on to the

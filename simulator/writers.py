@@ -12,19 +12,21 @@ Timestamps are ISO 8601 UTC (``2024-01-01 00:00:00Z``). Parquet: one row group p
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from tqdm import tqdm
 
-from simulator.dataset import DatasetPlan, chunks
-from simulator.layouts import file_name, outputs, tables
+from simulator.csvtext import counted_lines, splice, table_lines, table_text
+from simulator.dataset import Chunk, DatasetPlan, chunks
+from simulator.layouts import CLEAN, ERROR_TYPES, ERRORS, file_name, outputs, tables
+from simulator.table import CodeColumn, FloatColumn, IntColumn, Table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 MANIFEST: Final = "dataset.json"
 
@@ -32,8 +34,8 @@ MANIFEST: Final = "dataset.json"
 class TableSink(Protocol):
     """An output file that takes tables with one schema, one after another."""
 
-    def write(self, table: pa.Table) -> None:
-        """Append ``table``'s rows."""
+    def write(self, table: Table, text: bytes | memoryview | None = None) -> None:
+        """Append ``table``'s rows (a CSV sink writes ``text`` if given: those rows' lines, made beforehand)."""
         ...
 
     def close(self) -> None:
@@ -41,79 +43,93 @@ class TableSink(Protocol):
         ...
 
 
-def float_text(values: pa.Array) -> pa.Array:
-    """Doubles as CSV text: shortest round-trip form with a decimal point (``0.0``, not arrow's ``0``); null stays.
-
-    A column of few distinct values (AC and Geyser levels) is formatted once per value: a third of the time.
-    """
-    head = values.slice(0, _SAMPLE).to_numpy(zero_copy_only=False)
-    if len(np.unique(head[~np.isnan(head)])) <= _FEW:
-        encoded = pc.dictionary_encode(values)
-        return pc.take(_text(encoded.dictionary), encoded.indices)
-    return _text(values)
-
-
-_SAMPLE: Final = 2048
-_FEW: Final = 64
-
-
-def _text(values: pa.Array) -> pa.Array:
-    text = pc.cast(values, pa.string())
-    numbers = values.to_numpy(zero_copy_only=False)
-    whole = np.isfinite(numbers) & (np.trunc(numbers) == numbers)
-    if not whole.any():
-        return text
-    # Few values are whole (0.0, 3.0): mend just those rather than rewrite the column.
-    found = text.take(pa.array(np.flatnonzero(whole))).to_pylist()
-    mended = [s if "e" in s else s + ".0" for s in found]  # "1e+14" needs no ".0"
-    return pc.replace_with_mask(text, pa.array(whole), pa.array(mended, type=pa.string()))
-
-
 class CsvSink:
-    """A CSV file: the header once, then each table's rows."""
+    """A CSV file: the header once, then each table's rows (text built by ``csvtext``, one write per table)."""
 
     def __init__(self, path: Path) -> None:
-        self._file = pa.OSFile(str(path), "wb")
-        self._writer: pacsv.CSVWriter | None = None
+        self._file: BinaryIO = path.open("wb")
+        self._header = False
 
-    def write(self, table: pa.Table) -> None:
-        """Append ``table``'s rows (float columns formatted by ``float_text``)."""
-        columns = [
-            float_text(column.combine_chunks()) if pa.types.is_floating(column.type) else column
-            for column in table.columns
-        ]
-        text = pa.table(columns, names=table.column_names)
-        if self._writer is None:
-            self._file.write((",".join(table.column_names) + "\n").encode())
-            options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-            self._writer = pacsv.CSVWriter(self._file, text.schema, write_options=options)
-        self._writer.write_table(text)
+    def write(self, table: Table, text: bytes | memoryview | None = None) -> None:
+        """Append ``table``'s rows (``text``: their lines, if already made)."""
+        if not self._header:
+            self._file.write((",".join(table.names) + "\n").encode())
+            self._header = True
+        self._file.write(table_text(table) if text is None else text)
 
     def close(self) -> None:
         """Flush and close the file."""
-        if self._writer is not None:
-            self._writer.close()
-        if not self._file.closed:
-            self._file.close()
+        self._file.close()
+
+
+def arrow_table(table: Table) -> pa.Table:
+    """``table`` as a pyarrow table: floats rounded (NaN -> null), codes as strings, instants as UTC seconds."""
+    import numpy as np
+    import pyarrow as pa  # Parquet only: a CSV run does not pay pyarrow's import
+    import pyarrow.compute as pc
+
+    arrays = []
+    for column in table.columns:
+        if isinstance(column, FloatColumn):
+            rounded = np.round(np.ascontiguousarray(column.values, dtype=np.float64), column.decimals)
+            arrays.append(pa.array(rounded, from_pandas=True))  # NaN -> null
+        elif isinstance(column, IntColumn):
+            arrays.append(pa.array(column.values))
+        elif isinstance(column, CodeColumn):
+            texts = pa.array(column.texts, type=pa.string())
+            arrays.append(pc.take(texts, pa.array(np.asarray(column.codes).astype(np.int32))))
+        else:
+            arrays.append(pa.array(column.epoch_s, type=pa.timestamp("s", tz="UTC")))
+    return pa.table(arrays, names=list(table.names))
 
 
 class ParquetSink:
-    """A Parquet file: one row group per table."""
+    """A Parquet file: one row group per table, zstd."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._writer: pq.ParquetWriter | None = None
 
-    def write(self, table: pa.Table) -> None:
-        """Append ``table`` as a row group."""
+    def write(self, table: Table, text: bytes | memoryview | None = None) -> None:
+        """Append ``table`` as a row group (``text`` is for CSV sinks: ignored)."""
+        import pyarrow.parquet as pq  # Parquet only
+
+        arrow = arrow_table(table)
         if self._writer is None:
-            self._writer = pq.ParquetWriter(str(self._path), table.schema, compression="zstd")
-        self._writer.write_table(table)
+            self._writer = pq.ParquetWriter(str(self._path), arrow.schema, compression="zstd")
+        self._writer.write_table(arrow)
 
     def close(self) -> None:
         """Write the footer."""
         if self._writer is not None:
             self._writer.close()
+
+
+def seed_texts(chunk_tables: dict[str, Table]) -> dict[str, bytes | memoryview]:
+    """The seed layout's three CSV texts of one chunk, the two derived ones spliced.
+
+    The with-errors file is the clean file but on the rows where a value has an error (every 25th second, ...), and
+    the error-types file is ``index,none,none,...`` but on those rows: only those rows are formatted, and the rest is
+    copied. Without errors, or if the index is not the plain count this assumes, every table is formatted.
+    """
+    clean = table_lines(chunk_tables[CLEAN])
+    texts: dict[str, bytes | memoryview] = {CLEAN: clean.text}
+    types = chunk_tables.get(ERROR_TYPES)
+    if types is None or ERRORS not in chunk_tables:
+        return texts
+    index, *codes = types.columns
+    if not isinstance(index, IntColumn) or not all(isinstance(c, CodeColumn) and c.texts[0] for c in codes):
+        return texts
+    first, count = int(index.values[0]), len(index.values)
+    if not np.array_equal(index.values, np.arange(first, first + count)):
+        return texts
+    changed = np.flatnonzero(np.any([c.codes != 0 for c in codes if isinstance(c, CodeColumn)], axis=0))
+    texts[ERRORS] = splice(clean, changed, table_lines(chunk_tables[ERRORS].take(changed)))
+    nones = "".join(f",{c.texts[0]}" for c in codes if isinstance(c, CodeColumn))
+    texts[ERROR_TYPES] = splice(
+        counted_lines(first, count, f"{nones}\n".encode()), changed, table_lines(types.take(changed))
+    )
+    return texts
 
 
 def open_sink(path: Path, fmt: str) -> TableSink:
@@ -148,6 +164,25 @@ def manifest(plan: DatasetPlan, files: list[Path]) -> dict[str, Any]:
     }
 
 
+def _progress(items: Iterator[Chunk], total: int, show: bool) -> Iterator[Chunk]:
+    """``items``, with a progress bar on a terminal (tqdm is imported only then: 0.1 s of a short run's start)."""
+    if not show:
+        return items
+    from tqdm import tqdm
+
+    return iter(tqdm(items, total=total, unit="chunk"))
+
+
+def _ahead(items: Iterator[Chunk]) -> Iterator[Chunk]:
+    """``items``, the next one computed in a thread while the caller formats and writes this one (numpy releases the
+    GIL in its loops: generating and formatting overlap on a second core). At most two chunks are in memory."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunks") as pool:
+        upcoming = pool.submit(next, items, None)
+        while (item := upcoming.result()) is not None:
+            upcoming = pool.submit(next, items, None)
+            yield item
+
+
 def write_dataset(plan: DatasetPlan, out_dir: Path, progress: bool = False) -> list[Path]:
     """Generate ``plan`` into ``out_dir`` chunk by chunk; returns the data files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -157,16 +192,11 @@ def write_dataset(plan: DatasetPlan, out_dir: Path, progress: bool = False) -> l
     sinks = {kind: open_sink(path, plan.fmt) for kind, path in zip(kinds, partial, strict=True)}
     origin_s = plan.origin_s()
     try:
-        # One thread per file: arrow formats and writes without the GIL. Each chunk is written before the next is
-        # computed (overlapping them starves the writers of the GIL), so one chunk is in memory at a time.
-        with ThreadPoolExecutor(max_workers=len(sinks), thread_name_prefix="writer") as pool:
-            for chunk in tqdm(chunks(plan), total=plan.chunk_count(), unit="chunk", disable=not progress):
-                writes = [
-                    pool.submit(sinks[kind].write, table)
-                    for kind, table in tables(plan.layout, chunk, origin_s).items()
-                ]
-                for write in writes:
-                    write.result()
+        for chunk in _progress(_ahead(chunks(plan)), plan.chunk_count(), progress):
+            chunk_tables = tables(plan.layout, chunk, origin_s)
+            texts = seed_texts(chunk_tables) if plan.layout == "seed" and plan.fmt == "csv" else {}
+            for kind, table in chunk_tables.items():
+                sinks[kind].write(table, texts.get(kind))
     except BaseException:
         for sink in sinks.values():
             sink.close()

@@ -2,14 +2,15 @@
 ``/healthz`` says degraded while online meters are silent.
 
 The dead session is the one an attacker's probe produced: a second client connects with the bridge's client id, and
-leaves. On amqtt the bridge's connection then stays open and silent for good (paho sees nothing wrong: no disconnect,
-keepalives answered); Mosquitto disconnects the bridge, whose paho reconnects and takes the session back.
+leaves. On amqtt the bridge's connection then stays open and silent for good (its client sees nothing wrong: no
+disconnect, keepalives answered); Mosquitto disconnects the bridge, which reconnects and takes the session back.
 """
 
 from __future__ import annotations
 
 import json
 import queue
+import signal
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -19,7 +20,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.credentials import BRIDGE_USER
 from config.wire import ONLINE, status_topic
-from tests.support.procs import LOOPBACK, Proc, http_get, login, running, start_bridge, start_meters, wait_until
+from tests.support.procs import (
+    LOOPBACK,
+    Proc,
+    http_get,
+    login,
+    running,
+    signal_tree,
+    start_bridge,
+    start_meters,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +166,25 @@ def test_healthz_degraded_while_online_meters_are_silent(broker: Proc, tmp_path:
             _, doc = _health(http)
             assert doc["status"] == "ok"
             assert "reason" not in doc
+
+
+def test_ingest_lag_grows_while_readings_stop_coming_and_recovers(broker: Proc, tmp_path: Path) -> None:
+    """``fleet_bridge_ingest_lag_seconds`` through the real app: about 0 while A's readings come, growing while A's
+    process is frozen (readings stop arriving, as when they wait before a bridge that fell behind), back down once A
+    resumes and its missed seconds come in; the store's queue depth is a sample all along."""
+    port = broker.port or 0
+    bridge = start_bridge(port, tmp_path / "bridge", env={"FLEET_SPEED": str(SPEED), "FLEET_HOUSEHOLDS": "A"})
+    meters = start_meters(port, ["A"], tmp_path / "meters", speed=SPEED)
+    lag = "fleet_bridge_ingest_lag_seconds"
+    with running(bridge, meters):
+        http = bridge.port or 0
+        wait_until(lambda: _received(http, "A") >= 5, WAIT_S, "the bridge receives A's readings")
+        assert _metric(http, "fleet_bridge_ingest_queue_depth") >= 0
+        assert _metric(http, "fleet_bridge_ingest_queue_limit") > 0
+        wait_until(lambda: _metric(http, lag) < 2, WAIT_S, "A is live: the bridge is not behind")
+        signal_tree(meters, signal.SIGSTOP)
+        try:
+            wait_until(lambda: _metric(http, lag) >= 3, WAIT_S, "the lag grows while nothing arrives")
+        finally:
+            signal_tree(meters, signal.SIGCONT)
+        wait_until(lambda: _metric(http, lag) < 2, WAIT_S, "the lag shrinks once A's seconds arrive again")

@@ -1,4 +1,4 @@
-"""Driving one meter connection (``simulator.mqttconn.MqttConnection``) on readiness in a unit test, as the fleet's
+"""Driving one meter connection (``config.mqtt.connection.MqttConnection``) on readiness in a unit test, as the fleet's
 selector loop does: no thread, no sleep, bounded."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import selectors
 import time
 from collections.abc import Callable
 
-from simulator.mqttconn import MqttConnection
+from config.mqtt.connection import MqttConnection
 
 WAIT_S = 10.0
 

@@ -25,10 +25,12 @@ _T = TypeVar("_T")
 
 @dataclass
 class Client:
-    """What one client saw: the HTTP status, window end ids and their arrival times, and the first error."""
+    """What one client saw: the HTTP status (and when its line came), window end ids and their arrival times, and the
+    first error."""
 
     path: str
     status: int | None = None
+    answered: float | None = None  # wall time the status line arrived
     ids: list[int] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
     error: str | None = None
@@ -51,6 +53,7 @@ class ClientLoad:
         self.batch = batch
         self.ramp_s = ramp_s
         self.read_timeout_s = read_timeout_s
+        self.loop_lags: list[tuple[float, float]] = []  # (wall time, seconds the client loop was late then)
         self._progress = threading.Condition()
         self._changed = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,8 +110,12 @@ class ClientLoad:
         self._notify()
 
     async def _notify_while_running(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            asleep = loop.time()
             await asyncio.sleep(NOTIFY_S)  # batches the notifications: a reader checks its predicate <= 10x/s
+            # How much later than asked this loop got back to it: the clients' own delay, in every arrival time.
+            self.loop_lags.append((time.time(), loop.time() - asleep - NOTIFY_S))
             if self._changed:
                 self._notify()
 
@@ -125,22 +132,30 @@ class ClientLoad:
             writer.write(request.encode())
             await writer.drain()
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that races a completed read
+            async with asyncio.timeout(self.read_timeout_s):
+                status = await reader.readline()
+            client.status = int(status.split()[1])
+            client.answered = time.time()
+            self._changed = True
             while self._stop is not None and not self._stop.is_set():
+                # One read per event (an event ends with a blank line; the headers end with CRLF CRLF and come with
+                # the first one), not one per line: 10,000 clients read 10,000 events a window in this one thread.
                 async with asyncio.timeout(self.read_timeout_s):
-                    line = await reader.readline()
-                if not line:
-                    client.error = "closed by the server"
-                    break
-                if client.status is None:
-                    client.status = int(line.split()[1])
-                elif line.startswith(b"id: "):
+                    try:
+                        block = await reader.readuntil(b"\n\n")
+                    except asyncio.IncompleteReadError:
+                        client.error = "closed by the server"
+                        break
+                ids = [int(line[4:].strip()) for line in block.split(b"\n") if line.startswith(b"id: ")]
+                if ids:
+                    arrived = time.time()
                     with self._progress:
-                        client.ids.append(int(line[4:].strip()))
-                        client.arrivals.append(time.time())
+                        client.ids += ids
+                        client.arrivals += [arrived] * len(ids)
                     self._changed = True
         except TimeoutError:
             client.error = f"nothing read for {self.read_timeout_s} s"
-        except (OSError, ValueError, IndexError) as exc:
+        except (OSError, ValueError, IndexError, asyncio.LimitOverrunError) as exc:
             client.error = repr(exc)
         finally:
             if client.error is not None:

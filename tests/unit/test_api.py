@@ -464,7 +464,7 @@ def test_options_is_json(client: FlaskClient, path: str, allow: list[str]) -> No
 
 
 def test_healthz_shows_the_brokers_node_without_password(app: Flask, client: FlaskClient) -> None:
-    """The broker the bridge is on: the first of the list, then the next once paho moved on (never the password)."""
+    """The broker the bridge is on: the first of the list, then the next once it moved on (never the password)."""
     from bridge.subscriber import Subscriber
     from config.settings import parse_broker_urls
 
@@ -472,9 +472,9 @@ def test_healthz_shows_the_brokers_node_without_password(app: Flask, client: Fla
     subscriber = Subscriber(broker, state(app).ingest)
     state(app).subscriber = subscriber
     assert client.get("/healthz").get_json()["broker"] == "mqtt://bridge@127.0.0.1:1884"
-    subscriber.client.connect_async("127.0.0.1", 1884)
-    subscriber._on_connect_fail(subscriber.client, None)
-    subscriber._on_pre_connect(subscriber.client, None)
+    subscriber._choose_node()  # the first attempt
+    subscriber._connect_failed(ConnectionRefusedError())
+    subscriber._choose_node()  # the next
     body = client.get("/healthz").get_json()
     assert body["broker"] == "mqtt://bridge@127.0.0.1:1885"
     assert "pw" not in str(body)

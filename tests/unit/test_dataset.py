@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from config.errors import ConfigError
@@ -20,7 +19,7 @@ from simulator.faults import ALL_TYPES, LABELS, ErrorType, FaultConfig, faulted_
 from simulator.fleet import make_profile
 from simulator.layouts import TIDY_ERRORS, TIDY_VALUES
 from simulator.localday import day_span
-from simulator.writers import MANIFEST, float_text, write_dataset
+from simulator.writers import MANIFEST, write_dataset
 
 SEED = 5
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
@@ -82,14 +81,6 @@ def test_chunks_equal_one_shot() -> None:
         assert np.array_equal(clean, one_shot.clean_kw)
         assert np.array_equal(values, one_shot.values_kw, equal_nan=True)
         assert np.array_equal(codes, one_shot.codes)
-
-
-def test_float_text() -> None:
-    values = pa.array([0.0, -0.0, 1.5, 3.0, None, 1e22, 2.734, -12.0], type=pa.float64())
-    assert float_text(values).to_pylist() == ["0.0", "-0.0", "1.5", "3.0", None, "1e+22", "2.734", "-12.0"]
-    numbers = np.random.default_rng(1).uniform(-1e3, 1e3, 1000)
-    text = float_text(pa.array(numbers)).to_pylist()
-    assert [float(t) for t in text] == list(numbers)  # shortest form that reads back exactly
 
 
 @pytest.fixture(scope="module")

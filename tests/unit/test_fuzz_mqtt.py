@@ -3,8 +3,9 @@ once, by a reason of ``config.wire.REASONS``.
 
 The properties: arbitrary topics and payload bytes through ``Ingest.handle``; near-miss readings (a valid reading with
 a few fields dropped, added or broken; values nested to any depth) are either decoded exactly or rejected for the reason
-their fault implies; garbage never changes another meter's history; arbitrary topic bytes through the paho seam
-(``Subscriber._on_message``). No broker, no sleeps, no example database: each example builds its own ``History``.
+their fault implies; garbage never changes another meter's history; arbitrary topic bytes through the subscriber seam
+(``Subscriber._handle``, fed PUBLISH packets). No broker, no sleeps, no example database: each example builds its own
+``History``.
 Run with ``--hypothesis-show-statistics`` to see which outcomes the examples reached.
 """
 
@@ -23,14 +24,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import event, example, given, settings
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
-from paho.mqtt.client import MQTTMessage
 
 from bridge.history import History, MeterSummary
 from bridge.ingest import Ingest
 from bridge.subscriber import Subscriber
 from config.errors import PayloadError
+from config.mqtt.packet import MAX_STRING, puback_packets
 from config.settings import BrokerAddress
 from config.wire import (
     ENERGY_FIELDS,
@@ -52,6 +53,7 @@ from config.wire import (
     status_topic,
 )
 from tests.support.strategies import ENERGIES, POWERS
+from tests.support.subscriber import deliver
 
 FUZZ = settings(deadline=None, database=None)
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
@@ -759,12 +761,12 @@ def test_garbage_never_touches_another_meter(history_of_a: list[Reading], garbag
     assert after == expected
 
 
-# --- property 4: through the paho seam ------------------------------------------------------------------------------
+# --- property 4: through the subscriber seam -------------------------------------------------------------------------
 
 ROUTE = "homeassistant/status"
 TOPIC_BYTES = st.one_of(
     st.binary(max_size=100),
-    TOPICS.map(lambda topic: topic.encode("utf-8", "surrogatepass")),  # lone surrogates: UTF-8 paho cannot decode
+    TOPICS.map(lambda topic: topic.encode("utf-8", "surrogatepass")),  # lone surrogates: not UTF-8
     st.builds(lambda meter, junk: f"meters/{meter}/reading".encode() + junk, METER_IDS, st.binary(max_size=4)),
     st.builds(lambda junk, meter: b"meters/" + junk + meter.encode() + b"/status", st.binary(max_size=4), METER_IDS),
     st.sampled_from([ROUTE.encode(), b"meters/A/reading", b"meters/A/status", b"", b"#", b"+", b"meters/\xff/reading"]),
@@ -800,7 +802,8 @@ def logged_errors(name: str) -> Iterator[list[logging.LogRecord]]:
 @example(topic=b"meters/\xed\xa0\x80/reading", payload=b"online")  # an encoded surrogate is not UTF-8
 @example(topic=ROUTE.encode(), payload=b"\xff" * 70_000)
 def test_on_message_never_raises(topic: bytes, payload: bytes) -> None:
-    """Any topic bytes, any payload: the callback returns, nothing is logged as an error, ingest counts it once."""
+    """Any topic bytes, any payload: the handler returns, nothing is logged as an error, ingest counts it once."""
+    assume(len(topic) <= MAX_STRING)  # a PUBLISH cannot carry a longer topic
     routed: list[bytes] = []
 
     def on_route(data: bytes) -> None:
@@ -809,11 +812,10 @@ def test_on_message_never_raises(topic: bytes, payload: bytes) -> None:
 
     subscriber = Subscriber(BrokerAddress("127.0.0.1", 1883), fresh_ingest())  # never started: no network
     subscriber.add_route(ROUTE, on_route)
-    message = MQTTMessage(topic=topic)
-    message.payload = payload
     before = tally(subscriber.ingest)
     with logged_errors("bridge") as errors:
-        subscriber._on_message(subscriber.client, None, message)
+        acks = deliver(subscriber, topic, payload, qos=1, mid=77)
+    assert acks == puback_packets([77])  # whatever it was, it was taken: acknowledged
     what = change(before, tally(subscriber.ingest))
     assert what != "internal"
     try:

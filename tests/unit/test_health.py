@@ -1,5 +1,5 @@
 """bridge.health: the pure decisions (what /healthz reports; when a session is dead), and the subscriber's watchdog
-driven by a fake clock (no broker: paho's callbacks are called directly, as in test_subscriber)."""
+driven by a fake clock (no broker: the connection's events are called directly, as in test_subscriber)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ import itertools
 import socket
 
 import pytest
-from paho.mqtt.client import MQTTMessage
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.health import (
     DEAD_AFTER_S,
@@ -24,8 +21,10 @@ from bridge.health import (
 from bridge.history import History
 from bridge.ingest import Ingest
 from bridge.subscriber import Subscriber
+from config.mqtt.packet import puback_packets, split_packets
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
 from config.wire import probe_topic
+from tests.support.subscriber import Wire, deliver
 
 BOUNDS = HealthBounds(quiet_s=10.0, disconnected_s=5.0)
 HEALTHY = HealthSignals(online_meters=3, online_quiet_s=1.0, last_message_age_s=0.5, disconnected_s=None)
@@ -147,9 +146,6 @@ def test_watch_refuses_nonsense_bounds() -> None:
 
 # --- The subscriber's watchdog, fake clock -----------------------------------------------------------------------
 
-SUCCESS = ReasonCode(PacketTypes.CONNACK, "Success")
-NORMAL = ReasonCode(PacketTypes.DISCONNECT, "Normal disconnection")
-
 
 class Clock:
     def __init__(self) -> None:
@@ -159,21 +155,16 @@ class Clock:
         return self.now
 
 
-class FakePaho:
-    """paho's side of the watchdog: subscriptions, publishes, and the socket the watchdog may shut down."""
+class Socket:
+    """The connection's socket, which the watchdog may shut down, and what is written on it."""
 
-    def __init__(self) -> None:
-        self.published: list[tuple[str, int, bool]] = []
+    def __init__(self, subscriber: Subscriber) -> None:
         self.sock, self.peer = socket.socketpair()
+        subscriber._sock = self.sock
+        self.wire = Wire(subscriber)
 
-    def subscribe(self, *args: object) -> None:
-        """Take a subscription."""
-
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        self.published.append((topic, qos, retain))
-
-    def socket(self) -> socket.socket:
-        return self.sock
+    def probes(self) -> list[tuple[str, int, bool]]:
+        return [(w.topics[0][0], w.topics[0][1], w.retain) for w in self.wire.packets() if w.kind == "publish"]
 
     def close(self) -> None:
         self.sock.close()
@@ -181,32 +172,29 @@ class FakePaho:
 
 
 @pytest.fixture
-def watched() -> tuple[Subscriber, Clock, FakePaho]:
+def watched() -> tuple[Subscriber, Clock, Socket]:
     clock = Clock()
     subscriber = Subscriber(BrokerAddress("127.0.0.1", 1883, "u", "p"), Ingest(History(3600)), clock=clock)
-    paho = FakePaho()
-    subscriber.client = paho  # type: ignore[assignment]
-    yield subscriber, clock, paho  # type: ignore[misc]
-    paho.close()
+    sock = Socket(subscriber)
+    yield subscriber, clock, sock  # type: ignore[misc]
+    sock.close()
 
 
 def probe_back(subscriber: Subscriber) -> None:
-    message = MQTTMessage(topic=probe_topic(DEFAULT_BRIDGE_ID).encode())
-    message.payload = b"1000.000"
-    subscriber._on_message(subscriber.client, None, message)
+    deliver(subscriber, probe_topic(DEFAULT_BRIDGE_ID).encode(), b"1000.000", qos=1)
 
 
-def test_watchdog_probes_while_connected_and_keeps_a_live_session(watched: tuple[Subscriber, Clock, FakePaho]) -> None:
-    subscriber, clock, paho = watched
+def test_watchdog_probes_while_connected_and_keeps_a_live_session(watched: tuple[Subscriber, Clock, Socket]) -> None:
+    subscriber, clock, sock = watched
     subscriber._watch_pass()
-    assert paho.published == []  # not connected: no probe to pile up in paho's queue
-    subscriber._on_connect(paho, None, None, SUCCESS, None)  # type: ignore[arg-type]
-    assert paho.published == [(probe_topic(DEFAULT_BRIDGE_ID), 1, False)]  # one at once
+    assert sock.probes() == []  # not connected: no probe to pile up for the next connection
+    subscriber._on_connack(0, False)
+    assert sock.probes() == [(probe_topic(DEFAULT_BRIDGE_ID), 1, False)]  # one at once
     for _ in range(20):  # 40 s of a live session: every probe comes back
         clock.now += 2.0
         subscriber._watch_pass()
         probe_back(subscriber)
-    assert len(paho.published) == 21
+    assert len(sock.probes()) == 20
     assert subscriber.watch.forced == 0
     assert subscriber.probes_received == 20
     assert subscriber.alive()
@@ -214,17 +202,17 @@ def test_watchdog_probes_while_connected_and_keeps_a_live_session(watched: tuple
 
 
 def test_watchdog_shuts_a_silent_sessions_socket_down(
-    watched: tuple[Subscriber, Clock, FakePaho], caplog: pytest.LogCaptureFixture
+    watched: tuple[Subscriber, Clock, Socket], caplog: pytest.LogCaptureFixture
 ) -> None:
-    subscriber, clock, paho = watched
-    subscriber._on_connect(paho, None, None, SUCCESS, None)  # type: ignore[arg-type]
+    subscriber, clock, sock = watched
+    subscriber._on_connack(0, False)
     probe_back(subscriber)
     clock.now += DEAD_AFTER_S
     subscriber._watch_pass()
     assert subscriber.watch.forced == 0
     assert subscriber.alive()
     clock.now += 0.5
-    assert not subscriber.alive()  # connected per paho, known dead: not alive
+    assert not subscriber.alive()  # connected, known dead: not alive
     assert subscriber.connected
     with caplog.at_level("WARNING", logger="bridge.subscriber"):
         subscriber._watch_pass()
@@ -232,51 +220,67 @@ def test_watchdog_shuts_a_silent_sessions_socket_down(
     assert subscriber.watch.forced == 1
     assert [r.getMessage() for r in caplog.records if "forcing a reconnect" in r.getMessage()] != []
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
-    # paho's network thread, in select() on this socket, now reads EOF: the connection is lost, it reconnects
-    assert paho.sock.recv(1) == b""
-    subscriber._on_disconnect(paho, None, None, NORMAL, None)  # type: ignore[arg-type]
+    # the network thread, waiting on this socket, now reads EOF: the connection is lost, it reconnects
+    assert sock.sock.recv(1) == b""
+    subscriber._lost("connection closed")
     assert subscriber.disconnected_s() == 0.0
 
 
-def test_watchdog_survives_a_socket_already_gone(watched: tuple[Subscriber, Clock, FakePaho]) -> None:
-    subscriber, clock, paho = watched
-    subscriber._on_connect(paho, None, None, SUCCESS, None)  # type: ignore[arg-type]
-    paho.sock.close()
+def test_watchdog_survives_a_socket_already_gone(watched: tuple[Subscriber, Clock, Socket]) -> None:
+    subscriber, clock, sock = watched
+    subscriber._on_connack(0, False)
+    sock.sock.close()
     clock.now += DEAD_AFTER_S + 1
     subscriber._watch_pass()  # must not raise
     assert subscriber.watch.forced == 1
 
 
-def test_ages_and_disconnection_follow_the_clock(watched: tuple[Subscriber, Clock, FakePaho]) -> None:
-    subscriber, clock, paho = watched
+def test_ages_and_disconnection_follow_the_clock(watched: tuple[Subscriber, Clock, Socket]) -> None:
+    subscriber, clock, _ = watched
     clock.now += 3
     assert subscriber.last_message_age_s() == 3.0  # nothing yet: since the subscriber started
     assert subscriber.disconnected_s() == 3.0  # never connected
-    subscriber._on_connect(paho, None, None, SUCCESS, None)  # type: ignore[arg-type]
+    subscriber._on_connack(0, False)
     assert subscriber.disconnected_s() is None
     probe_back(subscriber)
     clock.now += 4
     assert subscriber.last_message_age_s() == 4.0
-    subscriber._on_disconnect(paho, None, None, NORMAL, None)  # type: ignore[arg-type]
+    subscriber._lost("connection closed")
     clock.now += 6
     assert subscriber.disconnected_s() == 6.0
     assert not subscriber.alive()
 
 
-def test_status_messages_are_noted(watched: tuple[Subscriber, Clock, FakePaho]) -> None:
+def test_a_suback_counts_as_life(watched: tuple[Subscriber, Clock, Socket], caplog: pytest.LogCaptureFixture) -> None:
+    """A broker busy making subscriptions delivers nothing for a while, yet answers SUBACKs: not dead; refused
+    filters are logged."""
     subscriber, clock, _ = watched
-    message = MQTTMessage(topic=b"meters/A/status")
-    message.payload = b"online"
+    subscriber._on_connack(0, False)
+    clock.now += DEAD_AFTER_S - 1
+    with caplog.at_level("WARNING", logger="bridge.subscriber"):
+        subscriber._handle(split_packets(bytearray(b"\x90\x05\x00\x01\x01\x80\x80")))  # 2 of 3 refused
+    assert "refused 2 of 3 filters" in caplog.text
+    clock.now += 2
+    subscriber._watch_pass()
+    assert subscriber.watch.forced == 0
+    assert subscriber.alive()
+
+
+def test_status_messages_are_noted(watched: tuple[Subscriber, Clock, Socket]) -> None:
+    subscriber, clock, _ = watched
     clock.now += 1
-    subscriber._on_message(subscriber.client, None, message)
+    deliver(subscriber, b"meters/A/status", b"online")
     assert subscriber.last_status_s == clock.now
     assert subscriber.ingest.history.summary("A").status == "online"
 
 
-def test_a_broken_clock_does_not_escape_on_message() -> None:
+def test_a_broken_clock_does_not_escape_the_handler(caplog: pytest.LogCaptureFixture) -> None:
     def broken() -> float:
         raise RuntimeError("a bug")
 
     subscriber = Subscriber(BrokerAddress("127.0.0.1", 1883, "u", "p"), Ingest(History(3600)), clock=lambda: 0.0)
     subscriber._clock = broken
-    subscriber._on_message(subscriber.client, None, MQTTMessage(topic=b"meters/A/status"))  # must not raise
+    with caplog.at_level("ERROR", logger="bridge.subscriber"):
+        assert deliver(subscriber, b"meters/A/status", b"online", qos=1, mid=9) == puback_packets([9])  # no raise
+    assert subscriber.ingest.history.summary("A").status == "online"
+    assert "clock failed" in caplog.text

@@ -154,10 +154,21 @@ def test_wait_until_wakes_only_the_waiters_whose_watermark_came() -> None:
         add(ts)
     far.join(timeout=5)
     assert results.get("far") == base + 10
-    assert history._waiters["A"] == []
+    assert history._waiters["A"] == {}  # every target reached: nothing left waiting
 
 
-def test_wait_until_times_out_and_forgets_the_waiter() -> None:
+def test_a_waiter_that_times_out_leaves_the_event_to_the_others_until_the_watermark_passes() -> None:
+    import threading as _threading
+
     history = History(3600)
-    assert history.wait_until("A", 10, 0.01) is None
-    assert history._waiters["A"] == []
+    assert history.wait_until("A", T0 + 10, 0.01) is None  # timed out: its target's event stays for the others
+    shared = history._waiters["A"][T0 + 10]
+    results: list[int | None] = []
+    patient = _threading.Thread(target=lambda: results.append(history.wait_until("A", T0 + 10, 30)))
+    patient.start()
+    assert history.wait_until("A", T0 + 10, 0.01) is None
+    assert history._waiters["A"] == {T0 + 10: shared}  # one event per target, however many wait or left
+    history.add(reading(T0 + 9))
+    patient.join(10.0)
+    assert results == [T0 + 10]
+    assert history._waiters["A"] == {}  # the watermark passed it

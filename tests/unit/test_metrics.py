@@ -10,23 +10,24 @@ import prometheus_client
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from paho.mqtt.client import MQTTMessage
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.app import create_app
 from bridge.health import DEAD_AFTER_S
+from bridge.history import History
 from bridge.ingest import Ingest
 from bridge.metrics import CONTENT_TYPE, EXTENSION, BridgeCollector
+from bridge.sequence import MeterClock
+from bridge.state import BridgeState
+from bridge.store import QUEUE_MAX, ReadingStore
 from bridge.subscriber import Subscriber
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress, load_settings
 from config.wire import REASONS, Reading, encode_reading, probe_topic, reading_topic
 from tests.support.bridgeapp import state
+from tests.support.subscriber import Wire, deliver
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
-SUCCESS = ReasonCode(PacketTypes.CONNACK, "Success")
 LINUX = Path("/proc/self/stat").exists()
 # prometheus_client's ProcessCollector reads /proc/self: elsewhere these families are simply absent
 PROCESS_FAMILIES = (
@@ -41,16 +42,6 @@ PROCESS_FAMILIES = (
     if LINUX
     else {}
 )
-
-
-class RecordingClient:
-    """Stands in for paho in ``_on_connect``: takes subscriptions and publishes, sends nothing."""
-
-    def subscribe(self, *args: object) -> None:
-        """Take a subscription."""
-
-    def publish(self, *args: object, **kwargs: object) -> None:
-        """Take a publish."""
 
 
 def feed(ingest: Ingest, meter: str, seconds: range) -> None:
@@ -98,6 +89,10 @@ def test_text_format_with_its_content_type(client: FlaskClient) -> None:
         "fleet_bridge_mqtt_probes_received": "counter",
         "fleet_bridge_messages_foreign": "counter",
         "fleet_bridge_store_dropped": "counter",
+        "fleet_bridge_ingest_queue_depth": "gauge",
+        "fleet_bridge_ingest_queue_limit": "gauge",
+        "fleet_bridge_ingest_lag_seconds": "gauge",
+        "fleet_bridge_store_failed": "counter",
         "fleet_bridge_meter_last_reading_timestamp_seconds": "gauge",
         "fleet_bridge_meter_watermark_lag_seconds": "gauge",
         "fleet_bridge_meter_ingest_lag_seconds": "gauge",
@@ -177,6 +172,75 @@ def test_lags_per_meter(app: Flask) -> None:
     assert values[(meter.format("ingest_lag_seconds"), (("meter", "B"),))] == 2.5
 
 
+def _collect(fleet: BridgeState) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BridgeCollector(fleet))
+    return samples(generate_latest(registry).decode())
+
+
+def test_ingest_lag_is_how_far_the_freshest_live_meter_is_behind_its_own_clock(app: Flask) -> None:
+    fleet = state(app)
+    now = [1000.0]  # History's clock: when each reading arrives (monotonic seconds)
+    fleet.history = History(3600, clock=lambda: now[0])
+    fleet.ingest = Ingest(fleet.history)
+    lag = ("fleet_bridge_ingest_lag_seconds", ())
+    assert lag not in _collect(fleet)  # no reading yet: no sample
+    feed(fleet.ingest, "A", range(20))  # A's seconds up to T0 + 19, all arriving at once: it is live
+    assert _collect(fleet)[lag] == 0
+    now[0] = 1005.0  # nothing for 5 s: A's clock says T0 + 24, its newest second held ended at T0 + 20
+    assert _collect(fleet)[lag] == 4
+    feed(fleet.ingest, "B", range(5))  # B is live: not every meter is behind, so the bridge is not
+    assert _collect(fleet)[lag] == 0
+    fleet.history.set_status("B", "offline")  # an offline meter says nothing about the bridge
+    assert _collect(fleet)[lag] == 4
+    now[0] = 1010.0
+    feed(fleet.ingest, "A", range(20, 23))  # A's next seconds come 7 s late: the bridge is behind, and says so
+    assert _collect(fleet)[lag] == 6  # A's clock: T0 + 29; newest held ends at T0 + 23
+
+
+def test_ingest_lag_is_in_wall_seconds_at_any_speed() -> None:
+    clock = MeterClock(speed=60.0)
+    clock.anchor(T0 + 599, wall=100.0)
+    assert clock.behind_s(T0 + 599, wall=100.0) == 0
+    assert clock.behind_s(T0 + 599, wall=110.0) == pytest.approx((600 - 1) / 60)  # 10 s: 600 simulated, one held
+    assert MeterClock(speed=1.0).behind_s(T0, wall=5.0) == 0  # before any reading: nothing is known to be late
+
+
+def test_ingest_queue_depth_counts_what_waits_for_the_disk(app: Flask, tmp_path: Path) -> None:
+    fleet = state(app)
+    store = ReadingStore(tmp_path, retention_s=86_400)
+    writing, release = threading.Event(), threading.Event()
+    write = store._write
+
+    def slow_write(batch: list[Reading]) -> None:  # a disk that has fallen behind: the writer waits for the test
+        writing.set()
+        release.wait(30)
+        write(batch)
+
+    store._write = slow_write  # type: ignore[method-assign]
+    fleet.history = History(3600, store=store)
+    fleet.ingest = Ingest(fleet.history)
+    depth, limit = (
+        ("fleet_bridge_ingest_queue_depth", (("stage", "store"),)),
+        ("fleet_bridge_ingest_queue_limit", (("stage", "store"),)),
+    )
+    try:
+        assert _collect(fleet)[depth] == 0
+        feed(fleet.ingest, "A", range(1))
+        assert writing.wait(30)  # the writer took the first reading and is stuck writing it
+        feed(fleet.ingest, "A", range(1, 50))
+        values = _collect(fleet)
+        assert values[depth] == 50  # one being written, 49 queued: every one counted until it is on disk
+        assert values[limit] == QUEUE_MAX
+        assert values[("fleet_bridge_readings_received_total", ())] == 50  # and every one is in memory already
+    finally:
+        release.set()
+    assert store.flush(30)
+    assert _collect(fleet)[depth] == 0
+    assert store.written == 50
+    store.close()
+
+
 @pytest.mark.skipif(not LINUX, reason="process gauges read /proc/self")
 def test_process_gauges_count_this_process(client: FlaskClient) -> None:
     greenlet.getcurrent()  # this thread's main greenlet exists from here on
@@ -230,14 +294,14 @@ def test_per_meter_figures_are_those_of_api_meters(app: Flask, client: FlaskClie
 
 
 def test_mqtt_session_figures_follow_the_subscriber(app: Flask, client: FlaskClient) -> None:
-    """Connected per paho but silent past the watchdog's bound: mqtt_connected says 0 (a dead session is no
+    """Connected but silent past the watchdog's bound: mqtt_connected says 0 (a dead session is no
     connection); the age of the last message and the forced reconnects come from the subscriber."""
     now = [1000.0]
     subscriber = Subscriber(BrokerAddress("127.0.0.1", 1883, "u", "p"), state(app).ingest, clock=lambda: now[0])
     state(app).subscriber = subscriber
-    subscriber._on_connect(RecordingClient(), None, None, SUCCESS, None)  # type: ignore[arg-type]
-    message = MQTTMessage(topic=probe_topic(DEFAULT_BRIDGE_ID).encode())
-    subscriber._on_message(subscriber.client, None, message)
+    Wire(subscriber)  # takes what it writes, sends nothing
+    subscriber._on_connack(0, False)
+    deliver(subscriber, probe_topic(DEFAULT_BRIDGE_ID).encode(), b"")
     now[0] += 2.5
     values = scrape(client)
     assert values[("fleet_bridge_mqtt_connected", ())] == 1

@@ -137,11 +137,12 @@ def _app_state(app: Flask) -> BridgeState:
 
 
 def _stream(fleet: BridgeState, start: int | None, legacy: bool = False) -> Iterator[bytes]:
+    """The stream's events one by one (a write may hold several: the windows already final go out together)."""
     spec = StreamSpec("test", "A", 5, None, paced=False)
     cursor = WindowCursor(5, fleet.settings.grace_s, fleet.zone, start=start)
     stream = events(fleet, spec, cursor, legacy, paced=False)
     assert next(stream).startswith(b"retry:")
-    return stream
+    return (event + b"\n\n" for chunk in stream for event in chunk.split(b"\n\n") if event)
 
 
 def _parse(raw: bytes) -> dict[str, str]:
@@ -152,8 +153,8 @@ def _parse(raw: bytes) -> dict[str, str]:
 def test_a_late_second_in_a_sent_window_sends_one_revision_without_id(app: Flask) -> None:
     fleet = _app_state(app)
     stream = _stream(fleet, T0)  # resumed after a Last-Event-ID of T0
-    sent = [_parse(next(stream)) for _ in range(3)]  # [T0, T0+5), [T0+5, T0+10) with 3 samples, [T0+10, T0+15)
-    assert [json.loads(event["data"])["samples"] for event in sent] == [5, 3, 5]
+    sent = [_parse(next(stream)) for _ in range(4)]  # [T0, T0+5), [T0+5, T0+10) with 3 samples, ..., [T0+15, T0+20)
+    assert [json.loads(event["data"])["samples"] for event in sent] == [5, 3, 5, 5]
     stale = json.loads(sent[1]["data"])
     fleet.history.add(_reading(T0 + 6, 4000.0))
     fleet.history.add(_reading(T0 + 7, 4000.0))  # two late seconds, one window: one revision
@@ -163,8 +164,10 @@ def test_a_late_second_in_a_sent_window_sends_one_revision_without_id(app: Flask
     doc = json.loads(revision["data"])
     assert set(doc) == set(stale)  # the window event's own format
     assert (doc["window_start"], doc["samples"], doc["Overall"]) == ("2024-01-01T00:00:05Z", 5, 2.2)
+    for ts in range(T0 + 21, T0 + 26):
+        fleet.history.add(_reading(ts, 1000.0))
     following = _parse(next(stream))  # then the stream carries on with its next window
-    assert (following["id"], json.loads(following["data"])["samples"]) == (str(T0 + 20), 5)
+    assert (following["id"], json.loads(following["data"])["samples"]) == (str(T0 + 25), 5)
     assert fleet.telemetry.revisions_emitted == 1
 
     # The event cache never serves the stale rendering: another stream sending that window gets the corrected one.
@@ -187,12 +190,14 @@ def test_no_revision_for_windows_the_stream_never_sent(app: Flask) -> None:
 def test_legacy_streams_get_no_revisions(app: Flask) -> None:
     fleet = _app_state(app)
     stream = _stream(fleet, T0, legacy=True)
-    for _ in range(3):
+    for _ in range(4):
         next(stream)
     fleet.history.add(_reading(T0 + 6))
+    for ts in range(T0 + 21, T0 + 26):
+        fleet.history.add(_reading(ts, 1000.0))
     event = _parse(next(stream))
     assert "event" not in event
-    assert event["id"] == str(T0 + 20)
+    assert event["id"] == str(T0 + 25)
 
 
 # --- statistics, republishing, the store ---

@@ -5,9 +5,6 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from paho.mqtt.client import MQTTMessage
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.app import create_app
 from bridge.baseline import Baselines
@@ -29,9 +26,10 @@ from config.wire import (
 )
 from simulator.fleet import fleet_specs
 from tests.support.bridgeapp import state
+from tests.support.subscriber import Wire
+from tests.support.subscriber import deliver as deliver_message
 
 T0 = 1_704_067_200
-SUCCESS = ReasonCode(PacketTypes.CONNACK, "Success")
 
 
 def test_ownership_is_crc32_of_the_id_modulo_the_count() -> None:
@@ -88,36 +86,22 @@ def test_setting_shard_owns_its_part() -> None:
         load_settings({"FLEET_SHARD": "2/2"})
 
 
-class FakeClient:
-    """Records what ``_on_connect`` asks paho for."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, object]] = []
-
-    def subscribe(self, topics: object) -> None:
-        self.calls.append(("subscribe", topics))
-
-    def unsubscribe(self, topics: object) -> None:
-        self.calls.append(("unsubscribe", topics))
-
-
 def sharded(owned: list[str]) -> Subscriber:
     return Subscriber(BrokerAddress("127.0.0.1", 1883, "u", "p"), Ingest(History(3600)), "b-0", owned)
 
 
 def deliver(subscriber: Subscriber, meter: str, ts: int) -> None:
-    message = MQTTMessage(topic=f"meters/{meter}/reading".encode())
-    message.payload = encode_reading(Reading(meter, ts - T0, ts, 1.0, 2.0, 3.0, 0.0, 0.0, 0.0))
-    subscriber._on_message(subscriber.client, None, message)
+    payload = encode_reading(Reading(meter, ts - T0, ts, 1.0, 2.0, 3.0, 0.0, 0.0, 0.0))
+    deliver_message(subscriber, f"meters/{meter}/reading".encode(), payload)
 
 
 def test_a_sharded_subscriber_subscribes_per_owned_meter_and_drops_the_wildcards() -> None:
     subscriber = sharded(["D", "A-0001"])
     subscriber.add_route("homeassistant/status", lambda payload: None)
-    fake = FakeClient()
-    subscriber._on_connect(fake, None, None, SUCCESS, None)  # type: ignore[arg-type]
-    assert fake.calls == [
-        ("unsubscribe", [READING_SUBSCRIPTION, BATCH_SUBSCRIPTION, STATUS_SUBSCRIPTION]),  # an earlier session's
+    wire = Wire(subscriber)
+    subscriber._on_connack(0, False)
+    assert [(w.kind, w.topics) for w in wire.packets() if w.kind != "publish"] == [
+        ("unsubscribe", [(READING_SUBSCRIPTION, 0), (BATCH_SUBSCRIPTION, 0), (STATUS_SUBSCRIPTION, 0)]),  # earlier
         ("subscribe", [(probe_topic("b-0"), 1), ("homeassistant/status", 1)]),  # its liveness probe, its routes
         ("subscribe", [("meters/D/+", 1), ("meters/A-0001/+", 1)]),
     ]
@@ -125,10 +109,10 @@ def test_a_sharded_subscriber_subscribes_per_owned_meter_and_drops_the_wildcards
 
 def test_a_large_shard_subscribes_in_bounded_packets() -> None:
     owned = [f"m{i}" for i in range(2 * FILTERS_PER_SUBSCRIBE + 1)]
-    fake = FakeClient()
-    sharded(owned)._on_connect(fake, None, None, SUCCESS, None)  # type: ignore[arg-type]
-    packets = [topics for call, topics in fake.calls if call == "subscribe"]
-    sizes = [len(p) for p in packets]  # type: ignore[arg-type]
+    subscriber = sharded(owned)
+    wire = Wire(subscriber)
+    subscriber._on_connack(0, False)
+    sizes = [len(w.topics) for w in wire.packets() if w.kind == "subscribe"]
     assert sizes == [1, FILTERS_PER_SUBSCRIBE, FILTERS_PER_SUBSCRIBE, 1]  # the probe, then the meters
 
 

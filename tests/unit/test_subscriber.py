@@ -1,15 +1,16 @@
-"""bridge.subscriber: built paho messages go straight into the callback (no broker, start() is never called)."""
+"""bridge.subscriber: PUBLISH packets a broker would send go straight into its chunk handler, and what it writes is
+decoded from its bytes (no broker, start() is never called)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
-from paho.mqtt.client import MQTTMessage
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.history import History
 from bridge.ingest import Ingest
-from bridge.subscriber import Subscriber
+from bridge.subscriber import MAX_QUEUED, Subscriber
+from config.mqtt.packet import PINGRESP, Packet, ProtocolError, puback_packets, split_packets
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
 from config.wire import (
     BATCH_SUBSCRIPTION,
@@ -19,19 +20,16 @@ from config.wire import (
     encode_reading,
     probe_topic,
 )
+from tests.support.subscriber import Wire, Written, deliver, publish_bytes
 
 T0 = 1_704_067_200
+METERS = [(READING_SUBSCRIPTION, 1), (BATCH_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)]
+PROBE = probe_topic(DEFAULT_BRIDGE_ID)
 
 
 @pytest.fixture
 def subscriber() -> Subscriber:
     return Subscriber(BrokerAddress("127.0.0.1", 1883, "user", "secret"), Ingest(History(3600)))
-
-
-def deliver(subscriber: Subscriber, topic: bytes, payload: bytes) -> None:
-    message = MQTTMessage(topic=topic)
-    message.payload = payload
-    subscriber._on_message(subscriber.client, None, message)
 
 
 def reading(ts: int) -> bytes:
@@ -48,10 +46,37 @@ def test_valid_messages_reach_history(subscriber: Subscriber) -> None:
     assert subscriber.ingest.counters() == {"accepted": 2, "duplicates": 0, "rejected": {}}
 
 
+def test_a_chunk_is_acknowledged_in_one_write_after_every_message_was_taken(subscriber: Subscriber) -> None:
+    """Every QoS 1 message of a chunk is handed to ingest first, then all their PUBACKs go out together, in order;
+    QoS 0 messages need none."""
+    taken: list[int] = []
+    handle = subscriber.ingest.handle
+
+    def counting(topic: str, payload: bytes) -> bool:
+        taken.append(len(taken))
+        return handle(topic, payload)
+
+    subscriber.ingest.handle = counting  # type: ignore[method-assign]
+    chunk = b"".join(publish_bytes(b"meters/A/reading", reading(T0 + i), 1, mid=100 + i) for i in range(5))
+    chunk += publish_bytes(b"meters/A/status", b"online", 0)
+    chunk += bytes((PINGRESP, 0))
+    buffer = bytearray(chunk + publish_bytes(b"meters/A/reading", reading(T0 + 9), 1, mid=7)[:10])  # a part of one
+    acks = subscriber._handle(split_packets(buffer))
+    assert len(taken) == 6  # all of the chunk's messages were handed over before the acknowledgement was made
+    assert acks == puback_packets([100, 101, 102, 103, 104])
+    assert len(buffer) == 10  # the partial packet waits for the rest
+    assert subscriber.ingest.counters()["accepted"] == 5
+
+
+def test_a_packet_a_client_never_receives_is_a_protocol_error(subscriber: Subscriber) -> None:
+    with pytest.raises(ProtocolError):
+        subscriber._handle([Packet(0x82, b"\x00\x01")])  # a SUBSCRIBE
+
+
 @pytest.mark.parametrize(
     ("topic", "payload", "reason"),
     [
-        (b"meters/\xff\xfe/reading", b"{}", "bad_topic"),  # not UTF-8: paho's .topic raises
+        (b"meters/\xff\xfe/reading", b"{}", "bad_topic"),  # not UTF-8: a bad topic, not a protocol error
         (b"meters/A/reading", b"\x00\x01garbage\xff", "bad_utf8"),
         (b"meters/A/reading", b"garbage", "bad_json"),
         (b"meters/A/reading", b"", "bad_json"),
@@ -60,7 +85,7 @@ def test_valid_messages_reach_history(subscriber: Subscriber) -> None:
     ],
 )
 def test_garbage_is_counted(subscriber: Subscriber, topic: bytes, payload: bytes, reason: str) -> None:
-    deliver(subscriber, topic, payload)
+    assert deliver(subscriber, topic, payload, qos=1, mid=3) == puback_packets([3])  # taken, so acknowledged
     assert subscriber.ingest.counters()["rejected"] == {reason: 1}
 
 
@@ -73,54 +98,46 @@ def test_history_failure_is_internal(subscriber: Subscriber, monkeypatch: pytest
     assert subscriber.ingest.counters()["rejected"] == {"internal": 1}
 
 
-def test_nothing_escapes_even_if_ingest_raises(subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nothing_escapes_even_if_ingest_raises(
+    subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     def broken(topic: str, payload: bytes) -> bool:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(subscriber.ingest, "handle", broken)
-    deliver(subscriber, b"meters/A/reading", reading(T0))  # must not raise
-
-
-class FakeClient:
-    def __init__(self) -> None:
-        self.subscriptions: list[object] = []
-
-    def subscribe(self, topics: object) -> None:
-        self.subscriptions.append(topics)
+    with caplog.at_level(logging.ERROR, logger="bridge.subscriber"):
+        deliver(subscriber, b"meters/A/reading", reading(T0))  # must not raise
+    assert "error handling a message" in caplog.text
 
 
 def test_connect_subscribes_and_disconnect_clears(subscriber: Subscriber) -> None:
-    fake = FakeClient()
-    subscriber._on_connect(fake, None, None, ReasonCode(PacketTypes.CONNACK, "Success"), None)  # type: ignore[arg-type]
+    wire = Wire(subscriber)
+    assert subscriber._on_connack(0, False)
     assert subscriber.connected
-    meters = [(READING_SUBSCRIPTION, 1), (BATCH_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)]
-    assert fake.subscriptions == [[*meters, (probe_topic(DEFAULT_BRIDGE_ID), 1)]]  # its own probe too
-    subscriber._on_disconnect(fake, None, None, ReasonCode(PacketTypes.DISCONNECT, "Normal disconnection"), None)  # type: ignore[arg-type]
+    written = wire.packets()
+    assert written[0] == Written("subscribe", [*METERS, (PROBE, 1)], mid=written[0].mid)  # its own probe too
+    assert [(w.kind, w.topics) for w in written[1:]] == [("publish", [(PROBE, 1)])]  # a probe at once
+    subscriber._lost("connection closed")
     assert not subscriber.connected
 
 
-def test_refused_connect_does_not_subscribe(subscriber: Subscriber) -> None:
-    fake = FakeClient()
-    refused = ReasonCode(PacketTypes.CONNACK, "Not authorized")
-    subscriber._on_connect(fake, None, None, refused, None)  # type: ignore[arg-type]
+def test_refused_connect_does_not_subscribe(subscriber: Subscriber, caplog: pytest.LogCaptureFixture) -> None:
+    wire = Wire(subscriber)
+    with caplog.at_level(logging.WARNING, logger="bridge.subscriber"):
+        assert not subscriber._on_connack(5, False)
     assert not subscriber.connected
-    assert fake.subscriptions == []
+    assert wire.packets() == []
+    assert "refused the bridge: not authorised" in caplog.text
 
 
-class RecordingClient:
-    """Stands in for paho where a route subscribes at once or a message is published."""
-
-    def __init__(self, rc: int = 0) -> None:
-        self.subscriptions: list[tuple[object, ...]] = []
-        self.published: list[tuple[str, bytes, int, bool]] = []
-        self.rc = rc
-
-    def subscribe(self, *args: object) -> None:
-        self.subscriptions.append(args)
-
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> object:
-        self.published.append((topic, payload, qos, retain))
-        return type("Info", (), {"rc": self.rc})()
+def test_connect_logs_whether_the_session_was_kept(subscriber: Subscriber, caplog: pytest.LogCaptureFixture) -> None:
+    Wire(subscriber)
+    with caplog.at_level(logging.INFO, logger="bridge.subscriber"):
+        subscriber._on_connack(0, True)
+        subscriber._lost("closed")
+        subscriber._on_connack(0, False)
+    assert "(its session kept)" in caplog.text
+    assert "(a new session)" in caplog.text
 
 
 def test_routed_topic_goes_to_its_handler_not_to_ingest(subscriber: Subscriber) -> None:
@@ -143,80 +160,85 @@ def test_a_failing_route_handler_does_not_escape(subscriber: Subscriber) -> None
 
 def test_connect_subscribes_routes_too_and_numbers_connections(subscriber: Subscriber) -> None:
     subscriber.add_route("homeassistant/status", lambda payload: None)
-    fake = FakeClient()
-    success = ReasonCode(PacketTypes.CONNACK, "Success")
+    wire = Wire(subscriber)
     assert subscriber.connection() is None
-    subscriber._on_connect(fake, None, None, success, None)  # type: ignore[arg-type]
-    meters = [(READING_SUBSCRIPTION, 1), (BATCH_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)]
-    assert fake.subscriptions == [[*meters, (probe_topic(DEFAULT_BRIDGE_ID), 1), ("homeassistant/status", 1)]]
+    subscriber._on_connack(0, False)
+    assert wire.packets()[0].topics == [*METERS, (PROBE, 1), ("homeassistant/status", 1)]
     assert subscriber.connection() == 1
-    normal = ReasonCode(PacketTypes.DISCONNECT, "Normal disconnection")
-    subscriber._on_disconnect(fake, None, None, normal, None)  # type: ignore[arg-type]
+    subscriber._lost("closed")
     assert subscriber.connection() is None
-    subscriber._on_connect(fake, None, None, ReasonCode(PacketTypes.CONNACK, "Not authorized"), None)  # type: ignore[arg-type]
+    subscriber._on_connack(5, False)
     assert subscriber.connection() is None
-    subscriber._on_connect(fake, None, None, success, None)  # type: ignore[arg-type]
+    subscriber._on_connack(0, False)
     assert subscriber.connection() == 2
 
 
-def test_a_route_added_while_connected_subscribes_at_once(
-    subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    client = RecordingClient()
-    monkeypatch.setattr(subscriber, "client", client)
+def test_a_route_added_while_connected_subscribes_at_once(subscriber: Subscriber) -> None:
+    wire = Wire(subscriber)
     subscriber.add_route("a/b", lambda payload: None)
-    assert client.subscriptions == []  # not connected: on_connect will
+    assert wire.packets() == []  # not connected: the CONNACK will
     subscriber.connected = True
     subscriber.add_route("c/d", lambda payload: None, qos=0)
-    assert client.subscriptions == [("c/d", 0)]
+    assert [(w.kind, w.topics) for w in wire.packets()] == [("subscribe", [("c/d", 0)])]
 
 
-@pytest.mark.parametrize(
-    ("rc", "qos", "taken"),
-    [(0, 1, True), (4, 1, True), (4, 0, False), (15, 1, False)],  # 4: no connection (QoS 1 waits), 15: queue full
-)
-def test_publish_says_whether_paho_took_it(
-    subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch, rc: int, qos: int, taken: bool
-) -> None:
-    client = RecordingClient(rc)
-    monkeypatch.setattr(subscriber, "client", client)
-    assert subscriber.publish("meters/A/agg/60s", b"{}", qos, True) is taken
-    assert client.published == [("meters/A/agg/60s", b"{}", qos, True)]
+def test_publish_says_whether_it_was_sent_or_held(subscriber: Subscriber) -> None:
+    """QoS 1 is held until its PUBACK (sent again after a reconnect); QoS 0 without a connection is not sent."""
+    wire = Wire(subscriber)
+    assert subscriber.publish("meters/A/agg/60s", b"{}", 1, True)  # disconnected: held
+    assert not subscriber.publish("meters/A/agg/60s", b"{}", 0, True)  # disconnected: gone
+    assert wire.packets() == []
+    subscriber._on_connack(0, True)
+    held = [w for w in wire.packets() if w.kind == "publish" and w.topics[0][0] == "meters/A/agg/60s"]
+    assert [(w.topics, w.payload, w.retain) for w in held] == [([("meters/A/agg/60s", 1)], b"{}", True)]
+    assert subscriber.publish("meters/A/agg/60s", b"[]", 0, False)
+    assert wire.packets()[0].topics == [("meters/A/agg/60s", 0)]
+    wire.accept = False  # the socket refuses: QoS 1 is still held, QoS 0 is not sent
+    assert subscriber.publish("x", b"", 1, False)
+    assert not subscriber.publish("x", b"", 0, False)
+
+
+def test_a_puback_releases_a_held_message(subscriber: Subscriber) -> None:
+    wire = Wire(subscriber)
+    subscriber._on_connack(0, False)
+    wire.packets()
+    subscriber.publish("meters/A/agg/60s", b"{}", 1, True)
+    mid = wire.packets()[0].mid
+    subscriber._handle(split_packets(bytearray(b"\x40\x02" + mid.to_bytes(2, "big"))))
+    subscriber._lost("closed")
+    subscriber._on_connack(0, True)
+    assert all(w.topics[0][0] != "meters/A/agg/60s" for w in wire.packets())  # acknowledged: not sent again
+
+
+def test_publish_refuses_beyond_the_queue_bound(subscriber: Subscriber) -> None:
+    Wire(subscriber)
+    for _ in range(MAX_QUEUED):
+        assert subscriber.publish("x", b"", 1, False)
+    assert not subscriber.publish("x", b"", 1, False)
 
 
 def test_failover_moves_to_the_next_broker_before_the_next_attempt() -> None:
-    """Lost, refused or unreachable: paho's next attempt (on_pre_connect) goes to the next node of the list, round
-    robin, with that node's login; a good connection stays where it is."""
+    """Lost, refused or unreachable: the next attempt goes to the next node of the list, round robin (each with its
+    own login); a good connection stays where it is."""
     from config.settings import parse_broker_urls
 
     broker = parse_broker_urls("mqtt://u1:p1@127.0.0.1:1001,mqtt://u2:p2@127.0.0.1:1002")
     subscriber = Subscriber(broker, Ingest(History(3600)))
-    client = subscriber.client
-    assert (subscriber.node_url(), client.host, client.port) == ("mqtt://u1@127.0.0.1:1001", "", 1883)
-    client.connect_async("127.0.0.1", 1001)  # what start() does, without the network thread
-    subscriber._on_pre_connect(client, None)  # the first attempt: the first node
-    assert (client.host, client.port) == ("127.0.0.1", 1001)
-    subscriber._on_connect_fail(client, None)  # TCP refused
-    subscriber._on_pre_connect(client, None)
-    assert (client.host, client.port, subscriber.node_url()) == ("127.0.0.1", 1002, "mqtt://u2@127.0.0.1:1002")
-    assert client._username == b"u2"
-    refused = ReasonCode(PacketTypes.CONNACK, "Not authorized")
-    subscriber._on_connect(client, None, None, refused, None)  # type: ignore[arg-type]
-    subscriber._on_pre_connect(client, None)
-    assert (client.host, client.port, client._username) == ("127.0.0.1", 1001, b"u1")  # round robin
-    ok = ReasonCode(PacketTypes.CONNACK, "Success")
-    subscriber._on_connect(client, None, None, ok, None)  # type: ignore[arg-type]
-    subscriber._on_pre_connect(client, None)  # a reconnect after a good connection that was not lost: stays
-    assert client.port == 1001
-    lost = ReasonCode(PacketTypes.DISCONNECT, "Unspecified error")
-    subscriber._on_disconnect(client, None, None, lost, None)  # type: ignore[arg-type]
-    subscriber._on_pre_connect(client, None)
-    assert (client.port, subscriber.node_url()) == (1002, "mqtt://u2@127.0.0.1:1002")
+    Wire(subscriber)
+    assert subscriber.node_url() == "mqtt://u1@127.0.0.1:1001"
+    assert subscriber._choose_node().port == 1001  # the first attempt: the first node
+    subscriber._connect_failed(ConnectionRefusedError())  # TCP refused
+    node = subscriber._choose_node()
+    assert (node.port, node.login("bridge"), subscriber.node_url()) == (1002, ("u2", "p2"), "mqtt://u2@127.0.0.1:1002")
+    subscriber._on_connack(5, False)  # refused
+    node = subscriber._choose_node()
+    assert (node.port, node.login("bridge")) == (1001, ("u1", "p1"))  # round robin
+    subscriber._on_connack(0, False)
+    assert subscriber._choose_node().port == 1001  # an attempt after a good connection that was not lost: stays
+    subscriber._lost("connection closed")
+    assert (subscriber._choose_node().port, subscriber.node_url()) == (1002, "mqtt://u2@127.0.0.1:1002")
 
 
 def test_one_broker_never_moves(subscriber: Subscriber) -> None:
-    client = subscriber.client
-    client.connect_async("127.0.0.1", 1883)
-    subscriber._on_connect_fail(client, None)
-    subscriber._on_pre_connect(client, None)
-    assert (client.host, client.port, subscriber.node_url()) == ("127.0.0.1", 1883, "mqtt://user@127.0.0.1:1883")
+    subscriber._connect_failed(ConnectionRefusedError())
+    assert (subscriber._choose_node().port, subscriber.node_url()) == (1883, "mqtt://user@127.0.0.1:1883")

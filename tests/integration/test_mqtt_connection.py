@@ -1,4 +1,4 @@
-"""simulator.mqttconn against real brokers (amqtt and Mosquitto, authenticated): the meters' own MQTT client.
+"""config.mqtt.connection against real brokers (amqtt and Mosquitto, authenticated): the meters' own MQTT client.
 
 Each test drives one connection with a selector in the test's thread, waiting on its socket with a deadline (never a
 sleep), and checks what a paho observer on the same broker sees."""
@@ -14,8 +14,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config.credentials import BRIDGE_USER
-from simulator.mqttconn import MqttConnection
-from simulator.mqttpacket import Message, Will
+from config.mqtt.connection import MqttConnection
+from config.mqtt.packet import Message, Will
 from tests.support.mqtt import collecting
 from tests.support.procs import LOOPBACK, Proc, login
 

@@ -1,6 +1,6 @@
 """One meter's MQTT 3.1.1 connection over a non-blocking socket, driven by the fleet's selector loop (I/O shell).
 
-The packets are ``simulator.mqttpacket``'s; this class owns the socket, the bytes waiting to go out, the QoS 1
+The packets are ``config.mqtt.packet``'s; this class owns the socket, the bytes waiting to go out, the QoS 1
 messages not yet acknowledged, and the keepalive. It behaves as paho does where the meters depend on it:
 
 - ``publish`` at QoS 1 keeps the message until its PUBACK; messages not acknowledged when the connection is lost are
@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from simulator.mqttpacket import (
+from config.mqtt.packet import (
     CONNACK,
     CONNACK_REASONS,
     DISCONNECT_PACKET,

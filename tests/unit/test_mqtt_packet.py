@@ -1,4 +1,4 @@
-"""simulator.mqttpacket: the MQTT 3.1.1 packets a meter sends and receives, byte for byte (OASIS MQTT 3.1.1, section 3).
+"""config.mqtt.packet: the MQTT 3.1.1 packets a meter sends and receives, byte for byte (OASIS MQTT 3.1.1, section 3).
 
 The expected bytes are written out by hand from the standard's tables (not produced by the code under test), and the
 parser is fed packets split at every possible byte boundary."""
@@ -9,25 +9,32 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.mqttpacket import (
+from config.mqtt.packet import (
     CONNACK,
     PUBACK,
     PUBLISH,
     Message,
     Packet,
     ProtocolError,
+    RawPublish,
     Will,
     as_duplicate,
     connack_code,
+    connack_session_present,
     connect_packet,
     packet_id,
     parse_publish,
+    parse_publish_raw,
     puback_packet,
+    puback_packets,
     publish_packet,
     remaining_length,
     split_packets,
     string,
+    suback_codes,
+    subscribe_many_packet,
     subscribe_packet,
+    unsubscribe_packet,
 )
 
 
@@ -146,3 +153,37 @@ def test_malformed_input_is_a_protocol_error() -> None:
         parse_publish(Packet(PUBLISH, b"\x00\x01\xff"))
     with pytest.raises(ProtocolError, match="identifier"):
         packet_id(Packet(PUBACK, b"\x00"))
+
+
+def test_subscribe_and_unsubscribe_several_filters_bytes() -> None:
+    """OASIS MQTT 3.1.1 3.8 and 3.10: packet id, then each filter (length-prefixed) with its QoS byte (SUBSCRIBE)."""
+    assert subscribe_many_packet(2, [("a/+", 1), ("b", 0)]) == b"\x82\x0c\x00\x02\x00\x03a/+\x01\x00\x01b\x00"
+    assert unsubscribe_packet(3, ["a/+", "b"]) == b"\xa2\x0a\x00\x03\x00\x03a/+\x00\x01b"
+    with pytest.raises(ValueError, match="at least one"):
+        subscribe_many_packet(1, [])
+    with pytest.raises(ValueError, match="at least one"):
+        unsubscribe_packet(1, [])
+
+
+def test_acknowledgements_of_a_chunk_are_back_to_back_pubacks() -> None:
+    assert puback_packets([1, 0xABCD]) == b"\x40\x02\x00\x01\x40\x02\xab\xcd"
+    assert puback_packets([1, 0xABCD]) == puback_packet(1) + puback_packet(0xABCD)
+    assert puback_packets([]) == b""
+
+
+def test_connack_session_present_and_suback_codes() -> None:
+    assert connack_session_present(Packet(CONNACK, b"\x01\x00"))
+    assert not connack_session_present(Packet(CONNACK, b"\x00\x00"))
+    assert suback_codes(Packet(0x90, b"\x00\x05\x01\x80\x00")) == b"\x01\x80\x00"
+    with pytest.raises(ProtocolError, match="return code"):
+        suback_codes(Packet(0x90, b"\x00\x05"))
+
+
+def test_raw_publish_keeps_the_topic_bytes() -> None:
+    """A topic that is not UTF-8 is the receiver's to judge: the raw parse gives its bytes."""
+    assert parse_publish_raw(Packet(PUBLISH | 0x02, b"\x00\x02\xff\xfe\x00\x09xy")) == RawPublish(
+        b"\xff\xfe", b"xy", 1, 9
+    )
+    assert parse_publish_raw(Packet(PUBLISH, b"\x00\x01tpayload")) == RawPublish(b"t", b"payload", 0, 0)
+    with pytest.raises(ProtocolError, match="past the packet"):
+        parse_publish_raw(Packet(PUBLISH, b"\x00\x09ab"))

@@ -1,4 +1,4 @@
-"""simulator.mqttconn's non-blocking connect, driven step by step against real loopback sockets the test owns (a
+"""config.mqtt.connection's non-blocking connect, driven step by step against real loopback sockets the test owns (a
 listener that completes TCP and reads CONNECT, one that never answers TLS, one whose backlog is full, a closed port),
 with a fake clock for the connect deadline: ``connect`` returns at once, and every stage is bounded."""
 
@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from simulator.mqttconn import CONNECT_TIMEOUT_S, MqttConnection, resolve
-from simulator.mqttpacket import split_packets
+from config.mqtt.connection import CONNECT_TIMEOUT_S, MqttConnection, resolve
+from config.mqtt.packet import split_packets
 from tests.support.drive import service
 
 LOOPBACK = "127.0.0.1"

@@ -1,11 +1,15 @@
-"""The MQTT 3.1.1 packets a meter sends and receives, as bytes (pure: no sockets, no clock).
+"""The MQTT 3.1.1 packets the meters and the bridge send and receive, as bytes (pure: no sockets, no clock).
 
-A meter needs a small part of MQTT 3.1.1 (OASIS standard, 2014): CONNECT (client id, clean session, Last Will,
-username and password, keepalive), PUBLISH at QoS 0 or 1 both ways, PUBACK both ways, SUBSCRIBE/SUBACK, PINGREQ/
-PINGRESP and DISCONNECT. ``simulator.mqttconn`` drives these over a non-blocking socket; this module only builds and
-parses them. Fleet mode is why it exists: paho spends about 40 us of Python per published reading and its PUBACK
-(three ``recv`` calls per packet, a ``ReasonCode`` and ``Properties`` object per PUBACK even on 3.1.1), which is most
-of what one process can spend on 10,000 meters (docs/performance.md).
+A client of this fleet needs a small part of MQTT 3.1.1 (OASIS standard, 2014): CONNECT (client id, clean session,
+Last Will, username and password, keepalive), PUBLISH at QoS 0 or 1 both ways, PUBACK both ways, SUBSCRIBE/SUBACK and
+UNSUBSCRIBE/UNSUBACK (one filter or several a packet), PINGREQ/PINGRESP and DISCONNECT. ``config.mqtt.connection``
+drives these over a meter's non-blocking socket and ``bridge.subscriber`` over the bridge's; this module only builds
+and parses them. Why it exists: paho spends about 40 us of Python per published reading and its PUBACK (three ``recv``
+calls per packet, a ``ReasonCode`` and ``Properties`` object per PUBACK even on 3.1.1), and about as much per message
+received (five ``recv`` and two ``send``), which is most of what one process can spend (docs/performance.md).
+
+A receiver takes every whole packet off its buffer at once (``split_packets``) and may acknowledge a whole chunk's
+QoS 1 messages in one write (``puback_packets``).
 
 Sizes: a packet's remaining length is at most 268,435,455 bytes (four length bytes); strings are UTF-8 with a
 two-byte length prefix, at most 65,535 bytes.
@@ -13,6 +17,7 @@ two-byte length prefix, at most 65,535 bytes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -22,6 +27,8 @@ PUBLISH: Final = 0x30
 PUBACK: Final = 0x40
 SUBSCRIBE: Final = 0x82  # type 8 with the reserved flags 0b0010
 SUBACK: Final = 0x90
+UNSUBSCRIBE: Final = 0xA2  # type 10 with the reserved flags 0b0010
+UNSUBACK: Final = 0xB0
 PINGREQ: Final = 0xC0
 PINGRESP: Final = 0xD0
 DISCONNECT: Final = 0xE0
@@ -142,7 +149,31 @@ def puback_packet(mid: int) -> bytes:
 
 def subscribe_packet(mid: int, topic: str, qos: int) -> bytes:
     """SUBSCRIBE to one topic filter."""
-    return _packet(SUBSCRIBE, mid.to_bytes(2, "big") + string(topic) + bytes((qos,)))
+    return subscribe_many_packet(mid, [(topic, qos)])
+
+
+def subscribe_many_packet(mid: int, filters: Sequence[tuple[str, int]]) -> bytes:
+    """SUBSCRIBE to several ``(filter, qos)`` at once (the SUBACK has one return code per filter, in order)."""
+    if not filters:
+        raise ValueError("a SUBSCRIBE needs at least one filter")
+    body = mid.to_bytes(2, "big") + b"".join(string(topic) + bytes((qos,)) for topic, qos in filters)
+    return _packet(SUBSCRIBE, body)
+
+
+def unsubscribe_packet(mid: int, topics: Sequence[str]) -> bytes:
+    """UNSUBSCRIBE from the filters ``topics``."""
+    if not topics:
+        raise ValueError("an UNSUBSCRIBE needs at least one filter")
+    return _packet(UNSUBSCRIBE, mid.to_bytes(2, "big") + b"".join(string(topic) for topic in topics))
+
+
+_PUBACK_HEADER: Final = bytes((PUBACK, 2))
+
+
+def puback_packets(mids: Sequence[int]) -> bytes:
+    """The PUBACKs of several incoming QoS 1 messages, back to back (one write acknowledges them all)."""
+    header = _PUBACK_HEADER
+    return b"".join([header + mid.to_bytes(2, "big") for mid in mids])
 
 
 class Packet(NamedTuple):
@@ -190,6 +221,20 @@ def connack_code(packet: Packet) -> int:
     return packet.body[1]
 
 
+def connack_session_present(packet: Packet) -> bool:
+    """Whether the broker kept the client's session (CONNACK's session present flag; clean session off only)."""
+    if packet.first != CONNACK or len(packet.body) != 2:
+        raise ProtocolError("malformed CONNACK")
+    return bool(packet.body[0] & 0x01)
+
+
+def suback_codes(packet: Packet) -> bytes:
+    """The return codes of a SUBACK, one per filter of its SUBSCRIBE (0-2: granted QoS, ``SUBACK_FAILURE``)."""
+    if len(packet.body) < 3:
+        raise ProtocolError("SUBACK without a return code")
+    return packet.body[2:]
+
+
 def packet_id(packet: Packet) -> int:
     """The packet identifier of a PUBACK or SUBACK."""
     if len(packet.body) < 2:
@@ -208,24 +253,39 @@ class Message:
     retain: bool
 
 
-def parse_publish(packet: Packet) -> Message:
-    """An incoming PUBLISH (QoS 0 or 1; a client that subscribed at QoS 1 at most never receives QoS 2)."""
-    qos = (packet.first >> 1) & 0x03
+class RawPublish(NamedTuple):
+    """An incoming PUBLISH with its topic as the bytes it came as (the receiver decides what a bad topic means)."""
+
+    topic: bytes
+    payload: bytes
+    qos: int
+    mid: int
+
+
+def parse_publish_raw(packet: Packet) -> RawPublish:
+    """An incoming PUBLISH, topic undecoded (QoS 0 or 1; a client that subscribed at QoS 1 at most never receives
+    QoS 2)."""
+    first, body = packet
+    qos = (first >> 1) & 0x03
     if qos > 1:
         raise ProtocolError(f"PUBLISH with QoS {qos}")
-    body = packet.body
     if len(body) < 2:
         raise ProtocolError("PUBLISH too short")
-    n = int.from_bytes(body[:2], "big")
-    at = 2 + n
-    if len(body) < at + (2 if qos else 0):
+    at = 2 + ((body[0] << 8) | body[1])
+    if qos:
+        if len(body) < at + 2:
+            raise ProtocolError("PUBLISH topic runs past the packet")
+        return RawPublish(body[2:at], body[at + 2 :], 1, (body[at] << 8) | body[at + 1])
+    if len(body) < at:
         raise ProtocolError("PUBLISH topic runs past the packet")
+    return RawPublish(body[2:at], body[at:], 0, 0)
+
+
+def parse_publish(packet: Packet) -> Message:
+    """An incoming PUBLISH (QoS 0 or 1), its topic decoded (not UTF-8: ``ProtocolError``)."""
+    raw = parse_publish_raw(packet)
     try:
-        topic = body[2:at].decode()
+        topic = raw.topic.decode()
     except UnicodeDecodeError as exc:
         raise ProtocolError("PUBLISH topic is not UTF-8") from exc
-    mid = 0
-    if qos:
-        mid = int.from_bytes(body[at : at + 2], "big")
-        at += 2
-    return Message(topic, body[at:], qos, mid, bool(packet.first & 0x01))
+    return Message(topic, raw.payload, raw.qos, raw.mid, bool(packet.first & 0x01))

@@ -1,0 +1,439 @@
+"""CSV text of a table's columns, built with numpy in bulk: no Python per row or per value. Pure (no I/O).
+
+The text is the one the generator has always written (pyarrow's CSV writer with the writers' float rule): floats in
+the shortest form that reads back exactly, always with a decimal point or an exponent (``0.0``, ``-0.0``, ``2.7927``,
+``1e+22``); NaN empty; timestamps ``2024-01-01 00:00:00Z``; integers and labels as they are.
+
+How: every value becomes a *cell*, its text followed by its separator (``,``, or ``\\n`` at the end of a line), at most
+16 bytes, held as two little-endian 64-bit words (text left-aligned, zero bytes after it) and a length. Texts come
+from lookup tables (the digits of ``0..9999``, ``k / 10**d`` for small ``k``, the fractions ``.0`` to ``.9999``, the
+minutes and seconds of a day) and 64-bit shifts. ``join`` lays a table's cells end to end in one buffer, a column at
+a time: one indexed assignment stores a column's cells at their offsets (from the cumulative sum of the row lengths).
+``counted_lines`` and ``splice`` make a file that differs from another only on some lines (the seed layout's with-errors
+and error-types files) by copying the rest.
+
+``float_text`` and ``reference_text`` are the same text, one value at a time: the fallback for values the tables do
+not cover (1e9 and beyond, infinities, texts over 16 bytes), and the reference the tests compare ``join`` against.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Final, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from simulator.table import CodeColumn, Column, FloatColumn, IntColumn, Table
+
+U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+CELL_BYTES: Final = 16
+FIXED_LIMIT: Final = 1e9  # |value| below this: sign, 9 digits, point, 4 decimals and separator fit in 16 bytes
+INT_TABLE: Final = 10_000  # the digits of 0..9,999 are looked up; larger integers are split in two
+_EPOCH_ORDINAL: Final = 719_163  # date(1970, 1, 1).toordinal()
+
+
+class Cells(NamedTuple):
+    """One column's cells: ``lo``, ``hi`` the 16 text bytes as two little-endian words, ``n`` the length in bytes."""
+
+    lo: U64
+    hi: U64
+    n: I64
+
+
+def _word(text: bytes) -> int:
+    return int.from_bytes(text.ljust(8, b"\0")[:8], "little")
+
+
+def _append(cells: Cells, word: U64, n: I64) -> Cells:
+    """``cells`` followed by ``word``'s first ``n`` bytes (``cells.n + n <= 16``; ``word`` zero past ``n``).
+
+    numpy shifts a 64-bit word by 64 or more to 0, and ``64 - s`` wraps around for ``s > 64``: so the three shifts need
+    no branch whichever word the appended bytes land in.
+    """
+    s = cells.n.astype(np.uint64) * np.uint64(8)
+    lo = cells.lo | (word << s)
+    hi = cells.hi | (word >> (np.uint64(64) - s)) | (word << (s - np.uint64(64)))
+    return Cells(lo, hi, cells.n + n)
+
+
+def _uint_digits(values: I64) -> Cells:
+    """Decimal digits of non-negative integers below 10**16, computed digit by digit (for tables and rare values)."""
+    values = np.asarray(values, dtype=np.int64)
+    n = np.searchsorted(_POWERS, values, side="right").astype(np.int64)  # digits: 1 + how many of 10..10**15 <= v
+    n = np.maximum(n, 1)
+    lo = np.zeros(len(values), dtype=np.uint64)
+    hi = np.zeros(len(values), dtype=np.uint64)
+    for j in range(int(n.max(initial=1))):  # digit j from the right lands at byte n - 1 - j
+        digit = ((values // 10**j) % 10 + 48).astype(np.uint64)
+        at = n - 1 - j
+        lo |= np.where((at >= 0) & (at < 8), digit << (np.clip(at, 0, 7).astype(np.uint64) * np.uint64(8)), 0)
+        hi |= np.where(at >= 8, digit << (np.clip(at - 8, 0, 7).astype(np.uint64) * np.uint64(8)), 0)
+    return Cells(lo, hi, n)
+
+
+_POWERS: Final = np.array([1] + [10**p for p in range(1, 16)], dtype=np.int64)
+_tables: dict[str, Cells] = {}
+
+
+def _ints() -> Cells:
+    """The digits of ``0 .. INT_TABLE - 1``, built once."""
+    if "ints" not in _tables:
+        _tables["ints"] = _uint_digits(np.arange(INT_TABLE, dtype=np.int64))
+    return _tables["ints"]
+
+
+def _padded(values: I64, width: int) -> U64:
+    """``width`` (<= 8) zero-padded digits of each value, as a word."""
+    word = np.zeros(len(values), dtype=np.uint64)
+    for i in range(width):  # byte i holds the digit of 10**(width - 1 - i)
+        digit = (values // 10 ** (width - 1 - i)) % 10 + 48
+        word |= digit.astype(np.uint64) << np.uint64(8 * i)
+    return word
+
+
+def _pad4() -> U64:
+    """Four zero-padded digits of ``0 .. 9999``, built once."""
+    if "pad4" not in _tables:
+        values = np.arange(10_000, dtype=np.int64)
+        _tables["pad4"] = Cells(_padded(values, 4), np.zeros(10_000, dtype=np.uint64), np.full(10_000, 4))
+    return _tables["pad4"].lo
+
+
+def _take(table: Cells, index: npt.NDArray[np.intp] | I64) -> Cells:
+    return Cells(table.lo[index], table.hi[index], table.n[index])
+
+
+def uint_cells(values: I64, sep: bytes) -> Cells:
+    """Non-negative integers below 10**15 (the seed layout's row index) + separator."""
+    values = np.asarray(values, dtype=np.int64)
+    top = int(values.max(initial=0))
+    if top < INT_TABLE:
+        cells = _take(_ints(), values)
+    elif top < INT_TABLE * 10_000:  # high digits looked up, then four zero-padded low digits: at most 8 bytes
+        high, low = np.divmod(values, 10_000)
+        ints = _ints()
+        size = ints.n[high]
+        long = high > 0
+        cells = Cells(
+            np.where(long, ints.lo[high] | (_pad4()[low] << (size.astype(np.uint64) * np.uint64(8))), ints.lo[low]),
+            np.zeros(len(values), dtype=np.uint64),
+            np.where(long, size + 4, ints.n[low]),
+        )
+    else:
+        cells = _uint_digits(values)
+    if not sep:
+        return cells
+    return _append(cells, np.full(len(values), _word(sep), dtype=np.uint64), np.full(len(values), len(sep)))
+
+
+def _fractions(decimals: int, sep: bytes) -> Cells:
+    """``.f`` + separator for ``f`` in ``0 .. 10**decimals - 1``: one digit at least, no trailing zeros (``.5``)."""
+    key = f"fractions {decimals} {sep!r}"
+    if key not in _tables:
+        f = np.arange(10**decimals, dtype=np.int64)
+        digits = _padded(f, decimals)  # decimals <= 7: with the point and the separator, one word
+        kept = np.full(len(f), decimals, dtype=np.int64)
+        for place in range(1, decimals):  # trailing zeros dropped, one digit kept
+            kept -= (f % 10**place == 0) & (kept == decimals - place + 1)
+        digits &= (np.uint64(1) << (kept.astype(np.uint64) * np.uint64(8))) - np.uint64(1)
+        word = np.uint64(ord(".")) | (digits << np.uint64(8))
+        word |= np.uint64(_word(sep)) << ((kept + 1).astype(np.uint64) * np.uint64(8))
+        _tables[key] = Cells(word, np.zeros(len(f), dtype=np.uint64), kept + 1 + len(sep))
+    return _tables[key]
+
+
+FIXED_TABLE: Final = 1 << 16  # the texts of k / 10**d for k below this are looked up whole (6.5536 kW, 6,553.6 W)
+
+
+def _compose(k: I64, decimals: int, sep: bytes) -> Cells:
+    """The text of ``k / 10**decimals`` (``k >= 0``) + separator, from its integer part and its fraction."""
+    whole, fraction = np.divmod(k, 10**decimals)
+    head = uint_cells(whole, b"")
+    tail = _take(_fractions(decimals, sep), fraction)
+    return _append(head, tail.lo, tail.n)
+
+
+def _fixed(decimals: int, sep: bytes, size: int) -> Cells:
+    """The texts of ``k / 10**decimals`` + separator for ``k`` in ``0 .. size - 1`` (at least), built once."""
+    key = f"fixed {decimals} {sep!r}"
+    table = _tables.get(key)
+    if table is None or len(table.n) < size:
+        table = _compose(np.arange(max(size, 1024), dtype=np.int64), decimals, sep)
+        _tables[key] = table
+    return table
+
+
+def fixed_cells(values: FloatArray, decimals: int, sep: bytes) -> Cells | None:
+    """Floats rounded to ``decimals`` (as ``numpy.round``); None if one is not finite or ``|v| >= FIXED_LIMIT``.
+
+    ``numpy.round(v, d)`` is ``rint(v * 10**d) / 10**d``, the double nearest ``k / 10**d``, whose shortest text is the
+    digits of ``k`` with the point ``d`` places from the right, trailing zeros dropped: so the text is built from the
+    integer ``k`` (looked up whole for small ``k``), and a value that rounds to ``-0.0`` keeps its sign.
+    """
+    scaled = np.rint(np.asarray(values, dtype=np.float64) * (10.0**decimals))
+    magnitude = np.abs(scaled)
+    missing = np.isnan(scaled)
+    has_missing = bool(missing.any())
+    if has_missing:
+        magnitude[missing] = 0.0
+    top = float(magnitude.max(initial=0.0))
+    if not top < FIXED_LIMIT * 10**decimals:
+        return None
+    k = magnitude.astype(np.int64)
+    table = _fixed(decimals, sep, min(int(top) + 1, FIXED_TABLE))
+    if top < len(table.n):
+        cells = _take(table, k)
+    else:  # a few large values (spikes): looked up clipped, then composed
+        cells = _take(table, np.minimum(k, len(table.n) - 1))
+        large = np.flatnonzero(k >= len(table.n))
+        big = _compose(k[large], decimals, sep)
+        cells.lo[large], cells.hi[large], cells.n[large] = big
+    negative = np.flatnonzero(np.signbit(scaled) & ~missing)
+    if negative.size:  # prepend "-" to the negative values
+        lo, hi = cells.lo[negative], cells.hi[negative]
+        cells.hi[negative] = (hi << np.uint64(8)) | (lo >> np.uint64(56))
+        cells.lo[negative] = (lo << np.uint64(8)) | np.uint64(ord("-"))
+        cells.n[negative] += 1
+    if has_missing:
+        cells.lo[missing] = _word(sep)
+        cells.hi[missing] = 0
+        cells.n[missing] = 1
+    return cells
+
+
+def category_cells(codes: npt.NDArray[np.integer], texts: Sequence[str], sep: bytes) -> Cells | None:
+    """``texts[code]`` for each code (meter ids, error labels); None if a text is over 15 bytes."""
+    encoded = [t.encode() + sep for t in texts]
+    if any(len(t) > CELL_BYTES for t in encoded):
+        return None
+    lo = np.array([_word(t) for t in encoded], dtype=np.uint64)
+    hi = np.array([_word(t[8:]) for t in encoded], dtype=np.uint64)
+    return _take(Cells(lo, hi, np.array([len(t) for t in encoded], dtype=np.int64)), np.asarray(codes, dtype=np.intp))
+
+
+_clock_tables: dict[bytes, tuple[U64, U64]] = {}
+
+
+def _clock(sep: bytes) -> tuple[U64, U64]:
+    """`` HH:MM`` of each minute of the day (at bytes 2-7 of a word) and ``:SSZ`` + separator of each second."""
+    if sep not in _clock_tables:
+        minutes = np.array([_word(f"\0\0 {m // 60:02d}:{m % 60:02d}".encode()) for m in range(1440)], dtype=np.uint64)
+        seconds = np.array([_word(f":{s:02d}Z".encode() + sep) for s in range(60)], dtype=np.uint64)
+        _clock_tables[sep] = (minutes, seconds)
+    return _clock_tables[sep]
+
+
+def timestamp_cells(epoch_s: I64, sep: bytes) -> list[Cells]:
+    """UTC seconds as ``YYYY-MM-DD HH:MM:SSZ``: two cells, ``YYYY-MM-DD HH:MM`` and ``:SSZ`` + separator."""
+    epoch_s = np.asarray(epoch_s, dtype=np.int64)
+    day, second = np.divmod(epoch_s, 86_400)
+    first, last = (int(day.min()), int(day.max())) if len(day) else (0, 0)
+    dates = [datetime.fromordinal(_EPOCH_ORDINAL + d).date().isoformat().encode() for d in range(first, last + 1)]
+    months = np.array([_word(text[:8]) for text in dates], dtype=np.uint64)  # "YYYY-MM-"
+    days = np.array([_word(text[8:10]) for text in dates], dtype=np.uint64)  # "DD"
+    minutes, seconds = _clock(sep)
+    which = day - first
+    size = len(epoch_s)
+    head = Cells(months[which], days[which] | minutes[second // 60], np.full(size, 16, dtype=np.int64))
+    tail = Cells(seconds[second % 60], np.zeros(size, dtype=np.uint64), np.full(size, 4 + len(sep), dtype=np.int64))
+    return [head, tail]
+
+
+def _merged(columns: Sequence[Cells]) -> list[Cells]:
+    """Neighbouring columns joined into one cell wherever every row's two fit in 16 bytes (``1.5,0.0,``): fewer,
+    longer cells, and storing a cell costs the same whatever its length."""
+    merged = [columns[0]]
+    for cells in columns[1:]:
+        last = merged[-1]
+        if int((last.n + cells.n).max(initial=0)) <= CELL_BYTES:
+            merged[-1] = _append(last, cells.lo, cells.n) if not cells.hi.any() else _append2(last, cells)
+        else:
+            merged.append(cells)
+    return merged
+
+
+def _append2(first: Cells, second: Cells) -> Cells:
+    """``first`` followed by ``second`` (both words of it; together at most 16 bytes)."""
+    joined = _append(first, second.lo, np.minimum(second.n, 8))
+    s = (first.n + 8).astype(np.uint64) * np.uint64(8)  # where second.hi's bytes start, in bits; >= 64
+    return Cells(joined.lo, joined.hi | (second.hi << (s - np.uint64(64))), first.n + second.n)
+
+
+class Lines(NamedTuple):
+    """CSV lines as one buffer, and where each line ends in it."""
+
+    text: memoryview | bytes
+    ends: I64
+
+
+def join(columns: Sequence[Cells]) -> Lines:
+    """The lines of rows whose cells are ``columns`` (each one value per row), row by row, as one buffer.
+
+    Column by column, each cell is stored as 16 bytes at its offset: its text, then zeros that the cells after it in
+    the row overwrite later. A cell less than 16 bytes from its row's end (the last of a row, or all of a short row) is
+    stored with exactly its length instead, so nothing is ever stored past a row's end: no two stores of one assignment
+    overlap, and the result does not depend on the order in which numpy carries out an assignment.
+    """
+    columns = _merged(columns)
+    row_sizes = np.sum([cells.n for cells in columns], axis=0)
+    ends = np.cumsum(row_sizes)
+    total = int(ends[-1])
+    buffer = np.empty(total + CELL_BYTES, dtype=np.uint8)
+    windows = np.ndarray((total + 1,), dtype=np.dtype("V16"), buffer=buffer, strides=(1,))  # one per byte offset
+    at = ends - row_sizes  # where each row's next cell starts
+    for cells in columns:
+        words = np.stack((cells.lo, cells.hi), axis=1)
+        far = ends - at >= CELL_BYTES
+        if far.all():
+            windows[at] = words.view(np.dtype("V16")).reshape(-1)
+        else:
+            rows = np.flatnonzero(far)
+            windows[at[rows]] = words[rows].view(np.dtype("V16")).reshape(-1)
+            rows = np.flatnonzero(~far)
+            _store_exact(buffer, at[rows], words[rows], cells.n[rows])
+        at += cells.n
+    return Lines(buffer.data[:total], ends)
+
+
+def _store_exact(buffer: npt.NDArray[np.uint8], at: I64, words: U64, sizes: I64) -> None:
+    """Store each cell's text (``words``, ``sizes`` bytes) at ``at`` in ``buffer``, nothing more: one store per size."""
+    text = words.view(np.uint8).reshape(-1, CELL_BYTES)
+    for size in np.flatnonzero(np.bincount(sizes, minlength=CELL_BYTES + 1)).tolist():
+        which = np.flatnonzero(sizes == size)
+        kind = np.dtype(f"V{size}")
+        exact = np.ndarray((len(buffer) - size + 1,), dtype=kind, buffer=buffer, strides=(1,))
+        exact[at[which]] = np.ascontiguousarray(text[which, :size]).view(kind).reshape(-1)
+
+
+def float_text(value: float) -> str:
+    """One float's text, as pyarrow casts a double to a string, then ``.0`` added to a whole number (NaN: empty).
+
+    pyarrow writes the shortest digits that read back exactly; in plain notation for ``1e-6 <= |v| < 1e10``, else
+    as ``d.ddde+XX`` / ``de-X`` (no padding of the exponent).
+    """
+    if math.isnan(value):
+        return ""
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    sign = "-" if math.copysign(1.0, value) < 0 else ""
+    if value == 0:
+        return f"{sign}0.0"
+    from decimal import Decimal  # the fallback's only: not imported by a run the tables cover
+
+    digits_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()[1:]
+    digits = "".join(map(str, digits_tuple))
+    assert isinstance(exponent, int)
+    scientific = len(digits) + exponent - 1
+    if not -6 <= scientific < 10:
+        mantissa = digits[0] + (f".{digits[1:]}" if len(digits) > 1 else "")
+        return f"{sign}{mantissa}e{'+' if scientific >= 0 else '-'}{abs(scientific)}"
+    if exponent >= 0:
+        return f"{sign}{digits}{'0' * exponent}.0"
+    point = len(digits) + exponent
+    if point > 0:
+        return f"{sign}{digits[:point]}.{digits[point:]}"
+    return f"{sign}0.{'0' * -point}{digits}"
+
+
+def timestamp_text(epoch_s: int) -> str:
+    """One UTC second as ``YYYY-MM-DD HH:MM:SSZ``."""
+    moment = datetime.fromtimestamp(epoch_s, UTC)
+    return f"{moment.date().isoformat()} {moment:%H:%M:%S}Z"
+
+
+def column_cells(column: Column, sep: bytes) -> list[Cells] | None:
+    """A column's cells (two for a timestamp); None if a value is outside what the tables cover."""
+    if isinstance(column, FloatColumn):
+        cells = fixed_cells(column.values, column.decimals, sep)
+    elif isinstance(column, IntColumn):
+        values = np.asarray(column.values, dtype=np.int64)
+        cells = uint_cells(values, sep) if not values.size or 0 <= values.min() <= values.max() < 10**15 else None
+    elif isinstance(column, CodeColumn):
+        cells = category_cells(column.codes, column.texts, sep)
+    else:
+        return timestamp_cells(column.epoch_s, sep)
+    return None if cells is None else [cells]
+
+
+def table_lines(table: Table) -> Lines:
+    """The CSV lines of ``table``'s rows (no header)."""
+    if table.num_rows == 0:
+        return Lines(b"", np.zeros(0, dtype=np.int64))
+    cells: list[Cells] = []
+    for j, column in enumerate(table.columns):
+        mine = column_cells(column, b"\n" if j == len(table.columns) - 1 else b",")
+        if mine is None:
+            return reference_lines(table)
+        cells += mine
+    return join(cells)
+
+
+def table_text(table: Table) -> memoryview | bytes:
+    """The CSV lines of ``table``'s rows (no header), as one buffer."""
+    return table_lines(table).text
+
+
+def counted_lines(first: int, count: int, suffix: bytes) -> Lines:
+    """Lines ``k`` + ``suffix`` for ``k`` in ``first .. first + count - 1`` (a row index and constant cells): the lines
+    of each run of equal width are one byte matrix, so this costs about a copy of the text."""
+    parts: list[bytes] = []
+    ends: list[I64] = []
+    end, low = 0, first
+    while low < first + count:
+        width = len(str(low))
+        high = min(first + count, 10**width)
+        numbers = np.arange(low, high, dtype=np.int64)
+        rows = np.empty((high - low, width + len(suffix)), dtype=np.uint8)
+        for j in range(width):
+            rows[:, width - 1 - j] = (numbers // 10**j) % 10 + 48
+        rows[:, width:] = np.frombuffer(suffix, dtype=np.uint8)
+        parts.append(rows.tobytes())
+        ends.append(end + (width + len(suffix)) * np.arange(1, high - low + 1, dtype=np.int64))
+        end += rows.size
+        low = high
+    return Lines(b"".join(parts), np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64))
+
+
+def splice(base: Lines, rows: npt.NDArray[np.intp], replacement: Lines) -> memoryview | bytes:
+    """``base`` with its lines ``rows`` (ascending) replaced by the lines of ``replacement``, in order."""
+    if not len(rows):
+        return base.text
+    text, new = memoryview(base.text), memoryview(replacement.text)
+    starts = np.concatenate([[0], base.ends[:-1]])[rows].tolist()
+    stops = base.ends[rows].tolist()
+    new_ends = replacement.ends.tolist()
+    parts: list[memoryview] = []
+    done, new_start = 0, 0
+    for start, stop, new_end in zip(starts, stops, new_ends, strict=True):
+        parts += (text[done:start], new[new_start:new_end])
+        done, new_start = stop, new_end
+    parts.append(text[done:])
+    return b"".join(parts)
+
+
+def _texts(column: Column) -> list[str]:
+    if isinstance(column, FloatColumn):
+        return [float_text(v) for v in np.round(np.asarray(column.values, dtype=np.float64), column.decimals).tolist()]
+    if isinstance(column, IntColumn):
+        return [str(v) for v in column.values.tolist()]
+    if isinstance(column, CodeColumn):
+        return [column.texts[code] for code in column.codes.tolist()]
+    return [timestamp_text(t) for t in column.epoch_s.tolist()]
+
+
+def reference_lines(table: Table) -> Lines:
+    """``table_lines`` one value at a time, in Python: the fallback, and the tests' reference."""
+    columns = [_texts(column) for column in table.columns]
+    lines = [(",".join(row) + "\n").encode() for row in zip(*columns, strict=True)]
+    return Lines(b"".join(lines), np.cumsum([len(line) for line in lines], dtype=np.int64))
+
+
+def reference_text(table: Table) -> bytes:
+    """``table_text`` one value at a time, in Python."""
+    return bytes(reference_lines(table).text)
