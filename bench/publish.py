@@ -4,12 +4,14 @@ For each fleet size: a fresh Mosquitto on a free loopback port (``max_connection
 run --fleet N --speed 1 --profile classic``. Once every meter is connected (the simulator logs it) the run lasts
 ``--seconds``; then SIGTERM, and the simulator's own stop line gives the lateness of every live reading since every
 meter was connected (publish time minus its scheduled time: end of its second plus the meter's jitter offset). CPU
-seconds per wall second come from ``/proc/<pid>/stat`` over the measured span, memory from ``VmRSS``.
+seconds per wall second come from ``/proc/<pid>/stat`` over the measured span, and per thread from
+``/proc/<pid>/task/<tid>/stat`` (named by the simulator's ``threads:`` log line; Python does not name its threads for
+the OS), memory from ``VmRSS``. The broker's CPU over the same span is printed too.
 
 Baseline in the same run: Mosquitto's C client, ``mosquitto_pub -l -q 1``, sending ``N x seconds`` lines of a real
 reading's payload to the same kind of broker as fast as it can: the machine's practical limit.
 
-    python -m bench.publish [--meters 1000,10000] [--seconds 30] [--anonymous] [--cprofile FILE]
+    python -m bench.publish [--meters 1000,10000] [--seconds 30] [--anonymous] [--cprofile FILE] [--connect-rate N]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ LATENESS = re.compile(
     r"n=(\d+) held=(\d+) p50=([\d.]+)ms p99=([\d.]+)ms p99\.9=([\d.]+)ms max=([\d.]+)ms within 200ms: ([\d.]+)%"
 )
 CONNECT_TIMEOUT_S = 180.0
+THREADS = re.compile(r"threads: (.+)$", re.MULTILINE)
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -45,11 +48,14 @@ class FleetRun:
     """What one fleet run measured."""
 
     meters: int
-    connect_s: float
+    connect_s: float  # the simulator's own figure: from its loop's start
+    online_s: float  # from the command's start until the bench saw that line (polled every 0.2 s)
     span_s: float
     cpu_s: float
     rss_kb: int
     lateness: tuple[str, ...]
+    threads: tuple[tuple[str, float], ...]  # (name, CPU seconds over the span), busiest first
+    broker_cpu_s: float
 
     def readings_per_s(self) -> float:
         """Live readings counted per second of the measured span."""
@@ -57,8 +63,36 @@ class FleetRun:
 
 
 def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _cpu_s_of(Path(f"/proc/{pid}/stat"))
+
+
+def _thread_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds of each live thread of ``pid``, by thread id (threads that ended meanwhile are not listed)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):  # a thread may end while we read
+            out[int(task.name)] = _cpu_s_of(task / "stat")
+    return out
+
+
+def _cpu_s_of(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14, 15 of stat)
+
+
+def _thread_names(pid: int, log: str) -> dict[int, str]:
+    """Thread id -> name: from the simulator's ``threads: name=tid, ...`` line, else the OS's ``comm``."""
+    names: dict[int, str] = {}
+    found = THREADS.search(log)
+    if found is not None:
+        for part in found.group(1).split(", "):
+            name, _, tid = part.rpartition("=")
+            with contextlib.suppress(ValueError):
+                names[int(tid)] = name
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            names.setdefault(int(task.name), (task / "comm").read_text().strip() + f" ({task.name})")
+    return names
 
 
 def _rss_kb(pid: int) -> int:
@@ -82,7 +116,9 @@ def _wait_for(proc: Proc, pattern: re.Pattern[str], timeout_s: float) -> re.Matc
     raise TimeoutError(f"{proc.name}: no {pattern.pattern!r} within {timeout_s} s:\n{proc.log()[-3000:]}")
 
 
-def run_fleet(meters: int, seconds: float, work: Path, anonymous: bool, cprofile: str | None) -> FleetRun:
+def run_fleet(
+    meters: int, seconds: float, work: Path, anonymous: bool, cprofile: str | None, connect_rate: str | None = None
+) -> FleetRun:
     """One fleet against a fresh broker; figures over ``seconds`` once every meter is connected."""
     logs = work / f"fleet-{meters}"
     ids = [spec.meter_id for spec in fleet_specs(["A", "B", "C"], meters)]
@@ -92,24 +128,35 @@ def run_fleet(meters: int, seconds: float, work: Path, anonymous: bool, cprofile
     env = {"FLEET_DATA_DIR": str(logs / "data"), "FLEET_MQTT_ANONYMOUS": str(anonymous).lower()}
     run = ["simulator", "run", "--broker", f"mqtt://{LOOPBACK}:{broker.port}", "--speed", "1", "--seed", "1"]
     run += ["--profile", "classic", "--households", "A,B,C", "--fleet", str(meters)]
+    if connect_rate is not None:
+        run += ["--connect-rate", connect_rate]
     argv = python_module("cProfile", "-o", cprofile, "-m", *run) if cprofile else python_module(*run)
+    spawned = time.monotonic()
     sim = start("simulator", argv, logs, env=clean_env(env))
     try:
         found = _wait_for(sim, CONNECTED, CONNECT_TIMEOUT_S)
-        start_cpu, start_wall = _cpu_s(sim.popen.pid), time.monotonic()
+        online_s = time.monotonic() - spawned
+        pid = sim.popen.pid
+        start_cpu, start_threads, start_broker_cpu = _cpu_s(pid), _thread_cpu_s(pid), _cpu_s(broker.popen.pid)
+        start_wall = time.monotonic()
         try:
             sim.popen.wait(timeout=seconds)
             raise RuntimeError(f"simulator exited early:\n{sim.log()[-3000:]}")
         except subprocess.TimeoutExpired:
             pass
-        cpu, span = _cpu_s(sim.popen.pid) - start_cpu, time.monotonic() - start_wall
-        rss = _rss_kb(sim.popen.pid)
+        cpu, span = _cpu_s(pid) - start_cpu, time.monotonic() - start_wall
+        broker_cpu = _cpu_s(broker.popen.pid) - start_broker_cpu
+        names = _thread_names(pid, sim.log())
+        used = [(names.get(tid, str(tid)), s - start_threads.get(tid, 0.0)) for tid, s in _thread_cpu_s(pid).items()]
+        threads = sorted(used, key=lambda item: -item[1])
+        rss = _rss_kb(pid)
         sim.stop(signal.SIGTERM, timeout=60)
         summary = _wait_for(sim, LATENESS, 10)
     finally:
         sim.stop()
         broker.stop()
-    return FleetRun(meters, float(found.group(2)), span, cpu, rss, summary.groups())
+    connect_s = float(found.group(2))
+    return FleetRun(meters, connect_s, online_s, span, cpu, rss, summary.groups(), tuple(threads), broker_cpu)
 
 
 def baseline(messages: int, work: Path, anonymous: bool) -> tuple[float, float]:
@@ -145,6 +192,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured span once every meter is connected")
     parser.add_argument("--anonymous", action="store_true", help="broker lets anyone in (default: auth files)")
     parser.add_argument("--cprofile", metavar="FILE", help="run the largest fleet under cProfile, stats to FILE")
+    parser.add_argument("--connect-rate", metavar="PER_S", help="the simulator's --connect-rate (default: its own)")
     args = parser.parse_args()
     sizes = [int(part) for part in args.meters.split(",") if part.strip()]
     work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
@@ -152,19 +200,23 @@ def main() -> None:
     runs = []
     for size in sizes:
         profile = str(Path(args.cprofile).resolve()) if args.cprofile and size == max(sizes) else None
-        result = run_fleet(size, args.seconds, work, args.anonymous, profile)
+        result = run_fleet(size, args.seconds, work, args.anonymous, profile, args.connect_rate)
         runs.append(result)
         n, held, p50, p99, p999, worst, within = result.lateness
         print(
-            f"[{size}] connected in {result.connect_s:.1f} s; over {result.span_s:.1f} s: {n} live readings "
+            f"[{size}] all online {result.online_s:.1f} s after the command's start ({result.connect_s:.1f} s after "
+            f"the loop's); over {result.span_s:.1f} s: {n} live readings "
             f"({result.readings_per_s():.0f}/s), {held} held; lateness p50 {p50} ms, p99 {p99} ms, p99.9 {p999} ms, "
             f"max {worst} ms; within 200 ms: {within}%"
         )
         load = result.cpu_s / result.span_s
         print(
             f"[{size}] CPU {load:.3f} s per s = {load / size * 1000:.3f} s per s per 1,000 meters; "
-            f"RSS {result.rss_kb / 1024:.0f} MB = {result.rss_kb / size:.1f} KB per meter"
+            f"RSS {result.rss_kb / 1024:.0f} MB = {result.rss_kb / size:.1f} KB per meter; "
+            f"broker CPU {result.broker_cpu_s / result.span_s:.3f} s per s"
         )
+        shown = [f"{name} {used / result.span_s * 100:.1f}%" for name, used in result.threads if used > 0]
+        print(f"[{size}] CPU per thread (share of one core over the span): {', '.join(shown) or 'none'}")
     if len(runs) >= 2:
         small, large = runs[0], runs[-1]
         marginal = (large.rss_kb - small.rss_kb) / (large.meters - small.meters)

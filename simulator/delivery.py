@@ -78,3 +78,50 @@ class Delivery:
     def waiting(self) -> int:
         """Seqs held for sending."""
         return sum(last - first + 1 for first, last in self.backlog)
+
+
+HELD_IN_MEMORY: Final = 300_000  # payloads of held readings kept in memory, all meters together (about 60 MB)
+
+
+class HeldPayloads:
+    """Payloads of held readings kept in memory, bounded for all meters together: a backlog sent soon after (the
+    start's connect phase, a short outage) is taken from here instead of being reproduced from the outbox. The same
+    bytes either way; past ``limit`` nothing more is kept, and the rest is reproduced."""
+
+    def __init__(self, limit: int = HELD_IN_MEMORY) -> None:
+        self.limit = limit
+        self.count = 0
+        self._runs: dict[str, deque[tuple[int, list[bytes]]]] = {}  # per meter: (first seq, consecutive payloads)
+
+    def keep(self, meter: str, first: int, payloads: list[bytes]) -> None:
+        """Held readings ``first..`` of ``meter`` (if there is room)."""
+        if self.count + len(payloads) > self.limit:
+            return
+        runs = self._runs.setdefault(meter, deque())
+        if runs and runs[-1][0] + len(runs[-1][1]) == first:
+            runs[-1][1].extend(payloads)
+        else:
+            runs.append((first, list(payloads)))
+        self.count += len(payloads)
+
+    def take(self, meter: str, first: int, last: int) -> list[bytes] | None:
+        """The payloads of seqs ``first..last`` if all of them are kept (they are then forgotten, with anything older);
+        else None."""
+        runs = self._runs.get(meter)
+        if not runs:
+            return None
+        while runs and runs[0][0] + len(runs[0][1]) <= first:  # older than what is sent now: no longer needed
+            self.count -= len(runs.popleft()[1])
+        if not runs or runs[0][0] > first or runs[0][0] + len(runs[0][1]) <= last:
+            if not runs:
+                del self._runs[meter]
+            return None
+        start, payloads = runs.popleft()
+        taken = payloads[first - start : last - start + 1]
+        rest = payloads[last - start + 1 :]
+        self.count -= len(payloads) - len(rest)
+        if rest:
+            runs.appendleft((last + 1, rest))
+        elif not runs:
+            del self._runs[meter]
+        return taken

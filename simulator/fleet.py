@@ -15,7 +15,7 @@ import zlib
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -31,9 +31,6 @@ from simulator.localday import day_span
 from simulator.meter import MeterState, skip, step
 from simulator.profiles import BLOCK_S, ClassicProfile, FloatArray, MeterProfile
 from simulator.seeds import MeterKey
-
-if TYPE_CHECKING:  # only an annotation here: the outbox (sqlite3, sockets) is not imported by `generate`
-    from simulator.outbox import LastReading
 
 MAX_FLEET = 100_000
 
@@ -70,6 +67,16 @@ def fleet_specs(households: Sequence[str], fleet_size: int | None = None, offset
         member = n // len(templates) + 1
         specs.append(MeterSpec(f"{template}-{member:04d}", template, (seed_index(template), member)))
     return specs
+
+
+def spec_of(meter_id: str) -> MeterSpec:
+    """The spec of a meter by its id (``A`` or a fleet member such as ``A-0007``), as ``fleet_specs`` makes it."""
+    template, _, member = meter_id.partition("-")
+    if not member:
+        return MeterSpec(meter_id, household(template).id, (seed_index(template),))
+    if not member.isdigit() or int(member) < 1:
+        raise ConfigError("meter", f"not a fleet member's id: {meter_id!r}")
+    return MeterSpec(meter_id, household(template).id, (seed_index(template), int(member)))
 
 
 ProfileFactory = Callable[[MeterSpec, ZoneInfo, int, str], MeterProfile]
@@ -243,12 +250,12 @@ def build_meters(
     profile: str = "classic",
     climate: str = DEFAULT_CLIMATE,
     faults: FaultConfig | None = None,
-    resume: Mapping[str, LastReading] | None = None,
+    resume: Mapping[str, MeterState] | None = None,
 ) -> list[Meter]:
     """Meters for these specs, each starting at the second containing ``sim_start``, with optional errors.
 
-    A meter in ``resume`` (its last reading on record, from the outbox) continues: the next seq, registers from where
-    they were, and never a second at or before its last one.
+    A meter in ``resume`` (its state after everything its last run may have published, ``simulator.reproduce``)
+    continues from it: the same seq and registers, and never a second before its ``next_ts``.
     """
     first_ts = math.floor(sim_start)
     injection = None if faults is None else Injection(faults, tz, seed)
@@ -259,7 +266,7 @@ def build_meters(
             state = MeterState(meter_id=spec.meter_id, seq=0, next_ts=first_ts)
         else:
             state = MeterState(
-                spec.meter_id, last.seq + 1, max(first_ts, last.ts + 1), last.ac_kwh, last.geyser_kwh, last.overall_kwh
+                spec.meter_id, last.seq, max(first_ts, last.next_ts), last.ac_kwh, last.geyser_kwh, last.overall_kwh
             )
         meters.append(Meter(spec, make_profile(profile, spec, tz, seed, climate), state, injection))
     return meters

@@ -12,17 +12,20 @@ proportional to what is due, not to the fleet: meters wait in a heap of next-due
 next-attempt times (paced: ``connect_rate`` per second, reconnects after a random share of an exponential back-off),
 and only sockets that did something are re-registered with the selector.
 
-Delivery (``simulator.delivery``): each reading is in the outbox before it is published; a second's reading goes
-out alone on ``meters/<id>/reading``, several at once (catching up, warm-up) as batches on ``meters/<id>/readings``.
-While a meter is disconnected its readings are held, not queued in its connection; after the connection is back, and
-after a restart for whatever the broker never acknowledged, they are sent from the outbox as batches, oldest first, a
-few messages in flight per meter (live readings go first). Replay requests from the bridge are answered the same way.
+Delivery (``simulator.delivery``): what reproduces each reading is in the outbox before the reading is published (its
+run's horizon: the loop steps no meter past it, and moves it ahead in time; checkpoints every ``CHECKPOINT_S``,
+``simulator.outbox``); a second's reading goes out alone on ``meters/<id>/reading``, several at once (catching up,
+warm-up) as batches on ``meters/<id>/readings``. While a meter is disconnected its readings are held, not queued in
+its connection; after the connection is back, and after a restart for whatever the broker never acknowledged, they are
+reproduced from the outbox's checkpoints (``simulator.reproduce``) and sent as batches, oldest first, a few messages
+in flight per meter (live readings go first). Replay requests from the bridge are answered the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import selectors
 import socket
@@ -55,9 +58,17 @@ from config.wire import (
     status_topic,
 )
 from simulator.clock import SimClock
-from simulator.delivery import Delivery
+from simulator.delivery import Delivery, HeldPayloads
 from simulator.fleet import Meter
-from simulator.outbox import Outbox, OutboxWriter
+from simulator.outbox import (
+    CHECKPOINT_S,
+    CHECKPOINT_SLICES,
+    HORIZON_LEAD_S,
+    HORIZON_RENEW_S,
+    Outbox,
+    OutboxWriter,
+)
+from simulator.reproduce import Reproducer
 from simulator.schedule import (
     DEFAULT_CONNECT_RATE,
     ConnectPacer,
@@ -284,11 +295,12 @@ def _tls_context(broker: BrokerAddress) -> ssl.SSLContext | None:
 
 
 def _delivery(outbox: Outbox | None, meter_id: str) -> Delivery:
-    """A meter's delivery state: what the outbox holds beyond what the broker acknowledged is sent again."""
-    if outbox is None:
+    """A meter's delivery state: what its last run produced beyond what the broker acknowledged is sent again (the
+    checkpoint this run started from: ``Outbox.begin_run``)."""
+    start = None if outbox is None else outbox.latest(meter_id)
+    if start is None:
         return Delivery()
-    last = outbox.last(meter_id)
-    return Delivery(outbox.acked_upto(meter_id), None if last is None else last.seq)
+    return Delivery(start.acked_upto, start.seq - 1 if start.seq > 0 else None)
 
 
 class FleetLoop:
@@ -325,7 +337,6 @@ class FleetLoop:
         self._touched: dict[str, MeterLink] = {}  # links whose socket may need (re-)registering this pass
         self._backlogged: dict[str, MeterLink] = {}  # links with held readings (insertion-ordered set)
         self._replaying: dict[str, MeterLink] = {}  # links with replay requests
-        self._unsaved: dict[str, MeterLink] = {}  # links with acknowledgements not yet written to the outbox
         self._offsets = {m: jitter_offset(m) if jitter else 0.0 for m in self.meters}  # fraction of a sim second
         self._due = DueQueue()
         self._connects = DueQueue()
@@ -335,9 +346,19 @@ class FleetLoop:
         self._step_s = min(STEP_S, 0.5 / clock.speed)
         self._started = self.wall()
         self._all_connected = False
-        # Readings wait here (job number, meters' runs, payloads) until the outbox writer has committed them.
+        # Checkpoints and the horizon are written by the outbox's writer thread; held readings, backlogs and replays
+        # are reproduced from them.
         self._writer = OutboxWriter(outbox) if outbox is not None else None
-        self._awaiting: deque[tuple[int, list[tuple[Meter, list[Reading]]], list[bytes]]] = deque()
+        self._reproducer = Reproducer(outbox, self.meters) if outbox is not None else None
+        self._asked_horizon = 0 if self._writer is None else self._writer.horizon
+        self._held_by_horizon = False  # the last step stopped at the horizon (its move not committed yet)
+        self._held = HeldPayloads()  # held readings' payloads, while memory allows: not reproduced when sent
+        # Each meter gets a checkpoint every CHECKPOINT_S, a tenth of the fleet at a time: a whole round at once cost
+        # the loop 70 ms at 10,000 meters, and the writer as much again of the GIL.
+        self._checkpoint_ids = list(self.meters)
+        self._checkpoint_from = 0
+        self._checkpoint_every_s = CHECKPOINT_S / CHECKPOINT_SLICES
+        self._next_checkpoint = self._started + self._checkpoint_every_s
         if self._writer is not None:
             self._selector.register(self._writer.wakeup, selectors.EVENT_READ, None)
         for meter_id, meter in self.meters.items():
@@ -345,7 +366,6 @@ class FleetLoop:
             link = self.links[meter_id]
             link.on_lost = self._lost
             link.on_replay = self._replay_asked
-            link.on_acked = self._acked
             link.on_refused = self._refused
             self._connects.push(0.0, meter_id)
             if link.delivery.backlog:
@@ -357,19 +377,20 @@ class FleetLoop:
 
     def run(self) -> None:
         """Run until ``stop()``; then publish ``offline`` for every meter and disconnect cleanly."""
+        # Python does not name its threads for the OS: this line lets a profiler or bench/publish.py tell them apart.
+        log.info("threads: %s", ", ".join(f"{t.name}={t.native_id}" for t in threading.enumerate()))
         try:
             while not self.stop_event.is_set():
                 self._pass()
         finally:
-            if self._writer is not None and self._writer.error is None:
-                if not self._writer.flush(STOP_FLUSH_S):
-                    log.warning(
-                        "outbox: not every reading was committed in %.0f s; those are not published", STOP_FLUSH_S
-                    )
-                self._release()
             self._shutdown()
             self._selector.close()
             if self._writer is not None:
+                if self._writer.error is None:
+                    # Nothing is stepped any more: where each meter stopped, exactly.
+                    self._checkpoint(self._checkpoint_ids, closed=True)
+                    if not self._writer.flush(STOP_FLUSH_S):
+                        log.warning("outbox: the last checkpoints were not committed in %.0f s", STOP_FLUSH_S)
                 self._writer.close()
             if self._all_connected:
                 log.info(
@@ -396,9 +417,6 @@ class FleetLoop:
     def _replay_asked(self, link: MeterLink) -> None:
         self._replaying[link.meter_id] = link
 
-    def _acked(self, link: MeterLink) -> None:
-        self._unsaved[link.meter_id] = link
-
     def _connect_due(self, now: float) -> None:
         """Start the connections whose time has come, at most what the pacer allows."""
         if self._connects.next_at() is None or (self._connects.next_at() or 0.0) > now:
@@ -414,16 +432,23 @@ class FleetLoop:
                 self._connects.push(link.next_attempt, meter_id)
 
     def _pass(self) -> None:
-        self._release()
+        self._check_writer()
         now = self.wall()
         self._connect_due(now)
         if now >= self._next_step:
             self._step(now)
-            behind = (self._due.next_at() or now + 1.0) <= now  # catching up: the next step at once, as before
+            # Catching up: the next step at once, as before (not while the horizon holds the meters back).
+            behind = (self._due.next_at() or now + 1.0) <= now and not self._held_by_horizon
             self._next_step = now if behind else now + self._step_s
-        if self.outbox is not None:
-            self._answer_replays(self.outbox)
-            self._send_backlog(self.outbox)
+        if self._reproducer is not None:
+            self._answer_replays(self._reproducer)
+            self._send_backlog(self._reproducer)
+        if self._writer is not None and now >= self._next_checkpoint:
+            size = -(-len(self._checkpoint_ids) // CHECKPOINT_SLICES)
+            ids = self._checkpoint_ids[self._checkpoint_from : self._checkpoint_from + size]
+            self._checkpoint_from = (self._checkpoint_from + size) % max(1, len(self._checkpoint_ids))
+            self._checkpoint(ids, closed=False)
+            self._next_checkpoint = now + self._checkpoint_every_s
         if now >= self._next_misc:
             for link in self.links.values():
                 if link.client.socket() is not None:
@@ -441,38 +466,45 @@ class FleetLoop:
         self._service(wake)
 
     def _step(self, now: float) -> None:
-        """Take the meters whose next reading is due and record their readings (the outbox writer); they are published
-        once committed (``_release``), or at once without an outbox."""
+        """Take the meters whose next reading is due, up to the run's committed horizon, and publish their readings
+        (the outbox holds what reproduces them: their run's checkpoints and horizon)."""
         sim_now = self.clock.sim_at(now)
+        until = now
+        if self._writer is not None:
+            self._renew_horizon(sim_now)
+            horizon = self._writer.horizon
+            self._held_by_horizon = sim_now > horizon
+            if self._held_by_horizon:  # no reading of a second at or past the horizon: wait for its move to commit
+                sim_now, until = float(horizon), self.clock.wall_at(horizon)
         runs = []
-        for meter_id in self._due.pop_due(now):
+        for meter_id in self._due.pop_due(until):
             meter = self.meters[meter_id]
             runs.append((meter, meter.due(sim_now - self._offsets[meter_id], CATCH_UP_LIMIT)))
         due = [reading for _, readings in runs for reading in readings]
         for meter, _ in runs:
             self._due.push(self._due_wall(meter), meter.meter_id)
-        payloads = [encode_reading(r) for r in due]
-        if self._writer is None:
-            self._publish(runs, payloads)
-            return
-        # On disk first (the outbox), then on the wire: a killed meter restarts from what it published.
-        unsaved, self._unsaved = self._unsaved, {}
-        acked = {m: upto for m, link in unsaved.items() if (upto := link.delivery.unsaved()) is not None}
-        if due or acked:
-            job = self._writer.submit(due, payloads, acked)
-            if due:
-                self._awaiting.append((job, runs, payloads))
+        self._publish(runs, [encode_reading(r) for r in due])
 
-    def _release(self) -> None:
-        """Publish the readings whose outbox transaction has committed, in the order they were taken."""
-        writer = self._writer
-        if writer is None:
-            return
-        if writer.error is not None:
-            raise RuntimeError("the outbox could not be written") from writer.error
-        while self._awaiting and self._awaiting[0][0] <= writer.committed:
-            _, runs, payloads = self._awaiting.popleft()
-            self._publish(runs, payloads)
+    def _renew_horizon(self, sim_now: float) -> None:
+        """Ask the writer to move the horizon ``HORIZON_LEAD_S`` of wall time ahead once less than
+        ``HORIZON_RENEW_S`` is left (one small transaction; the loop goes on meanwhile)."""
+        assert self._writer is not None
+        if sim_now + HORIZON_RENEW_S * self.clock.speed > self._asked_horizon:
+            self._asked_horizon = math.ceil(sim_now + HORIZON_LEAD_S * self.clock.speed)
+            self._writer.submit_horizon(self._asked_horizon)
+
+    def _checkpoint(self, meter_ids: Sequence[str], *, closed: bool) -> None:
+        """Hand these meters' states and ``acked_upto`` to the writer (one transaction)."""
+        assert self._writer is not None
+        meters, links = self.meters, self.links
+        self._writer.submit_checkpoints(
+            [(meters[m].state, links[m].delivery.acked_upto()) for m in meter_ids], closed=closed
+        )
+
+    def _check_writer(self) -> None:
+        """Stop the loop if the outbox could not be written (nothing may be published past what it holds)."""
+        if self._writer is not None and self._writer.error is not None:
+            raise RuntimeError("the outbox could not be written") from self._writer.error
 
     def _publish(self, runs: list[tuple[Meter, list[Reading]]], payloads: list[bytes]) -> None:
         """Send each meter's new readings (or hold them while it is not connected); count their lateness."""
@@ -501,11 +533,13 @@ class FleetLoop:
         """Publish a meter's new readings (seqs ``first``..), or hold them while it is not connected."""
         if not link.connected:
             link.delivery.held(first, first + len(payloads) - 1)
+            if self._reproducer is not None:
+                self._held.keep(link.meter_id, first, payloads)
         else:
             link.send(payloads, first)  # it holds what the connection refuses
 
-    def _send_backlog(self, outbox: Outbox) -> None:
-        """Send held readings from the outbox, oldest first, at most ``BACKLOG_PER_PASS`` a pass."""
+    def _send_backlog(self, reproducer: Reproducer) -> None:
+        """Send held readings (reproduced from the outbox), oldest first, at most ``BACKLOG_PER_PASS`` a pass."""
         budget = BACKLOG_PER_PASS
         for meter_id, link in list(self._backlogged.items()):
             while budget > 0 and link.connected:
@@ -515,7 +549,7 @@ class FleetLoop:
                 self._touched[meter_id] = link
                 first, last = chunk
                 budget -= last - first + 1
-                payloads = outbox.payloads(link.meter_id, first, last)
+                payloads = self._held.take(meter_id, first, last) or reproducer.payloads(meter_id, first, last)
                 if len(payloads) != last - first + 1:  # older than the outbox's retention: what is left, untracked
                     log.warning("meter %s: seqs %d..%d partly gone from the outbox", link.meter_id, first, last)
                     if payloads:
@@ -528,14 +562,19 @@ class FleetLoop:
             if budget <= 0:
                 break
 
-    def _answer_replays(self, outbox: Outbox) -> None:
-        """Publish again what the bridge asked for, at most ``REPLAY_PER_PASS`` seqs a pass (live goes first)."""
+    def _answer_replays(self, reproducer: Reproducer) -> None:
+        """Publish again what the bridge asked for, at most ``REPLAY_PER_PASS`` seqs a pass (live goes first); never
+        a seq the meter has not produced yet."""
         budget = REPLAY_PER_PASS
         for meter_id, link in list(self._replaying.items()):
+            produced = self.meters[meter_id].state.seq - 1
             while link.replays and budget > 0:
                 first, last = link.replays.popleft()
+                last = min(last, produced)
+                if last < first:
+                    continue
                 upto = min(last, first + budget - 1)
-                payloads = outbox.payloads(link.meter_id, first, upto)
+                payloads = reproducer.payloads(link.meter_id, first, upto)
                 if payloads:
                     link.send(payloads, None)
                     self._touched[meter_id] = link
@@ -560,10 +599,10 @@ class FleetLoop:
                 return
             ready = self._selector.select(timeout)
             for key, events in ready:
-                if key.data is None:  # the outbox writer committed something
+                if key.data is None:  # the outbox writer committed something (the horizon may have moved)
                     if self._writer is not None:
                         self._writer.drain()
-                    self._release()
+                    self._check_writer()
                     continue
                 link: MeterLink = key.data
                 self._touched[link.meter_id] = link

@@ -7,11 +7,12 @@ ids in (``start_broker(..., meters=fleet_ids(N))``).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 from simulator.fleet import fleet_specs
+from simulator.outbox import Outbox
+from simulator.reproduce import Reproducer, resume
 from tests.support.procs import Proc, start_meters
 
 HOUSEHOLDS = ("A", "B", "C")
@@ -39,8 +40,19 @@ def start_fleet_meters(
 
 
 def outbox_bounds(meter_dir: Path) -> dict[str, tuple[int, int, int]]:
-    """Per meter, from the outbox of a simulator run in ``meter_dir``: its last seq, and the seconds of its first and
-    last readings."""
-    with sqlite3.connect(meter_dir / "data" / "meters.sqlite3") as conn:
-        rows = conn.execute("SELECT meter, MAX(seq), MIN(ts), MAX(ts) FROM outbox GROUP BY meter").fetchall()
-    return {str(meter): (int(seq), int(first), int(last)) for meter, seq, first, last in rows}
+    """Per meter, from the outbox of a simulator run in ``meter_dir`` (stopped): its last seq, and the seconds of its
+    first and last readings, reproduced from the outbox's checkpoints as the meter would send them again."""
+    outbox = Outbox(meter_dir / "data")
+    try:
+        bounds = {}
+        reproducer = Reproducer(outbox)
+        for meter, state in ((m, r.state) for m, r in resume(outbox, outbox.meters()).items()):
+            if state.seq == 0:
+                continue
+            first = reproducer.readings(meter, 0, 0)
+            last = reproducer.readings(meter, state.seq - 1, state.seq - 1)
+            if first and last:
+                bounds[meter] = (state.seq - 1, first[0].ts, last[0].ts)
+        return bounds
+    finally:
+        outbox.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.delivery import BACKLOG_IN_FLIGHT, Delivery
+from simulator.delivery import BACKLOG_IN_FLIGHT, Delivery, HeldPayloads
 
 
 def test_a_fresh_meter_has_nothing_to_resend() -> None:
@@ -94,3 +94,25 @@ def test_a_refused_chunk_goes_back_to_the_front() -> None:
     assert chunk == (0, 9)
     delivery.held(*chunk)  # paho refused it
     assert delivery.next_chunk(10) == (0, 9)
+
+
+def test_held_payloads_are_taken_in_chunks_and_bounded() -> None:
+    held = HeldPayloads(limit=10)
+    held.keep("A", 5, [b"5", b"6"])
+    held.keep("A", 7, [b"7", b"8", b"9"])  # consecutive: one run
+    held.keep("B", 0, [b"b0"])
+    assert held.count == 6
+    held.keep("A", 20, [b"x"] * 5)  # no room: not kept (reproduced later instead)
+    assert held.count == 6
+    assert held.take("A", 6, 7) == [b"6", b"7"]  # seq 5 is older than what is sent now: forgotten
+    assert held.count == 3
+    assert held.take("A", 8, 12) is None  # not all kept
+    assert held.take("A", 8, 9) == [b"8", b"9"]
+    assert held.take("A", 10, 10) is None
+    assert held.take("B", 0, 0) == [b"b0"]
+    assert held.count == 0
+    held.keep("A", 30, [b"30", b"31"])
+    held.keep("A", 40, [b"40"])  # a gap: another run
+    assert held.take("A", 31, 40) is None
+    assert held.take("A", 40, 40) == [b"40"]
+    assert held.count == 0
