@@ -2,8 +2,9 @@
 optionally on disk (``bridge.store``: every new reading is queued for SQLite; older seconds are read back from it;
 ``load`` refills the rings after a restart).
 
-Deduplicates by (meter, second): QoS 1 is at-least-once, so the same reading may arrive twice. Readers wait on a
-per-meter condition that is notified whenever the meter's watermark (the end of its newest second) advances.
+Deduplicates by (meter, second): QoS 1 is at-least-once, so the same reading may arrive twice. Readers wait for a
+meter's watermark (the end of its newest second) to reach a target; only those whose target came are woken (and, if they
+ask, those waiting for the meter's next late reading).
 A reading stored below its meter's watermark is *late* (gap repair, a backlog after a reconnect): it is logged per meter
 (``bridge.revisions.LateLog``) so that streams and the republisher can revise the windows they already sent.
 Thread-safe: the MQTT thread writes, request handlers read.
@@ -55,6 +56,8 @@ DUPLICATE: Final = "duplicate"  # the same reading again (QoS 1 redelivery, a re
 TOO_OLD: Final = "too_old"  # older than the ring holds
 CONFLICT: Final = "conflict"  # a second held already, with another seq or other values: the first one stays
 
+_NEVER: Final = 2**63  # a target no watermark reaches: nobody waits
+_ANY: Final = 0  # a target every watermark reaches (a watermark is the end of a second >= config.wire.MIN_TS)
 _EMPTY = 0  # the stamp of a slot never written: no reading is for second 0 (config.wire.MIN_TS)
 
 
@@ -208,19 +211,19 @@ class History:
         self._lock = threading.Lock()
         self._rings: dict[str, MeterRing] = {}
         self._status: dict[str, str] = {}
-        self._changed: dict[str, threading.Condition] = {}
         # meter -> watermark wanted -> one event shared by every stream waiting for it: a window's end wakes its
         # streams with one set(), and a stream that times out has nothing to remove. A per-stream event in a list
         # (set one by one, removed by a scan on each timeout) cost 10,000 streams most of the worker's CPU
         # (docs/performance.md, issue #13). An event nobody waits on any more goes when the watermark passes it.
         self._waiters: dict[str, dict[int, threading.Event]] = {}
+        # The same for waiters that also want the meter's next late reading (streams that send revisions); a late
+        # reading wakes them all. Kept apart so that a late reading wakes no stream that did not ask.
+        self._late_waiters: dict[str, dict[int, threading.Event]] = {}
+        # meter -> the lowest target waited for (either kind): a reading below it wakes nobody and costs one compare.
+        # A Condition notified on every reading cost 5% of the worker while 100,000 readings drained, with nobody
+        # waiting on it (docs/performance.md, issue #13).
+        self._next_wake: dict[str, int] = {}
         self._late: dict[str, LateLog] = {}  # meter -> its late seconds (bridge.revisions), from its first one
-
-    def _condition(self, meter: str) -> threading.Condition:
-        cond = self._changed.get(meter)
-        if cond is None:
-            cond = self._changed[meter] = threading.Condition(self._lock)
-        return cond
 
     def add(self, reading: Reading, persist: bool = True) -> bool:
         """Store a reading; True if it was stored (see ``put`` for why not)."""
@@ -236,13 +239,13 @@ class History:
             before = ring.last_ts
             outcome = ring.add(reading, self._clock())
             stored = outcome == STORED
-            if stored and before is not None and reading.ts < before:  # below the watermark: a window may be out
-                self._late_log(reading.meter).record(reading.ts)
-            if stored and ring.last_ts is not None and ring.last_ts != before:
-                changed = self._changed.get(reading.meter)  # none yet: nobody has ever waited on this meter
-                if changed is not None:
-                    changed.notify_all()
-                self._wake(reading.meter, ring.last_ts + 1)
+            if stored:
+                last = ring.last_ts
+                if before is not None and reading.ts < before:  # below the watermark: a window may be out
+                    self._late_log(reading.meter).record(reading.ts)
+                    self._wake_late(reading.meter)
+                elif last is not None and last != before and last + 1 >= self._next_wake.get(reading.meter, _NEVER):
+                    self._wake(reading.meter, last + 1)
         if stored and persist and self.store is not None:
             self.store.put(reading)
         return outcome
@@ -262,19 +265,38 @@ class History:
                 if ring is None:
                     ring = self._rings[meter] = MeterRing(self.capacity_s, self.speed)
                 loaded += ring.load(ts, columns, seqs, arrived)
-                self._condition(meter).notify_all()
+                if ring.last_ts is not None:
+                    self._wake(meter, ring.last_ts + 1)
         return loaded
 
     def _wake(self, meter: str, watermark: int) -> None:
         """Wake the waiters of ``meter`` whose watermark has come (called with the lock held)."""
-        waiters = self._waiters.get(meter)
-        if not waiters:
-            return
-        for target in [target for target in waiters if watermark >= target]:  # few: one per window end awaited
-            waiters.pop(target).set()
+        for kind in (self._waiters, self._late_waiters):
+            waiters = kind.get(meter)
+            if waiters:
+                for target in [target for target in waiters if watermark >= target]:  # few: one per window end
+                    waiters.pop(target).set()
+        self._update_next_wake(meter)
 
-    def wait_until(self, meter: str, target: int, timeout: float) -> int | None:
-        """Wait up to ``timeout`` s until ``meter``'s watermark reaches ``target``; the watermark then.
+    def _wake_late(self, meter: str) -> None:
+        """Wake every waiter of ``meter`` that asked for late readings (called with the lock held)."""
+        waiters = self._late_waiters.get(meter)
+        if waiters:
+            for event in waiters.values():
+                event.set()
+            waiters.clear()
+            self._update_next_wake(meter)
+
+    def _update_next_wake(self, meter: str) -> None:
+        lowest = min(min(self._waiters.get(meter) or (_NEVER,)), min(self._late_waiters.get(meter) or (_NEVER,)))
+        if lowest == _NEVER:
+            self._next_wake.pop(meter, None)
+        else:
+            self._next_wake[meter] = lowest
+
+    def wait_until(self, meter: str, target: int, timeout: float, late_after: int | None = None) -> int | None:
+        """Wait up to ``timeout`` s until ``meter``'s watermark reaches ``target`` or, given ``late_after``, until the
+        meter's late revision is beyond it (a late reading came: ``late_revision``); the watermark then.
 
         Only the waiters whose target has come are woken (2,000 streams of a 60 s window wake once a minute, not once
         a reading), all of them by one event.
@@ -283,10 +305,15 @@ class History:
             ring = self._rings.get(meter)
             if ring is not None and ring.last_ts is not None and ring.last_ts + 1 >= target:
                 return ring.last_ts + 1
-            waiters = self._waiters.setdefault(meter, {})
+            if late_after is not None:
+                log = self._late.get(meter)
+                if log is not None and log.revision != late_after:  # came before this wait: no wake-up will follow
+                    return None if ring is None or ring.last_ts is None else ring.last_ts + 1
+            waiters = (self._waiters if late_after is None else self._late_waiters).setdefault(meter, {})
             event = waiters.get(target)
             if event is None:
                 event = waiters[target] = threading.Event()
+                self._next_wake[meter] = min(self._next_wake.get(meter, _NEVER), target)
         event.wait(timeout)
         return self.watermark(meter)
 
@@ -294,7 +321,6 @@ class History:
         """Record a meter's availability (``online``/``offline``)."""
         with self._lock:
             self._status[meter] = status
-            self._condition(meter).notify_all()
 
     def status_unknown(self, meter: str) -> None:
         """A meter already heard from said something other than ``online``/``offline``: its status is ``unknown``
@@ -302,7 +328,6 @@ class History:
         with self._lock:
             if meter in self._status or meter in self._rings:
                 self._status[meter] = UNKNOWN
-                self._condition(meter).notify_all()
 
     def meters(self) -> list[str]:
         """Every meter heard from (readings or status), sorted."""
@@ -364,16 +389,7 @@ class History:
 
     def wait_for_watermark(self, meter: str, beyond: int | None, timeout: float) -> int | None:
         """Wait up to ``timeout`` s until ``meter``'s watermark exceeds ``beyond``; return the watermark then."""
-
-        def advanced() -> bool:
-            ring = self._rings.get(meter)
-            mark = None if ring is None or ring.last_ts is None else ring.last_ts + 1
-            return mark is not None and (beyond is None or mark > beyond)
-
-        with self._lock:
-            self._condition(meter).wait_for(advanced, timeout)
-            ring = self._rings.get(meter)
-            return None if ring is None or ring.last_ts is None else ring.last_ts + 1
+        return self.wait_until(meter, _ANY if beyond is None else beyond + 1, timeout)
 
     def ingest_lags(self) -> dict[str, float]:
         """Per meter not known to be offline: wall seconds its newest reading held is behind its estimated time

@@ -14,10 +14,11 @@ Revisions: a reading stored late (``bridge.revisions``: gap repair, a meter's ba
 already sent. Each pass asks history for the late seconds since the revision the stream saw last (O(1) when there are
 none) and sends ``event: revision`` once per affected window, whatever the number of late seconds in it: the window's
 event again, recomputed, with no ``id:`` (``Last-Event-ID`` resumption is unaffected). Only windows the connection sent
-(for a ``Last-Event-ID`` resumption: every window before it) that history still holds are revised. A stream wakes at
-least every ``MAX_WAIT_S`` to look (every ``SOON_S`` when its next window is final sooner than that, since that
-window's wake-up looks too), so a revision goes out within about a second, at most two, without any wake-up per
-reading.
+(for a ``Last-Event-ID`` resumption: every window before it) that history still holds are revised. A stream sleeps
+until its next window is final, its next heartbeat, or the meter's next late reading (``History.wait_until``'s
+``late_after``), whichever comes first: a revision goes out at once, and a stream costs nothing between its windows.
+After a pass that found late readings it does not wake for late ones again for ``LATE_PAUSE_S``: a backlog of late
+readings wakes it at most that often, not once a reading.
 ``format=legacy`` streams get no revisions: their line does not say which window it is, and the Android widget's
 ``EventSource`` ignores named events anyway. Rendered events are cached with the meter's late revision in the key, so
 a stale rendering of a revised window is never served.
@@ -26,6 +27,7 @@ a stale rendering of a revised window is never served.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -40,11 +42,10 @@ from bridge.state import BridgeState
 from bridge.streams import WindowCursor
 from config.wire import format_ts
 
-MAX_WAIT_S: Final = 1.0
-# A stream whose next window is final within this many wall seconds (at the meter's pace) waits for it up to this long
-# instead of MAX_WAIT_S: that window's wake-up looks at revisions too. Waking every stream at MAX_WAIT_S as well
-# doubled the passes of 10,000 streams of 2 s windows (docs/performance.md, issue #13).
-SOON_S: Final = 2.0
+# A stream that found late readings sleeps this long before a late reading may wake it again. Waking every stream
+# every second to look for them (whether there were any or not) cost 1,000 streams of 60 s windows a pass a second
+# each while a backlog drained (docs/performance.md, issue #13).
+LATE_PAUSE_S: Final = 1.0
 BATCH_WINDOWS: Final = 64  # window events at most in one write (about 20 KB)
 
 
@@ -129,17 +130,19 @@ def _revisions(
 
 def _loop(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, paced: bool) -> Iterator[bytes]:
     history, meter = state.history, spec.household
-    heartbeat_s, speed = state.settings.heartbeat_s, state.settings.speed
+    heartbeat_s = state.settings.heartbeat_s
     pace_s = spec.interval_s / state.settings.speed if paced and spec.start_index is not None else 0.0
     pause = threading.Event()  # never set: its wait() is an interruptible, gevent-friendly pause
     last_sent = last_event = time.monotonic() - pace_s
     seen = history.late_revision(meter)  # late readings before the stream began are in what it sends
+    late_pass = -math.inf  # when a pass last found late readings (monotonic)
     sent_from = None if cursor.start is None else 0  # a resumption (Last-Event-ID): the client has every window before
     while True:
         if not legacy:
             late = history.late_since(meter, seen)  # before rendering: a late second after this is reported next pass
             if late.revision != seen:
                 seen = late.revision
+                late_pass = time.monotonic()
                 revised = False
                 for event in _revisions(state, spec, cursor, late, sent_from):
                     yield event
@@ -171,15 +174,16 @@ def _loop(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bo
             yield b"".join(batch)
             last_sent = last_event = time.monotonic()
             continue
-        look_s = MAX_WAIT_S
-        # Its window's own wake-up comes first and looks at revisions: no extra one on the way.
-        if due is None and cursor.start is not None and watermark is not None:
-            look_s = SOON_S if (cursor.final_at() - watermark) / speed <= SOON_S else MAX_WAIT_S
-        wait = min(look_s, max(0.0, last_sent + heartbeat_s - now))
+        wait = max(0.0, last_sent + heartbeat_s - now)
         if due is not None:  # final, but not yet its turn: a paced replay
-            pause.wait(min(wait, last_event + pace_s - now))
+            pause.wait(min(wait, LATE_PAUSE_S, last_event + pace_s - now))
         elif cursor.start is not None:  # sleep until the meter's stream reaches this window's end (+ grace)
-            history.wait_until(meter, cursor.final_at(), wait)
+            if legacy:  # no revisions: late readings do not concern it
+                history.wait_until(meter, cursor.final_at(), wait)
+            elif now < late_pass + LATE_PAUSE_S:  # it just looked at late readings: not again before the pause
+                history.wait_until(meter, cursor.final_at(), min(wait, late_pass + LATE_PAUSE_S - now))
+            else:  # or until a late reading comes (one before this call returns at once)
+                history.wait_until(meter, cursor.final_at(), wait, late_after=seen)
         else:  # the meter's time is not known yet: any reading will do
             history.wait_for_watermark(meter, watermark, wait)
         if time.monotonic() >= last_sent + heartbeat_s:

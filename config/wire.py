@@ -34,6 +34,7 @@ from config.errors import PayloadError
 
 METER_ID_PATTERN: Final = r"[A-Za-z0-9_-]{1,64}"
 _METER_ID_RE: Final = re.compile(METER_ID_PATTERN)
+_TS_LENGTH: Final = 20  # len("2024-01-01T00:00:00Z")
 _TS_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 TOPIC_ROOT: Final = "meters"
@@ -179,13 +180,23 @@ def format_ts(epoch_s: int) -> str:
 
 def parse_ts(text: str) -> int:
     """Epoch seconds of an ISO-8601 UTC ``YYYY-MM-DDTHH:MM:SSZ`` string; PayloadError('bad_ts') otherwise."""
-    if _TS_RE.fullmatch(text) is None:
+    epoch_s = _epoch_s(text) if len(text) == _TS_LENGTH else None  # only such texts are cached: 20 characters each
+    if epoch_s is None:
         raise PayloadError("bad_ts", text[:40])
-    # What strptime("%Y-%m-%dT%H:%M:%SZ") accepts once the pattern matched, at a tenth of its cost (every reading).
+    return epoch_s
+
+
+# Every meter of a fleet sends the same second's text: one parse serves them all (0.15 us a reading, not 1.2).
+@functools.lru_cache(maxsize=4096)
+def _epoch_s(text: str) -> int | None:
+    """``parse_ts``'s value, or None if ``text`` is not such a time."""
+    if _TS_RE.fullmatch(text) is None:
+        return None
+    # What strptime("%Y-%m-%dT%H:%M:%SZ") accepts once the pattern matched, at a tenth of its cost.
     midnight = _midnight(text[:10])
     hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
     if midnight is None or hour > 23 or minute > 59 or second > 59:
-        raise PayloadError("bad_ts", text[:40])
+        return None
     return midnight + hour * 3600 + minute * 60 + second
 
 
@@ -230,6 +241,28 @@ class Reading:
     overall_kwh: float
 
     def __post_init__(self) -> None:
+        # The usual reading (what JSON decoding of a valid one gives: ints, floats, None) passes these comparisons at
+        # a third of the cost of the checks below, which run for anything else and name what is wrong (every reading
+        # is built here: 100,000 a drain).
+        seq, ts, ac, geyser, overall = self.seq, self.ts, self.ac_w, self.geyser_w, self.overall_w
+        ac_kwh, geyser_kwh, overall_kwh = self.ac_kwh, self.geyser_kwh, self.overall_kwh
+        if (
+            type(seq) is int
+            and 0 <= seq <= MAX_SEQ
+            and type(ts) is int
+            and MIN_TS <= ts < MAX_TS
+            and (ac is None or (type(ac) is float and -MAX_ABS_POWER_W <= ac <= MAX_ABS_POWER_W))
+            and (geyser is None or (type(geyser) is float and -MAX_ABS_POWER_W <= geyser <= MAX_ABS_POWER_W))
+            and (overall is None or (type(overall) is float and -MAX_ABS_POWER_W <= overall <= MAX_ABS_POWER_W))
+            and type(ac_kwh) is float
+            and 0.0 <= ac_kwh <= MAX_ENERGY_KWH
+            and type(geyser_kwh) is float
+            and 0.0 <= geyser_kwh <= MAX_ENERGY_KWH
+            and type(overall_kwh) is float
+            and 0.0 <= overall_kwh <= MAX_ENERGY_KWH
+            and valid_meter_id(self.meter)
+        ):
+            return
         if not valid_meter_id(self.meter):
             raise PayloadError("bad_type", "meter must match " + METER_ID_PATTERN)
         if not isinstance(self.seq, int) or isinstance(self.seq, bool):
@@ -369,16 +402,16 @@ def _reading_from(body: object, meter_id: str) -> Reading:
         raise PayloadError("bad_type", "ts must be a string")
     if body["meter"] != meter_id:
         raise PayloadError("meter_mismatch", f"payload meter {str(body['meter'])[:70]!r} on topic of {meter_id!r}")
-    return Reading(
-        meter=body["meter"],
-        seq=body["seq"],
-        ts=parse_ts(body["ts"]),
-        ac_w=body["ac_w"],
-        geyser_w=body["geyser_w"],
-        overall_w=body["overall_w"],
-        ac_kwh=body["ac_kwh"],
-        geyser_kwh=body["geyser_kwh"],
-        overall_kwh=body["overall_kwh"],
+    return Reading(  # positional, in field order: cheaper than keywords, once a reading
+        body["meter"],
+        body["seq"],
+        parse_ts(body["ts"]),
+        body["ac_w"],
+        body["geyser_w"],
+        body["overall_w"],
+        body["ac_kwh"],
+        body["geyser_kwh"],
+        body["overall_kwh"],
     )
 
 

@@ -172,3 +172,59 @@ def test_a_waiter_that_times_out_leaves_the_event_to_the_others_until_the_waterm
     patient.join(10.0)
     assert results == [T0 + 10]
     assert history._waiters["A"] == {}  # the watermark passed it
+
+
+def _registered(waiters: dict[str, dict[int, threading.Event]], thread: threading.Thread) -> bool:
+    """Whether ``thread`` waits on an event of meter A in ``waiters`` (waited for up to 5 s)."""
+    for _ in range(500):
+        if waiters.get("A"):
+            return True
+        thread.join(0.01)
+    return False
+
+
+def test_a_late_reading_wakes_the_waiters_that_asked_for_it_and_only_them() -> None:
+    history = History(3600)
+    history.add(reading(T0 + 10))
+    results: dict[str, int | None] = {}
+    seen = history.late_revision("A")
+    late = threading.Thread(target=lambda: results.__setitem__("late", history.wait_until("A", T0 + 60, 30, seen)))
+    plain = threading.Thread(target=lambda: results.__setitem__("plain", history.wait_until("A", T0 + 60, 30)))
+    late.start()
+    assert _registered(history._late_waiters, late)
+    plain.start()
+    assert _registered(history._waiters, plain)
+    history.add(reading(T0 + 12))  # the watermark moves, short of the target: nobody wakes
+    late.join(0.05)
+    assert late.is_alive()
+    history.add(reading(T0 + 5))  # late: below the watermark
+    late.join(10.0)  # far below its 30 s timeout: only the late reading ends it this early
+    assert not late.is_alive()
+    assert results["late"] == T0 + 13
+    plain.join(0.05)
+    assert plain.is_alive()  # it did not ask for late readings
+    history.add(reading(T0 + 59))
+    plain.join(10.0)
+    assert results["plain"] == T0 + 60
+    assert history._late_waiters["A"] == {}
+    assert history._waiters["A"] == {}
+
+
+def test_a_late_reading_before_the_wait_returns_at_once() -> None:
+    history = History(3600)
+    history.add(reading(T0 + 10))
+    seen = history.late_revision("A")
+    history.add(reading(T0 + 5))
+    assert history.late_revision("A") == seen + 1
+    assert history.wait_until("A", T0 + 60, 30, seen) == T0 + 11  # without waiting the 30 s
+    assert history._late_waiters.get("A") in (None, {})
+
+
+def test_readings_wake_nobody_without_waiters() -> None:
+    history = History(3600)
+    history.set_status("A", "online")
+    assert history.wait_for_watermark("A", None, timeout=0.01) is None  # timed out: its event stays until passed
+    assert history._next_wake == {"A": 0}
+    history.add(reading(T0))
+    assert history._next_wake == {}  # woken and gone: later readings compare with nothing
+    assert history._waiters["A"] == {}

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from config.errors import PayloadError
 from config.wire import (
+    MAX_ABS_POWER_W,
     MAX_BATCH,
+    MAX_ENERGY_KWH,
     MAX_PAYLOAD_BYTES,
     MAX_SEQ,
     MAX_TS,
@@ -381,3 +383,63 @@ def test_encode_reading_writes_the_bytes_json_dumps_would(
     }
     assert encode_reading(reading) == json.dumps(body, allow_nan=False).encode()
     assert decode_reading(reading_topic(meter), encode_reading(reading)).seq == seq
+
+
+# Reading's quick check (floats and ints as JSON gives them) and its full checks must draw the same line.
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("seq", 0, None),
+        ("seq", MAX_SEQ, None),
+        ("seq", MAX_SEQ + 1, "out_of_range"),
+        ("seq", -1, "out_of_range"),
+        ("seq", True, "bad_type"),
+        ("seq", 7.0, "bad_type"),
+        ("ts", MIN_TS, None),
+        ("ts", MAX_TS - 1, None),
+        ("ts", MAX_TS, "out_of_range"),
+        ("ts", MIN_TS - 1, "out_of_range"),
+        ("ts", False, "bad_type"),
+        ("ac_w", MAX_ABS_POWER_W, None),
+        ("ac_w", -MAX_ABS_POWER_W, None),
+        ("ac_w", 1500, None),  # an integer, as another publisher may write it
+        ("ac_w", MAX_ABS_POWER_W * 1.0000001, "out_of_range"),
+        ("geyser_w", float("nan"), "out_of_range"),
+        ("overall_w", float("-inf"), "out_of_range"),
+        ("overall_w", True, "bad_type"),
+        ("overall_w", "1.0", "bad_type"),
+        ("ac_kwh", 0.0, None),
+        ("ac_kwh", MAX_ENERGY_KWH, None),
+        ("geyser_kwh", 0, None),
+        ("geyser_kwh", -0.1, "out_of_range"),
+        ("overall_kwh", float("inf"), "out_of_range"),
+        ("overall_kwh", None, "bad_type"),
+        ("meter", "a/b", "bad_type"),
+    ],
+)
+def test_reading_bounds(field: str, value: object, reason: str | None) -> None:
+    fields: dict[str, Any] = {
+        "meter": "A",
+        "seq": 7,
+        "ts": T0,
+        "ac_w": 1500.0,
+        "geyser_w": None,
+        "overall_w": 2234.5,
+        "ac_kwh": 1.25,
+        "geyser_kwh": 0.0,
+        "overall_kwh": 3.5,
+    }
+    fields[field] = value
+    if reason is None:
+        assert getattr(Reading(**fields), field) == value
+    else:
+        with pytest.raises(PayloadError) as info:
+            Reading(**fields)
+        assert info.value.reason == reason
+
+
+def test_a_refused_time_is_refused_again() -> None:
+    for _ in range(2):  # the second answer comes from the cache of parsed times
+        with pytest.raises(PayloadError):
+            parse_ts("2024-02-30T00:00:00Z")
+        assert parse_ts("2024-02-29T00:00:00Z") == T0 + 59 * 86_400
