@@ -15,7 +15,7 @@ import pytest
 
 from config.wire import decode_reading
 from tests.support.mqtt import collecting
-from tests.support.procs import clean_env, free_port, start
+from tests.support.procs import clean_env, free_ports, start
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def _health(port: int) -> dict[str, object] | None:
 
 
 def test_make_up_brings_up_the_embedded_default_and_stops_cleanly(tmp_path: Path) -> None:
-    mqtt_port, http_port = free_port(), free_port()
+    mqtt_port, http_port = free_ports(2)
     env = clean_env(
         {
             "FLEET_MQTT_PORT": str(mqtt_port),

@@ -25,7 +25,7 @@ from broker.nats import ClusterLayout, NodePorts, cluster_configs, config_name, 
 from config.credentials import fleet_rules, nats_users
 from config.secret import load_or_create_secret
 from config.settings import DEFAULT_HA_PREFIX
-from tests.support.procs import LOOPBACK, TEST_METERS, Proc, fleet_secret, free_port, login, start, wait_until
+from tests.support.procs import LOOPBACK, TEST_METERS, Proc, fleet_secret, free_ports, login, start, wait_until
 
 TEST_BCRYPT_COST = 4  # bcrypt's least: the cluster's start hashes every user once per node config
 READY_ATTEMPTS = 12  # MQTT logins tried (each up to READY_LOGIN_S) before a cluster counts as broken
@@ -166,9 +166,8 @@ def mqtt_login_works(port: int, user: str = "observer", timeout: float = 5.0) ->
 def start_nats_cluster(work_dir: Path, *, meters: Sequence[str] = TEST_METERS, nodes: int = 3) -> NatsCluster:
     """Start a cluster of ``nodes`` nats-server nodes on free loopback ports, its files in ``work_dir``, letting in
     the service users and ``meters`` with the test run's secret; stop it with ``NatsCluster.stop``."""
-    layout = ClusterLayout(
-        LOOPBACK, tuple(NodePorts(free_port(), free_port(), free_port(), free_port()) for _ in range(nodes)), work_dir
-    )
+    ports = free_ports(4 * nodes)
+    layout = ClusterLayout(LOOPBACK, tuple(NodePorts(*ports[4 * k : 4 * k + 4]) for k in range(nodes)), work_dir)
     rules = fleet_rules(load_or_create_secret(fleet_secret()), meters, DEFAULT_HA_PREFIX)
     users = nats_users(rules, [bcrypt.gensalt(TEST_BCRYPT_COST) for _ in rules])
     work_dir.mkdir(parents=True, exist_ok=True)

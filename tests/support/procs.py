@@ -64,6 +64,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on loopback right now: each socket stays bound until all are chosen (one
+    ``free_port`` after another may get the same port back from the OS)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in socks:
+            sock.bind((LOOPBACK, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
 def http_get(port: int, path: str) -> tuple[int, bytes]:
     """``GET path`` from a server on loopback ``port``: the status and the body, error statuses included."""
     try:
