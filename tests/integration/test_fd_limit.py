@@ -24,7 +24,7 @@ from tests.support.procs import (
     Proc,
     children,
     clean_env,
-    free_port,
+    free_ports,
     python_module,
     running,
     start_broker,
@@ -90,18 +90,8 @@ def test_a_fleet_over_the_hard_limit_is_refused_before_any_meter_connects(
 def test_the_simulator_raises_its_soft_limit_and_a_fleet_past_1021_meters_comes_online(tmp_path: Path) -> None:
     require_mosquitto()
     broker = start_broker("mosquitto", tmp_path / "broker", anonymous=True)
-    log_path = tmp_path / "meters.log"
-    with log_path.open("wb") as log_file:
-        popen = subprocess.Popen(
-            _simulator(broker.port or 0, FITS),
-            cwd=tmp_path,
-            env=clean_env(),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_limit(1024, 2048),
-        )
-    meters = Proc("meters", popen, log_path)
+    meters = _spawn("meters", _simulator(broker.port or 0, FITS), tmp_path, _limit(1024, 2048))
+    popen = meters.popen
     with running(broker, meters):
         wait_until(lambda: meters.log().count(" online at ") >= FITS or not meters.alive(), 120, "every meter online")
         assert meters.alive(), meters.log()
@@ -111,28 +101,34 @@ def test_the_simulator_raises_its_soft_limit_and_a_fleet_past_1021_meters_comes_
 
 
 def test_the_bridge_worker_runs_with_the_raised_limit(tmp_path: Path) -> None:
-    port = free_port()
+    port, broker_port = free_ports(2)
     argv = python_module(
-        "bridge", "--broker", f"mqtt://{LOOPBACK}:{free_port()}", "--host", LOOPBACK, "--port", str(port)
+        "bridge", "--broker", f"mqtt://{LOOPBACK}:{broker_port}", "--host", LOOPBACK, "--port", str(port)
     )
-    log_path = tmp_path / "bridge.log"
-    with log_path.open("wb") as log_file:
-        popen = subprocess.Popen(
-            argv,
-            cwd=tmp_path,
-            env=clean_env(),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_limit(1024, 4096),
-        )
-    bridge = Proc("bridge", popen, log_path, port)
+    bridge = _spawn("bridge", argv, tmp_path, _limit(1024, 4096), port)
+    popen = bridge.popen
     with running(bridge):
         bridge.wait_port(port)  # the worker accepts: it has been forked
         workers = children(popen.pid)
         assert len(workers) == 1
         assert _soft_limit(workers[0]) == 4096
         assert "open-file limit (RLIMIT_NOFILE): soft 1024 -> 4096 (hard 4096)" in bridge.log()
+
+
+def _spawn(name: str, argv: list[str], cwd: Path, preexec: Callable[[], None], port: int | None = None) -> Proc:
+    """``argv`` started in ``cwd`` under the limit ``preexec`` sets, its output in ``<name>.log``."""
+    log_path = cwd / f"{name}.log"
+    with log_path.open("wb") as log_file:
+        popen = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=clean_env(),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=preexec,
+        )
+    return Proc(name, popen, log_path, port)
 
 
 def _soft_limit(pid: int) -> int:
