@@ -74,6 +74,7 @@ from config.mqtt.packet import (
     connack_code,
     connack_session_present,
     connect_packet,
+    next_mid,
     packet_id,
     parse_publish_raw,
     puback_packets,
@@ -115,7 +116,6 @@ WAIT_S: Final = 1.0  # the network thread looks at ``stop`` at least this often
 MIN_BACKOFF_S: Final = 1.0
 MAX_BACKOFF_S: Final = 10.0
 MAX_QUEUED: Final = 10_000  # QoS 1 messages published and not yet acknowledged; beyond it ``publish`` refuses
-_MAX_MID: Final = 0xFFFF
 
 
 class Subscriber:
@@ -551,11 +551,8 @@ class Subscriber:
 
     def _mid(self) -> int:
         """A message id not in flight (the caller holds ``_lock``)."""
-        for _ in range(_MAX_MID):
-            self._next_mid = self._next_mid % _MAX_MID + 1
-            if self._next_mid not in self._inflight:
-                return self._next_mid
-        raise RuntimeError("every message id is in flight")  # pragma: no cover - MAX_QUEUED is far below 65,535
+        self._next_mid = next_mid(self._next_mid, self._inflight)
+        return self._next_mid
 
     def _send(self, data: bytes) -> bool:
         """Write ``data`` on the current connection (any thread); False if there is none or the write failed."""

@@ -54,6 +54,7 @@ from config.mqtt.packet import (
     as_duplicate,
     connack_code,
     connect_packet,
+    next_mid,
     packet_id,
     parse_publish,
     puback_packet,
@@ -67,7 +68,6 @@ log = logging.getLogger(__name__)
 
 READ_BYTES: Final = 65_536
 CONNECT_TIMEOUT_S: Final = 5.0
-MAX_MID: Final = 0xFFFF
 
 # Where a connection is on its way up; after CONNECT it waits for CONNACK (``connected``).
 _TCP: Final = "tcp"  # the non-blocking TCP connect is in progress: writable when done (or failed)
@@ -300,11 +300,8 @@ class MqttConnection:
         self._last_out = self.clock()
 
     def _mid(self) -> int:
-        for _ in range(MAX_MID):
-            self._next_mid = self._next_mid % MAX_MID + 1
-            if self._next_mid not in self._inflight:
-                return self._next_mid
-        raise RuntimeError("every message id is in flight")  # pragma: no cover - max_queued is far below 65,535
+        self._next_mid = next_mid(self._next_mid, self._inflight)
+        return self._next_mid
 
     def _topic(self, topic: str) -> bytes:
         encoded = self._topics.get(topic)

@@ -17,7 +17,7 @@ two-byte length prefix, at most 65,535 bytes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -29,6 +29,7 @@ SUBSCRIBE: Final = 0x82  # type 8 with the reserved flags 0b0010
 SUBACK: Final = 0x90
 UNSUBSCRIBE: Final = 0xA2  # type 10 with the reserved flags 0b0010
 UNSUBACK: Final = 0xB0
+MAX_MID: Final = 0xFFFF  # message ids run 1..65,535
 PINGREQ: Final = 0xC0
 PINGRESP: Final = 0xD0
 DISCONNECT: Final = 0xE0
@@ -289,3 +290,13 @@ def parse_publish(packet: Packet) -> Message:
     except UnicodeDecodeError as exc:
         raise ProtocolError("PUBLISH topic is not UTF-8") from exc
     return Message(topic, raw.payload, raw.qos, raw.mid, bool(packet.first & 0x01))
+
+
+def next_mid(previous: int, in_flight: Container[int]) -> int:
+    """The message id after ``previous`` (1..65,535, wrapping) that is not ``in_flight``."""
+    mid = previous
+    for _ in range(MAX_MID):
+        mid = mid % MAX_MID + 1
+        if mid not in in_flight:
+            return mid
+    raise RuntimeError("every message id is in flight")  # pragma: no cover - the callers bound in-flight far lower
