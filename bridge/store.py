@@ -104,7 +104,11 @@ class ReadingStore:
         self.written = 0
         self.dropped = 0
         self.failed = 0  # readings whose write failed (logged): in memory, never on disk
-        self._lock = threading.Lock()
+        # An RLock, not a Lock: a Condition checks that its caller holds the lock with the lock's ``_is_owned``, which
+        # a Lock lacks; the fallback (a non-blocking acquire that fails) makes gevent's lock yield to every runnable
+        # greenlet first. Under the gevent worker that put the MQTT thread, inside ``put``, behind every SSE stream a
+        # window had just woken (0.4 s at 10,000 streams) and behind a storm of connects (seconds): windows were late.
+        self._lock = threading.RLock()
         self._wanted = threading.Condition(self._lock)  # the writer waits here for readings, a flush or close
         self._buffer: list[Reading] = []  # readings not yet taken by the writer
         self._closing = False

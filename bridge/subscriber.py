@@ -6,9 +6,10 @@ socket), most of the CPU of a single-reading message (docs/performance.md "Inges
 the socket holds (up to ``READ_BYTES``), takes every whole packet of it, hands each message to its handler, and then
 acknowledges every QoS 1 message of that chunk in ONE write: a PUBACK goes out only after ``Ingest.handle`` has taken
 the message into history (and the store's queue), as paho's PUBACK after ``on_message`` did, so the broker never drops
-a message the bridge has not taken (at least once; duplicates are dropped by (meter, second)). After each chunk it
-yields (``time.sleep(0)``): under gunicorn's gevent worker this thread is a greenlet, and a long backlog must not
-starve the SSE greenlets.
+a message the bridge has not taken (at least once; duplicates are dropped by (meter, second)). Under gunicorn's gevent
+worker this thread is a greenlet: it waits in ``recv`` itself, so it runs as soon as its socket is readable, ahead of
+the SSE greenlets queued to run (readings close windows: they must not wait behind a storm of connects), and after a
+chunk that filled its buffer (a backlog) it yields (``time.sleep(0)``), so that a long backlog does not starve them.
 
 Messages are turned into ``(topic, bytes)`` at the edge: a topic that is not UTF-8 goes to ingest as
 ``<undecodable topic>`` (rejected there as a bad topic), never as a protocol error. Handlers never raise into the
@@ -16,8 +17,8 @@ network thread: what a handler raises is logged and the next message is handled.
 topics can be routed to a handler of their own (``add_route``: Home Assistant's status, which is not a meter message),
 ``connection`` numbers the connections (a new number means a new session: retained messages may need publishing
 again), and ``publish`` is the bridge's one way out (the republisher and the gap repairer use it; thread-safe: one
-lock orders every write on the socket, and reads happen only when the selector says data is there, under that lock,
-so a TLS socket never reads and writes at once).
+lock orders every write on the socket; on TLS, reads happen only when the selector says data is there, under that
+lock, so a TLS socket never reads and writes at once).
 
 A sharded bridge (``owned``: the meters this instance owns, ``config.shard``) subscribes to ``meters/<id>/+`` for each
 owned meter instead of the wildcards (``FILTERS_PER_SUBSCRIBE`` filters a SUBSCRIBE), and drops (counts in
@@ -109,10 +110,10 @@ PROBE_QOS = 1
 _STATUS_PREFIX, _STATUS_SUFFIX = STATUS_SUBSCRIPTION.split("+")  # meters/ and /status
 _UNDECODABLE: Final = "<undecodable topic>"
 
-READ_BYTES: Final = 65_536  # one read: about 250 single-reading messages, handled before the thread yields
+READ_BYTES: Final = 65_536  # one read: about 250 single-reading messages; a full one (a backlog) and the thread yields
 CONNECT_TIMEOUT_S: Final = 10.0  # TCP, TLS and the CONNACK, each
 IO_TIMEOUT_S: Final = 10.0  # a write the broker does not take for this long loses the connection
-WAIT_S: Final = 1.0  # the network thread looks at ``stop`` at least this often
+WAIT_S: Final = 1.0  # on TLS the network thread looks at ``stop`` this often (plain TCP: ``stop`` wakes its ``recv``)
 MIN_BACKOFF_S: Final = 1.0
 MAX_BACKOFF_S: Final = 10.0
 MAX_QUEUED: Final = 10_000  # QoS 1 messages published and not yet acknowledged; beyond it ``publish`` refuses
@@ -359,24 +360,41 @@ class Subscriber:
         with selectors.DefaultSelector() as selector:
             selector.register(sock, selectors.EVENT_READ)
             while not self._stop.is_set():
-                # TLS may hold decrypted bytes the selector cannot see
-                if not (tls and sock.pending()) and not selector.select(WAIT_S):  # type: ignore[attr-defined]
+                try:
+                    data = self._read(sock, selector, tls)
+                except TimeoutError:
                     continue
-                with self._io:
-                    try:
-                        data = sock.recv(READ_BYTES)
-                    except TimeoutError:
-                        continue
-                    except OSError as exc:
-                        self._lost(f"receive failed: {exc}")
-                        return
+                except OSError as exc:
+                    self._lost(f"receive failed: {exc}")
+                    return
+                if data is None:
+                    continue
                 if not data:
                     self._lost("connection closed")
                     return
                 self._in += data
                 if not self._take_chunk():
                     return
-                time.sleep(0)  # under gevent: let the SSE greenlets have their turn between chunks
+                if tls or len(data) == READ_BYTES:  # a backlog (or TLS, read under the selector): see _read
+                    time.sleep(0)  # under gevent: let the SSE greenlets have their turn between chunks
+
+    def _read(self, sock: socket.socket, selector: selectors.BaseSelector, tls: bool) -> bytes | None:
+        """The next bytes from the broker (None: none within ``WAIT_S``, TLS only).
+
+        Plain TCP: a read may run beside a write, so the thread waits in ``recv`` itself (``stop`` shuts the socket
+        down to wake it). Under gevent a greenlet waiting on its socket is switched to as soon as the socket is
+        readable, ahead of the greenlets queued to run; a wake-up through the selector (an event) waits behind all of
+        them, and during a storm of SSE connects that was seconds: readings, and so the windows they close, were late
+        (docs/performance.md, issue #13). A read that filled the buffer means a backlog: the loop yields after it.
+        TLS: a read must never run beside a write, so it waits in the selector and reads under the I/O lock (and
+        the TLS layer may hold decrypted bytes the selector cannot see).
+        """
+        if not tls:
+            return sock.recv(READ_BYTES)
+        if not sock.pending() and not selector.select(WAIT_S):  # type: ignore[attr-defined]
+            return None
+        with self._io:
+            return sock.recv(READ_BYTES)
 
     def _take_chunk(self) -> bool:
         """Handle every whole packet in ``_in``, then acknowledge its messages in one write; False if the connection

@@ -21,6 +21,7 @@ import socket
 import time
 from typing import Any, Final
 
+from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
 
 DRAIN_MAX_BYTES: Final = 16 * 1024 * 1024  # past this much unread body the connection is closed, not drained
@@ -28,6 +29,12 @@ DRAIN_S: Final = 5.0  # as gunicorn's keep-alive wait: a body trickling in slowe
 MAX_MESSAGE_CHARS: Final = 200  # gunicorn's messages quote the request line: keep the echo short
 INTERNAL: Final = "Internal error; see the bridge's log."  # bridge.app's 500 message
 _CHUNK: Final = 64 * 1024
+# Connections accepted per pass of the event loop. gunicorn leaves gevent's 100 with one worker: in a storm of SSE
+# connects (10,000 at once) each pass queued up to 100 new requests (0.5 ms of CPU each) behind everything already
+# waiting to run, so the queue grew to thousands and a stream woken by its window, like the MQTT thread's next turn,
+# waited behind all of them: windows 3-7 s late. One a pass keeps the queue short: the accept rate follows what the
+# worker has to spare, and the clients still waiting sit in the listen backlog (docs/performance.md, issue #13).
+ACCEPT_PER_PASS: Final = 1
 _STATUS_LINE: Final = re.compile(rb"HTTP/1\.[01] ([1-5][0-9][0-9]) ([^\r\n]*)\r\n")
 
 
@@ -143,6 +150,12 @@ def _shut_write(sock: Any) -> bool:
 
 class JsonGeventWorker(GeventWorker):  # type: ignore[misc]
     """gunicorn's ``gevent`` worker; JSON errors of its own, and no reset while a request body is still coming."""
+
+    def run(self) -> None:
+        """gunicorn's loop, accepting ``ACCEPT_PER_PASS`` connections per pass (gunicorn builds its StreamServer in
+        ``run``, with no way in: the class attribute, in this worker process, is the setting)."""
+        StreamServer.max_accept = ACCEPT_PER_PASS
+        super().run()
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         """gunicorn's handling (status, logs) with its HTML page replaced by ``{"error": ...}``."""
