@@ -2,7 +2,8 @@
 
 ``python -m broker [--host H] [--port N]`` runs the embedded amqtt broker until SIGINT or SIGTERM: only the fleet's
 users get in (meters of ``FLEET_HOUSEHOLDS``, bridge, homeassistant, observer), each under its topic rules, unless
-``FLEET_MQTT_ANONYMOUS=true``; TLS with ``FLEET_MQTT_TLS_CERT`` and ``FLEET_MQTT_TLS_KEY``.
+``FLEET_MQTT_ANONYMOUS=true``; TLS with ``FLEET_MQTT_TLS_CERT`` and ``FLEET_MQTT_TLS_KEY``. It needs the ``embedded``
+extra (amqtt); the other commands need only the runtime dependencies (the image has no amqtt).
 ``python -m broker mosquitto-auth --out DIR`` writes the same users and rules for Mosquitto's dynamic security plugin
 (``dynsec.json``; each meter bound to its client id ``meter-<id>``).
 ``python -m broker nats-config --out DIR [--nodes 3] [--mqtt-port 1883] ...`` writes one nats-server config per node
