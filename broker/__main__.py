@@ -2,7 +2,8 @@
 
 ``python -m broker [--host H] [--port N]`` runs the embedded amqtt broker until SIGINT or SIGTERM: only the fleet's
 users get in (meters of ``FLEET_HOUSEHOLDS``, bridge, homeassistant, observer), each under its topic rules, unless
-``FLEET_MQTT_ANONYMOUS=true``; TLS with ``FLEET_MQTT_TLS_CERT`` and ``FLEET_MQTT_TLS_KEY``.
+``FLEET_MQTT_ANONYMOUS=true``; TLS with ``FLEET_MQTT_TLS_CERT`` and ``FLEET_MQTT_TLS_KEY``. It needs the ``embedded``
+extra (amqtt); the other commands need only the runtime dependencies (the image has no amqtt).
 ``python -m broker mosquitto-auth --out DIR`` writes the same users and rules for Mosquitto's dynamic security plugin
 (``dynsec.json``; each meter bound to its client id ``meter-<id>``).
 ``python -m broker nats-config --out DIR [--nodes 3] [--mqtt-port 1883] ...`` writes one nats-server config per node
@@ -22,11 +23,9 @@ import tempfile
 from pathlib import Path
 
 import bcrypt
-from amqtt.errors import BrokerError
 
 from broker.amqtt_config import AmqttAuth, amqtt_config
 from broker.auth_files import chown, parse_owner, write_amqtt_passwords, write_mosquitto_auth, write_private
-from broker.embedded import serve
 from broker.nats import (
     DEFAULT_CLIENT_PORT,
     DEFAULT_CLUSTER_PORT,
@@ -39,6 +38,7 @@ from broker.nats import (
 )
 from config.credentials import BCRYPT_COST, SERVICE_USERS, amqtt_acls, fleet_rules, nats_users, password_for
 from config.errors import ConfigError
+from config.extras import EMBEDDED, require
 from config.logs import configure_logging
 from config.secret import load_or_create_secret, secret_path
 from config.settings import Settings, load_settings, parse_port
@@ -143,6 +143,12 @@ def _password(settings: Settings, user: str) -> int:
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:
+    # amqtt is the embedded extra: the containers (Mosquitto) run the other commands without it.
+    require("amqtt", EMBEDDED, "python -m broker")
+    from amqtt.errors import BrokerError
+
+    from broker.embedded import serve
+
     # amqtt logs every packet at INFO; keep its chatter at WARNING unless debugging.
     if settings.log_level != "DEBUG":
         logging.getLogger("amqtt").setLevel(logging.WARNING)

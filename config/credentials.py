@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import bcrypt
-from argon2.low_level import Type, hash_secret
 
 from config.errors import ConfigError
 from config.wire import BRIDGES_ROOT, TOPIC_ROOT, aggregate_topic, replay_topic, status_topic, valid_meter_id
@@ -234,6 +233,8 @@ def mosquitto_dynsec_config(rules: Sequence[Rule], salts: Sequence[bytes]) -> di
 
 def amqtt_hash(password: str, salt: bytes) -> str:
     """An argon2id PHC string (``$argon2id$v=19$m=64,t=1,p=1$...``) that amqtt's FileAuthPlugin verifies."""
+    from argon2.low_level import Type, hash_secret  # the embedded extra: only the amqtt broker needs argon2
+
     encoded = hash_secret(
         password.encode(),
         salt,

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from config.errors import ConfigError
+from config.extras import PLOT, require
 from config.fdlimit import check_fits, raise_soft_limit
 from config.households import CLASSIC_ORDER
 from config.logs import configure_logging
@@ -413,6 +414,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _plot(args: argparse.Namespace, settings: Settings) -> int:
+    require("matplotlib", PLOT, "python -m simulator plot")  # the plot extra
     from simulator.plot import day_figure, thermals_of  # matplotlib: not loaded by the long-running `run`
 
     day = _date(args.date, "--date")

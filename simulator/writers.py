@@ -7,11 +7,15 @@ CSV: one header line (the seed layout's index column has an empty name, so its h
 missing values empty, floats in the shortest form that reads back exactly, always with a decimal point or exponent
 (``0.0``, ``1.5``, ``2.6732655185893093``), so a reader infers float columns as the original's pandas files did.
 Timestamps are ISO 8601 UTC (``2024-01-01 00:00:00Z``). Parquet: one row group per chunk, zstd.
+
+CSV needs only the runtime dependencies. Parquet needs pyarrow and the progress bar tqdm, both in the ``dataset``
+extra: without pyarrow a Parquet run is refused before it writes anything; without tqdm there is no bar.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
 import numpy as np
 
+from config.extras import DATASET, install_hint, require
 from simulator.csvtext import counted_lines, splice, table_lines, table_text
 from simulator.dataset import Chunk, DatasetPlan, chunks
 from simulator.layouts import CLEAN, ERROR_TYPES, ERRORS, file_name, outputs, tables
@@ -27,6 +32,8 @@ from simulator.table import CodeColumn, FloatColumn, IntColumn, Table
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+log = logging.getLogger(__name__)
 
 MANIFEST: Final = "dataset.json"
 
@@ -168,7 +175,11 @@ def _progress(items: Iterator[Chunk], total: int, show: bool) -> Iterator[Chunk]
     """``items``, with a progress bar on a terminal (tqdm is imported only then: 0.1 s of a short run's start)."""
     if not show:
         return items
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        log.info("no progress bar: tqdm is not installed (%s)", install_hint(DATASET))
+        return items
 
     return iter(tqdm(items, total=total, unit="chunk"))
 
@@ -185,6 +196,8 @@ def _ahead(items: Iterator[Chunk]) -> Iterator[Chunk]:
 
 def write_dataset(plan: DatasetPlan, out_dir: Path, progress: bool = False) -> list[Path]:
     """Generate ``plan`` into ``out_dir`` chunk by chunk; returns the data files written."""
+    if plan.fmt == "parquet":
+        require("pyarrow", DATASET, "--format")  # before any file is made
     out_dir.mkdir(parents=True, exist_ok=True)
     kinds = outputs(plan.layout, plan.faults is not None)
     final = [out_dir / file_name(plan.layout, kind, plan.fmt) for kind in kinds]

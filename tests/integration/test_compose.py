@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -57,7 +58,9 @@ BROKER_SERVICE: Final = "broker"
 AUTH_SERVICE: Final = "mqtt-auth"
 AUTH_VOLUME: Final = "mqtt-auth"
 MOSQUITTO_UID: Final = "1883"  # the mosquitto user of eclipse-mosquitto images
-MOSQUITTO_IMAGE: Final = "eclipse-mosquitto:2"
+MOSQUITTO_IMAGE: Final = "eclipse-mosquitto:2.0.11"  # Debian's mosquitto, which the tests and the benchmarks run
+FLEET_USER: Final = "fleet"  # the image's user (Dockerfile)
+COMPOSE_SCHEMA: Final = "vendor.compose-spec"  # the Compose specification's JSON schema, as check-jsonschema ships it
 BRIDGE_CONTAINER_PORT: Final = 5000
 WAIT_S: Final = 15.0
 
@@ -123,6 +126,46 @@ def mounts(service: Mapping[str, Any]) -> dict[str, tuple[str, bool]]:
         source, target, *mode = str(spec).split(":")
         found[source] = (target, bool(mode) and "ro" in mode[0].split(","))
     return found
+
+
+def declared_volumes() -> set[str]:
+    """The named volumes of the compose file's top-level ``volumes``."""
+    return set(yaml.safe_load(COMPOSE_FILE.read_text()).get("volumes") or {})
+
+
+def dockerfile_env() -> dict[str, str]:
+    """``ENV KEY=VALUE ...`` of the Dockerfile (the ``KEY=VALUE`` form only)."""
+    found = {}
+    for keyword, rest in dockerfile_instructions(DOCKERFILE.read_text()):
+        if keyword == "ENV":
+            for word in shlex.split(rest):
+                assert "=" in word, f"ENV {rest}: write KEY=VALUE"
+                key, value = word.split("=", 1)
+                found[key] = value
+    return found
+
+
+def data_dir_in(service: Mapping[str, Any]) -> str:
+    """The service's FLEET_DATA_DIR in the container: its compose environment's, else the image's."""
+    return environment(service).get("FLEET_DATA_DIR") or dockerfile_env()["FLEET_DATA_DIR"]
+
+
+def dockerfile_owned_dirs(text: str) -> dict[str, str]:
+    """Directories a ``RUN ... install -d -o USER ...`` of the Dockerfile creates, with their owner."""
+    owned = {}
+    for keyword, rest in dockerfile_instructions(text):
+        if keyword != "RUN":
+            continue
+        for step in rest.split("&&"):
+            words = shlex.split(step)
+            if words[:2] != ["install", "-d"] or "-o" not in words:
+                continue
+            owner = option(words, "-o")
+            skip = {index + 1 for index, word in enumerate(words) if word in ("-o", "-g", "-m")}
+            for index, word in enumerate(words[2:], start=2):
+                if index not in skip and not word.startswith("-"):
+                    owned[word] = owner
+    return owned
 
 
 def auth_dir_in(service: Mapping[str, Any]) -> str:
@@ -266,10 +309,12 @@ def project_auth_dir(broker: Proc) -> Path:
     return broker.log_path.parent.parent / "auth"
 
 
-def local_env(service: Mapping[str, Any], broker_port: int, auth_dir: Path) -> dict[str, str]:
-    """The service's environment with the compose broker address replaced by ``LOOPBACK:broker_port`` and the
-    secret in ``auth_dir``."""
+def local_env(service: Mapping[str, Any], broker_port: int, auth_dir: Path, data_dir: Path) -> dict[str, str]:
+    """The service's environment with the compose broker address replaced by ``LOOPBACK:broker_port``, the secret in
+    ``auth_dir`` and the data directory (a volume in compose) at ``data_dir``."""
     env = environment(service)
+    assert env["FLEET_DATA_DIR"] == data_dir_in(service)
+    env["FLEET_DATA_DIR"] = str(data_dir)
     address = parse_broker_url(env["FLEET_BROKER"])
     assert address.host == BROKER_SERVICE, f"FLEET_BROKER {env['FLEET_BROKER']} is not the compose broker"
     assert address.username is None, "no credentials in the compose file: they derive from the secret"
@@ -381,9 +426,10 @@ def test_services_are_the_fleet() -> None:
 
 
 def test_broker_service_runs_mosquitto_with_the_project_config() -> None:
-    """eclipse-mosquitto:2 with config/mosquitto mounted read-only, a data volume, the credentials read-only, and
-    1883 on host loopback only, once mqtt-auth has written the credentials."""
+    """eclipse-mosquitto at an exact version, with config/mosquitto mounted read-only, a data volume, the credentials
+    read-only, and 1883 on host loopback only, once mqtt-auth has written the credentials."""
     broker = SERVICES[BROKER_SERVICE]
+    assert re.fullmatch(r"eclipse-mosquitto:\d+\.\d+\.\d+", broker["image"]), f"{broker['image']}: pin a version"
     assert broker["image"] == MOSQUITTO_IMAGE
     assert "build" not in broker
     volumes = [str(volume) for volume in broker["volumes"]]
@@ -491,6 +537,102 @@ def test_dockerfile_copies_what_pip_install_needs() -> None:
     assert not copied & ignored, f"COPY of an ignored path: {copied & ignored}"
 
 
+def test_app_services_keep_their_data_on_named_volumes() -> None:
+    """Each meter's outbox and the bridge's history live on a named volume of their own, mounted writable at the
+    service's FLEET_DATA_DIR, which the image creates for its user: ``down``/``up`` and ``up --build`` keep them."""
+    volumes = declared_volumes()
+    sources = {}
+    for name in APP_SERVICES:
+        service = SERVICES[name]
+        data_dir = data_dir_in(service)
+        on_data_dir = [(source, ro) for source, (target, ro) in mounts(service).items() if target == data_dir]
+        assert len(on_data_dir) == 1, f"{name}: no volume at its data directory {data_dir}"
+        source, read_only = on_data_dir[0]
+        assert source in volumes, f"{name}: {source} is not a named volume of the compose file"
+        assert not read_only, f"{name}: its data volume must be writable"
+        sources[name] = source
+    assert len(set(sources.values())) == len(sources), f"services share a data volume: {sources}"
+    owned = dockerfile_owned_dirs(DOCKERFILE.read_text())
+    users = [rest.strip() for keyword, rest in dockerfile_instructions(DOCKERFILE.read_text()) if keyword == "USER"]
+    assert users[-1] == FLEET_USER
+    for name in APP_SERVICES:
+        assert "user" not in SERVICES[name], f"{name} runs as the image's user {FLEET_USER}"
+        assert owned.get(data_dir_in(SERVICES[name])) == FLEET_USER, (
+            f"{name}: the image does not create {data_dir_in(SERVICES[name])} for {FLEET_USER} (found {owned})"
+        )
+    assert dockerfile_env()["FLEET_DATA_DIR"] in owned, "the image's own FLEET_DATA_DIR is not writable"
+
+
+def test_dockerfile_owned_dirs_reads_install_d() -> None:
+    """The parser above: ``install -d -o USER -g GROUP -m MODE DIR...`` in a RUN, skipping options' values."""
+    text = "RUN pip install . \\\n    && install -d -o fleet -g fleet -m 0750 /var/lib/fleet /srv/x && mkdir /y\n"
+    assert dockerfile_owned_dirs(text) == {"/var/lib/fleet": "fleet", "/srv/x": "fleet"}
+    assert dockerfile_owned_dirs("RUN mkdir -p /var/lib/fleet\n") == {}
+
+
+def _raw_services() -> dict[str, Any]:
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+def test_speed_and_time_zone_reach_every_meter_and_the_bridge() -> None:
+    """FLEET_SPEED and FLEET_TZ are passed from the host to every service that reads them, with one default: with
+    ``FLEET_SPEED=60 FLEET_TZ=Asia/Kolkata docker compose up`` meters and bridge all run at 60x in that zone."""
+    raw = _raw_services()
+    host = {"FLEET_SPEED": "60", "FLEET_TZ": "Asia/Kolkata"}
+    for key in host:
+        values = {name: environment(raw[name]).get(key) for name in APP_SERVICES}
+        assert None not in values.values(), f"{key} does not reach {[n for n, v in values.items() if v is None]}"
+        assert len(set(values.values())) == 1, f"{key} differs between services: {values}"
+    for name in APP_SERVICES:
+        settings = load_settings(environment(interpolate(raw[name], host)))
+        assert (settings.speed, settings.tz) == (60.0, "Asia/Kolkata"), name
+
+
+def validate_compose(path: Path) -> subprocess.CompletedProcess[str]:
+    """check-jsonschema on ``path`` with the Compose specification's schema it ships; any network use would fail
+    (proxies at a closed loopback port): the check works offline."""
+    dead_proxy = f"http://{LOOPBACK}:9"
+    env = clean_env({"HTTP_PROXY": dead_proxy, "HTTPS_PROXY": dead_proxy, "ALL_PROXY": dead_proxy, "NO_PROXY": ""})
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", COMPOSE_SCHEMA, str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    """docker-compose.yml validates against the Compose specification's JSON schema."""
+    result = validate_compose(COMPOSE_FILE)
+    assert result.returncode == 0, f"{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda doc: doc["services"][BROKER_SERVICE].__setitem__("ports", 1883), "ports"),
+        (lambda doc: doc.__setitem__("volume", {"extra": None}), "volume"),
+        (lambda doc: doc["services"]["bridge"].__setitem__("restart", ["always"]), "restart"),
+    ],
+    ids=["ports-as-a-scalar", "unknown-top-level-key", "restart-as-a-list"],
+)
+def test_compose_schema_check_rejects_a_broken_edit(
+    edit: Callable[[dict[str, Any]], None], named: str, tmp_path: Path
+) -> None:
+    """A copy of docker-compose.yml with one mistake fails the check, with a message that names the mistake."""
+    document = yaml.safe_load(COMPOSE_FILE.read_text())
+    edit(document)
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(yaml.safe_dump(document, sort_keys=False))
+    result = validate_compose(broken)
+    assert result.returncode == 1, f"the broken copy passed:\n{result.stdout}{result.stderr}"
+    assert f"'{named}'" in result.stdout or f".{named}:" in result.stdout, result.stdout
+
+
 # --- (b) the environment ------------------------------------------------------------------------------------------
 
 
@@ -551,7 +693,7 @@ def test_service_command_runs(name: str, mosquitto: Proc, tmp_path: Path) -> Non
         name,
         local_argv(command, http_port),
         tmp_path / "logs",
-        env=local_env(service, mosquitto.port, project_auth_dir(mosquitto)),
+        env=local_env(service, mosquitto.port, project_auth_dir(mosquitto), tmp_path / "data"),
         port=http_port,
     )
     try:
