@@ -1,6 +1,6 @@
 """Run the processes of a Procfile in the foreground; one that exits does not stop the others.
 
-    python -m config.supervise [Procfile]
+    python -m config.supervise [--kill-after SECONDS] [Procfile]
 
 What ``make up`` and ``make cluster`` run (honcho, which they ran before, stops every process as soon as one exits).
 Each line of each process's output is printed with the time and its name, ``HH:MM:SS meter-a | ...``; the
@@ -15,6 +15,7 @@ One thread: a selector over the processes' output and the signal wake-up socket,
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import selectors
@@ -28,12 +29,14 @@ from pathlib import Path
 from typing import TextIO
 
 from config.errors import ConfigError
-from config.procfile import ProcEntry, Supervision, parse_procfile
+from config.procfile import KILL_AFTER_S, ProcEntry, Supervision, parse_procfile
+from config.settings import parse_float_in
 
 SYSTEM = "system"
 POLL_S = 0.2  # how often exits are looked for when no output comes
 DRAIN_S = 1.0  # after the last exit: output still in the pipes (a grandchild may hold one open: not longer)
 READ_BYTES = 65_536
+MAX_LINE_BYTES = 65_536  # a longer line (or output without a newline) is printed in pieces of this size
 
 
 class Printer:
@@ -77,10 +80,12 @@ class Child:
 class Supervisor:
     """The processes, their output, and the signals that stop them."""
 
-    def __init__(self, entries: Sequence[ProcEntry], out: TextIO = sys.stdout) -> None:
+    def __init__(
+        self, entries: Sequence[ProcEntry], out: TextIO = sys.stdout, kill_after_s: float = KILL_AFTER_S
+    ) -> None:
         self.entries = entries
         self.printer = Printer([entry.name for entry in entries], out)
-        self.supervision = Supervision([entry.name for entry in entries])
+        self.supervision = Supervision([entry.name for entry in entries], kill_after_s)
         self.children: dict[str, Child] = {}
         self.selector = selectors.DefaultSelector()
         self.signals: list[int] = []  # appended by the handler: no lock, so nothing it could deadlock on
@@ -156,6 +161,9 @@ class Supervisor:
                 self._flush(child)
                 continue
             *lines, child.partial = (child.partial + data).split(b"\n")
+            while len(child.partial) > MAX_LINE_BYTES:  # memory per process stays bounded
+                lines.append(child.partial[:MAX_LINE_BYTES])
+                child.partial = child.partial[MAX_LINE_BYTES:]
             for line in lines:
                 self.printer.line(child.name, line.decode("utf-8", "replace").rstrip("\r"))
 
@@ -173,13 +181,20 @@ class Supervisor:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``python -m config.supervise [Procfile]``; 2 for a bad Procfile."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) > 1 or (args and args[0].startswith("-")):
-        print("usage: python -m config.supervise [Procfile]", file=sys.stderr)
-        return 2
-    path = Path(args[0] if args else "Procfile")
+    """Entry point: ``python -m config.supervise [--kill-after SECONDS] [Procfile]``; 2 for bad arguments or a bad
+    Procfile."""
+    parser = argparse.ArgumentParser(prog="python -m config.supervise", description=__doc__.split("\n\n")[0])
+    parser.add_argument("procfile", nargs="?", default="Procfile", help="the Procfile (default ./Procfile)")
+    parser.add_argument(
+        "--kill-after",
+        metavar="SECONDS",
+        default=str(KILL_AFTER_S),
+        help=f"SIGKILL to what still runs this long after a stop (default {KILL_AFTER_S:g})",
+    )
+    args = parser.parse_args(argv)
+    path = Path(args.procfile)
     try:
+        kill_after_s = parse_float_in(args.kill_after, "--kill-after", 0.0, 3600.0)
         entries = parse_procfile(path.read_text(encoding="utf-8"), str(path))
     except OSError as exc:
         print(f"supervise: cannot read {path}: {exc}", file=sys.stderr)
@@ -187,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"supervise: configuration error: {exc}", file=sys.stderr)
         return 2
-    return Supervisor(entries).run()
+    return Supervisor(entries, kill_after_s=kill_after_s).run()
 
 
 if __name__ == "__main__":

@@ -95,3 +95,49 @@ def test_one_stopped_meter_leaves_the_others_running_until_the_supervisor_stops(
     assert "sending SIGKILL" not in log, log
     assert "every process stopped (exit code 0)" in log, log
     assert [name for name, pgid in pids.items() if _group_alive(pgid)] == [], log  # gunicorn's worker too
+
+
+PROCFILE = """\
+# a process that writes no newline, one that ignores SIGTERM, one that fails at once
+quiet: printf 'no newline'; exec sleep 60
+stubborn: trap '' TERM; echo ready; while :; do sleep 0.1; done
+fails: echo bye; exit 3
+"""
+
+
+def test_output_prefixed_a_failed_process_logged_and_one_ignoring_sigterm_killed(tmp_path: Path) -> None:
+    procfile = tmp_path / "Procfile"
+    procfile.write_text(PROCFILE)
+    argv = python_module("config.supervise", "--kill-after", "1", str(procfile))
+    sup = start("supervise", argv, tmp_path, env=clean_env())
+    try:
+        wait_until(lambda: "stubborn | ready\n" in sup.log(), 30, "the stubborn process's trap set")
+        wait_until(lambda: "fails exited (rc=3); quiet, stubborn keep running" in sup.log(), 30, "the failure logged")
+        assert sup.alive(), sup.log()
+    finally:
+        code = sup.stop(signal.SIGINT, timeout=30)
+    log = sup.log()
+    assert code == 1, log  # a process had to be killed
+    assert "fails    | bye\n" in log, log
+    assert "quiet    | no newline\n" in log, log  # the last line, printed when the process is gone
+    assert "SIGINT: stopping quiet, stubborn (SIGTERM; SIGKILL to what is left after 1 s)" in log, log
+    assert "quiet exited (rc=-15)" in log, log
+    assert "sending SIGKILL to stubborn" in log, log
+    assert "stubborn exited (rc=-9)" in log, log
+    assert "every process stopped (exit code 1)" in log, log
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing-Procfile"], "supervise: cannot read missing-Procfile"),
+        (["--kill-after", "soon", "Procfile"], "supervise: configuration error: --kill-after: not a number"),
+        (["Procfile"], "supervise: configuration error: Procfile:1: expected 'name: command'"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_code_2(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "Procfile").write_text("not a procfile line\n")
+    sup = start("supervise", python_module("config.supervise", *args), tmp_path, env=clean_env())
+    assert sup.popen.wait(timeout=30) == 2
+    assert sup.log().startswith(message), sup.log()
+    assert sup.log().count("\n") == 1, sup.log()
