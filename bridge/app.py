@@ -86,7 +86,7 @@ def create_app(
         store = ReadingStore(Path(settings.data_dir), settings.retention_s, settings.store, settings.speed)
     history = History(settings.history_s, store, settings.speed)
     if store is not None:
-        log.info("history: %d readings reloaded from %s", history.load(), store.path)
+        log.info("history: %d readings reloaded from %s", history.load(lambda line: log.info("%s", line)), store.path)
     ingest = Ingest(history)
     state = BridgeState(
         settings=settings,

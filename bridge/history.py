@@ -26,6 +26,7 @@ import numpy.typing as npt
 from bridge.revisions import LateLog, LateSeconds
 from bridge.sequence import FUTURE, MeterClock, SeqTracker
 from bridge.store import ReadingStore
+from config.progress import Progress
 from config.wire import OFFLINE, UNKNOWN, Reading
 
 FloatArray = npt.NDArray[np.float64]
@@ -250,15 +251,19 @@ class History:
             self.store.put(reading)
         return outcome
 
-    def load(self) -> int:
-        """Refill the rings from the store (after a restart): each meter's newest ``capacity_s`` seconds."""
+    def load(self, report: Callable[[str], None] | None = None) -> int:
+        """Refill the rings from the store (after a restart): each meter's newest ``capacity_s`` seconds. A reload
+        that takes long (thousands of meters) tells ``report`` how far along it is, every few seconds."""
         if self.store is None:
             return 0
         loaded = 0
         # The newest readings on disk arrived about when the store was last written: each meter's clock goes on
         # from there (bridge.sequence.MeterClock), so a bridge that was down does not take its meters for early.
         arrived = self._clock() - max(0.0, time.time() - self.store.last_write())
-        for meter, newest in self.store.meters():
+        meters = self.store.meters()
+        progress = Progress("history: reloaded", unit="meters")
+        progress.update(0, len(meters), self._clock())
+        for done, (meter, newest) in enumerate(meters, 1):
             ts, columns, seqs = self.store.recent_arrays(meter, newest - self.capacity_s + 1)
             with self._lock:
                 ring = self._rings.get(meter)
@@ -267,6 +272,9 @@ class History:
                 loaded += ring.load(ts, columns, seqs, arrived)
                 if ring.last_ts is not None:
                     self._wake(meter, ring.last_ts + 1)
+            line = progress.update(done, len(meters), self._clock())
+            if line is not None and report is not None:
+                report(f"{line} ({loaded:,} readings)")
         return loaded
 
     def _wake(self, meter: str, watermark: int) -> None:

@@ -29,6 +29,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -41,6 +42,7 @@ from bridge.sse import window_document
 from bridge.state import BridgeState
 from bridge.streams import WindowCursor
 from bridge.ticker import Ticker
+from config.progress import Progress
 from config.settings import Settings
 from config.wire import AGGREGATE_QOS, aggregate_topic
 
@@ -102,8 +104,10 @@ class Republisher:
         *,
         connection: Callable[[], int | None] = lambda: 1,
         origin: Origin | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.history = history
+        self.clock = clock  # wall time, for the progress lines of a long discovery only
         self.baselines = baselines
         self.publish = publish
         self.connection = connection  # number of the broker connection, None while disconnected
@@ -169,11 +173,16 @@ class Republisher:
         else:
             due = [meter for meter in meters if meter not in self._announced]
         sent = 0
-        for meter in due:
+        progress = Progress("discovery: published", unit="meters")  # thousands of meters take seconds
+        progress.update(0, len(due), self.clock())
+        for done, meter in enumerate(due, 1):
             topic, payload = device_config(meter, self.prefix, self.intervals[0], self.origin)
             if self._send(topic, encode(payload)):
                 self._announced.add(meter)
                 sent += 1
+            line = progress.update(done, len(due), self.clock())
+            if line is not None:
+                log.info("%s", line)
         return sent
 
     def _windows(self, meter: str, interval_s: int, watermark: int, late: LateSeconds) -> int:

@@ -1,7 +1,7 @@
 """Command line of the simulator.
 
     python -m simulator run --household A [--household B ...] [--speed N] [--start HH:MM:SS] [--seed S]
-    python -m simulator run --households A,B,C --fleet 10000 [--fleet-offset K] [--connect-rate 1000]
+    python -m simulator run --fleet 10000 [--households A,B,C] [--fleet-offset K] [--connect-rate 1000]
     python -m simulator generate --days 3 --households A,B,C --errors-every 25 --seed 1 --format csv --out DIR
     python -m simulator plot --household A --date 2024-01-01 --out day.png
 
@@ -43,7 +43,7 @@ from config.settings import (
 )
 from simulator.dataset import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS, DatasetPlan
 from simulator.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
-from simulator.fleet import MAX_FLEET, PROFILES, build_meters, fleet_specs, make_profile
+from simulator.fleet import MAX_FLEET, PROFILES, MeterSpec, build_meters, fleet_specs, make_profile, run_templates
 from simulator.localday import day_span
 
 if TYPE_CHECKING:
@@ -118,7 +118,8 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--fleet",
         metavar="N",
-        help=f"run N meters (1-{MAX_FLEET}) spread over the households: A-0001, B-0001, ... instead of the households",
+        help=f"run N meters (1-{MAX_FLEET}) spread over the households (default A,B,C): A-0001, B-0001, ... "
+        "instead of the households",
     )
     run.add_argument(
         "--fleet-offset",
@@ -250,18 +251,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     start_s = parse_time_of_day(args.start, "--start") if args.start else settings.start_s
     seed = _seed(args.seed, settings)
     profile, climate = _profile(args.profile, settings), _climate(args.climate, settings)
-    fleet_size = None if args.fleet is None else parse_int_in(args.fleet, "--fleet", 1, MAX_FLEET)
+    fleet_size = _fleet_size(args)
     keepalive_s = KEEPALIVE_S if args.keepalive is None else parse_int_in(args.keepalive, "--keepalive", 1, 65_535)
-    households = list(args.household or [])
-    if args.households is not None:
-        households += [part.strip() for part in args.households.split(",") if part.strip()]
-    if not households:
-        raise ConfigError("--household", "give --household ID (repeatable) or --households A,B,C")
     connect_rate = DEFAULT_CONNECT_RATE
     if args.connect_rate is not None:
         connect_rate = parse_float_in(args.connect_rate, "--connect-rate", 1.0, 1e6)
-    offset = 0 if args.fleet_offset is None else parse_int_in(args.fleet_offset, "--fleet-offset", 0, MAX_FLEET)
-    specs = fleet_specs(households, fleet_size, offset)
+    specs = run_specs(args)
     _check_fd_limit(len(specs), "--fleet" if fleet_size is not None else "--household")
     ids = [spec.meter_id for spec in specs]
     zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
@@ -341,6 +336,21 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         outbox.close()
     return 0
+
+
+def _fleet_size(args: argparse.Namespace) -> int | None:
+    return None if args.fleet is None else parse_int_in(args.fleet, "--fleet", 1, MAX_FLEET)
+
+
+def run_specs(args: argparse.Namespace) -> list[MeterSpec]:
+    """The meters ``run``'s arguments name: ``--household``/``--households``, or a ``--fleet`` over them (over
+    ``A``, ``B``, ``C`` if none is named), from ``--fleet-offset``."""
+    households = list(args.household or [])
+    if args.households is not None:
+        households += [part.strip() for part in args.households.split(",") if part.strip()]
+    fleet_size = _fleet_size(args)
+    offset = 0 if args.fleet_offset is None else parse_int_in(args.fleet_offset, "--fleet-offset", 0, MAX_FLEET)
+    return fleet_specs(run_templates(households, fleet_size), fleet_size, offset)
 
 
 def _check_fd_limit(meters: int, key: str) -> None:

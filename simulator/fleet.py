@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from config.errors import ConfigError
-from config.households import household, seed_index
+from config.households import CLASSIC_ORDER, household, seed_index
 from config.localtime import local_date
 from config.settings import CLIMATE_NAMES, DEFAULT_CLIMATE
 from config.wire import Reading
@@ -42,6 +42,16 @@ class MeterSpec:
     meter_id: str
     template: str
     key: MeterKey
+
+
+def run_templates(households: Sequence[str], fleet_size: int | None) -> list[str]:
+    """The households a run's meters are made from: those given, or for a fleet given none, ``A``, ``B``, ``C``
+    (the classic order). Meters without a fleet need their households named."""
+    if households:
+        return list(households)
+    if fleet_size is None:
+        raise ConfigError("--household", "give --household ID (repeatable), --households A,B,C or --fleet N")
+    return list(CLASSIC_ORDER)
 
 
 def fleet_specs(households: Sequence[str], fleet_size: int | None = None, offset: int = 0) -> list[MeterSpec]:

@@ -39,6 +39,7 @@ from typing import Final
 from config.errors import PayloadError
 from config.mqtt.connection import MqttConnection, resolve
 from config.mqtt.packet import CONNACK_REASONS, Message, Will
+from config.progress import Progress
 from config.settings import BrokerAddress
 from config.wire import (
     COMMAND_SUBSCRIBE_QOS,
@@ -114,6 +115,7 @@ class MeterLink:
         self.delivery = delivery if delivery is not None else Delivery()
         self.published = 0
         self.dropped = 0
+        self.connects = 0  # connections the broker accepted (the fleet's progress lines count them)
         self.next_attempt = 0.0
         self.backoff = RECONNECT_MIN_S
         self.quiet = False  # set at shutdown: a disconnect we asked for is not worth a warning
@@ -176,7 +178,9 @@ class MeterLink:
         again = " again" if self._online_at == self.broker else ""
         self._online_at = self.broker
         self._online = True
-        log.info("meter %s online%s at %s", self.meter_id, again, self.broker.url())
+        self.connects += 1
+        # DEBUG: 10,000 meters coming online are a few progress lines at INFO (FleetLoop), not 10,000.
+        log.debug("meter %s online%s at %s", self.meter_id, again, self.broker.url())
 
     def _on_disconnect(self, reason: str) -> None:
         left = self.broker.url()
@@ -346,6 +350,7 @@ class FleetLoop:
         self._step_s = min(STEP_S, 0.5 / clock.speed)
         self._started = self.wall()
         self._all_connected = False
+        self._progress = Progress("connected")  # start-up and reconnect storms, a line every few seconds
         # Checkpoints and the horizon are written by the outbox's writer thread; held readings, backlogs and replays
         # are reproduced from them.
         self._writer = OutboxWriter(outbox) if outbox is not None else None
@@ -450,13 +455,19 @@ class FleetLoop:
             self._checkpoint(ids, closed=False)
             self._next_checkpoint = now + self._checkpoint_every_s
         if now >= self._next_misc:
+            connected = connects = 0
             for link in self.links.values():
                 if link.client.socket() is not None:
                     link.client.misc()
                     if link.client.want_write() or link.client.socket() is None:
                         self._touched[link.meter_id] = link
+                    connected += link.connected
+                connects += link.connects
             self._next_misc = now + 1.0
-            if not self._all_connected and all(link.connected for link in self.links.values()):
+            line = self._progress.update(connected, len(self.links), now, connects)
+            if line is not None:
+                log.info("%s", line)
+            if not self._all_connected and connected == len(self.links):
                 self._all_connected = True
                 log.info("all %d meters connected after %.1f s", len(self.links), now - self._started)
         wake = min(self._due.next_at() or now + MAX_WAIT_S, now + MAX_WAIT_S)

@@ -104,6 +104,7 @@ def test_meters_and_bridge_fail_over_to_the_surviving_broker(broker_kind: str, t
             speed=SPEED,
             start_at="06:00:00",
             extra=["--fleet", str(len(METERS)), "--broker", f"{url_x},{url_y}"],
+            env={"FLEET_LOG_LEVEL": "DEBUG"},  # each meter's "online at" line
         )
         procs.append(meters)
         wait_until(lambda: _received(bridge, dict.fromkeys(METERS, 20)), WAIT_S, "the fleet running on Y")

@@ -1,4 +1,5 @@
-"""`make up` (honcho running the Procfile): everything comes up, and SIGTERM to make stops every process cleanly."""
+"""`make up` (python -m config.supervise running the Procfile): everything comes up, and SIGTERM to make stops every
+process cleanly (tests/integration/test_supervise.py: one process that exits leaves the others running)."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def test_make_up_brings_up_the_embedded_default_and_stops_cleanly(tmp_path: Path
     finally:
         code = makeup.stop(signal.SIGTERM, timeout=20)
     log = makeup.log()
-    assert code in (0, -signal.SIGTERM), log  # make re-raises the SIGTERM it passed on to honcho
+    assert code in (0, -signal.SIGTERM), log  # make re-raises the SIGTERM it passed on to the supervisor
     leftovers = [
         pid
         for pid in processes
@@ -105,6 +106,7 @@ def test_make_up_brings_up_the_embedded_default_and_stops_cleanly(tmp_path: Path
     ]
     assert leftovers == [], log
     for name in ("broker", "meter-a", "meter-b", "meter-c", "bridge"):
-        assert f"{name}.1 stopped (rc=0)" in log, log
+        assert f"| {name} exited (rc=0)\n" in log, log
+    assert "sending SIGKILL" not in log, log
     assert "amqtt broker stopped" in log
     assert "stopped; published" in log

@@ -87,7 +87,10 @@ def test_same_command_same_data(tmp_path: Path) -> None:
         (["plot", "--household", "A", "--date", "yesterday"], "--date: expected YYYY-MM-DD"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "the following arguments are required: command"),
-        (["run"], "--household: give --household ID"),
+        (["run"], "--household: give --household ID (repeatable), --households A,B,C or --fleet N"),
+        (["run", "--fleet-offset", "3"], "--household: give --household ID"),
+        (["run", "--household", "A", "--fleet-offset", "3"], "fleet-offset: an offset needs a fleet size"),
+        (["run", "--fleet", "2", "--households", "A,a"], "a household is given twice"),
         (["run", "--household", "A", "--fleet", "0"], "--fleet: must be 1-"),
         (["run", "--household", "A", "--fleet", "many"], "--fleet: not a whole number"),
         (["run", "--household", "A", "--keepalive", "0"], "--keepalive: must be 1-65535"),
@@ -121,3 +124,18 @@ def test_unwritable_output_is_exit_code_2(tmp_path: Path, capsys: pytest.Capture
     assert "--out: cannot write there" in capsys.readouterr().err
     assert main(["plot", "--household", "A", "--date", "2024-01-01", "--out", str(tmp_path / "day.nope")]) == 2
     assert "--out: cannot write" in capsys.readouterr().err
+
+
+def _run_specs(argv: list[str]) -> list[str]:
+    from simulator.__main__ import _parser, run_specs
+
+    return [spec.meter_id for spec in run_specs(_parser("run").parse_args(["run", *argv]))]
+
+
+def test_run_fleet_alone_uses_the_a_b_c_templates() -> None:
+    assert _run_specs(["--fleet", "5"]) == ["A-0001", "B-0001", "C-0001", "A-0002", "B-0002"]
+    assert _run_specs(["--fleet", "2", "--fleet-offset", "3"]) == ["A-0002", "B-0002"]
+    assert _run_specs(["--fleet", "3", "--households", "C,B"]) == ["C-0001", "B-0001", "C-0002"]
+    assert _run_specs(["--fleet", "2", "--household", "B"]) == ["B-0001", "B-0002"]
+    assert _run_specs(["--household", "A", "--households", "B,C"]) == ["A", "B", "C"]
+    assert _run_specs(["--households", "C"]) == ["C"]

@@ -272,6 +272,32 @@ def test_discovery_for_households_and_meters_heard_once_each(rig: Rig) -> None:
     assert rig.publisher.topics() == ["homeassistant/device/Z/config"]
 
 
+def test_a_long_discovery_reports_its_progress(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """Announcing thousands of meters takes seconds: a line every few seconds (here each publish takes a second of
+    the republisher's clock), never one per meter; a quick one says nothing."""
+    for n in range(1, 29):
+        rig.history.set_status(f"A-{n:04d}", "online")
+    ticks = iter(range(1000))
+    slow = Republisher(
+        rig.history,
+        rig.baselines,
+        rig.settings,
+        rig.publisher,
+        origin=ORIGIN,
+        clock=lambda: float(next(ticks)),
+    )
+    with caplog.at_level("INFO", logger="bridge.republish"):
+        slow.step()
+    assert len(rig.publisher.messages) == 30  # households A and B, and the 28 meters heard
+    assert [r.getMessage() for r in caplog.records] == [
+        f"discovery: published {n}/30 meters, 1.0/s" for n in (5, 10, 15, 20, 25, 30)
+    ]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bridge.republish"):
+        rig.step()  # the rig's republisher: the real clock, 30 publishes in far less than 5 s
+    assert caplog.records == []
+
+
 def test_discovery_again_when_home_assistant_comes_online(rig: Rig) -> None:
     rig.step()
     rig.publisher.clear()

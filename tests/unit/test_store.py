@@ -40,6 +40,28 @@ def test_readings_survive_and_reload_into_a_new_history(tmp_path: Path) -> None:
     assert again.last_energy("A", T0, T0 + 120) == (0.0, 0.0, 119 / 3600)
 
 
+def test_a_long_reload_reports_its_progress(tmp_path: Path) -> None:
+    """A reload that takes long says how far along it is every few seconds; a quick one says nothing."""
+    store = ReadingStore(tmp_path, retention_s=86_400)
+    history = History(3600, store)
+    meters = [f"A-{n:04d}" for n in range(1, 41)]
+    for meter in meters:
+        for ts in range(T0, T0 + 3):
+            history.add(_reading(ts, meter=meter))
+    assert store.flush()
+    store.close()
+
+    ticks = iter(range(10_000))
+    slow = History(3600, ReadingStore(tmp_path, retention_s=86_400), clock=lambda: float(next(ticks)))  # 1 s a call
+    lines: list[str] = []
+    assert slow.load(lines.append) == 120
+    assert lines == [f"history: reloaded {n}/40 meters, 1.0/s ({3 * n} readings)" for n in range(5, 41, 5)]
+
+    quick: list[str] = []
+    assert History(3600, ReadingStore(tmp_path, retention_s=86_400)).load(quick.append) == 120
+    assert quick == []
+
+
 def test_seconds_older_than_memory_come_from_disk(tmp_path: Path) -> None:
     store = ReadingStore(tmp_path, retention_s=86_400)
     history = History(60, store)  # memory holds one minute
