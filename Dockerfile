@@ -8,7 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Only what the wheel needs (.dockerignore keeps tests, bench, docs and the venv out of the context). No extras: the
-# containers run meters, bridge and `python -m broker mosquitto-auth`, never amqtt, honcho, pyarrow or matplotlib.
+# containers run meters, bridge and `python -m broker mosquitto-auth`, never amqtt, pyarrow or matplotlib.
 COPY pyproject.toml README.md ./
 COPY config ./config
 COPY simulator ./simulator

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: up cluster test lint typecheck unit bench clean
 
 # pyproject.toml changes re-install; the stamp files remember what was installed. `make up` and `make cluster` need the
-# runtime dependencies plus the embedded broker (amqtt) and honcho; `make test` needs the test extra, which brings
+# runtime dependencies plus the embedded broker (amqtt); `make test` needs the test extra, which brings
 # every other extra (the tests run all of it) and the exact versions of the tools that gate it (ruff, mypy, ...).
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: make PYTHON=python3.11 ...")'
@@ -19,7 +19,7 @@ $(BIN)/python:
 COMPILE := $(BIN)/python -m compileall -q config simulator bridge broker >/dev/null
 
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[embedded,local]"
+	$(BIN)/python -m pip install --quiet -e ".[embedded]"
 	$(COMPILE)
 	@touch $@
 
