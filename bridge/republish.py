@@ -113,6 +113,7 @@ class Republisher:
         self.households = settings.owned_households()  # a shard (FLEET_SHARD) announces only its own
         self.owns = settings.owns
         self.prefix = settings.ha_prefix
+        self.bridge_status = settings.bridge_status_topic()  # the entities need this bridge too (bridge.discovery)
         # The sensors read the first interval's aggregates: without one there is nothing to discover.
         self.discovery = settings.ha_discovery and bool(settings.agg_intervals)
         if settings.ha_discovery and not settings.agg_intervals:
@@ -170,7 +171,7 @@ class Republisher:
             due = [meter for meter in meters if meter not in self._announced]
         sent = 0
         for meter in due:
-            topic, payload = device_config(meter, self.prefix, self.intervals[0], self.origin)
+            topic, payload = device_config(meter, self.prefix, self.intervals[0], self.origin, self.bridge_status)
             if self._send(topic, encode(payload)):
                 self._announced.add(meter)
                 sent += 1
