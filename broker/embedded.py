@@ -95,7 +95,7 @@ class KeepaliveHandler(BrokerProtocolHandler):  # type: ignore[misc]
         # amqtt calls this from its reader loop, which reads on after it: the next read finds the stream ended.
         session, reader = self.session, self.reader
         if session is None or not isinstance(reader, GuardedReader):
-            return
+            return  # every connection of FleetBroker's TCP listeners has a GuardedReader (stream_connected)
         log.warning(
             "closing the connection of %r: silent for %.1f s (1.5 x its keepalive)",
             session.client_id,
@@ -155,7 +155,7 @@ class FleetBroker(Broker):  # type: ignore[misc]
                 "will_message",
                 "will_topic",
                 "will_qos",
-                "will_retain",  # amqtt 0.12 forgets it: a Will retained on the first connection only stayed so
+                "will_retain",  # amqtt 0.12 forgets it: the Will kept the first connection's retain flag
                 "keep_alive",
                 "username",
                 "password",
