@@ -110,7 +110,9 @@ def create_app(
             log.info(
                 "shard %s: this bridge owns %d of %d households", settings.shard, len(owned), len(settings.households)
             )
-        state.subscriber = Subscriber(settings.broker, ingest, settings.bridge_id, owned)
+        state.subscriber = Subscriber(
+            settings.broker, ingest, settings.bridge_id, owned, status_topic=settings.bridge_status_topic()
+        )
         state.subscriber.start()
         state.baselines.start()  # refreshes quick statistics in the background
         app.extensions["fleet_republisher"] = start_republisher(state)  # stopped by bridge.server on worker exit

@@ -1,8 +1,9 @@
 """Home Assistant MQTT discovery payloads (pure): one device-based discovery message per meter.
 
 Device-based discovery (Home Assistant 2024.11 and later): topic ``<prefix>/device/<meter_id>/config``, published
-retained, a JSON object with the device (``dev``), the origin (``o``) and the components (``cmps``). Options at the
-root (``state_topic``, ``qos`` and the availability options) are shared by every component.
+retained, a JSON object with the device (``dev``), the origin (``o``) and the components (``cmps``). Home Assistant
+(2025.4) passes on to every component only these root options: the availability options, ``state_topic`` and
+``command_topic``; it accepts ``qos`` at the root but does not pass it on, so each component carries its own ``qos``.
 
 Each meter is one device with six sensors, all read from the meter's aggregate topic of one interval,
 ``meters/<id>/agg/<interval>s`` (never the raw 1 Hz readings):
@@ -12,7 +13,10 @@ Each meter is one device with six sensors, all read from the meter's aggregate t
   ``energy``, state class ``total_increasing``: what the Energy dashboard accepts).
 
 A value the window does not have is JSON ``null``; the templates render it as ``None``, which Home Assistant's MQTT
-sensor shows as unknown. Availability follows the meter's retained ``meters/<id>/status`` (``online``/``offline``).
+sensor shows as unknown. Availability needs both the meter and the bridge that computes its aggregates
+(``availability_mode: all``): the meter's retained ``meters/<id>/status`` and the bridge's retained
+``bridges/<name>/status`` (``config.wire.bridge_status_topic``), each ``online``/``offline``. Without the second, a
+dead bridge would leave the last aggregates on show as if current.
 Unique ids depend only on the meter id and the sensor, so they stay stable across restarts and intervals.
 """
 
@@ -27,6 +31,7 @@ ORIGIN_NAME: Final = "smart-meter-fleet"
 MANUFACTURER: Final = "smart-meter-fleet"
 MODEL: Final = "Simulated smart meter"
 HA_ONLINE: Final = b"online"  # Home Assistant's birth message on <prefix>/status
+AVAILABILITY_MODE: Final = "all"  # available only while every availability topic says online
 DISPLAY_PRECISION: Final = 3  # kW and kWh to 3 decimals (W and Wh)
 
 
@@ -91,6 +96,7 @@ def _component(meter: str, sensor: SensorSpec) -> dict[str, object]:
         "unit_of_measurement": sensor.unit,
         "suggested_display_precision": DISPLAY_PRECISION,
         "value_template": f"{{{{ value_json.{sensor.field} }}}}",
+        "qos": AGGREGATE_QOS,  # here, not at the root: Home Assistant does not pass the root's qos on
     }
 
 
@@ -101,8 +107,15 @@ def _origin(origin: Origin) -> dict[str, object]:
     return block
 
 
-def device_config(meter: str, prefix: str, interval_s: int, origin: Origin) -> tuple[str, dict[str, object]]:
-    """Topic and payload of a meter's device discovery message, its sensors reading the ``interval_s`` aggregates."""
+def _availability(topic: str) -> dict[str, object]:
+    return {"topic": topic, "payload_available": ONLINE, "payload_not_available": OFFLINE}
+
+
+def device_config(
+    meter: str, prefix: str, interval_s: int, origin: Origin, bridge_status: str
+) -> tuple[str, dict[str, object]]:
+    """Topic and payload of a meter's device discovery message, its sensors reading the ``interval_s`` aggregates and
+    available while both the meter and the bridge (its availability topic ``bridge_status``) are online."""
     if not valid_meter_id(meter):
         raise ValueError(f"not a meter id: {meter!r}")
     if interval_s < 1:
@@ -118,9 +131,7 @@ def device_config(meter: str, prefix: str, interval_s: int, origin: Origin) -> t
         "o": _origin(origin),
         "cmps": {sensor.key: _component(meter, sensor) for sensor in SENSORS},
         "state_topic": aggregate_topic(meter, interval_s),
-        "qos": AGGREGATE_QOS,
-        "availability_topic": status_topic(meter),
-        "payload_available": ONLINE,
-        "payload_not_available": OFFLINE,
+        "availability": [_availability(status_topic(meter)), _availability(bridge_status)],
+        "availability_mode": AVAILABILITY_MODE,
     }
     return config_topic(prefix, meter), payload

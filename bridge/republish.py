@@ -117,6 +117,7 @@ class Republisher:
         self.households = settings.owned_households()  # a shard (FLEET_SHARD) announces only its own
         self.owns = settings.owns
         self.prefix = settings.ha_prefix
+        self.bridge_status = settings.bridge_status_topic()  # the entities need this bridge too (bridge.discovery)
         # The sensors read the first interval's aggregates: without one there is nothing to discover.
         self.discovery = settings.ha_discovery and bool(settings.agg_intervals)
         if settings.ha_discovery and not settings.agg_intervals:
@@ -176,7 +177,7 @@ class Republisher:
         progress = Progress("discovery: published", unit="meters")  # thousands of meters take seconds
         progress.update(0, len(due), self.clock())
         for done, meter in enumerate(due, 1):
-            topic, payload = device_config(meter, self.prefix, self.intervals[0], self.origin)
+            topic, payload = device_config(meter, self.prefix, self.intervals[0], self.origin, self.bridge_status)
             if self._send(topic, encode(payload)):
                 self._announced.add(meter)
                 sent += 1

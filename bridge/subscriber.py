@@ -36,6 +36,10 @@ QoS 1 probe to the bridge's own ``probe_topic`` every ``PROBE_PERIOD_S`` (and a 
 was delivered lately; if not, it shuts the socket down, and the network thread sees the connection lost and
 reconnects after its back-off.
 
+The bridge's own availability (``status_topic``, ``config.wire.bridge_status_topic``): its CONNECT carries a Last Will
+``offline`` (retained, QoS 1), and after each CONNACK it publishes a retained ``online`` there; ``stop`` publishes
+``offline`` and waits (up to ``STATUS_FLUSH_S``) for its PUBACK before the DISCONNECT, which suppresses the Will.
+
 Several brokers (``BrokerAddress.fallbacks``): the bridge starts on the first of the list and moves on to the next,
 round robin, whenever an attempt fails (TCP/TLS), the broker refuses it (CONNACK) or the connection is lost (the
 watchdog's forced reconnect included), after the back-off (1 s, doubling up to 10 s while attempts fail, as paho's
@@ -71,6 +75,7 @@ from config.mqtt.packet import (
     UNSUBACK,
     Packet,
     ProtocolError,
+    Will,
     as_duplicate,
     connack_code,
     connack_session_present,
@@ -89,6 +94,8 @@ from config.mqtt.packet import (
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
 from config.wire import (
     BATCH_SUBSCRIPTION,
+    OFFLINE,
+    ONLINE,
     READING_QOS,
     READING_SUBSCRIPTION,
     STATUS_QOS,
@@ -117,6 +124,7 @@ WAIT_S: Final = 1.0  # on TLS the network thread looks at ``stop`` this often (p
 MIN_BACKOFF_S: Final = 1.0
 MAX_BACKOFF_S: Final = 10.0
 MAX_QUEUED: Final = 10_000  # QoS 1 messages published and not yet acknowledged; beyond it ``publish`` refuses
+STATUS_FLUSH_S: Final = 1.0  # on stop, how long the bridge waits for the broker to acknowledge its ``offline``
 
 
 class Subscriber:
@@ -129,6 +137,7 @@ class Subscriber:
         client_id: str = DEFAULT_BRIDGE_ID,
         owned: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
+        status_topic: str | None = None,
     ) -> None:
         self.broker = broker  # the list; ``node`` is the broker of the current (or next) connection
         self.brokers = broker.addresses()
@@ -137,6 +146,7 @@ class Subscriber:
         self._tried = False  # an attempt was made (the first one goes to the first node)
         self.ingest = ingest
         self.client_id = client_id
+        self.status_topic = status_topic  # the bridge's availability (Last Will, online, offline); None: none
         self.connected = False
         self._clock = clock  # wall seconds, as bridge.ingest's arrivals
         # Written by the network thread, read by others (a float or None: one reference, no lock needed).
@@ -155,7 +165,11 @@ class Subscriber:
         self._owned_order = () if owned is None else tuple(dict.fromkeys(owned))
         self.foreign = 0  # meter messages dropped: not a meter this bridge owns
         self._tls = ssl.create_default_context(cafile=broker.tls_ca) if broker.tls else None  # as paho's tls_set
-        self._lock = threading.Lock()  # routes, connection state, message ids, what is in flight
+        # Routes, connection state, message ids, what is in flight. An RLock: a Condition over a plain Lock makes
+        # gevent's lock yield to every runnable greenlet on each notify (bridge.store), and the network thread
+        # notifies on every PUBACK.
+        self._lock = threading.RLock()
+        self._acked = threading.Condition(self._lock)  # notified on every PUBACK
         self._io = threading.Lock()  # every read and write of the socket
         self._routes: dict[str, tuple[int, Callable[[bytes], None]]] = {self.probe_topic: (PROBE_QOS, self._probe)}
         self._connections = 0
@@ -231,9 +245,12 @@ class Subscriber:
         self._watchdog.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop the watchdog, disconnect (DISCONNECT: the broker keeps the session) and end the network thread (waited
-        for up to ``timeout``: within gunicorn's graceful timeout, so that the store still closes after it)."""
+        """Stop the watchdog, say ``offline`` on the status topic, disconnect (DISCONNECT: the broker keeps the
+        session) and end the network thread (waited for up to ``timeout``: within gunicorn's graceful timeout, so that
+        the store still closes after it)."""
         self._watchdog.stop()
+        if self.connected and self.status_topic is not None:
+            self._say_offline(min(STATUS_FLUSH_S, timeout / 2))
         self._stop.set()
         was_connected, self.connected = self.connected, False  # a disconnect we asked for is not worth a warning
         sock = self._sock
@@ -244,6 +261,20 @@ class Subscriber:
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the network thread at once
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def _say_offline(self, timeout_s: float) -> None:
+        """Publish the retained ``offline`` (the DISCONNECT that follows suppresses the Will) and wait up to
+        ``timeout_s`` for its PUBACK: the network thread is still reading."""
+        assert self.status_topic is not None
+        with self._lock:
+            mid = self._mid()
+            packet = publish_packet(string(self.status_topic), OFFLINE.encode(), STATUS_QOS, mid, retain=True)
+            self._inflight[mid] = packet
+        if self._send(packet):
+            with self._acked:
+                acked = self._acked.wait_for(lambda: mid not in self._inflight, timeout_s)
+            if not acked:
+                log.warning("the broker did not acknowledge the bridge's offline within %.1f s", timeout_s)
 
     # -- the watchdog -----------------------------------------------------------------------------------------------
 
@@ -316,8 +347,12 @@ class Subscriber:
         self._sock = sock
         login = node.login(BRIDGE_USER)  # the bridge's user (config.credentials), or the URL's
         user, password = login if login is not None else (None, None)
+        will = None if self.status_topic is None else Will(self.status_topic, OFFLINE.encode(), STATUS_QOS, True)
         self._write(
-            sock, connect_packet(self.client_id, KEEPALIVE_S, clean_session=False, username=user, password=password)
+            sock,
+            connect_packet(
+                self.client_id, KEEPALIVE_S, clean_session=False, will=will, username=user, password=password
+            ),
         )
         connack = self._read_connack(sock)
         if connack is None:
@@ -424,6 +459,7 @@ class Subscriber:
             elif kind == PUBACK:
                 with self._lock:
                     self._inflight.pop(packet_id(packet), None)
+                    self._acked.notify_all()
             elif kind == SUBACK:
                 self._on_suback(suback_codes(packet))
             elif kind not in (PINGRESP, UNSUBACK):
@@ -482,6 +518,8 @@ class Subscriber:
         self._send_probe()  # shows the new session alive at once (and /healthz ok) rather than a period later
         if unacked:  # published and not acknowledged on the last connection (or while there was none), oldest first
             self._send(b"".join(as_duplicate(packet) for packet in unacked))
+        if self.status_topic is not None:  # available again: retained, so whoever subscribes later reads it too
+            self.publish(self.status_topic, ONLINE.encode(), STATUS_QOS, True)
         session = "its session kept" if session_present else "a new session"
         log.info("bridge connected to %s (%s)", self.node.url(), session)
         return True

@@ -1,4 +1,4 @@
-"""The embedded amqtt broker, with three corrections to amqtt 0.12.
+"""The embedded amqtt broker, with four corrections to amqtt 0.12.
 
 1. Authentication before any session is touched. amqtt 0.12 reads a CONNECT, then at once deletes the session of its
    client id (clean session) or takes it over (copying in the newcomer's user name, password and will), then kicks the
@@ -14,6 +14,12 @@
    'meters/+/reading'`` first received the meters' retained ``online`` messages. ``FleetBroker`` delivers retained
    messages for a filter only to a session that holds that subscription; the SUBSCRIBE path (subscription added,
    then retained sent) is unchanged.
+4. Keepalive (MQTT 3.1.1 section 3.1.2.10: a server that receives no packet from a client within one and a half times
+   its keepalive must close the connection as if the network had failed). amqtt's reader loop waits for the next
+   packet for ``session.keep_alive`` seconds, then calls its handler's ``handle_read_timeout``, which does nothing and
+   reads on: a frozen client (power or network gone, no FIN) stayed connected forever and its Will was never sent.
+   ``FleetBroker`` sets that wait to 1.5 x the client's keepalive, and its ``KeepaliveHandler`` aborts the connection
+   on the timeout; amqtt then ends the session as for any lost connection, publishing the Will.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import os
 import signal
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
@@ -40,20 +46,31 @@ log = logging.getLogger("broker")
 
 SHUTDOWN_GRACE_S = 1.0
 LEFTOVER_WAIT_S = 2.0
+KEEPALIVE_TOLERANCE: Final = 1.5  # MQTT 3.1.1 section 3.1.2.10: silent for 1.5 x keepalive, the client is gone
 
 
 class GuardedReader(ReaderAdapter):  # type: ignore[misc]
-    """A client's byte stream, through a ``PacketSizeGuard``: a packet over the limit closes the connection."""
+    """A client's byte stream, through a ``PacketSizeGuard``: a packet over the limit closes the connection, and so
+    does ``hang_up``."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_bytes: int) -> None:
         self._inner = StreamReaderAdapter(reader)
         self._writer = writer
         self._guard = PacketSizeGuard(max_bytes)
+        self._hung_up: str | None = None
+
+    def hang_up(self, why: str) -> None:
+        """Abort the connection now, as if the network had failed (no FIN handshake, nothing left to flush: the
+        client may be frozen with its receive window full); the next ``read`` ends the stream."""
+        self._hung_up = why
+        self._writer.transport.abort()
 
     async def read(self, n: int = -1) -> bytes:
-        """The next ``n`` bytes; ConnectionResetError (amqtt's end of stream) once a packet is over the limit."""
-        if self._guard.refused is not None:
-            raise ConnectionResetError(self._guard.refused)
+        """The next ``n`` bytes; ConnectionResetError (amqtt's end of stream) once a packet is over the limit or the
+        connection was hung up."""
+        why = self._hung_up or self._guard.refused
+        if why is not None:
+            raise ConnectionResetError(why)
         data: bytes = await self._inner.read(n)
         try:
             self._guard.feed(data)
@@ -69,9 +86,28 @@ class GuardedReader(ReaderAdapter):  # type: ignore[misc]
         self._inner.feed_eof()
 
 
+class KeepaliveHandler(BrokerProtocolHandler):  # type: ignore[misc]
+    """amqtt's broker-side protocol handler, hanging up on a client that sent nothing for 1.5 x its keepalive."""
+
+    def handle_read_timeout(self) -> None:
+        """No packet began within ``session.keep_alive`` (1.5 x the client's keepalive, set by ``FleetBroker``):
+        abort the connection; amqtt's reader loop then ends and the broker publishes the client's Will."""
+        # amqtt calls this from its reader loop, which reads on after it: the next read finds the stream ended.
+        session, reader = self.session, self.reader
+        if session is None or not isinstance(reader, GuardedReader):
+            return  # every connection of FleetBroker's TCP listeners has a GuardedReader (stream_connected)
+        log.warning(
+            "closing the connection of %r: silent for %.1f s (1.5 x its keepalive)",
+            session.client_id,
+            session.keep_alive,
+        )
+        reader.hang_up("keepalive expired")
+
+
 class FleetBroker(Broker):  # type: ignore[misc]
-    """amqtt's Broker, authenticating before it touches a session, refusing packets over ``max_packet_bytes``, and
-    sending retained messages only to sessions subscribed to the filter."""
+    """amqtt's Broker, authenticating before it touches a session, refusing packets over ``max_packet_bytes``,
+    sending retained messages only to sessions subscribed to the filter, and closing the connection of a client
+    silent for 1.5 x its keepalive."""
 
     max_packet_bytes = MAX_PACKET_BYTES
 
@@ -88,9 +124,7 @@ class FleetBroker(Broker):  # type: ignore[misc]
         # amqtt 0.12's own method, with the authentication moved before the session lookup (see the module docstring).
         peer = format_client_message(address=remote_address, port=remote_port)
         try:
-            handler, client_session = await BrokerProtocolHandler.init_from_connect(
-                reader, writer, self.plugins_manager
-            )
+            handler, client_session = await KeepaliveHandler.init_from_connect(reader, writer, self.plugins_manager)
         except AMQTTError as exc:
             self.logger.warning(f"[MQTT-3.1.0-1] {peer}: Can't read first packet as CONNECT: {exc}")
             raise AMQTTError(exc) from exc
@@ -116,16 +150,30 @@ class FleetBroker(Broker):  # type: ignore[misc]
             client_session.parent = 0
         elif client_session.client_id in self._sessions:
             existing, _ = self._sessions[client_session.client_id]
-            for name in ("will_flag", "will_message", "will_topic", "will_qos", "keep_alive", "username", "password"):
+            for name in (
+                "will_flag",
+                "will_message",
+                "will_topic",
+                "will_qos",
+                "will_retain",  # amqtt 0.12 forgets it: the Will kept the first connection's retain flag
+                "keep_alive",
+                "username",
+                "password",
+            ):
                 setattr(existing, name, getattr(client_session, name))
             client_session = existing
             client_session.parent = 1
         else:
             client_session.parent = 0
 
+        # amqtt's reader loop waits session.keep_alive seconds for the next packet, then calls the handler's
+        # handle_read_timeout: the server's deadline, 1.5 x the keepalive the client asked for (plus amqtt's
+        # optional extra delay). Set from the CONNECT at every connection, so it never compounds.
         timeout_disconnect_delay = self.config.get("timeout-disconnect-delay", 0)
-        if client_session.keep_alive > 0 and isinstance(timeout_disconnect_delay, int):
-            client_session.keep_alive += timeout_disconnect_delay
+        if client_session.keep_alive > 0:
+            client_session.keep_alive *= KEEPALIVE_TOLERANCE
+            if isinstance(timeout_disconnect_delay, int):
+                client_session.keep_alive += timeout_disconnect_delay
         return handler, client_session
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int], session: Any) -> None:

@@ -8,11 +8,13 @@ fleet of thousands of meters needs no per-meter file, and a password says nothin
 Users and what they may do (the same rules for the embedded amqtt broker and for Mosquitto):
 
 - ``<meter id>``: publish ``meters/<id>/+`` (reading, readings, status); subscribe ``meters/<id>/cmd/#``.
-- ``bridge``: publish ``meters/+/agg/#``, ``meters/+/cmd/#``, ``<ha>/#`` and ``bridges/#``; subscribe ``meters/#``,
-  ``<ha>/#`` and ``bridges/#`` (its session's liveness probe, ``config.wire.probe_topic``).
-- ``homeassistant``: publish ``<ha>/status`` (its birth message); subscribe ``meters/+/agg/#``, ``meters/+/status``
-  and ``<ha>/#``.
-- ``observer`` (people with ``mosquitto_sub``): publish nothing; subscribe ``meters/#``, ``<ha>/#`` and ``$SYS/#``.
+- ``bridge``: publish ``meters/+/agg/#``, ``meters/+/cmd/#``, ``<ha>/#`` and ``bridges/#`` (its availability,
+  ``config.wire.bridge_status_topic``); subscribe ``meters/#``, ``<ha>/#`` and ``bridges/#`` (its session's liveness
+  probe, ``config.wire.probe_topic``).
+- ``homeassistant``: publish ``<ha>/status`` (its birth message); subscribe ``meters/+/agg/#``, ``meters/+/status``,
+  ``bridges/+/status`` and ``<ha>/#``.
+- ``observer`` (people with ``mosquitto_sub``): publish nothing; subscribe ``meters/#``, ``bridges/+/status``,
+  ``<ha>/#`` and ``$SYS/#``.
 - anonymous clients: refused (unless the broker is told to allow them: then no rules apply at all).
 
 Client ids are bound to users (``client_id_refusal``), so that one login cannot take another client's session: a
@@ -46,7 +48,15 @@ from typing import Any, Final
 import bcrypt
 
 from config.errors import ConfigError
-from config.wire import BRIDGES_ROOT, TOPIC_ROOT, aggregate_topic, replay_topic, status_topic, valid_meter_id
+from config.wire import (
+    BRIDGE_STATUS_SUBSCRIPTION,
+    BRIDGES_ROOT,
+    TOPIC_ROOT,
+    aggregate_topic,
+    replay_topic,
+    status_topic,
+    valid_meter_id,
+)
 
 SECRET_BYTES: Final = 32
 BRIDGE_USER: Final = "bridge"
@@ -171,12 +181,15 @@ def service_rules(ha_prefix: str) -> dict[str, tuple[tuple[str, ...], tuple[str,
     aggregates = f"{_parent(aggregate_topic('+', 1))}/#"  # meters/+/agg/#
     commands = f"{_parent(replay_topic('+'))}/#"  # meters/+/cmd/#
     discovery = f"{ha_prefix}/#"
-    probes = f"{BRIDGES_ROOT}/#"  # each bridge's liveness probe, to itself (config.wire.probe_topic)
+    # Each bridge's liveness probe, to itself (config.wire.probe_topic), and its availability.
+    bridges = f"{BRIDGES_ROOT}/#"
+    # Only the bridges' availability: the probe topics name the bridges' client ids, which are secret.
+    bridge_status = BRIDGE_STATUS_SUBSCRIPTION
     return {
-        BRIDGE_USER: ((aggregates, commands, discovery, probes), (every_meter, discovery, probes)),
+        BRIDGE_USER: ((aggregates, commands, discovery, bridges), (every_meter, discovery, bridges)),
         # Home Assistant publishes its birth message on <prefix>/status (bridge.discovery.ha_status_topic).
-        HOMEASSISTANT_USER: ((f"{ha_prefix}/status",), (aggregates, status_topic("+"), discovery)),
-        OBSERVER_USER: ((), (every_meter, discovery, "$SYS/#")),
+        HOMEASSISTANT_USER: ((f"{ha_prefix}/status",), (aggregates, status_topic("+"), bridge_status, discovery)),
+        OBSERVER_USER: ((), (every_meter, bridge_status, discovery, "$SYS/#")),
     }
 
 

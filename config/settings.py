@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from config.errors import ConfigError
 from config.shard import Shard, parse_shard, shard_of
-from config.wire import valid_meter_id
+from config.wire import WHOLE_FLEET, bridge_status_topic, valid_meter_id
 
 PREFIX: Final = "FLEET_"
 PROFILES: Final = ("classic", "realistic")
@@ -206,6 +206,10 @@ class Settings:
     def owned_households(self) -> tuple[str, ...]:
         """The configured households this bridge owns (all of them unless ``shard`` is set)."""
         return self.households if self.shard is None else self.shard.owned(self.households)
+
+    def bridge_status_topic(self) -> str:
+        """This bridge's retained availability topic, named for its shard (never for its client id, a secret)."""
+        return bridge_status_topic(WHOLE_FLEET if self.shard is None else self.shard.name)
 
 
 def parse_broker_url(text: str, key: str = "FLEET_BROKER") -> BrokerAddress:

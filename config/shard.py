@@ -50,6 +50,11 @@ class Shard:
         """The ids of ``meter_ids`` this shard owns, in their order."""
         return tuple(meter_id for meter_id in meter_ids if self.owns(meter_id))
 
+    @property
+    def name(self) -> str:
+        """The name of the bridge instance of this shard, as a topic level: ``shard-<k>-of-<n>``."""
+        return f"shard-{self.index}-of-{self.count}"
+
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
 

@@ -13,6 +13,11 @@ Topics:
                                 outbox, as ordinary readings on its reading topic
     bridges/<client_id>/probe   QoS 1, not retained, a bridge to itself: any payload; that it comes back shows the
                                 bridge's MQTT session is alive (bridge.health)
+    bridges/<name>/status       QoS 1, retained, a bridge's availability: ``online`` after each connect, ``offline``
+                                as Last Will and on clean stop. ``<name>`` is ``fleet`` for a bridge that owns every
+                                meter, ``shard-<k>-of-<n>`` for shard k/n (``FLEET_SHARD``): never the client id,
+                                which is secret (``config.credentials``). Home Assistant's entities of a meter need
+                                both this and the meter's status (``bridge.discovery``).
 
 A reading covers the simulated second ``[ts, ts + 1)`` (UTC, ISO-8601 with ``Z``). Powers are W (``null`` = the meter
 had no value for that channel); energies are monotonic kWh counters. ``seq`` increases by exactly 1 per reading of a
@@ -121,6 +126,13 @@ def aggregate_topic(meter_id: str, interval_s: int) -> str:
 
 
 BRIDGES_ROOT: Final = "bridges"
+BRIDGE_STATUS_SUBSCRIPTION: Final = "bridges/+/status"  # every bridge's availability (and nothing else of theirs)
+WHOLE_FLEET: Final = "fleet"  # the name of a bridge that owns every meter (no shard)
+
+
+def bridge_status_topic(name: str) -> str:
+    """Retained availability topic of the bridge called ``name`` (``WHOLE_FLEET``, or its shard's name)."""
+    return f"{BRIDGES_ROOT}/{name}/status"
 
 
 def probe_topic(client_id: str) -> str:

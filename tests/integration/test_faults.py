@@ -317,23 +317,11 @@ def test_slow_bridge_against_the_broker_queue_limit(kind: str, tmp_path: Path) -
             assert figures.repaired > 0, "Mosquitto dropped nothing: the queue limit was not reached"
 
 
-@pytest.fixture
-def offline_kind(request: pytest.FixtureRequest, kind: str) -> str:
-    """amqtt 0.12 does not enforce keepalive: a silent meter stays online there (a strict expected failure)."""
-    if kind == "amqtt":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="amqtt 0.12 does not enforce keepalive: a silent client's Will is never sent", strict=True
-            )
-        )
-    return kind
-
-
-def test_a_killed_meter_shows_offline_within_one_and_a_half_keepalives(offline_kind: str, tmp_path: Path) -> None:
+def test_a_killed_meter_shows_offline_within_one_and_a_half_keepalives(kind: str, tmp_path: Path) -> None:
     """A meter that dies without closing its connection (frozen: power or network gone) is declared offline by the
     broker (its Last Will) within 1.5 x keepalive + 1 s, plus Mosquitto 2.0's keepalive check period; when it comes
     back, nothing is lost. (A meter killed outright closes its socket: the broker sends its Will at once.)"""
-    with _fleet(offline_kind, tmp_path) as fleet:
+    with _fleet(kind, tmp_path) as fleet:
         with collecting(fleet.port, [status_topic("A")]) as statuses:
             statuses.wait_for(lambda m: m.payload == b"online", 10)
             frozen_at = datetime.now(UTC).timestamp()

@@ -4,7 +4,7 @@ Each case runs a script in a fresh process with gevent's monkey patching (as the
 process would change every other test), with real sockets and a real store, and prints what it counted: greenlet
 switches or turns of the other greenlets, never times.
 
-- ``ReadingStore.put`` must not switch greenlets: it did on every first reading after the writer had taken the
+- ``ReadingStore.put``, and the subscriber's handling of a PUBACK, must not switch greenlets: it did on every first reading after the writer had taken the
   buffer (``Condition.notify`` over a plain ``Lock`` checks ownership with a failing non-blocking acquire, and gevent's
   lock yields then), which put the MQTT thread behind every stream a window had just woken, and behind a storm of
   connects for seconds.
@@ -62,6 +62,39 @@ for i in range(20):
 greenlet.settrace(None)
 store.close()
 print(json.dumps({"switches_per_put": counts, "written": store.written}))
+"""
+
+PUBACK_SCRIPT = r"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import json
+
+import greenlet
+
+from bridge.subscriber import Subscriber
+from config.mqtt.packet import puback_packet, split_packets
+from config.settings import parse_broker_url
+
+switches = 0
+
+
+def trace(event, args):
+    global switches
+    if event in ("switch", "throw"):
+        switches += 1
+
+
+subscriber = Subscriber(parse_broker_url("mqtt://127.0.0.1:1"), None)
+counts = []
+greenlet.settrace(trace)
+for mid in range(1, 6):
+    before = switches
+    subscriber._handle(split_packets(bytearray(puback_packet(mid))))
+    counts.append(switches - before)
+greenlet.settrace(None)
+print(json.dumps({"switches_per_puback": counts}))
 """
 
 READ_SCRIPT = r"""
@@ -133,6 +166,10 @@ def test_a_reading_queued_for_the_disk_never_switches_greenlets(tmp_path: Path) 
     result = _run(STORE_SCRIPT, str(tmp_path))
     assert result["written"] == 20
     assert result["switches_per_put"] == [0] * 20
+
+
+def test_a_puback_never_switches_greenlets() -> None:
+    assert _run(PUBACK_SCRIPT)["switches_per_puback"] == [0] * 5
 
 
 def test_the_mqtt_thread_handles_a_message_before_the_queued_greenlets_have_all_run() -> None:

@@ -1,10 +1,12 @@
 """Home Assistant and other MQTT consumers, end to end on both brokers: the bridge's retained discovery configs, their
-republication when Home Assistant comes online, and the retained window aggregates on meters/<id>/agg/60s."""
+republication when Home Assistant comes online, the retained window aggregates on meters/<id>/agg/60s, and the
+bridge's own availability (retained ``online``; ``offline`` on a clean stop, and as its Last Will when killed)."""
 
 from __future__ import annotations
 
 import json
 import queue
+import signal
 import time
 import urllib.request
 from collections.abc import Callable
@@ -16,9 +18,9 @@ import paho.mqtt.publish as publish
 import pytest
 
 from config.households import CLASSIC
-from config.wire import decode_reading, parse_ts
+from config.wire import BRIDGE_STATUS_SUBSCRIPTION, WHOLE_FLEET, bridge_status_topic, decode_reading, parse_ts
 from tests.support.mqtt import Collector, Msg, collecting
-from tests.support.procs import Proc, login, start_bridge, start_meters
+from tests.support.procs import Proc, login, signal_tree, start_bridge, start_meters
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +29,7 @@ START_AT = "05:58:30"  # A's geyser switches on at 06:00, a simulated minute and
 HOUSEHOLDS = ("A", "B", "C")
 CONFIGURED = (*HOUSEHOLDS, "D")  # D is configured but no meter runs: discovered, yet nothing on its meter topics
 CHANNEL_TOPICS = ("reading", "readings", "status", "agg/60s")  # readings: batches of a meter that had to catch up
+BRIDGE_STATUS = bridge_status_topic(WHOLE_FLEET)  # bridges/fleet/status: an unsharded bridge's availability
 
 
 def _drain(collector: Collector, into: list[Msg]) -> None:
@@ -62,9 +65,12 @@ def _has_configs(messages: list[Msg]) -> bool:
 
 def _check_config(meter: str, config: dict[str, Any]) -> None:
     assert config["state_topic"] == f"meters/{meter}/agg/60s"
-    assert config["availability_topic"] == f"meters/{meter}/status"
+    # Unavailable when either the meter or the bridge is gone.
+    assert [entry["topic"] for entry in config["availability"]] == [f"meters/{meter}/status", BRIDGE_STATUS]
+    assert config["availability_mode"] == "all"
     assert config["o"]["name"] == "smart-meter-fleet"
     assert len(config["cmps"]) == 6
+    assert all(c["qos"] == 1 for c in config["cmps"].values())  # per component: HA does not pass the root's on
     units = sorted((c["device_class"], c["unit_of_measurement"]) for c in config["cmps"].values())
     assert units == [("energy", "kWh")] * 3 + [("power", "kW")] * 3
 
@@ -122,10 +128,15 @@ def test_discovery_and_aggregates_for_home_assistant(broker: Proc, tmp_path: Pat
     with (
         collecting(port, ["homeassistant/#"]) as ha,
         collecting(port, ["meters/#"]) as wire,  # everything under meters/, from before the bridge starts
+        collecting(port, [BRIDGE_STATUS_SUBSCRIPTION]) as bridges,
     ):
         bridge = start_bridge(port, tmp_path, env={"FLEET_HOUSEHOLDS": ",".join(CONFIGURED)})
         meters: Proc | None = None
         try:
+            # 0. The bridge says it is there, retained.
+            online = bridges.wait_for(lambda m: m.payload == b"online", timeout=10)
+            assert online.topic == BRIDGE_STATUS
+
             # 1. A discovery config for every configured household, at once, before any meter is heard.
             first = _configs(_collect(ha, _has_configs, timeout=20))
             for meter in CONFIGURED:
@@ -167,6 +178,10 @@ def test_discovery_and_aggregates_for_home_assistant(broker: Proc, tmp_path: Pat
         for proc, code in stopped:
             assert code == 0, f"{proc.name} exited with {code}:\n{proc.log()[-3000:]}"
         _drain(wire, seen)
+        # 8. Stopped cleanly (a DISCONNECT: no Will), the bridge said offline itself, retained.
+        bridges.wait_for(lambda m: m.payload == b"offline", timeout=10)
+    with collecting(port, [BRIDGE_STATUS]) as late:
+        assert late.wait_for(lambda m: True, timeout=10).payload == b"offline"
 
     # 7. Under meters/ only the meters' own topics and the aggregates: the bridge never publishes raw readings.
     for msg in seen:
@@ -178,3 +193,20 @@ def test_discovery_and_aggregates_for_home_assistant(broker: Proc, tmp_path: Pat
     assert len(keys) == len(set(keys)), "a reading appeared twice"
     for household in ("B", "C"):
         _check_windows(_windows(seen, household), household)
+
+
+def test_a_killed_bridge_goes_offline_by_its_last_will(broker: Proc, tmp_path: Path) -> None:
+    """Killed outright (no DISCONNECT), the bridge's Last Will says ``offline``, retained: Home Assistant's entities go
+    unavailable instead of showing the last aggregates as current."""
+    port = broker.port or 0
+    with collecting(port, [BRIDGE_STATUS]) as statuses:
+        bridge = start_bridge(port, tmp_path)
+        try:
+            statuses.wait_for(lambda m: m.payload == b"online", timeout=10)
+            signal_tree(bridge, signal.SIGKILL)  # gunicorn's master and its worker, which holds the connection
+            statuses.wait_for(lambda m: m.payload == b"offline", timeout=10)
+        finally:
+            bridge.stop(signal.SIGKILL)
+    with collecting(port, [BRIDGE_STATUS]) as late:
+        retained = late.wait_for(lambda m: True, timeout=10)
+    assert (retained.payload, retained.retain) == (b"offline", True)

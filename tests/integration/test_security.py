@@ -26,7 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from config.credentials import SERVICE_USERS, bridge_client_id, meter_client_id
 from config.secret import load_or_create_secret
-from config.wire import decode_reading
+from config.wire import BRIDGE_STATUS_SUBSCRIPTION, WHOLE_FLEET, bridge_status_topic, decode_reading, probe_topic
 from tests.support.mqtt import Msg
 from tests.support.procs import (
     LOOPBACK,
@@ -355,6 +355,25 @@ def test_bridge_home_assistant_and_observer_rights(broker: Proc) -> None:
         ha.publish("meters/A/agg/60s", b"forged by home assistant")
         meter_a.publish("meters/A/reading", b"marker")
         assert bridge.until("meters/A/reading", b"marker") == []
+
+
+def test_bridge_status_is_readable_by_home_assistant_and_observer_the_probes_are_not(broker: Proc) -> None:
+    """The bridge publishes its availability on ``bridges/<name>/status``; Home Assistant (its entities need it) and
+    the observer read it, but nothing else under ``bridges/``: the probe topics name the bridge's secret client id."""
+    port = broker.port or 0
+    status = bridge_status_topic(WHOLE_FLEET)
+    with peer(port, "bridge") as bridge, peer(port, "homeassistant") as ha, peer(port, "observer") as observer:
+        for reader in (ha, observer):
+            reader.subscribe("bridges/#")  # refused, or granted and filtered
+            assert reader.subscribe(BRIDGE_STATUS_SUBSCRIPTION) == [True]
+        bridge.publish(probe_topic("bridge-sec"), b"probe")
+        bridge.publish(status, b"online", retain=True)
+        assert ha.until(status, b"online") == []
+        assert observer.until(status, b"online") == []
+        ha.publish(status, b"forged by home assistant", retain=True)
+        observer.publish(status, b"forged by the observer", retain=True)
+        bridge.publish(status, b"offline", retain=True)
+        assert ha.until(status, b"offline") == []  # the forgeries never arrived
 
 
 # --- TLS --------------------------------------------------------------------------------------------------------

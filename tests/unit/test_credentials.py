@@ -70,7 +70,9 @@ def test_rules_per_user() -> None:
     assert set(bridge.publish) == {"meters/+/agg/#", "meters/+/cmd/#", "homeassistant/#", "bridges/#"}
     assert set(bridge.subscribe) == {"meters/#", "homeassistant/#", "bridges/#"}
     assert rules["homeassistant"].publish == ("homeassistant/status",)
+    assert "bridges/+/status" in rules["homeassistant"].subscribe  # the bridge's availability, for its entities
     assert rules["observer"].publish == ()
+    assert "bridges/+/status" in rules["observer"].subscribe
     assert "password" not in repr(rules["A"])
     assert rules["A"].password not in repr(rules["A"])
 
@@ -234,6 +236,12 @@ def test_amqtt_topic_rules() -> None:
     assert allowed("bridge", Action.SUBSCRIBE, "bridges/fleet-bridge/probe")
     assert not allowed("A", Action.PUBLISH, "bridges/fleet-bridge/probe")
     assert not allowed("observer", Action.SUBSCRIBE, "bridges/#")
+    assert allowed("bridge", Action.PUBLISH, "bridges/fleet/status")  # its availability (config.wire)
+    for user in ("homeassistant", "observer"):
+        assert allowed(user, Action.SUBSCRIBE, "bridges/fleet/status")
+        assert allowed(user, Action.SUBSCRIBE, "bridges/+/status")
+        assert not allowed(user, Action.SUBSCRIBE, "bridges/fleet-bridge/probe")
+        assert not allowed(user, Action.PUBLISH, "bridges/fleet/status")
     assert allowed("homeassistant", Action.PUBLISH, "homeassistant/status")
     assert not allowed("homeassistant", Action.PUBLISH, "meters/A/agg/60s")
     assert not allowed("observer", Action.PUBLISH, "meters/A/reading")

@@ -3,10 +3,20 @@
 The rules below are written down as data, each with where it comes from:
 
 - HA docs, MQTT integration, "Discovery topic" and "Device discovery payload" (home-assistant.io
-  source/_integrations/mqtt.markdown, device-based discovery since 2024.11); HA core
-  homeassistant/components/mqtt/discovery.py (TOPIC_MATCHER, abbreviation replacement, shared options merged into
-  each component) and schemas.py (DEVICE_DISCOVERY_SCHEMA: device, components and origin required; a device needs
-  identifiers or connections; origin needs a name; availability_topic and availability exclusive).
+  source/_integrations/mqtt.markdown, device-based discovery since 2024.11); HA core (2025.4)
+  homeassistant/components/mqtt/discovery.py (TOPIC_MATCHER, abbreviation replacement, ``_parse_device_payload``
+  validating with DEVICE_DISCOVERY_SCHEMA, ``_merge_common_device_options`` copying SHARED_OPTIONS into each
+  component unless it has its own) and schemas.py (SHARED_OPTIONS: the availability options, ``command_topic`` and
+  ``state_topic`` only, so a root ``qos`` reaches no component; DEVICE_DISCOVERY_SCHEMA = MQTT_AVAILABILITY_SCHEMA
+  extended with device, components, origin (required), state_topic, command_topic, qos, encoding, extra keys
+  refused; MQTT_AVAILABILITY_SCHEMA: availability_topic, availability_template, payload_available,
+  payload_not_available, availability_mode (all, any, latest) and availability, a list of {topic, payload_available,
+  payload_not_available, value_template}, exclusive with availability_topic; MQTT_ENTITY_DEVICE_INFO_SCHEMA: a device
+  needs identifiers or connections; MQTT_ORIGIN_INFO_SCHEMA: origin needs a name).
+- HA core (2025.4) homeassistant/components/mqtt/sensor.py (``_PLATFORM_SCHEMA_BASE``: MQTT_RO_SCHEMA of config.py,
+  i.e. qos, encoding, state_topic, value_template, plus the sensor's own options and MQTT_ENTITY_COMMON_SCHEMA of
+  schemas.py; its DISCOVERY_SCHEMA *removes* unknown keys silently, which is why a misspelt key must be caught here:
+  Home Assistant would not say a word).
 - HA docs "Supported abbreviations in MQTT discovery messages" / core mqtt/abbreviations.py (ABBREVIATIONS,
   DEVICE_ABBREVIATIONS, ORIGIN_ABBREVIATIONS): the subset a sensor device can use.
 - HA core homeassistant/components/sensor/const.py: DEVICE_CLASS_UNITS and DEVICE_CLASS_STATE_CLASSES for power and
@@ -29,9 +39,10 @@ from bridge.aggregate import make_window
 from bridge.discovery import SENSORS, Origin, config_topic, device_config, ha_status_topic
 from bridge.republish import aggregate_document, default_origin, package_version
 from config.settings import load_settings
-from config.wire import aggregate_topic, reading_topic, status_topic
+from config.wire import WHOLE_FLEET, aggregate_topic, bridge_status_topic, reading_topic, status_topic
 
 ORIGIN = Origin("smart-meter-fleet", "1.2.3", "http://127.0.0.1:5000/")
+BRIDGE_STATUS = bridge_status_topic(WHOLE_FLEET)
 
 # --- The rules, as data -------------------------------------------------------------------------------------------
 
@@ -92,10 +103,14 @@ AVAILABILITY_OPTIONS: Final = {
     "payload_available",
     "payload_not_available",
 }
-# Device discovery: required at the root, and what else the root may carry (shared by every component).
+AVAILABILITY_MODES: Final = {"all", "any", "latest"}
+# One entry of the ``availability`` list (schemas.py MQTT_AVAILABILITY_LIST_SCHEMA): topic required.
+AVAILABILITY_ENTRY_KEYS: Final = {"topic", "payload_available", "payload_not_available", "value_template"}
+# Device discovery: required at the root, and what else the root may carry (DEVICE_DISCOVERY_SCHEMA).
 DEVICE_DISCOVERY_REQUIRED: Final = {"device", "origin", "components"}
 DEVICE_DISCOVERY_ALLOWED: Final = DEVICE_DISCOVERY_REQUIRED | {"state_topic", "command_topic", "qos", "encoding"}
-SHARED_OPTIONS: Final = AVAILABILITY_OPTIONS | {"state_topic", "command_topic", "qos", "encoding"}
+# What HA 2025.4 copies from the root into each component (schemas.py SHARED_OPTIONS): not qos, not encoding.
+SHARED_OPTIONS: Final = AVAILABILITY_OPTIONS | {"state_topic", "command_topic"}
 DEVICE_KEYS: Final = {
     "identifiers",
     "connections",
@@ -162,14 +177,21 @@ def expand(block: dict[str, Any], abbreviations: dict[str, str]) -> dict[str, An
     return out
 
 
+def _expand_availability(block: dict[str, Any]) -> None:
+    if isinstance(block.get("availability"), list):
+        block["availability"] = [expand(entry, ABBREVIATIONS) for entry in block["availability"]]
+
+
 def read_like_home_assistant(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The expanded root, and each component as HA sets it up (shared options merged in unless overridden)."""
     root = expand(payload, ABBREVIATIONS)
     root["device"] = expand(root["device"], DEVICE_ABBREVIATIONS)
     root["origin"] = expand(root["origin"], ORIGIN_ABBREVIATIONS)
+    _expand_availability(root)
     components = {}
     for component_id, raw in root["components"].items():
         component = expand(raw, ABBREVIATIONS)
+        _expand_availability(component)
         for option in SHARED_OPTIONS:
             if option in root and option not in component:
                 component[option] = root[option]
@@ -185,7 +207,7 @@ def meter(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def discovered(meter: str) -> tuple[str, dict[str, Any]]:
-    topic, payload = device_config(meter, "homeassistant", 60, ORIGIN)
+    topic, payload = device_config(meter, "homeassistant", 60, ORIGIN, BRIDGE_STATUS)
     return topic, json.loads(json.dumps(payload))  # exactly what goes over the wire
 
 
@@ -204,17 +226,63 @@ def test_topic_is_a_device_discovery_topic(meter: str, discovered: tuple[str, di
     assert ha_status_topic("homeassistant") == "homeassistant/status"
 
 
-def test_every_key_is_documented(discovered: tuple[str, dict[str, Any]]) -> None:
-    _, payload = discovered
+def _check_availability(block: dict[str, Any], where: str) -> None:
+    assert not {"availability", "availability_topic"} <= set(block), f"{where}: availability and _topic exclude"
+    if "availability_mode" in block:
+        assert block["availability_mode"] in AVAILABILITY_MODES, where
+    for entry in block.get("availability", []):
+        assert "topic" in entry, where
+        assert set(entry) <= AVAILABILITY_ENTRY_KEYS, f"{where}: {set(entry) - AVAILABILITY_ENTRY_KEYS}"
+
+
+def check_keys(payload: dict[str, Any]) -> None:
+    """Every key of the device payload, of its device, origin and availability entries, and of each component (as
+    Home Assistant 2025.4 sets it up), abbreviated or not, is in the schema Home Assistant validates it with."""
     root, components = read_like_home_assistant(payload)
     assert set(root) >= DEVICE_DISCOVERY_REQUIRED
-    assert set(root) <= DEVICE_DISCOVERY_ALLOWED | AVAILABILITY_OPTIONS
-    assert not {"availability", "availability_topic"} <= set(root), "availability and availability_topic exclude"
+    assert set(root) <= DEVICE_DISCOVERY_ALLOWED | AVAILABILITY_OPTIONS, set(root) - DEVICE_DISCOVERY_ALLOWED
+    _check_availability(root, "root")
     assert set(root["device"]) <= DEVICE_KEYS
     assert ORIGIN_REQUIRED <= set(root["origin"]) <= ORIGIN_KEYS
     for component_id, component in components.items():
         assert re.fullmatch(r"[a-zA-Z0-9_-]+", component_id)
-        assert SENSOR_REQUIRED <= set(component) <= SENSOR_KEYS, component_id
+        assert SENSOR_REQUIRED <= set(component) <= SENSOR_KEYS, (component_id, set(component) - SENSOR_KEYS)
+        _check_availability(component, component_id)
+
+
+def test_every_key_is_one_home_assistant_accepts(discovered: tuple[str, dict[str, Any]]) -> None:
+    check_keys(discovered[1])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"qos_level": 1},  # a misspelt root key: HA refuses the whole device
+        {"availability_topic": "meters/A/status"},  # with ``availability``: exclusive
+        {"availability_mode": "both"},
+        {"availability": [{"topic": "meters/A/status", "payload_on": "online"}]},
+    ],
+)
+def test_the_key_check_catches_what_home_assistant_refuses(bad: dict[str, Any]) -> None:
+    """The check above is not vacuous: payloads Home Assistant would refuse fail it."""
+    _, payload = device_config("A", "homeassistant", 60, ORIGIN, BRIDGE_STATUS)
+    with pytest.raises(AssertionError):
+        check_keys({**json.loads(json.dumps(payload)), **bad})
+
+
+def test_the_key_check_catches_a_component_key_home_assistant_would_drop() -> None:
+    _, payload = device_config("A", "homeassistant", 60, ORIGIN, BRIDGE_STATUS)
+    payload = json.loads(json.dumps(payload))
+    payload["cmps"]["ac_power"]["unit"] = "kW"  # sensor.py's DISCOVERY_SCHEMA would remove it without a word
+    with pytest.raises(AssertionError):
+        check_keys(payload)
+
+
+def test_qos_is_in_each_component_not_left_to_the_root(discovered: tuple[str, dict[str, Any]]) -> None:
+    """HA 2025.4 does not pass a root ``qos`` on: without one of its own a sensor subscribes at QoS 0."""
+    _, payload = discovered
+    assert "qos" not in payload
+    assert all(component["qos"] == 1 for component in payload["cmps"].values())
 
 
 def test_device_and_origin(meter: str, discovered: tuple[str, dict[str, Any]]) -> None:
@@ -263,25 +331,31 @@ def test_sensors_read_the_aggregate_topic_never_the_raw_one(meter: str, discover
         assert component["qos"] == 1
 
 
-def test_availability_follows_the_meter_status(meter: str, discovered: tuple[str, dict[str, Any]]) -> None:
+def test_availability_needs_both_the_meter_and_the_bridge(meter: str, discovered: tuple[str, dict[str, Any]]) -> None:
     _, payload = discovered
     _, components = read_like_home_assistant(payload)
     for component in components.values():
-        assert component["availability_topic"] == status_topic(meter)
-        assert component["payload_available"] == "online"
-        assert component["payload_not_available"] == "offline"
+        assert component["availability_mode"] == "all"
+        assert component["availability"] == [
+            {"topic": status_topic(meter), "payload_available": "online", "payload_not_available": "offline"},
+            {"topic": BRIDGE_STATUS, "payload_available": "online", "payload_not_available": "offline"},
+        ]
+        assert "availability_topic" not in component
+    assert BRIDGE_STATUS == "bridges/fleet/status"
 
 
 def test_unique_ids_are_stable_and_distinct() -> None:
     ids: dict[str, list[str]] = {}
     for meter in ("A", "B", "C"):
-        first = read_like_home_assistant(device_config(meter, "homeassistant", 60, ORIGIN)[1])[1]
-        again = read_like_home_assistant(device_config(meter, "other", 300, Origin("x", "9"))[1])[1]
+        first = read_like_home_assistant(device_config(meter, "homeassistant", 60, ORIGIN, BRIDGE_STATUS)[1])[1]
+        again = read_like_home_assistant(
+            device_config(meter, "other", 300, Origin("x", "9"), "bridges/shard-1-of-2/status")[1]
+        )[1]
         ids[meter] = [c["unique_id"] for c in first.values()]
         assert ids[meter] == [c["unique_id"] for c in again.values()]  # not tied to interval, prefix or version
     every = [uid for meter_ids in ids.values() for uid in meter_ids]
     assert len(every) == len(set(every)) == 18
-    devices = [device_config(m, "homeassistant", 60, ORIGIN)[1]["dev"]["identifiers"][0] for m in "ABC"]
+    devices = [device_config(m, "homeassistant", 60, ORIGIN, BRIDGE_STATUS)[1]["dev"]["identifiers"][0] for m in "ABC"]
     assert len(set(devices)) == 3
 
 
@@ -292,7 +366,7 @@ def test_templates_render_the_aggregate_fields() -> None:
     status = {"AC": "Green", "Geyser": "Green", "Overall": "Green"}
     doc = aggregate_document(window, status, "Green", (12.3456, 4.5, 40.1234))
     value_json = json.loads(json.dumps(doc))
-    _, payload = device_config("A", "homeassistant", 60, ORIGIN)
+    _, payload = device_config("A", "homeassistant", 60, ORIGIN, BRIDGE_STATUS)
     _, components = read_like_home_assistant(json.loads(json.dumps(payload)))
     env = jinja2.Environment(autoescape=False)
     rendered = {
@@ -312,14 +386,14 @@ def test_templates_render_the_aggregate_fields() -> None:
 
 def test_a_missing_value_renders_none() -> None:
     """JSON null renders as ``None``, which Home Assistant's MQTT sensor shows as unknown (not as an error)."""
-    template = device_config("A", "homeassistant", 60, ORIGIN)[1]["cmps"]["ac_power"]["value_template"]
+    template = device_config("A", "homeassistant", 60, ORIGIN, BRIDGE_STATUS)[1]["cmps"]["ac_power"]["value_template"]
     assert jinja2.Environment(autoescape=False).from_string(template).render(value_json={"AC": None}) == "None"
 
 
 @pytest.mark.parametrize("bad", ["", "A/B", "A+", "#", "x" * 65])
 def test_refuses_a_bad_meter_id(bad: str) -> None:
     with pytest.raises(ValueError, match="meter id"):
-        device_config(bad, "homeassistant", 60, ORIGIN)
+        device_config(bad, "homeassistant", 60, ORIGIN, BRIDGE_STATUS)
 
 
 def test_default_origin_names_this_package_and_the_bridge() -> None:

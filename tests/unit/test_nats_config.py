@@ -77,7 +77,16 @@ def test_users_carry_the_fleet_rules_as_subjects_and_bcrypt_hashes() -> None:
     assert users["observer"]["permissions"] == {
         "publish": {"deny": [">"]},  # no publish filter: nothing at all
         "subscribe": {
-            "allow": ["meters.>", "meters", "homeassistant.>", "homeassistant", "$SYS.>", "$SYS", "$MQTT.sub.>"]
+            "allow": [
+                "meters.>",
+                "meters",
+                "bridges.*.status",  # the bridges' availability, not their probes
+                "homeassistant.>",
+                "homeassistant",
+                "$SYS.>",
+                "$SYS",
+                "$MQTT.sub.>",
+            ]
         },
     }
     bridge = users["bridge"]["permissions"]

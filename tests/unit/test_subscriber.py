@@ -10,7 +10,7 @@ import pytest
 from bridge.history import History
 from bridge.ingest import Ingest
 from bridge.subscriber import MAX_QUEUED, Subscriber
-from config.mqtt.packet import PINGRESP, Packet, ProtocolError, puback_packets, split_packets
+from config.mqtt.packet import PINGRESP, PUBACK, Packet, ProtocolError, parse_publish, puback_packets, split_packets
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
 from config.wire import (
     BATCH_SUBSCRIPTION,
@@ -242,3 +242,65 @@ def test_failover_moves_to_the_next_broker_before_the_next_attempt() -> None:
 def test_one_broker_never_moves(subscriber: Subscriber) -> None:
     subscriber._connect_failed(ConnectionRefusedError())
     assert (subscriber._choose_node().port, subscriber.node_url()) == (1883, "mqtt://user@127.0.0.1:1883")
+
+
+# -- the bridge's own availability ------------------------------------------------------------------------------
+
+STATUS = "bridges/fleet/status"
+
+
+@pytest.fixture
+def announcing() -> Subscriber:
+    """A subscriber with a status topic of its own (the bridge's availability)."""
+    return Subscriber(BrokerAddress("127.0.0.1", 1883, "user", "secret"), Ingest(History(3600)), status_topic=STATUS)
+
+
+def _status_messages(written: list[Written]) -> list[tuple[bytes, int, bool]]:
+    return [(w.payload, w.topics[0][1], w.retain) for w in written if w.kind == "publish" and w.topics[0][0] == STATUS]
+
+
+def test_each_connack_publishes_online_retained(announcing: Subscriber) -> None:
+    wire = Wire(announcing)
+    announcing._on_connack(0, False)
+    assert _status_messages(wire.packets()) == [(b"online", 1, True)]
+    announcing._lost("closed")
+    announcing._on_connack(0, True)
+    assert (b"online", 1, True) in _status_messages(wire.packets())  # again (the first is resent too: no PUBACK)
+
+
+def test_no_status_topic_no_status(subscriber: Subscriber) -> None:
+    wire = Wire(subscriber)
+    subscriber._on_connack(0, False)
+    assert all(w.topics[0][0] != STATUS for w in wire.packets() if w.kind == "publish")
+
+
+def test_stop_publishes_offline_retained_and_takes_its_puback(announcing: Subscriber) -> None:
+    """A clean DISCONNECT suppresses the Will: ``stop`` says ``offline`` itself, acknowledged before it goes on."""
+    wire = Wire(announcing)
+    announcing._on_connack(0, False)
+    wire.packets()
+    order: list[str] = []
+
+    def broker(data: bytes) -> bool:  # acknowledges each QoS 1 PUBLISH as a broker would, on the spot
+        for packet in split_packets(bytearray(data)):
+            order.append(f"publish {parse_publish(packet).payload.decode()}")
+            announcing._handle([Packet(PUBACK, parse_publish(packet).mid.to_bytes(2, "big"))])
+            order.append("puback")
+        return True
+
+    announcing._send = broker  # type: ignore[method-assign]
+    announcing.stop(timeout=1.0)
+    assert order == ["publish offline", "puback"]
+    assert all(not packet.endswith(b"offline") for packet in announcing._inflight.values())  # acknowledged
+
+
+def test_stop_does_not_wait_long_for_a_puback_that_never_comes(
+    announcing: Subscriber, caplog: pytest.LogCaptureFixture
+) -> None:
+    wire = Wire(announcing)
+    announcing._on_connack(0, False)
+    wire.packets()
+    with caplog.at_level(logging.WARNING, logger="bridge.subscriber"):
+        announcing.stop(timeout=0.2)  # waits up to 0.1 s for the PUBACK
+    assert _status_messages(wire.packets()) == [(b"offline", 1, True)]
+    assert "did not acknowledge the bridge's offline" in caplog.text
