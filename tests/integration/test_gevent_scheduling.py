@@ -4,10 +4,10 @@ Each case runs a script in a fresh process with gevent's monkey patching (as the
 process would change every other test), with real sockets and a real store, and prints what it counted: greenlet
 switches or turns of the other greenlets, never times.
 
-- ``ReadingStore.put``, and the subscriber's handling of a PUBACK, must not switch greenlets: it did on every first reading after the writer had taken the
-  buffer (``Condition.notify`` over a plain ``Lock`` checks ownership with a failing non-blocking acquire, and gevent's
-  lock yields then), which put the MQTT thread behind every stream a window had just woken, and behind a storm of
-  connects for seconds.
+- ``ReadingStore.put``, and the subscriber's handling of a PUBACK, must not switch greenlets. ``put`` did on every
+  first reading after the writer had taken the buffer (``Condition.notify`` over a plain ``Lock`` checks ownership
+  with a failing non-blocking acquire, and gevent's lock yields then), which put the MQTT thread behind every stream
+  a window had just woken, and behind a storm of connects for seconds.
 - A message that reaches the subscriber's socket is handled within a fraction of a pass over the greenlets queued to
   run (a greenlet waiting on its socket is switched to at the loop's next I/O poll), not after all of them (a wake-up
   through the selector's event waited at the end of the queue).
