@@ -94,6 +94,9 @@ STEP_S: Final = 0.025  # due readings are gathered at most this often (one outbo
 # jobs that queue up together), wall seconds, and at least twice per simulated second (an accelerated clock keeps
 # sending each second's reading on its own)
 SHOW_METERS: Final = 20  # meters named in the stop line
+# A first start's warm-up is held this long (wall seconds) before it goes out, so that a bridge started with the
+# meters (`make up`, compose: about 1-2 s to subscribe) hears it from its oldest reading.
+WARMUP_HOLD_S: Final = 5.0
 LATE_BOUND_S: Final = 0.2  # the stop summary counts readings published within this of their schedule
 
 
@@ -317,6 +320,7 @@ class FleetLoop:
         *,
         jitter: bool = False,
         connect_rate: float = DEFAULT_CONNECT_RATE,
+        hold_s: float = 0.0,
     ) -> None:
         self.meters = {m.meter_id: m for m in meters}
         for address in broker.addresses():  # host names now, once: getaddrinfo would block the loop
@@ -345,6 +349,10 @@ class FleetLoop:
         self._next_step = 0.0
         self._step_s = min(STEP_S, 0.5 / clock.speed)
         self._started = self.wall()
+        # A warm-up's readings are held (not published) for the first ``hold_s`` wall seconds, then sent as a backlog:
+        # a subscriber's very first session (the bridge's, started with the meters by `make up`) hears nothing
+        # published before it subscribed, and a warm-up goes out at tens of thousands of readings a second.
+        self._hold_until = self._started + hold_s
         self._all_connected = False
         # Checkpoints and the horizon are written by the outbox's writer thread; held readings, backlogs and replays
         # are reproduced from them.
@@ -521,17 +529,23 @@ class FleetLoop:
             if link.delivery.backlog:
                 self._backlogged[meter.meter_id] = link
             if count:
-                if live:
+                offset = self._offsets[meter.meter_id]
+                # A warm-up's past readings (due before the loop started) were never live: not counted.
+                dues = [d for d in (self.clock.wall_at(r.ts + 1 + offset) for r in readings) if d >= self._started]
+                if live and not self._holding():
                     sent = self.wall()
-                    offset = self._offsets[meter.meter_id]
-                    for reading in readings:
-                        self.lateness.add(sent - self.clock.wall_at(reading.ts + 1 + offset))
+                    for due in dues:
+                        self.lateness.add(sent - due)
                 else:
-                    self.lateness.add_held(len(readings))
+                    self.lateness.add_held(len(dues))
+
+    def _holding(self) -> bool:
+        """Whether readings are still held at the start (``hold_s``)."""
+        return self._hold_until > self._started and self.wall() < self._hold_until
 
     def _send_live(self, link: MeterLink, first: int, payloads: list[bytes]) -> None:
         """Publish a meter's new readings (seqs ``first``..), or hold them while it is not connected."""
-        if not link.connected:
+        if not link.connected or self._holding():
             link.delivery.held(first, first + len(payloads) - 1)
             if self._reproducer is not None:
                 self._held.keep(link.meter_id, first, payloads)
@@ -540,6 +554,8 @@ class FleetLoop:
 
     def _send_backlog(self, reproducer: Reproducer) -> None:
         """Send held readings (reproduced from the outbox), oldest first, at most ``BACKLOG_PER_PASS`` a pass."""
+        if self._holding():
+            return
         budget = BACKLOG_PER_PASS
         for meter_id, link in list(self._backlogged.items()):
             while budget > 0 and link.connected:
