@@ -299,7 +299,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         meters = build_meters(fresh, seed, zone, sim_start - warmup_s, profile, climate, faults) + [
             meter for meter in meters if meter.meter_id in lasts
         ]
-        log.info("warm-up: %s publish the past %d s first", ",".join(s.meter_id for s in fresh), warmup_s)
+        log.info(
+            "warm-up: %s publish the past %d s first (in %g s: a bridge started with them subscribes meanwhile)",
+            ",".join(s.meter_id for s in fresh),
+            warmup_s,
+            WARMUP_HOLD_S,
+        )
     # The run's settings and every meter's starting point are on disk before anything is published.
     model = Model(seed, profile, climate, zone.key, faults)
     starts = [
