@@ -43,6 +43,10 @@ DEFAULT_DATA_DIR: Final = "data"
 DEFAULT_RETENTION_S: Final = 7 * 86_400
 STORES: Final = ("readings", "aggregates")
 DEFAULT_STATS_SPAN_S: Final = 86_400
+# A meter's first start publishes this much past data before it goes live (``python -m simulator run``; 0: off), so
+# the bridge's statistics, replays and the dashboard's last hour have data at once. At most MAX_WARMUP_S.
+DEFAULT_WARMUP_S: Final = 86_400
+MAX_WARMUP_S: Final = 7 * 86_400
 DEFAULT_AGG_INTERVALS: Final = (60,)
 DEFAULT_HA_PREFIX: Final = "homeassistant"
 # The bridge's client id without a fleet secret (FLEET_MQTT_ANONYMOUS, or a URL with its own login); with the secret
@@ -75,6 +79,10 @@ KNOWN_KEYS: Final[dict[str, str]] = {
     "FLEET_RETENTION_S": "seconds of history the bridge keeps on disk (default 604800: 7 days)",
     "FLEET_STORE": "what the bridge stores on disk: readings (default) or aggregates (large fleets: windows only)",
     "FLEET_STATS_SPAN_S": "seconds of history behind the quick statistics (default 86400)",
+    "FLEET_WARMUP": (
+        "on a meter's first start, past data it publishes before going live, e.g. 24h, 90m, 0 (off), at most 7d"
+        " (default 24h; with --fleet 0)"
+    ),
     "FLEET_AGG_INTERVALS": "window lengths (s) the bridge republishes on meters/<id>/agg/<interval>s (default 60)",
     "FLEET_HA_DISCOVERY": "publish Home Assistant MQTT discovery: true (default) or false",
     "FLEET_HA_PREFIX": "Home Assistant discovery prefix (default homeassistant)",
@@ -194,6 +202,7 @@ class Settings:
     mqtt_tls_cert: str | None = None
     mqtt_tls_key: str | None = None
     shard: Shard | None = None  # None: this bridge owns every meter (configured or heard)
+    warmup_s: int | None = None  # None: not set (the simulator's default: DEFAULT_WARMUP_S, with --fleet 0)
 
     def zone(self) -> ZoneInfo:
         """The fleet's time zone."""
@@ -483,4 +492,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         mqtt_tls_cert=tls_cert,
         mqtt_tls_key=tls_key,
         shard=_get(env, "FLEET_SHARD", parse_shard, None),
+        warmup_s=_get(env, "FLEET_WARMUP", lambda t: parse_duration(t, "FLEET_WARMUP", MAX_WARMUP_S), None),
     )

@@ -31,6 +31,8 @@ from config.households import CLASSIC_ORDER
 from config.logs import configure_logging
 from config.settings import (
     CLIMATE_NAMES,
+    DEFAULT_WARMUP_S,
+    MAX_WARMUP_S,
     Settings,
     load_settings,
     parse_climate,
@@ -112,8 +114,9 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--warmup",
         metavar="DURATION",
-        help="on a meter's first start, first publish this much past data (at most 24h), so statistics and replay "
-        "work from the first minute",
+        help="on a meter's first start (no outbox state for it), first publish this much past data, e.g. 24h, 90m, "
+        "0 (off); at most 7d and at most --outbox-retention; so statistics, replay and the dashboard's last hour work "
+        "from the first minute (default FLEET_WARMUP or 24h; with --fleet 0)",
     )
     run.add_argument(
         "--fleet",
@@ -243,7 +246,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         Checkpoint,
         Outbox,
     )
-    from simulator.publisher import KEEPALIVE_S, SHOW_METERS, FleetLoop
+    from simulator.publisher import KEEPALIVE_S, SHOW_METERS, WARMUP_HOLD_S, FleetLoop
     from simulator.reproduce import Model, resume
     from simulator.schedule import DEFAULT_CONNECT_RATE
 
@@ -267,6 +270,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         retention_s = parse_duration(args.outbox_retention, "--outbox-retention", high_s=MAX_RETENTION_S)
         if retention_s < 1:
             raise ConfigError("--outbox-retention", "must be at least 1 s")
+    warmup_s = _warmup(args.warmup, settings, fleet_size is not None, retention_s)
     outbox = Outbox(Path(settings.data_dir), retention_s)
     # A restarted meter continues after everything its last run may have published (its newest checkpoint stepped
     # up to that run's horizon): the same seqs and registers, never back in time.
@@ -285,14 +289,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if len(lasts) > SHOW_METERS:
         log.info("... and %d more meters continue where they were", len(lasts) - SHOW_METERS)
     faults = _faults(args)
-    warmup_s = 0 if args.warmup is None else parse_duration(args.warmup, "--warmup", high_s=86_400)
     fresh = [spec for spec in specs if spec.meter_id not in lasts]
     meters = build_meters(specs, seed, zone, sim_start, profile, climate, faults, lasts)
     if warmup_s and fresh:  # new meters begin in the past; the loop catches up, oldest first, then runs live
         meters = build_meters(fresh, seed, zone, sim_start - warmup_s, profile, climate, faults) + [
             meter for meter in meters if meter.meter_id in lasts
         ]
-        log.info("warm-up: %s publish the past %d s first", ",".join(s.meter_id for s in fresh), warmup_s)
+        log.info(
+            "warm-up: %s publish the past %d s first (in %g s: a bridge started with them subscribes meanwhile)",
+            ",".join(s.meter_id for s in fresh),
+            warmup_s,
+            WARMUP_HOLD_S,
+        )
     # The run's settings and every meter's starting point are on disk before anything is published.
     model = Model(seed, profile, climate, zone.key, faults)
     starts = [
@@ -309,6 +317,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         keepalive_s=keepalive_s,
         jitter=fleet_size is not None,
         connect_rate=connect_rate,
+        hold_s=WARMUP_HOLD_S if warmup_s and fresh else 0.0,
     )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -351,6 +360,28 @@ def run_specs(args: argparse.Namespace) -> list[MeterSpec]:
     fleet_size = _fleet_size(args)
     offset = 0 if args.fleet_offset is None else parse_int_in(args.fleet_offset, "--fleet-offset", 0, MAX_FLEET)
     return fleet_specs(run_templates(households, fleet_size), fleet_size, offset)
+
+
+def _warmup(text: str | None, settings: Settings, fleet: bool, retention_s: int) -> int:
+    """The warm-up of fresh meters, in seconds: ``--warmup``, else ``FLEET_WARMUP``, else ``DEFAULT_WARMUP_S`` (0 with
+    ``--fleet``: a fleet's outbox keeps an hour by default, and a day of thousands of meters is not a quick start).
+    Refused if longer than the outbox's retention: the past it publishes must be reproducible for replays, never
+    silently cut."""
+    if text is not None:
+        key, warmup_s = "--warmup", parse_duration(text, "--warmup", high_s=MAX_WARMUP_S)
+    elif settings.warmup_s is not None:
+        key, warmup_s = "FLEET_WARMUP", settings.warmup_s
+    else:
+        key, warmup_s = "FLEET_WARMUP", 0 if fleet else DEFAULT_WARMUP_S
+    if warmup_s > retention_s:
+        given = "" if text is not None or settings.warmup_s is not None else " (the default)"
+        raise ConfigError(
+            key,
+            f"a warm-up of {warmup_s} s{given} is longer than the outbox's retention of {retention_s} s "
+            f"(--outbox-retention): what a meter publishes must stay reproducible for the bridge's replays. Give "
+            f"{key} at most {retention_s} s (0: no warm-up), or --outbox-retention at least {warmup_s} s",
+        )
+    return warmup_s
 
 
 def _check_fd_limit(meters: int, key: str) -> None:

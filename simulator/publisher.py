@@ -95,6 +95,9 @@ STEP_S: Final = 0.025  # due readings are gathered at most this often (one outbo
 # jobs that queue up together), wall seconds, and at least twice per simulated second (an accelerated clock keeps
 # sending each second's reading on its own)
 SHOW_METERS: Final = 20  # meters named in the stop line
+# A first start's warm-up waits this long (wall seconds) before it goes out, so that a bridge started with the meters
+# (`make up`, compose: about 1-2 s to subscribe) hears it from its oldest reading.
+WARMUP_HOLD_S: Final = 5.0
 LATE_BOUND_S: Final = 0.2  # the stop summary counts readings published within this of their schedule
 
 
@@ -321,6 +324,7 @@ class FleetLoop:
         *,
         jitter: bool = False,
         connect_rate: float = DEFAULT_CONNECT_RATE,
+        hold_s: float = 0.0,
     ) -> None:
         self.meters = {m.meter_id: m for m in meters}
         for address in broker.addresses():  # host names now, once: getaddrinfo would block the loop
@@ -349,6 +353,11 @@ class FleetLoop:
         self._next_step = 0.0
         self._step_s = min(STEP_S, 0.5 / clock.speed)
         self._started = self.wall()
+        # No meter is stepped for the first ``hold_s`` wall seconds (a warm-up): a subscriber's very first session (the
+        # bridge's, started with the meters by `make up`) hears nothing published before it subscribed, and a warm-up
+        # goes out at tens of thousands of readings a second. Afterwards the meters catch up, oldest first, in seq
+        # order (no gap for the bridge to ask replays for).
+        self._hold_until = self._started + hold_s
         self._all_connected = False
         self._progress = Progress("connected")  # start-up and reconnect storms, a line every few seconds
         # Checkpoints and the horizon are written by the outbox's writer thread; held readings, backlogs and replays
@@ -440,7 +449,7 @@ class FleetLoop:
         self._check_writer()
         now = self.wall()
         self._connect_due(now)
-        if now >= self._next_step:
+        if now >= self._next_step and now >= self._hold_until:
             self._step(now)
             # Catching up: the next step at once, as before (not while the horizon holds the meters back).
             behind = (self._due.next_at() or now + 1.0) <= now and not self._held_by_horizon
@@ -472,6 +481,8 @@ class FleetLoop:
                 log.info("all %d meters connected after %.1f s", len(self.links), now - self._started)
         wake = min(self._due.next_at() or now + MAX_WAIT_S, now + MAX_WAIT_S)
         wake = max(wake, self._next_step)
+        if now < self._hold_until:  # readings due but held: not a reason to wake at once
+            wake = max(wake, min(self._hold_until, now + MAX_WAIT_S))
         if self._connects.next_at() is not None:
             wake = min(wake, max(self._connects.next_at() or 0.0, self._pacer.next_at()))
         self._service(wake)
@@ -532,13 +543,15 @@ class FleetLoop:
             if link.delivery.backlog:
                 self._backlogged[meter.meter_id] = link
             if count:
+                offset = self._offsets[meter.meter_id]
+                # A warm-up's past readings, and those due while it was held, were never live: not counted.
+                dues = [d for d in (self.clock.wall_at(r.ts + 1 + offset) for r in readings) if d >= self._hold_until]
                 if live:
                     sent = self.wall()
-                    offset = self._offsets[meter.meter_id]
-                    for reading in readings:
-                        self.lateness.add(sent - self.clock.wall_at(reading.ts + 1 + offset))
+                    for due in dues:
+                        self.lateness.add(sent - due)
                 else:
-                    self.lateness.add_held(len(readings))
+                    self.lateness.add_held(len(dues))
 
     def _send_live(self, link: MeterLink, first: int, payloads: list[bytes]) -> None:
         """Publish a meter's new readings (seqs ``first``..), or hold them while it is not connected."""

@@ -85,10 +85,14 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The test process's environment without any FLEET_* variable but the test run's secret, plus ``extra``."""
+    """The test process's environment without any FLEET_* variable but the test run's secret and no warm-up, plus
+    ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
     env["PYTHONUNBUFFERED"] = "1"
     env["FLEET_MQTT_SECRET"] = str(fleet_secret())
+    # No warm-up (the simulator's default is a day of past data on a meter's first start): tests count a meter's
+    # readings from its first live second; a test of the warm-up sets FLEET_WARMUP or --warmup itself.
+    env["FLEET_WARMUP"] = "0"
     env.update(extra or {})
     return env
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from config.settings import BrokerAddress
 from simulator.clock import SimClock
 from simulator.fleet import build_meters, fleet_specs
@@ -102,3 +104,22 @@ def test_connects_are_paced() -> None:
         loop._connect_due(wall.now)
     assert len(attempted) == 200
     assert len(set(attempted)) == 200
+
+
+def test_a_warm_up_hold_steps_no_meter_until_it_ends_then_catches_up_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    wall = FakeWall()
+    warmup_s = 600  # the meters begin ten minutes in the past, as a warm-up builds them
+    meters = build_meters(fleet_specs(["A", "B", "C"], 3), 1, ZoneInfo("UTC"), T0 - warmup_s)
+    clock = SimClock(wall_origin=wall.now, sim_origin=T0, speed=1.0)
+    loop = FleetLoop(meters, BROKER, clock, wall=wall, hold_s=5.0)
+    monkeypatch.setattr(loop, "_connect_due", lambda now: None)  # nothing connects here
+    monkeypatch.setattr(loop, "_service", lambda until: None)  # no sockets to wait on
+    wall.now = 104.999
+    for _ in range(5):
+        loop._pass()
+    assert held(loop) == {}  # the whole past is due, and nothing was stepped
+    wall.now = 105.0
+    for _ in range(10):  # bounded: 200 readings per meter per pass, 605 due
+        loop._pass()
+    for link in loop.links.values():
+        assert list(link.delivery.backlog) == [[0, warmup_s + 4]]  # every second from T0 - 600 to T0 + 4, in order

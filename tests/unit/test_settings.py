@@ -29,6 +29,17 @@ def test_bridge_id() -> None:
     assert load_settings({"FLEET_BRIDGE_ID": " bridge-0 "}).bridge_id == "bridge-0"
 
 
+def test_readme_settings_table_lists_exactly_the_known_keys() -> None:
+    """Each FLEET_* key has its row in the README's settings table, and each row is a key the settings know."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| `(FLEET_[A-Z0-9_]+)` \|", readme, re.MULTILINE)
+    assert len(rows) == len(set(rows)), "a setting has two rows"
+    assert set(rows) == set(KNOWN_KEYS)
+
+
 def test_blank_values_mean_default() -> None:
     assert load_settings(dict.fromkeys(KNOWN_KEYS, "  ")) == load_settings({})
 
