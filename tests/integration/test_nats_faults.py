@@ -158,6 +158,10 @@ def _fleet(cluster: NatsCluster, root: Path) -> Iterator[Fleet]:
 def _check_and_report(fleet: Fleet, scenario: str) -> Figures:
     """Let the bridge repair its gaps while the meters run, stop the meters cleanly, wait for the bridge to hold
     everything, check that it holds each seq exactly once, and give the figures."""
+    # Stop only while every meter is connected and publishing: a meter between nodes at the stop keeps its held
+    # readings in its outbox for its next start, which this run does not have (seen once: a node reset one meter's
+    # connection 0.6 s before the stop, after the rolling restart had settled).
+    fleet.flowing(5, "every meter publishing before the stop")
     wait_until(lambda: all(row["gaps_open"] == 0 for row in fleet.api_meters().values()), WAIT_S, "no gap open")
     assert fleet.meters.stop(signal.SIGTERM) == 0, fleet.meters.log()[-3000:]
     last = {m: seq for m, (seq, _, _) in outbox_bounds(fleet.root / "meters").items()}
