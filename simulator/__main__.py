@@ -22,6 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from zoneinfo import ZoneInfo
 
+if __name__ == "__main__":
+    # numpy's OpenBLAS starts a thread per core at import that busy-waits for work for ~0.1 s (0.06 s of CPU on
+    # `import numpy` alone, 2 cores); nothing here multiplies matrices, so a program run of the simulator starts none.
+    # An importer (tests, benchmarks) is left as it is; a value set by the user is kept.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 
 from config.errors import ConfigError
