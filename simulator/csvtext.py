@@ -90,9 +90,12 @@ _tables: dict[str, Cells] = {}
 
 
 def _ints() -> Cells:
-    """The digits of ``0 .. INT_TABLE - 1``, built once."""
+    """The digits of ``0 .. INT_TABLE - 1``, built once: the four zero-padded digits without their leading zeros."""
     if "ints" not in _tables:
-        _tables["ints"] = _uint_digits(np.arange(INT_TABLE, dtype=np.int64))
+        n = np.full(INT_TABLE, 4, dtype=np.int64)
+        n[:1000], n[:100], n[:10] = 3, 2, 1
+        lo = _pad4() >> ((4 - n).astype(np.uint64) << np.uint64(3))
+        _tables["ints"] = Cells(lo, np.zeros(INT_TABLE, dtype=np.uint64), n)
     return _tables["ints"]
 
 
@@ -115,6 +118,36 @@ def _pad4() -> U64:
 
 def _take(table: Cells, index: npt.NDArray[np.intp] | I64) -> Cells:
     return Cells(table.lo[index], table.hi[index], table.n[index])
+
+
+def _counted_cells(first: int, count: int, sep: bytes) -> Cells | None:
+    """``first .. first + count - 1`` + a one-byte separator (a row index), a run of up to 10,000 numbers with the
+    same high digits at a time: their low four digits are a slice of a table, shifted past the high digits; no
+    division or lookup per number. None beyond 10**7 - 1 (more than 8 bytes) or for another separator."""
+    if len(sep) != 1 or first < 0 or first + count > 10**7:
+        return None
+    ints = _ints()
+    tail_key, small_key = f"pad4 {sep!r}", f"ints {sep!r}"
+    if tail_key not in _tables:  # four zero-padded digits + separator; the digits of 0..9,999 + separator
+        word = np.uint64(_word(sep))
+        _tables[tail_key] = Cells(_pad4() | (word << np.uint64(32)), ints.hi, np.full(INT_TABLE, 5))
+        _tables[small_key] = _append(ints, np.full(INT_TABLE, word), np.ones(INT_TABLE, dtype=np.int64))
+    tail, small = _tables[tail_key], _tables[small_key]
+    lo = np.empty(count, dtype=np.uint64)
+    n = np.empty(count, dtype=np.int64)
+    at = 0
+    while at < count:
+        high, low = divmod(first + at, INT_TABLE)
+        size = min(count - at, INT_TABLE - low)
+        if high == 0:
+            lo[at : at + size] = small.lo[low : low + size]
+            n[at : at + size] = small.n[low : low + size]
+        else:  # the high digits (at most 3), then the low four and the separator
+            np.left_shift(tail.lo[low : low + size], np.uint64(8 * int(ints.n[high])), out=lo[at : at + size])
+            lo[at : at + size] |= ints.lo[high]
+            n[at : at + size] = int(ints.n[high]) + 5
+        at += size
+    return Cells(lo, np.zeros(count, dtype=np.uint64), n)
 
 
 def uint_cells(values: I64, sep: bytes) -> Cells:
@@ -168,11 +201,23 @@ def _compose(k: I64, decimals: int, sep: bytes) -> Cells:
 
 
 def _fixed(decimals: int, sep: bytes, size: int) -> Cells:
-    """The texts of ``k / 10**decimals`` + separator for ``k`` in ``0 .. size - 1`` (at least), built once."""
+    """The texts of ``k / 10**decimals`` + separator for ``k`` in ``0 .. size - 1`` (at least), built once.
+
+    With 1 to 4 decimals the table is built whole (``FIXED_TABLE`` texts and up to the next whole number) at once, as
+    ``_compose`` would, without its division and lookups: ``k``'s integer part and fraction are a repeat and a tile of
+    the two tables."""
     key = f"fixed {decimals} {sep!r}"
     table = _tables.get(key)
     if table is None or len(table.n) < size:
-        table = _compose(np.arange(max(size, 1024), dtype=np.int64), decimals, sep)
+        unit = 10**decimals
+        if decimals >= 1 and unit <= FIXED_TABLE:  # integer parts below FIXED_TABLE / 10 < INT_TABLE
+            wholes, fractions = -(-FIXED_TABLE // unit), _fractions(decimals, sep)
+            ints = _ints()
+            zeros = np.zeros(wholes * unit, dtype=np.uint64)
+            head = Cells(np.repeat(ints.lo[:wholes], unit), zeros, np.repeat(ints.n[:wholes], unit))
+            table = _append(head, np.tile(fractions.lo, wholes), np.tile(fractions.n, wholes))
+        else:
+            table = _compose(np.arange(max(size, 1024), dtype=np.int64), decimals, sep)
         _tables[key] = table
     return table
 
@@ -402,7 +447,12 @@ def column_cells(column: Column, sep: bytes) -> list[Cells] | None:
         cells = fixed_cells(column.values, column.decimals, sep)
     elif isinstance(column, IntColumn):
         values = np.asarray(column.values, dtype=np.int64)
-        cells = uint_cells(values, sep) if not values.size or 0 <= values.min() <= values.max() < 10**15 else None
+        first, count = (int(values[0]), len(values)) if values.size else (0, 0)
+        cells = None
+        if count and int(values[-1]) == first + count - 1 and np.array_equal(values, np.arange(first, first + count)):
+            cells = _counted_cells(first, count, sep)  # a row index: 0, 1, 2, ...
+        if cells is None:
+            cells = uint_cells(values, sep) if not values.size or 0 <= values.min() <= values.max() < 10**15 else None
     elif isinstance(column, CodeColumn):
         cells = category_cells(column.codes, column.texts, sep)
     else:

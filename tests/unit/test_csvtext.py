@@ -133,6 +133,19 @@ def test_short_rows_and_one_column() -> None:
 
 
 @pytest.mark.parametrize(
+    ("first", "count"),
+    [(0, 25_000), (9_990, 30), (86_400, 86_400), (9_999_000, 1_000), (9_999_990, 20), (10**12, 3)],
+)
+@pytest.mark.parametrize("last", [False, True])
+def test_a_row_index_is_the_value_by_value_text(first: int, count: int, last: bool) -> None:
+    """Consecutive integers (a row index) are made a run of equal high digits at a time, up to 9,999,999."""
+    index = IntColumn(np.arange(first, first + count))
+    other = FloatColumn(np.linspace(0.0, 2.0, count), 4)
+    table = Table(("x", "i") if last else ("i", "x"), (other, index) if last else (index, other))
+    assert bytes(table_text(table)) == reference_text(table)
+
+
+@pytest.mark.parametrize(
     ("middle", "last"),
     [
         ([1_234_567.1234, 2.5], [12.3456, 0.5]),  # last cells of 4-8 bytes, rows of 15-23: stored as the rows' last 8
