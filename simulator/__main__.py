@@ -31,7 +31,6 @@ if __name__ == "__main__":
 import numpy as np
 
 from config.errors import ConfigError
-from config.fdlimit import check_fits, raise_soft_limit
 from config.households import CLASSIC_ORDER
 from config.logs import configure_logging
 from config.settings import (
@@ -350,6 +349,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _check_fd_limit(meters: int, key: str) -> None:
     """Raise the open-file limit to the hard limit, then refuse (before any meter connects) a fleet that cannot fit."""
+    from config.fdlimit import check_fits, raise_soft_limit  # run only
+
     limit = raise_soft_limit(log)
     what = f"one socket per meter for {meters} meters plus {FD_MARGIN} for the outbox database, logs and the selector"
     check_fits(meters + FD_MARGIN, limit.soft, key, what)
@@ -457,5 +458,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _exit_now(status: int) -> NoReturn:
+    """End a finished ``generate`` without the interpreter's teardown: its files are closed (and renamed) by then,
+    no thread is left, and the teardown only frees what the exit frees anyway (every module, ~8 ms). Logging's and
+    the standard streams' buffers are flushed first, as the normal exit does; nothing else is registered to run."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if _command(sys.argv[1:]) == "generate":
+        _exit_now(status)
+    sys.exit(status)
