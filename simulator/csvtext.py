@@ -515,19 +515,29 @@ def counted_lines(first: int, count: int, suffix: bytes) -> Lines:
 
 def splice(base: Lines, rows: npt.NDArray[np.intp], replacement: Lines) -> memoryview | bytes:
     """``base`` with its lines ``rows`` (ascending) replaced by the lines of ``replacement``, in order."""
+    return b"".join(splice_parts(base, rows, replacement))
+
+
+def splice_parts(base: Lines, rows: npt.NDArray[np.intp], replacement: Lines) -> list[memoryview | bytes]:
+    """``splice``'s text as the pieces to join: ``base`` up to the first replaced line, that line's replacement,
+    ``base`` from the next line up to the next replaced line, ... (two list comprehensions of slices: the fastest
+    Python way to make them, ~0.1 us a slice)."""
     if not len(rows):
-        return base.text
+        return [base.text]
     text, new = memoryview(base.text), memoryview(replacement.text)
-    starts = np.concatenate([[0], base.ends[:-1]])[rows].tolist()
-    stops = base.ends[rows].tolist()
-    new_ends = replacement.ends.tolist()
-    parts: list[memoryview] = []
-    done, new_start = 0, 0
-    for start, stop, new_end in zip(starts, stops, new_ends, strict=True):
-        parts += (text[done:start], new[new_start:new_end])
-        done, new_start = stop, new_end
-    parts.append(text[done:])
-    return b"".join(parts)
+    keep_starts = np.empty(len(rows) + 1, dtype=np.int64)  # the kept runs of base: [stop of the last replaced, start)
+    keep_starts[0] = 0
+    keep_starts[1:] = base.ends[rows]
+    keep_stops = np.empty(len(rows) + 1, dtype=np.int64)
+    keep_stops[:-1] = np.where(rows > 0, base.ends[rows - 1], 0)  # where each replaced line starts
+    keep_stops[-1] = len(text)
+    new_starts = np.empty(len(rows), dtype=np.int64)
+    new_starts[0] = 0
+    new_starts[1:] = replacement.ends[:-1]
+    parts: list[memoryview | bytes] = [text] * (2 * len(rows) + 1)
+    parts[0::2] = [text[start:stop] for start, stop in zip(keep_starts.tolist(), keep_stops.tolist(), strict=True)]
+    parts[1::2] = [new[start:stop] for start, stop in zip(new_starts.tolist(), replacement.ends.tolist(), strict=True)]
+    return parts
 
 
 def _texts(column: Column) -> list[str]:
