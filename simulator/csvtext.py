@@ -46,6 +46,13 @@ class Cells(NamedTuple):
     n: I64
 
 
+class Coded(NamedTuple):
+    """A column of few distinct texts (an appliance's on and off): ``texts`` and each row's index ``codes`` into it."""
+
+    codes: npt.NDArray[np.uint8]
+    texts: Cells
+
+
 def _word(text: bytes) -> int:
     return int.from_bytes(text.ljust(8, b"\0")[:8], "little")
 
@@ -319,11 +326,91 @@ def timestamp_cells(epoch_s: I64, sep: bytes) -> list[Cells]:
     return [head, tail]
 
 
-def _merged(columns: Sequence[Cells]) -> list[Cells]:
+FEW_ROWS: Final = 1024  # below this many rows a column is not looked at for few distinct values
+
+
+def _two_valued(values: FloatArray, decimals: int, sep: bytes) -> Coded | None:
+    """A column of at most two distinct values, bit for bit, as a code per row (0: the one with the lesser bits) into
+    their two texts: no lookup per row. None for any other column (most are told by their first 64 values)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < FEW_ROWS:
+        return None
+    bits = values.view(np.int64)  # bit patterns: 0.0 and -0.0 differ, as their texts do
+    head = bits[:64]
+    others = head[head != head[0]]
+    if others.size and bool((others != others[0]).any()):
+        return None
+    low, high = int(bits.min()), int(bits.max())
+    is_high = bits == high
+    if low != high and np.count_nonzero(is_high) + np.count_nonzero(bits == low) != len(bits):
+        return None
+    texts = fixed_cells(np.array([low, high], dtype=np.int64).view(np.float64), decimals, sep)
+    return None if texts is None else Coded(is_high.view(np.uint8), texts)
+
+
+def _combined(first: Coded, second: Coded) -> Coded | None:
+    """Two neighbouring coded columns as one (a code per pair of texts), if every pair fits in 16 bytes."""
+    size_1, size_2 = len(first.texts.n), len(second.texts.n)
+    if size_1 * size_2 > 256 or int(first.texts.n.max()) + int(second.texts.n.max()) > CELL_BYTES:
+        return None
+    pairs = _append2(_repeat(first.texts, size_2), _tile(second.texts, size_1))  # pair i * size_2 + j
+    codes = first.codes * np.uint8(size_2)
+    codes += second.codes
+    return Coded(codes, pairs)
+
+
+def _repeat(cells: Cells, times: int) -> Cells:
+    return Cells(np.repeat(cells.lo, times), np.repeat(cells.hi, times), np.repeat(cells.n, times))
+
+
+def _tile(cells: Cells, times: int) -> Cells:
+    return Cells(np.tile(cells.lo, times), np.tile(cells.hi, times), np.tile(cells.n, times))
+
+
+def _prefixed(coded: Coded, cells: Cells) -> Cells | None:
+    """A coded column whose texts have one length, followed by ``cells``: shifted by that length, a constant, with
+    the coded texts in front (for 8 bytes, ``1.5,0.0,``, no shift at all). None if the lengths differ or some row's
+    two do not fit in 16 bytes."""
+    length = int(coded.texts.n.max())
+    if int(coded.texts.n.min()) != length or length + int(cells.n.max(initial=0)) > CELL_BYTES:
+        return None
+    lo = coded.texts.lo[coded.codes]
+    if length < 8:
+        lo |= cells.lo << np.uint64(8 * length)
+        hi = cells.lo >> np.uint64(64 - 8 * length)
+        hi |= cells.hi << np.uint64(8 * length)  # zeros but where cells are over 8 bytes
+    elif length == 8:
+        hi = cells.lo.copy()  # the cells fit in 8 bytes
+    else:
+        hi = coded.texts.hi[coded.codes]
+        hi |= cells.lo << np.uint64(8 * (length - 8))
+    return Cells(lo, hi, cells.n + length)
+
+
+def _decoded(column: Cells | Coded) -> Cells:
+    if isinstance(column, Cells):
+        return column
+    return Cells(column.texts.lo[column.codes], column.texts.hi[column.codes], column.texts.n[column.codes])
+
+
+def _merged(columns: Sequence[Cells | Coded]) -> list[Cells]:
     """Neighbouring columns joined into one cell wherever every row's two fit in 16 bytes (``1.5,0.0,``): fewer,
-    longer cells, and storing a cell costs the same whatever its length."""
-    merged = [columns[0]]
-    for cells in columns[1:]:
+    longer cells, and storing a cell costs the same whatever its length.
+
+    Coded columns first: neighbouring ones are combined (a code per pair), and one followed by ordinary cells is put
+    in front of them (``_prefixed``); then the rest, left to right."""
+    staged: list[Cells | Coded] = []
+    for column in columns:
+        last = staged[-1] if staged else None
+        joined: Cells | Coded | None = None
+        if isinstance(last, Coded):
+            joined = _combined(last, column) if isinstance(column, Coded) else _prefixed(last, column)
+        if joined is None:
+            staged.append(column)
+        else:
+            staged[-1] = joined
+    merged = [_decoded(staged[0])]
+    for cells in map(_decoded, staged[1:]):
         last = merged[-1]
         if int((last.n + cells.n).max(initial=0)) <= CELL_BYTES:
             merged[-1] = _append(last, cells.lo, cells.n) if not cells.hi.any() else _append2(last, cells)
@@ -346,7 +433,7 @@ class Lines(NamedTuple):
     ends: I64
 
 
-def join(columns: Sequence[Cells]) -> Lines:
+def join(columns: Sequence[Cells | Coded]) -> Lines:
     """The lines of rows whose cells are ``columns`` (each one value per row), row by row, as one buffer.
 
     Column by column, each cell is stored as 16 bytes at its offset: its text, then zeros that the cells after it in
@@ -382,8 +469,10 @@ def _store_last(buffer: npt.NDArray[np.uint8], ends: I64, row_sizes: I64, cells:
     bytes before the cell are read back (the row's earlier cells are stored already) and written again unchanged.
     One read and one store of 8 bytes per row, inside the row: no store overlaps another. False if it does not apply.
     """
-    if len(ends) == 0 or int(cells.n.max()) > 8 or int(row_sizes.min()) < 8:
+    if len(ends) == 0 or int(row_sizes.min()) < 8:
         return False
+    if int(cells.n.max()) > 8:
+        return _store_last16(buffer, ends, row_sizes, cells)
     words = np.ndarray((len(buffer) - 7,), dtype=np.uint64, buffer=buffer, strides=(1,))  # one per byte offset
     where = ends - 8
     keep = (8 - cells.n).astype(np.uint64)
@@ -392,6 +481,26 @@ def _store_last(buffer: npt.NDArray[np.uint8], ends: I64, row_sizes: I64, cells:
     window &= (np.uint64(1) << keep) - np.uint64(1)
     window |= cells.lo << keep
     words[where] = window
+    return True
+
+
+def _store_last16(buffer: npt.NDArray[np.uint8], ends: I64, row_sizes: I64, cells: Cells) -> bool:
+    """``_store_last`` for last cells of 9 to 16 bytes (``1.5,0.0,2.9537\n``), as the 16 bytes that end each row
+    (two words: the first read back and kept before the cell, the second all the cell's). False unless every last
+    cell is over 8 bytes and every row at least 16."""
+    if int(cells.n.min()) <= 8 or int(row_sizes.min()) < CELL_BYTES:
+        return False
+    words = np.ndarray((len(buffer) - 7,), dtype=np.uint64, buffer=buffer, strides=(1,))  # one per byte offset
+    where = ends - CELL_BYTES
+    keep = (CELL_BYTES - cells.n).astype(np.uint64)
+    keep <<= np.uint64(3)  # bits of the first word before the cell (0 to 56)
+    first = words[where]
+    first &= (np.uint64(1) << keep) - np.uint64(1)
+    first |= cells.lo << keep
+    second = cells.lo >> (np.uint64(64) - keep)  # numpy shifts by 64 to 0: nothing of lo when nothing is kept
+    second |= cells.hi << keep
+    words[where] = first
+    words[where + 8] = second
     return True
 
 
@@ -441,10 +550,12 @@ def timestamp_text(epoch_s: int) -> str:
     return f"{moment.date().isoformat()} {moment:%H:%M:%S}Z"
 
 
-def column_cells(column: Column, sep: bytes) -> list[Cells] | None:
-    """A column's cells (two for a timestamp); None if a value is outside what the tables cover."""
+def column_cells(column: Column, sep: bytes) -> list[Cells | Coded] | None:
+    """A column's cells (two for a timestamp; coded if it has two values); None if a value is outside what the
+    tables cover."""
+    cells: Cells | Coded | None
     if isinstance(column, FloatColumn):
-        cells = fixed_cells(column.values, column.decimals, sep)
+        cells = _two_valued(column.values, column.decimals, sep) or fixed_cells(column.values, column.decimals, sep)
     elif isinstance(column, IntColumn):
         values = np.asarray(column.values, dtype=np.int64)
         first, count = (int(values[0]), len(values)) if values.size else (0, 0)
@@ -456,7 +567,8 @@ def column_cells(column: Column, sep: bytes) -> list[Cells] | None:
     elif isinstance(column, CodeColumn):
         cells = category_cells(column.codes, column.texts, sep)
     else:
-        return timestamp_cells(column.epoch_s, sep)
+        stamps: list[Cells | Coded] = [*timestamp_cells(column.epoch_s, sep)]
+        return stamps
     return None if cells is None else [cells]
 
 
@@ -464,7 +576,7 @@ def table_lines(table: Table) -> Lines:
     """The CSV lines of ``table``'s rows (no header)."""
     if table.num_rows == 0:
         return Lines(b"", np.zeros(0, dtype=np.int64))
-    cells: list[Cells] = []
+    cells: list[Cells | Coded] = []
     for j, column in enumerate(table.columns):
         mine = column_cells(column, b"\n" if j == len(table.columns) - 1 else b",")
         if mine is None:

@@ -145,6 +145,59 @@ def test_a_row_index_is_the_value_by_value_text(first: int, count: int, last: bo
     assert bytes(table_text(table)) == reference_text(table)
 
 
+TWO_VALUED = {  # columns of at most two values, bit for bit: coded, combined with their neighbours, stored together
+    "on_off": (0.0, 1.5),
+    "geyser": (0.0, 3.0),
+    "signed_zeros": (0.0, -0.0),
+    "missing": (float("nan"), 2.25),
+    "constant": (0.5, 0.5),
+    "long": (123_456.7891, 7.0),  # texts of 12 and 4 bytes
+    "spike": (0.0, 19.8276),  # beyond the whole-number table
+    "equal_lengths": (1.25, 2.75),
+    "wide": (1234.5678, 8765.4321),  # 10 bytes each: the cells after them start in the high word
+}
+
+
+@pytest.mark.parametrize(
+    "layout", ["pairs_then_values", "values_between", "coded_last", "coded_only", "long_rows", "single_codes"]
+)
+def test_two_valued_columns_are_the_value_by_value_text(layout: str) -> None:
+    rng = np.random.default_rng(len(layout))
+    rows = 3000
+
+    def two(name: str) -> FloatColumn:
+        low, high = TWO_VALUED[name]
+        return FloatColumn(np.where(rng.random(rows) < 0.5, low, high), 4)
+
+    values = FloatColumn(rng.uniform(0, 7, rows), 4)
+    large = FloatColumn(rng.uniform(100_000, 999_999, rows), 4)  # texts of 9 to 12 bytes
+    columns: dict[str, tuple[FloatColumn | IntColumn, ...]] = {
+        "pairs_then_values": (IntColumn(np.arange(rows)), two("on_off"), two("geyser"), values) * 2,
+        "values_between": (two("signed_zeros"), values, two("missing"), two("spike"), values, two("long"), values),
+        "coded_last": (values, two("on_off"), two("geyser")),
+        "coded_only": tuple(two(name) for name in TWO_VALUED),
+        "long_rows": (values, two("equal_lengths"), two("equal_lengths"), values, two("long"), two("constant")),
+        "single_codes": (
+            two("geyser"),
+            values,
+            two("wide"),
+            IntColumn(rng.integers(0, 1000, rows)),
+            two("on_off"),
+            large,
+        ),
+    }
+    table = Table(tuple(f"c{i}" for i in range(len(columns[layout]))), columns[layout])
+    assert bytes(table_text(table)) == reference_text(table)
+    assert table_lines(table).ends.tolist() == reference_lines(table).ends.tolist()
+
+
+def test_two_valued_columns_beyond_the_tables_fall_back() -> None:
+    column = FloatColumn(np.where(np.arange(2000) % 2 == 0, 1.0, np.inf), 1)
+    table = Table(("i", "x"), (IntColumn(np.arange(2000)), column))
+    assert bytes(table_text(table)) == reference_text(table)
+    assert bytes(table_text(table)).splitlines()[:2] == [b"0,1.0", b"1,inf"]
+
+
 @pytest.mark.parametrize(
     ("middle", "last"),
     [
