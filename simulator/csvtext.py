@@ -124,7 +124,8 @@ def _pad4() -> U64:
 
 
 def _take(table: Cells, index: npt.NDArray[np.intp] | I64) -> Cells:
-    return Cells(table.lo[index], table.hi[index], table.n[index])
+    """``table``'s cells at ``index`` (``take``: a little faster than indexing with an array)."""
+    return Cells(table.lo.take(index), table.hi.take(index), table.n.take(index))
 
 
 def _counted_cells(first: int, count: int, sep: bytes) -> Cells | None:
@@ -256,7 +257,7 @@ def fixed_cells(values: FloatArray, decimals: int, sep: bytes) -> Cells | None:
             table = _fixed(decimals, sep, int(top) + 1)
             k = scaled.astype(np.int64)
             if _narrow(table):  # texts of at most 8 bytes: the high words are zeros (calloc'ed: no pass)
-                return Cells(table.lo[k], np.zeros(len(k), dtype=np.uint64), table.n[k])
+                return Cells(table.lo.take(k), np.zeros(len(k), dtype=np.uint64), table.n.take(k))
             return _take(table, k)
     magnitude = np.abs(scaled)
     missing = np.isnan(scaled)
@@ -374,15 +375,16 @@ def _prefixed(coded: Coded, cells: Cells) -> Cells | None:
     length = int(coded.texts.n.max())
     if int(coded.texts.n.min()) != length or length + int(cells.n.max(initial=0)) > CELL_BYTES:
         return None
-    lo = coded.texts.lo[coded.codes]
+    index = coded.codes.astype(np.intp)  # taking with an index of bytes is twice as slow as with its copy as intp
+    lo = coded.texts.lo.take(index)
     if length < 8:
         lo |= cells.lo << np.uint64(8 * length)
         hi = cells.lo >> np.uint64(64 - 8 * length)
         hi |= cells.hi << np.uint64(8 * length)  # zeros but where cells are over 8 bytes
     elif length == 8:
-        hi = cells.lo.copy()  # the cells fit in 8 bytes
+        hi = cells.lo  # the cells fit in 8 bytes (shared, not copied: cells are never changed in place once made)
     else:
-        hi = coded.texts.hi[coded.codes]
+        hi = coded.texts.hi.take(index)
         hi |= cells.lo << np.uint64(8 * (length - 8))
     return Cells(lo, hi, cells.n + length)
 
@@ -390,7 +392,7 @@ def _prefixed(coded: Coded, cells: Cells) -> Cells | None:
 def _decoded(column: Cells | Coded) -> Cells:
     if isinstance(column, Cells):
         return column
-    return Cells(column.texts.lo[column.codes], column.texts.hi[column.codes], column.texts.n[column.codes])
+    return _take(column.texts, column.codes.astype(np.intp))
 
 
 def _merged(columns: Sequence[Cells | Coded]) -> list[Cells]:
