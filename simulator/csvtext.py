@@ -336,11 +336,11 @@ def _two_valued(values: FloatArray, decimals: int, sep: bytes) -> Coded | None:
     values = np.asarray(values, dtype=np.float64)
     if len(values) < FEW_ROWS:
         return None
-    bits = values.view(np.int64)  # bit patterns: 0.0 and -0.0 differ, as their texts do
-    head = bits[:64]
+    head = values[:64].view(np.int64)  # bit patterns: 0.0 and -0.0 differ, as their texts do
     others = head[head != head[0]]
     if others.size and bool((others != others[0]).any()):
         return None
+    bits = np.ascontiguousarray(values).view(np.int64)  # a column of a chunk is strided: one pass to copy, then fast
     low, high = int(bits.min()), int(bits.max())
     is_high = bits == high
     if low != high and np.count_nonzero(is_high) + np.count_nonzero(bits == low) != len(bits):
