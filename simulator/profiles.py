@@ -74,10 +74,12 @@ def day_keyed_uniform(seed: int, meter_key: MeterKey, start_s: int, n: int, low:
 
 
 def _schedule(hours: IntArray, blocks: tuple[tuple[int, int], ...], level_kw: float) -> FloatArray:
-    on = np.zeros(hours.shape, dtype=bool)
+    hour = np.arange(24)
+    on = np.zeros(24, dtype=bool)
     for start, end in blocks:
-        on |= (hours >= start) & (hours < end)
-    return np.where(on, level_kw, 0.0).astype(np.float64, copy=False)  # float64 already: no second copy
+        on |= (hour >= start) & (hour < end)
+    # the level of each hour of the day, looked up per second (one pass, not a comparison per block and a where)
+    return np.where(on, level_kw, 0.0).astype(np.float64, copy=False).take(hours)
 
 
 def classic(household: Household, start_s: int, n: int, tz: ZoneInfo, rng: np.random.Generator) -> ProfileBlock:
