@@ -7,8 +7,10 @@ the shortest form that reads back exactly, always with a decimal point or an exp
 How: every value becomes a *cell*, its text followed by its separator (``,``, or ``\\n`` at the end of a line), at most
 16 bytes, held as two little-endian 64-bit words (text left-aligned, zero bytes after it) and a length. Texts come
 from lookup tables (the digits of ``0..9999``, ``k / 10**d`` for small ``k``, the fractions ``.0`` to ``.9999``, the
-minutes and seconds of a day) and 64-bit shifts. ``join`` lays a table's cells end to end in one buffer, a column at
-a time: one indexed assignment stores a column's cells at their offsets (from the cumulative sum of the row lengths).
+minutes and seconds of a day) and 64-bit shifts. A column of two values (an appliance on or off) is *coded* instead:
+a 0/1 per row into its two texts; neighbouring coded columns become one code into the texts of each pair, looked up
+once and put in front of the next cell. ``join`` lays a table's cells end to end in one buffer, a column at a time: one
+indexed assignment stores a column's cells at their offsets (from the cumulative sum of the row lengths).
 ``counted_lines`` and ``splice`` make a file that differs from another only on some lines (the seed layout's with-errors
 and error-types files) by copying the rest.
 
