@@ -610,13 +610,19 @@ def counted_lines(first: int, count: int, suffix: bytes) -> Lines:
     offset = 0
     for low, high, width in widths:
         size, rows = width + len(suffix), high - low
-        numbers = np.arange(low, high, dtype=np.int64)
         if width <= 8 and size >= 8:  # the digits as one word, then the suffix over the word's spare bytes
-            high4, low4 = np.divmod(numbers, 10_000)
-            digits = _pad4()[high4] | (_pad4()[low4] << np.uint64(32))  # 8 zero-padded digits, most significant first
+            digits = np.empty(rows, dtype=np.uint64)  # 8 zero-padded digits, most significant first
+            pad4, at = _pad4(), 0
+            while at < rows:  # a run of equal high four digits at a time: the low four are a slice of the table
+                high4, low4 = divmod(low + at, 10_000)
+                run = min(rows - at, 10_000 - low4)
+                np.left_shift(pad4[low4 : low4 + run], np.uint64(32), out=digits[at : at + run])
+                digits[at : at + run] |= pad4[high4]
+                at += run
             digits >>= np.uint64(8 * (8 - width))
             np.ndarray((rows,), dtype=np.uint64, buffer=buffer, offset=offset, strides=(size,))[:] = digits
         else:  # rare (short lines, or 10**8 rows and more): a digit at a time
+            numbers = np.arange(low, high, dtype=np.int64)
             matrix = np.ndarray((rows, width), dtype=np.uint8, buffer=buffer, offset=offset, strides=(size, 1))
             for j in range(width):
                 matrix[:, width - 1 - j] = (numbers // 10**j) % 10 + 48

@@ -246,6 +246,13 @@ def test_counted_lines_and_splice() -> None:
     assert bytes(splice(base, np.array([], dtype=np.intp), table_lines(table))) == bytes(base.text)
 
 
+@pytest.mark.parametrize(("first", "count"), [(0, 86_400), (9_990, 20_030), (99_999_990, 20)])
+def test_counted_lines_across_runs_of_high_digits(first: int, count: int) -> None:
+    """A day's row index (and beyond 10,000s and 10**8): the low four digits of each run of equal high ones."""
+    lines = counted_lines(first, count, b",none,none\n")
+    assert bytes(lines.text) == b"".join(b"%d,none,none\n" % k for k in range(first, first + count))
+
+
 def test_lines_end_where_the_reference_lines_end() -> None:
     table = random_table(np.random.default_rng(7), 300, 100.0)
     lines = table_lines(table)
