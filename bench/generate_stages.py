@@ -11,8 +11,10 @@ three seed-layout files, and writing them to a temporary directory. Interpreter 
 
 from __future__ import annotations
 
+import os
 import time
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `python -m simulator` sets it (no busy-waiting BLAS threads)
 STARTED = time.perf_counter()
 
 import numpy  # noqa: E402,F401  (timed: the first import of numpy in this process)

@@ -7,8 +7,10 @@ the shortest form that reads back exactly, always with a decimal point or an exp
 How: every value becomes a *cell*, its text followed by its separator (``,``, or ``\\n`` at the end of a line), at most
 16 bytes, held as two little-endian 64-bit words (text left-aligned, zero bytes after it) and a length. Texts come
 from lookup tables (the digits of ``0..9999``, ``k / 10**d`` for small ``k``, the fractions ``.0`` to ``.9999``, the
-minutes and seconds of a day) and 64-bit shifts. ``join`` lays a table's cells end to end in one buffer, a column at
-a time: one indexed assignment stores a column's cells at their offsets (from the cumulative sum of the row lengths).
+minutes and seconds of a day) and 64-bit shifts. A column of two values (an appliance on or off) is *coded* instead:
+a 0/1 per row into its two texts; neighbouring coded columns become one code into the texts of each pair, looked up
+once and put in front of the next cell. ``join`` lays a table's cells end to end in one buffer, a column at a time: one
+indexed assignment stores a column's cells at their offsets (from the cumulative sum of the row lengths).
 ``counted_lines`` and ``splice`` make a file that differs from another only on some lines (the seed layout's with-errors
 and error-types files) by copying the rest.
 
@@ -44,6 +46,13 @@ class Cells(NamedTuple):
     lo: U64
     hi: U64
     n: I64
+
+
+class Coded(NamedTuple):
+    """A column of few distinct texts (an appliance's on and off): ``texts`` and each row's index ``codes`` into it."""
+
+    codes: npt.NDArray[np.uint8]
+    texts: Cells
 
 
 def _word(text: bytes) -> int:
@@ -90,9 +99,12 @@ _tables: dict[str, Cells] = {}
 
 
 def _ints() -> Cells:
-    """The digits of ``0 .. INT_TABLE - 1``, built once."""
+    """The digits of ``0 .. INT_TABLE - 1``, built once: the four zero-padded digits without their leading zeros."""
     if "ints" not in _tables:
-        _tables["ints"] = _uint_digits(np.arange(INT_TABLE, dtype=np.int64))
+        n = np.full(INT_TABLE, 4, dtype=np.int64)
+        n[:1000], n[:100], n[:10] = 3, 2, 1
+        lo = _pad4() >> ((4 - n).astype(np.uint64) << np.uint64(3))
+        _tables["ints"] = Cells(lo, np.zeros(INT_TABLE, dtype=np.uint64), n)
     return _tables["ints"]
 
 
@@ -114,7 +126,38 @@ def _pad4() -> U64:
 
 
 def _take(table: Cells, index: npt.NDArray[np.intp] | I64) -> Cells:
-    return Cells(table.lo[index], table.hi[index], table.n[index])
+    """``table``'s cells at ``index`` (``take``: a little faster than indexing with an array)."""
+    return Cells(table.lo.take(index), table.hi.take(index), table.n.take(index))
+
+
+def _counted_cells(first: int, count: int, sep: bytes) -> Cells | None:
+    """``first .. first + count - 1`` + a one-byte separator (a row index), a run of up to 10,000 numbers with the
+    same high digits at a time: their low four digits are a slice of a table, shifted past the high digits; no
+    division or lookup per number. None beyond 10**7 - 1 (more than 8 bytes) or for another separator."""
+    if len(sep) != 1 or first < 0 or first + count > 10**7:
+        return None
+    ints = _ints()
+    tail_key, small_key = f"pad4 {sep!r}", f"ints {sep!r}"
+    if tail_key not in _tables:  # four zero-padded digits + separator; the digits of 0..9,999 + separator
+        word = np.uint64(_word(sep))
+        _tables[tail_key] = Cells(_pad4() | (word << np.uint64(32)), ints.hi, np.full(INT_TABLE, 5))
+        _tables[small_key] = _append(ints, np.full(INT_TABLE, word), np.ones(INT_TABLE, dtype=np.int64))
+    tail, small = _tables[tail_key], _tables[small_key]
+    lo = np.empty(count, dtype=np.uint64)
+    n = np.empty(count, dtype=np.int64)
+    at = 0
+    while at < count:
+        high, low = divmod(first + at, INT_TABLE)
+        size = min(count - at, INT_TABLE - low)
+        if high == 0:
+            lo[at : at + size] = small.lo[low : low + size]
+            n[at : at + size] = small.n[low : low + size]
+        else:  # the high digits (at most 3), then the low four and the separator
+            np.left_shift(tail.lo[low : low + size], np.uint64(8 * int(ints.n[high])), out=lo[at : at + size])
+            lo[at : at + size] |= ints.lo[high]
+            n[at : at + size] = int(ints.n[high]) + 5
+        at += size
+    return Cells(lo, np.zeros(count, dtype=np.uint64), n)
 
 
 def uint_cells(values: I64, sep: bytes) -> Cells:
@@ -168,11 +211,23 @@ def _compose(k: I64, decimals: int, sep: bytes) -> Cells:
 
 
 def _fixed(decimals: int, sep: bytes, size: int) -> Cells:
-    """The texts of ``k / 10**decimals`` + separator for ``k`` in ``0 .. size - 1`` (at least), built once."""
+    """The texts of ``k / 10**decimals`` + separator for ``k`` in ``0 .. size - 1`` (at least), built once.
+
+    With 1 to 4 decimals the table is built whole (``FIXED_TABLE`` texts and up to the next whole number) at once, as
+    ``_compose`` would, without its division and lookups: ``k``'s integer part and fraction are a repeat and a tile of
+    the two tables."""
     key = f"fixed {decimals} {sep!r}"
     table = _tables.get(key)
     if table is None or len(table.n) < size:
-        table = _compose(np.arange(max(size, 1024), dtype=np.int64), decimals, sep)
+        unit = 10**decimals
+        if decimals >= 1 and unit <= FIXED_TABLE:  # integer parts below FIXED_TABLE / 10 < INT_TABLE
+            wholes, fractions = -(-FIXED_TABLE // unit), _fractions(decimals, sep)
+            ints = _ints()
+            zeros = np.zeros(wholes * unit, dtype=np.uint64)
+            head = Cells(np.repeat(ints.lo[:wholes], unit), zeros, np.repeat(ints.n[:wholes], unit))
+            table = _append(head, np.tile(fractions.lo, wholes), np.tile(fractions.n, wholes))
+        else:
+            table = _compose(np.arange(max(size, 1024), dtype=np.int64), decimals, sep)
         _tables[key] = table
     return table
 
@@ -204,7 +259,7 @@ def fixed_cells(values: FloatArray, decimals: int, sep: bytes) -> Cells | None:
             table = _fixed(decimals, sep, int(top) + 1)
             k = scaled.astype(np.int64)
             if _narrow(table):  # texts of at most 8 bytes: the high words are zeros (calloc'ed: no pass)
-                return Cells(table.lo[k], np.zeros(len(k), dtype=np.uint64), table.n[k])
+                return Cells(table.lo.take(k), np.zeros(len(k), dtype=np.uint64), table.n.take(k))
             return _take(table, k)
     magnitude = np.abs(scaled)
     missing = np.isnan(scaled)
@@ -274,11 +329,92 @@ def timestamp_cells(epoch_s: I64, sep: bytes) -> list[Cells]:
     return [head, tail]
 
 
-def _merged(columns: Sequence[Cells]) -> list[Cells]:
+FEW_ROWS: Final = 1024  # below this many rows a column is not looked at for few distinct values
+
+
+def _two_valued(values: FloatArray, decimals: int, sep: bytes) -> Coded | None:
+    """A column of at most two distinct values, bit for bit, as a code per row (0: the one with the lesser bits) into
+    their two texts: no lookup per row. None for any other column (most are told by their first 64 values)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < FEW_ROWS:
+        return None
+    head = values[:64].view(np.int64)  # bit patterns: 0.0 and -0.0 differ, as their texts do
+    others = head[head != head[0]]
+    if others.size and bool((others != others[0]).any()):
+        return None
+    bits = np.ascontiguousarray(values).view(np.int64)  # a column of a chunk is strided: one pass to copy, then fast
+    low, high = int(bits.min()), int(bits.max())
+    is_high = bits == high
+    if low != high and np.count_nonzero(is_high) + np.count_nonzero(bits == low) != len(bits):
+        return None
+    texts = fixed_cells(np.array([low, high], dtype=np.int64).view(np.float64), decimals, sep)
+    return None if texts is None else Coded(is_high.view(np.uint8), texts)
+
+
+def _combined(first: Coded, second: Coded) -> Coded | None:
+    """Two neighbouring coded columns as one (a code per pair of texts), if every pair fits in 16 bytes."""
+    size_1, size_2 = len(first.texts.n), len(second.texts.n)
+    if size_1 * size_2 > 256 or int(first.texts.n.max()) + int(second.texts.n.max()) > CELL_BYTES:
+        return None
+    pairs = _append2(_repeat(first.texts, size_2), _tile(second.texts, size_1))  # pair i * size_2 + j
+    codes = first.codes * np.uint8(size_2)
+    codes += second.codes
+    return Coded(codes, pairs)
+
+
+def _repeat(cells: Cells, times: int) -> Cells:
+    return Cells(np.repeat(cells.lo, times), np.repeat(cells.hi, times), np.repeat(cells.n, times))
+
+
+def _tile(cells: Cells, times: int) -> Cells:
+    return Cells(np.tile(cells.lo, times), np.tile(cells.hi, times), np.tile(cells.n, times))
+
+
+def _prefixed(coded: Coded, cells: Cells) -> Cells | None:
+    """A coded column whose texts have one length, followed by ``cells``: shifted by that length, a constant, with
+    the coded texts in front (for 8 bytes, ``1.5,0.0,``, no shift at all). None if the lengths differ or some row's
+    two do not fit in 16 bytes."""
+    length = int(coded.texts.n.max())
+    if int(coded.texts.n.min()) != length or length + int(cells.n.max(initial=0)) > CELL_BYTES:
+        return None
+    index = coded.codes.astype(np.intp)  # taking with an index of bytes is twice as slow as with its copy as intp
+    lo = coded.texts.lo.take(index)
+    if length < 8:
+        lo |= cells.lo << np.uint64(8 * length)
+        hi = cells.lo >> np.uint64(64 - 8 * length)
+        hi |= cells.hi << np.uint64(8 * length)  # zeros but where cells are over 8 bytes
+    elif length == 8:
+        hi = cells.lo  # the cells fit in 8 bytes (shared, not copied: cells are never changed in place once made)
+    else:
+        hi = coded.texts.hi.take(index)
+        hi |= cells.lo << np.uint64(8 * (length - 8))
+    return Cells(lo, hi, cells.n + length)
+
+
+def _decoded(column: Cells | Coded) -> Cells:
+    if isinstance(column, Cells):
+        return column
+    return _take(column.texts, column.codes.astype(np.intp))
+
+
+def _merged(columns: Sequence[Cells | Coded]) -> list[Cells]:
     """Neighbouring columns joined into one cell wherever every row's two fit in 16 bytes (``1.5,0.0,``): fewer,
-    longer cells, and storing a cell costs the same whatever its length."""
-    merged = [columns[0]]
-    for cells in columns[1:]:
+    longer cells, and storing a cell costs the same whatever its length.
+
+    Coded columns first: neighbouring ones are combined (a code per pair), and one followed by ordinary cells is put
+    in front of them (``_prefixed``); then the rest, left to right."""
+    staged: list[Cells | Coded] = []
+    for column in columns:
+        last = staged[-1] if staged else None
+        joined: Cells | Coded | None = None
+        if isinstance(last, Coded):
+            joined = _combined(last, column) if isinstance(column, Coded) else _prefixed(last, column)
+        if joined is None:
+            staged.append(column)
+        else:
+            staged[-1] = joined
+    merged = [_decoded(staged[0])]
+    for cells in map(_decoded, staged[1:]):
         last = merged[-1]
         if int((last.n + cells.n).max(initial=0)) <= CELL_BYTES:
             merged[-1] = _append(last, cells.lo, cells.n) if not cells.hi.any() else _append2(last, cells)
@@ -301,7 +437,7 @@ class Lines(NamedTuple):
     ends: I64
 
 
-def join(columns: Sequence[Cells]) -> Lines:
+def join(columns: Sequence[Cells | Coded]) -> Lines:
     """The lines of rows whose cells are ``columns`` (each one value per row), row by row, as one buffer.
 
     Column by column, each cell is stored as 16 bytes at its offset: its text, then zeros that the cells after it in
@@ -337,8 +473,10 @@ def _store_last(buffer: npt.NDArray[np.uint8], ends: I64, row_sizes: I64, cells:
     bytes before the cell are read back (the row's earlier cells are stored already) and written again unchanged.
     One read and one store of 8 bytes per row, inside the row: no store overlaps another. False if it does not apply.
     """
-    if len(ends) == 0 or int(cells.n.max()) > 8 or int(row_sizes.min()) < 8:
+    if len(ends) == 0 or int(row_sizes.min()) < 8:
         return False
+    if int(cells.n.max()) > 8:
+        return _store_last16(buffer, ends, row_sizes, cells)
     words = np.ndarray((len(buffer) - 7,), dtype=np.uint64, buffer=buffer, strides=(1,))  # one per byte offset
     where = ends - 8
     keep = (8 - cells.n).astype(np.uint64)
@@ -347,6 +485,26 @@ def _store_last(buffer: npt.NDArray[np.uint8], ends: I64, row_sizes: I64, cells:
     window &= (np.uint64(1) << keep) - np.uint64(1)
     window |= cells.lo << keep
     words[where] = window
+    return True
+
+
+def _store_last16(buffer: npt.NDArray[np.uint8], ends: I64, row_sizes: I64, cells: Cells) -> bool:
+    """``_store_last`` for last cells of 9 to 16 bytes (``1.5,0.0,2.9537\n``), as the 16 bytes that end each row
+    (two words: the first read back and kept before the cell, the second all the cell's). False unless every last
+    cell is over 8 bytes and every row at least 16."""
+    if int(cells.n.min()) <= 8 or int(row_sizes.min()) < CELL_BYTES:
+        return False
+    words = np.ndarray((len(buffer) - 7,), dtype=np.uint64, buffer=buffer, strides=(1,))  # one per byte offset
+    where = ends - CELL_BYTES
+    keep = (CELL_BYTES - cells.n).astype(np.uint64)
+    keep <<= np.uint64(3)  # bits of the first word before the cell (0 to 56)
+    first = words[where]
+    first &= (np.uint64(1) << keep) - np.uint64(1)
+    first |= cells.lo << keep
+    second = cells.lo >> (np.uint64(64) - keep)  # numpy shifts by 64 to 0: nothing of lo when nothing is kept
+    second |= cells.hi << keep
+    words[where] = first
+    words[where + 8] = second
     return True
 
 
@@ -396,17 +554,25 @@ def timestamp_text(epoch_s: int) -> str:
     return f"{moment.date().isoformat()} {moment:%H:%M:%S}Z"
 
 
-def column_cells(column: Column, sep: bytes) -> list[Cells] | None:
-    """A column's cells (two for a timestamp); None if a value is outside what the tables cover."""
+def column_cells(column: Column, sep: bytes) -> list[Cells | Coded] | None:
+    """A column's cells (two for a timestamp; coded if it has two values); None if a value is outside what the
+    tables cover."""
+    cells: Cells | Coded | None
     if isinstance(column, FloatColumn):
-        cells = fixed_cells(column.values, column.decimals, sep)
+        cells = _two_valued(column.values, column.decimals, sep) or fixed_cells(column.values, column.decimals, sep)
     elif isinstance(column, IntColumn):
         values = np.asarray(column.values, dtype=np.int64)
-        cells = uint_cells(values, sep) if not values.size or 0 <= values.min() <= values.max() < 10**15 else None
+        first, count = (int(values[0]), len(values)) if values.size else (0, 0)
+        cells = None
+        if count and int(values[-1]) == first + count - 1 and np.array_equal(values, np.arange(first, first + count)):
+            cells = _counted_cells(first, count, sep)  # a row index: 0, 1, 2, ...
+        if cells is None:
+            cells = uint_cells(values, sep) if not values.size or 0 <= values.min() <= values.max() < 10**15 else None
     elif isinstance(column, CodeColumn):
         cells = category_cells(column.codes, column.texts, sep)
     else:
-        return timestamp_cells(column.epoch_s, sep)
+        stamps: list[Cells | Coded] = [*timestamp_cells(column.epoch_s, sep)]
+        return stamps
     return None if cells is None else [cells]
 
 
@@ -414,7 +580,7 @@ def table_lines(table: Table) -> Lines:
     """The CSV lines of ``table``'s rows (no header)."""
     if table.num_rows == 0:
         return Lines(b"", np.zeros(0, dtype=np.int64))
-    cells: list[Cells] = []
+    cells: list[Cells | Coded] = []
     for j, column in enumerate(table.columns):
         mine = column_cells(column, b"\n" if j == len(table.columns) - 1 else b",")
         if mine is None:
@@ -444,13 +610,19 @@ def counted_lines(first: int, count: int, suffix: bytes) -> Lines:
     offset = 0
     for low, high, width in widths:
         size, rows = width + len(suffix), high - low
-        numbers = np.arange(low, high, dtype=np.int64)
         if width <= 8 and size >= 8:  # the digits as one word, then the suffix over the word's spare bytes
-            high4, low4 = np.divmod(numbers, 10_000)
-            digits = _pad4()[high4] | (_pad4()[low4] << np.uint64(32))  # 8 zero-padded digits, most significant first
+            digits = np.empty(rows, dtype=np.uint64)  # 8 zero-padded digits, most significant first
+            pad4, at = _pad4(), 0
+            while at < rows:  # a run of equal high four digits at a time: the low four are a slice of the table
+                high4, low4 = divmod(low + at, 10_000)
+                run = min(rows - at, 10_000 - low4)
+                np.left_shift(pad4[low4 : low4 + run], np.uint64(32), out=digits[at : at + run])
+                digits[at : at + run] |= pad4[high4]
+                at += run
             digits >>= np.uint64(8 * (8 - width))
             np.ndarray((rows,), dtype=np.uint64, buffer=buffer, offset=offset, strides=(size,))[:] = digits
         else:  # rare (short lines, or 10**8 rows and more): a digit at a time
+            numbers = np.arange(low, high, dtype=np.int64)
             matrix = np.ndarray((rows, width), dtype=np.uint8, buffer=buffer, offset=offset, strides=(size, 1))
             for j in range(width):
                 matrix[:, width - 1 - j] = (numbers // 10**j) % 10 + 48
@@ -465,19 +637,29 @@ def counted_lines(first: int, count: int, suffix: bytes) -> Lines:
 
 def splice(base: Lines, rows: npt.NDArray[np.intp], replacement: Lines) -> memoryview | bytes:
     """``base`` with its lines ``rows`` (ascending) replaced by the lines of ``replacement``, in order."""
+    return b"".join(splice_parts(base, rows, replacement))
+
+
+def splice_parts(base: Lines, rows: npt.NDArray[np.intp], replacement: Lines) -> list[memoryview | bytes]:
+    """``splice``'s text as the pieces to join: ``base`` up to the first replaced line, that line's replacement,
+    ``base`` from the next line up to the next replaced line, ... (two list comprehensions of slices: the fastest
+    Python way to make them, ~0.1 us a slice)."""
     if not len(rows):
-        return base.text
+        return [base.text]
     text, new = memoryview(base.text), memoryview(replacement.text)
-    starts = np.concatenate([[0], base.ends[:-1]])[rows].tolist()
-    stops = base.ends[rows].tolist()
-    new_ends = replacement.ends.tolist()
-    parts: list[memoryview] = []
-    done, new_start = 0, 0
-    for start, stop, new_end in zip(starts, stops, new_ends, strict=True):
-        parts += (text[done:start], new[new_start:new_end])
-        done, new_start = stop, new_end
-    parts.append(text[done:])
-    return b"".join(parts)
+    keep_starts = np.empty(len(rows) + 1, dtype=np.int64)  # the kept runs of base: [stop of the last replaced, start)
+    keep_starts[0] = 0
+    keep_starts[1:] = base.ends[rows]
+    keep_stops = np.empty(len(rows) + 1, dtype=np.int64)
+    keep_stops[:-1] = np.where(rows > 0, base.ends[rows - 1], 0)  # where each replaced line starts
+    keep_stops[-1] = len(text)
+    new_starts = np.empty(len(rows), dtype=np.int64)
+    new_starts[0] = 0
+    new_starts[1:] = replacement.ends[:-1]
+    parts: list[memoryview | bytes] = [text] * (2 * len(rows) + 1)
+    parts[0::2] = [text[start:stop] for start, stop in zip(keep_starts.tolist(), keep_stops.tolist(), strict=True)]
+    parts[1::2] = [new[start:stop] for start, stop in zip(new_starts.tolist(), replacement.ends.tolist(), strict=True)]
+    return parts
 
 
 def _texts(column: Column) -> list[str]:

@@ -114,8 +114,16 @@ def stack(block: ProfileBlock) -> FloatArray:
     return np.column_stack([block.ac_kw, block.geyser_kw, block.overall_kw]).astype(np.float64, copy=False)
 
 
-def inject(clean: FloatArray, start_s: int, config: FaultConfig, rng: np.random.Generator) -> FaultedBlock:
-    """Errors of one local day's clean values ``(n, 3)`` from its midnight ``start_s``; draws from ``rng`` in order."""
+def inject(
+    clean: FloatArray,
+    start_s: int,
+    config: FaultConfig,
+    rng: np.random.Generator,
+    out: tuple[FloatArray, CodeArray] | None = None,
+) -> FaultedBlock:
+    """Errors of one local day's clean values ``(n, 3)`` from its midnight ``start_s``; draws from ``rng`` in order.
+
+    ``out``: arrays of the same shape to write the faulted values and codes into (a chunk's rows: no copy later)."""
     n, width = clean.shape
     if config.every_s is not None:
         rows = np.repeat(np.arange(0, n, config.every_s), width)
@@ -127,8 +135,12 @@ def inject(clean: FloatArray, start_s: int, config: FaultConfig, rng: np.random.
     factors = rng.uniform(*SPIKE_FACTOR, size=len(rows))
     runs = rng.integers(config.stuck_s[0], config.stuck_s[1] + 1, size=len(rows))
 
-    values = clean.copy()
-    codes = np.zeros((n, width), dtype=np.int8)
+    if out is None:
+        values, codes = clean.copy(), np.zeros((n, width), dtype=np.int8)
+    else:
+        values, codes = out
+        values[...] = clean
+        codes[...] = 0
     stuck = kinds == ErrorType.STUCK
     for col in range(width):
         mine = stuck & (cols == col)
@@ -166,10 +178,17 @@ def _hold(
 
 
 def fault_day(
-    clean: FloatArray, config: FaultConfig, seed: int, meter_key: MeterKey, day: date, start_s: int
+    clean: FloatArray,
+    config: FaultConfig,
+    seed: int,
+    meter_key: MeterKey,
+    day: date,
+    start_s: int,
+    out: tuple[FloatArray, CodeArray] | None = None,
 ) -> FaultedBlock:
-    """Errors of one meter's whole local ``day`` (clean values from its local midnight ``start_s``)."""
-    return inject(clean, start_s, config, rng_for(seed, Purpose.FAULTS, meter_key, day.toordinal()))
+    """Errors of one meter's whole local ``day`` (clean values from its local midnight ``start_s``; ``out``: see
+    ``inject``)."""
+    return inject(clean, start_s, config, rng_for(seed, Purpose.FAULTS, meter_key, day.toordinal()), out)
 
 
 def faulted_seconds(

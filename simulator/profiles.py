@@ -15,6 +15,7 @@ Every profile is a ``MeterProfile``: ``block(start_s, n)`` gives any stretch of 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
@@ -73,10 +74,12 @@ def day_keyed_uniform(seed: int, meter_key: MeterKey, start_s: int, n: int, low:
 
 
 def _schedule(hours: IntArray, blocks: tuple[tuple[int, int], ...], level_kw: float) -> FloatArray:
-    on = np.zeros(hours.shape, dtype=bool)
+    hour = np.arange(24)
+    on = np.zeros(24, dtype=bool)
     for start, end in blocks:
-        on |= (hours >= start) & (hours < end)
-    return np.where(on, level_kw, 0.0).astype(np.float64, copy=False)  # float64 already: no second copy
+        on |= (hour >= start) & (hour < end)
+    # the level of each hour of the day, looked up per second (one pass, not a comparison per block and a where)
+    return np.where(on, level_kw, 0.0).astype(np.float64, copy=False).take(hours)
 
 
 def classic(household: Household, start_s: int, n: int, tz: ZoneInfo, rng: np.random.Generator) -> ProfileBlock:
@@ -87,9 +90,17 @@ def classic(household: Household, start_s: int, n: int, tz: ZoneInfo, rng: np.ra
     return ProfileBlock(start_s, ac, geyser, overall)
 
 
+@lru_cache(maxsize=8)  # pure: the meters of a chunk ask for the same day (1 ms of divisions a meter-day)
+def _hours(start_s: int, n: int, tz: ZoneInfo) -> IntArray:
+    """Local hour of day of each second ``start_s .. start_s + n - 1`` (read-only: it is shared)."""
+    hours = local_hours(np.arange(start_s, start_s + n, dtype=np.int64), tz)
+    hours.flags.writeable = False
+    return hours
+
+
 def classic_levels(household: Household, start_s: int, n: int, tz: ZoneInfo) -> tuple[FloatArray, FloatArray]:
     """AC and Geyser kW of seconds ``start_s .. start_s + n - 1`` under the classic hourly schedule."""
-    hours = local_hours(np.arange(start_s, start_s + n, dtype=np.int64), tz)
+    hours = _hours(start_s, n, tz)
     return (
         _schedule(hours, household.ac_hours, household.ac_kw),
         _schedule(hours, household.geyser_hours, household.geyser_kw),

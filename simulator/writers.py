@@ -130,7 +130,11 @@ def seed_texts(chunk_tables: dict[str, Table]) -> dict[str, bytes | memoryview]:
     first, count = int(index.values[0]), len(index.values)
     if not np.array_equal(index.values, np.arange(first, first + count)):
         return texts
-    changed = np.flatnonzero(np.any([c.codes != 0 for c in codes if isinstance(c, CodeColumn)], axis=0))
+    faulted = np.zeros(count, dtype=bool)  # where a value has an error: in place, no array per column
+    for column in codes:
+        if isinstance(column, CodeColumn):
+            np.logical_or(faulted, column.codes, out=faulted)
+    changed = np.flatnonzero(faulted)
     texts[ERRORS] = splice(clean, changed, table_lines(chunk_tables[ERRORS].take(changed)))
     nones = "".join(f",{c.texts[0]}" for c in codes if isinstance(c, CodeColumn))
     texts[ERROR_TYPES] = splice(

@@ -133,6 +133,72 @@ def test_short_rows_and_one_column() -> None:
 
 
 @pytest.mark.parametrize(
+    ("first", "count"),
+    [(0, 25_000), (9_990, 30), (86_400, 86_400), (9_999_000, 1_000), (9_999_990, 20), (10**12, 3)],
+)
+@pytest.mark.parametrize("last", [False, True])
+def test_a_row_index_is_the_value_by_value_text(first: int, count: int, last: bool) -> None:
+    """Consecutive integers (a row index) are made a run of equal high digits at a time, up to 9,999,999."""
+    index = IntColumn(np.arange(first, first + count))
+    other = FloatColumn(np.linspace(0.0, 2.0, count), 4)
+    table = Table(("x", "i") if last else ("i", "x"), (other, index) if last else (index, other))
+    assert bytes(table_text(table)) == reference_text(table)
+
+
+TWO_VALUED = {  # columns of at most two values, bit for bit: coded, combined with their neighbours, stored together
+    "on_off": (0.0, 1.5),
+    "geyser": (0.0, 3.0),
+    "signed_zeros": (0.0, -0.0),
+    "missing": (float("nan"), 2.25),
+    "constant": (0.5, 0.5),
+    "long": (123_456.7891, 7.0),  # texts of 12 and 4 bytes
+    "spike": (0.0, 19.8276),  # beyond the whole-number table
+    "equal_lengths": (1.25, 2.75),
+    "wide": (1234.5678, 8765.4321),  # 10 bytes each: the cells after them start in the high word
+}
+
+
+@pytest.mark.parametrize(
+    "layout", ["pairs_then_values", "values_between", "coded_last", "coded_only", "long_rows", "single_codes"]
+)
+def test_two_valued_columns_are_the_value_by_value_text(layout: str) -> None:
+    rng = np.random.default_rng(len(layout))
+    rows = 3000
+
+    def two(name: str) -> FloatColumn:
+        low, high = TWO_VALUED[name]
+        return FloatColumn(np.where(rng.random(rows) < 0.5, low, high), 4)
+
+    values = FloatColumn(rng.uniform(0, 7, rows), 4)
+    large = FloatColumn(rng.uniform(100_000, 999_999, rows), 4)  # texts of 9 to 12 bytes
+    columns: dict[str, tuple[FloatColumn | IntColumn, ...]] = {
+        "pairs_then_values": (IntColumn(np.arange(rows)), two("on_off"), two("geyser"), values) * 2,
+        "values_between": (two("signed_zeros"), values, two("missing"), two("spike"), values, two("long"), values),
+        "coded_last": (values, two("on_off"), two("geyser")),
+        "coded_only": tuple(two(name) for name in TWO_VALUED),
+        "long_rows": (values, two("equal_lengths"), two("equal_lengths"), values, two("long"), two("constant")),
+        "single_codes": (
+            two("geyser"),
+            values,
+            two("wide"),
+            IntColumn(rng.integers(0, 1000, rows)),
+            two("on_off"),
+            large,
+        ),
+    }
+    table = Table(tuple(f"c{i}" for i in range(len(columns[layout]))), columns[layout])
+    assert bytes(table_text(table)) == reference_text(table)
+    assert table_lines(table).ends.tolist() == reference_lines(table).ends.tolist()
+
+
+def test_two_valued_columns_beyond_the_tables_fall_back() -> None:
+    column = FloatColumn(np.where(np.arange(2000) % 2 == 0, 1.0, np.inf), 1)
+    table = Table(("i", "x"), (IntColumn(np.arange(2000)), column))
+    assert bytes(table_text(table)) == reference_text(table)
+    assert bytes(table_text(table)).splitlines()[:2] == [b"0,1.0", b"1,inf"]
+
+
+@pytest.mark.parametrize(
     ("middle", "last"),
     [
         ([1_234_567.1234, 2.5], [12.3456, 0.5]),  # last cells of 4-8 bytes, rows of 15-23: stored as the rows' last 8
@@ -178,6 +244,13 @@ def test_counted_lines_and_splice() -> None:
         expected[row] = f"{row + 7},{label}"
     assert spliced == expected
     assert bytes(splice(base, np.array([], dtype=np.intp), table_lines(table))) == bytes(base.text)
+
+
+@pytest.mark.parametrize(("first", "count"), [(0, 86_400), (9_990, 20_030), (99_999_990, 20)])
+def test_counted_lines_across_runs_of_high_digits(first: int, count: int) -> None:
+    """A day's row index (and beyond 10,000s and 10**8): the low four digits of each run of equal high ones."""
+    lines = counted_lines(first, count, b",none,none\n")
+    assert bytes(lines.text) == b"".join(b"%d,none,none\n" % k for k in range(first, first + count))
 
 
 def test_lines_end_where_the_reference_lines_end() -> None:

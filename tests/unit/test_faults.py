@@ -219,3 +219,16 @@ def test_empty_block() -> None:
     block = faulted_seconds(profile(), T0, 0, UTC_ZONE, FaultConfig(every_s=5), SEED, (0,))
     assert block.values_kw.shape == (0, 3)
     assert block.codes.shape == (0, 3)
+
+
+def test_inject_into_given_arrays_is_the_same() -> None:
+    """``out`` (a chunk's rows, filled in place) changes where the faulted values go, not what they are; arrays that
+    held other values before are overwritten whole."""
+    config = FaultConfig(every_s=7, types=ALL_TYPES)
+    expected = inject(clean_day(), T0, config, rng())
+    values, codes = np.full((86_400, 3), 9.0), np.full((86_400, 3), 5, dtype=np.int8)
+    got = inject(clean_day(), T0, config, rng(), out=(values, codes))
+    assert got.values_kw is values
+    assert got.codes is codes
+    np.testing.assert_array_equal(values, expected.values_kw)
+    np.testing.assert_array_equal(codes, expected.codes)

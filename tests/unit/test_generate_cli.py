@@ -4,6 +4,9 @@ line on stderr and exit code 2, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -139,3 +142,32 @@ def test_run_fleet_alone_uses_the_a_b_c_templates() -> None:
     assert _run_specs(["--fleet", "2", "--household", "B"]) == ["B-0001", "B-0002"]
     assert _run_specs(["--household", "A", "--households", "B,C"]) == ["A", "B", "C"]
     assert _run_specs(["--households", "C"]) == ["C"]
+
+
+def test_as_a_process_the_same_files_and_log_lines(tmp_path: Path) -> None:
+    """``python -m simulator generate`` ends without the interpreter's teardown: its exit status, its log lines (the
+    last one written just before the exit) and its files are those of the same command in process."""
+    argv = ["generate", "--households", "A,B", "--errors-every", "25", "--seed", "5", "--layout", "seed"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator", *argv, "--out", str(tmp_path / "process")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.rstrip().endswith("realistic_fake_energy_data_error_types.csv"), done.stderr
+    assert main([*argv, "--out", str(tmp_path / "in_process")]) == 0
+    names = sorted(path.name for path in (tmp_path / "in_process").iterdir())
+    assert sorted(path.name for path in (tmp_path / "process").iterdir()) == names
+    for name in names:
+        assert (tmp_path / "process" / name).read_bytes() == (tmp_path / "in_process" / name).read_bytes(), name
+    bad = subprocess.run(
+        [sys.executable, "-m", "simulator", "generate", "--days", "0", "--out", str(tmp_path / "bad")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert (bad.returncode, bad.stderr) == (2, "simulator: configuration error: --days: must be 1-3660, got 0\n")
