@@ -24,7 +24,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
-STORE_SCRIPT = r"""
+# What both switch-counting scripts begin with: gevent's patching (before anything else is imported), and a count of
+# greenlet switches, which ``switches_in(call)`` takes around one call.
+SWITCHES = r"""
 from gevent import monkey
 
 monkey.patch_all()
@@ -35,10 +37,6 @@ from pathlib import Path
 
 import greenlet
 
-from bridge.history import History
-from bridge.store import ReadingStore
-from config.wire import Reading
-
 switches = 0
 
 
@@ -47,55 +45,52 @@ def trace(event, args):
     if event in ("switch", "throw"):
         switches += 1
 
+
+def switches_in(call):
+    before = switches
+    greenlet.settrace(trace)
+    try:
+        call()
+    finally:
+        greenlet.settrace(None)
+    return switches - before
+"""
+
+STORE_SCRIPT = (
+    SWITCHES
+    + r"""
+from bridge.history import History
+from bridge.store import ReadingStore
+from config.wire import Reading
 
 store = ReadingStore(Path(sys.argv[1]), retention_s=86_400)
 history = History(3600, store)
 t0 = 1_704_067_200
 counts = []
-greenlet.settrace(trace)
 for i in range(20):
-    before = switches
-    history.put(Reading("A", i, t0 + i, 0.0, 0.0, 1.0, 0.0, 0.0, i / 3600))
-    counts.append(switches - before)
+    reading = Reading("A", i, t0 + i, 0.0, 0.0, 1.0, 0.0, 0.0, i / 3600)
+    counts.append(switches_in(lambda: history.put(reading)))
     if i % 5 == 4:
         assert store.flush()  # the writer takes what is queued: the next reading notifies it again
-greenlet.settrace(None)
 store.close()
 print(json.dumps({"switches_per_put": counts, "written": store.written}))
 """
+)
 
-PUBACK_SCRIPT = r"""
-from gevent import monkey
-
-monkey.patch_all()
-
-import json
-
-import greenlet
-
+PUBACK_SCRIPT = (
+    SWITCHES
+    + r"""
 from bridge.subscriber import Subscriber
 from config.mqtt.packet import puback_packet, split_packets
 from config.settings import parse_broker_url
 
-switches = 0
-
-
-def trace(event, args):
-    global switches
-    if event in ("switch", "throw"):
-        switches += 1
-
-
 subscriber = Subscriber(parse_broker_url("mqtt://127.0.0.1:1"), None)
-counts = []
-greenlet.settrace(trace)
-for mid in range(1, 6):
-    before = switches
-    subscriber._handle(split_packets(bytearray(puback_packet(mid))))
-    counts.append(switches - before)
-greenlet.settrace(None)
+counts = [
+    switches_in(lambda: subscriber._handle(split_packets(bytearray(puback_packet(mid))))) for mid in range(1, 6)
+]
 print(json.dumps({"switches_per_puback": counts}))
 """
+)
 
 READ_SCRIPT = r"""
 from gevent import monkey

@@ -4,7 +4,6 @@ process cleanly (tests/integration/test_supervise.py: one process that exits lea
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 
 from config.wire import decode_reading
 from tests.support.mqtt import collecting
-from tests.support.procs import clean_env, free_ports, start
+from tests.support.procs import procfile_env, start
 
 pytestmark = pytest.mark.integration
 
@@ -52,16 +51,7 @@ def _health(port: int) -> dict[str, object] | None:
 
 
 def test_make_up_brings_up_the_embedded_default_and_stops_cleanly(tmp_path: Path) -> None:
-    mqtt_port, http_port = free_ports(2)
-    env = clean_env(
-        {
-            "FLEET_MQTT_PORT": str(mqtt_port),
-            "FLEET_HTTP_PORT": str(http_port),
-            "FLEET_SPEED": "10",
-            "FLEET_DATA_DIR": str(tmp_path / "data"),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-    )
+    mqtt_port, http_port, env = procfile_env(tmp_path / "data")
     # The virtualenv running this test is the one `make up` uses (VENV=...): make finds it installed.
     venv = Path(sys.prefix)
     # As on a developer's machine: no FLEET_MQTT_SECRET, so the five processes, started together, race to make the

@@ -24,7 +24,7 @@ import pytest
 from config.shard import Shard
 from tests.conftest import require_mosquitto
 from tests.support.fleetmeters import fleet_ids, outbox_bounds, start_fleet_meters
-from tests.support.procs import Proc, running, start_bridge, start_broker, wait_until
+from tests.support.procs import Proc, get_json, running, start_bridge, start_broker, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.mosquitto]
 
@@ -34,15 +34,8 @@ SHARDS = 2
 RUN_S = 240  # simulated seconds every meter publishes, at least, before it is stopped
 
 
-def _get(port: int, path: str) -> dict[str, object]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-        found = json.loads(response.read())
-    assert isinstance(found, dict)
-    return found
-
-
 def _meters(bridge: Proc) -> dict[str, dict[str, int]]:
-    meters = _get(bridge.port or 0, "/api/meters")["meters"]
+    meters = get_json(bridge.port or 0, "/api/meters")["meters"]
     assert isinstance(meters, dict)
     return meters
 
@@ -112,7 +105,7 @@ def test_two_bridges_each_own_half_the_fleet_nothing_lost_or_doubled(tmp_path: P
         for bridge, mine in zip(bridges, owned, strict=True):
             summary = _meters(bridge)
             assert set(summary) == mine  # /api/meters lists only the meters this instance owns
-            healthz = _get(bridge.port or 0, "/healthz")["meters"]
+            healthz = get_json(bridge.port or 0, "/healthz")["meters"]
             assert isinstance(healthz, dict)
             assert set(healthz) == mine  # and it heard no other
             for meter in mine:

@@ -5,18 +5,14 @@ every process, each in its turn, and nothing is left behind."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.support.procs import LOOPBACK, clean_env, free_ports, python_module, start, wait_until
+from tests.support.procs import clean_env, get_json, procfile_env, python_module, start, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,19 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("broker", "meter-a", "meter-b", "meter-c", "bridge")
 
 
-def _get(port: int, path: str) -> dict[str, object]:
-    """The JSON document at ``path`` (a 503 from /healthz is a document too)."""
-    try:
-        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{path}", timeout=5) as response:
-            doc = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        doc = json.loads(exc.read())
-    assert isinstance(doc, dict)
-    return doc
-
-
 def _meters(port: int) -> dict[str, dict[str, object]]:
-    meters = _get(port, "/api/meters")["meters"]
+    meters = get_json(port, "/api/meters")["meters"]
     assert isinstance(meters, dict)
     return meters
 
@@ -54,16 +39,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_one_stopped_meter_leaves_the_others_running_until_the_supervisor_stops(tmp_path: Path) -> None:
-    mqtt_port, http_port = free_ports(2)
-    env = clean_env(
-        {
-            "FLEET_MQTT_PORT": str(mqtt_port),
-            "FLEET_HTTP_PORT": str(http_port),
-            "FLEET_SPEED": "10",
-            "FLEET_DATA_DIR": str(tmp_path / "data"),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-    )
+    _, http_port, env = procfile_env(tmp_path / "data")
     sup = start("supervise", python_module("config.supervise", str(ROOT / "Procfile")), tmp_path, env=env)
     pids: dict[str, int] = {}
     try:
@@ -78,7 +54,7 @@ def test_one_stopped_meter_leaves_the_others_running_until_the_supervisor_stops(
         before = {m: _received(http_port, m) for m in "BC"}
         wait_until(lambda: all(_received(http_port, m) >= before[m] + 20 for m in "BC"), 60, "B and C still publishing")
         assert sup.alive(), sup.log()
-        health = _get(http_port, "/healthz")
+        health = get_json(http_port, "/healthz")
         assert health["mqtt"] == "connected", health
         wait_until(lambda: _meters(http_port)["A"]["status"] == "offline", 30, "meter A shown offline")
         for name in ("broker", "meter-b", "meter-c", "bridge"):

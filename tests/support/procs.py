@@ -84,6 +84,30 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
             return err.code, err.read()
 
 
+def get_json(port: int, path: str) -> dict[str, object]:
+    """The JSON object at ``path`` on loopback ``port`` (an error status's JSON body too: a 503 from /healthz)."""
+    status, body = http_get(port, path)
+    doc = json.loads(body)
+    assert isinstance(doc, dict), (status, body[:200])
+    return doc
+
+
+def procfile_env(data_dir: Path, speed: str = "10") -> tuple[int, int, dict[str, str]]:
+    """Free MQTT and HTTP ports and the environment for the Procfile's processes as `make up` starts them: those
+    ports, ``FLEET_SPEED``, the data directory, and this interpreter's virtualenv first on PATH."""
+    mqtt_port, http_port = free_ports(2)
+    env = clean_env(
+        {
+            "FLEET_MQTT_PORT": str(mqtt_port),
+            "FLEET_HTTP_PORT": str(http_port),
+            "FLEET_SPEED": speed,
+            "FLEET_DATA_DIR": str(data_dir),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    return mqtt_port, http_port, env
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The test process's environment without any FLEET_* variable but the test run's secret and no warm-up, plus
     ``extra``."""
