@@ -1,7 +1,10 @@
 """Settings: one prefixed set of environment variables (``FLEET_*``), parsed once into frozen dataclasses.
 
-Every ``FLEET_*`` variable must be one listed in ``KNOWN_KEYS``; a typo is a ``ConfigError`` naming the key, not a
-silently ignored setting. Command-line options of the entry points override these values.
+Each setting is declared once, in ``OPTIONS``: its key, the ``Settings`` field it fills, its parser, default, meaning
+and the programs that read it (broker, simulator, bridge). ``KNOWN_KEYS``, ``load_settings``, each program's help
+(``settings_help``) and the README's settings table (a test checks it) derive from that table. Every ``FLEET_*``
+variable must be one of ``KNOWN_KEYS``; a typo is a ``ConfigError`` naming the key, not a silently ignored setting.
+Command-line options of the entry points override these values (each ``__main__``'s ``with_options``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import re
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Final, TypeVar
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,9 +42,11 @@ DEFAULT_GRACE_S: Final = 0  # late readings are corrected by SSE `event: revisio
 DEFAULT_HISTORY_S: Final = 2 * 86_400
 DEFAULT_HEARTBEAT_S: Final = 15.0
 DEFAULT_LOG_LEVEL: Final = "INFO"
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_DATA_DIR: Final = "data"
 DEFAULT_RETENTION_S: Final = 7 * 86_400
 STORES: Final = ("readings", "aggregates")
+DEFAULT_STORE: Final = "readings"
 DEFAULT_STATS_SPAN_S: Final = 86_400
 # A meter's first start publishes this much past data before it goes live (``python -m simulator run``; 0: off), so
 # the bridge's statistics, replays and the dashboard's last hour have data at once. At most MAX_WARMUP_S.
@@ -53,50 +58,6 @@ DEFAULT_HA_PREFIX: Final = "homeassistant"
 # the default is derived from it (config.secret.bridge_settings, config.credentials.bridge_client_id).
 DEFAULT_BRIDGE_ID: Final = "bridge-fleet"
 
-# Every setting, with what it means (README lists the same table).
-KNOWN_KEYS: Final[dict[str, str]] = {
-    "FLEET_BROKER": (
-        "where clients connect, mqtt[s]://[user:pass@]host:port, or a comma-separated list of such URLs (one scheme):"
-        " clients fail over between them (default mqtt://FLEET_MQTT_HOST:FLEET_MQTT_PORT)"
-    ),
-    "FLEET_MQTT_HOST": "broker host; the embedded broker binds it (default 127.0.0.1)",
-    # The embedded broker always binds FLEET_MQTT_HOST:FLEET_MQTT_PORT, whatever FLEET_BROKER says.
-    "FLEET_MQTT_PORT": "broker port (default 1883)",
-    "FLEET_HTTP_HOST": "bridge HTTP bind address (default 127.0.0.1)",
-    "FLEET_HTTP_PORT": "bridge HTTP port (default 5000)",
-    "FLEET_SPEED": "simulation speed, simulated seconds per wall second (default 1)",
-    "FLEET_START": "simulated time of day to start at, HH:MM:SS (default: now)",
-    "FLEET_PROFILE": "meter profile: realistic (default) or classic (the original schedules, exactly)",
-    "FLEET_CLIMATE": "climate of the realistic profile: new-delhi (default), phoenix or brisbane",
-    "FLEET_TZ": "IANA time zone of the households' schedules and of midnight (default UTC)",
-    "FLEET_SEED": "fleet seed, a whole number >= 0 (default: fresh entropy, logged)",
-    "FLEET_HOUSEHOLDS": "households the bridge knows before it hears them (default A,B,C)",
-    "FLEET_GRACE_S": "seconds of simulated time a window waits for late readings (default 0)",
-    "FLEET_HISTORY_S": "seconds of per-second history the bridge keeps in memory (default 172800)",
-    "FLEET_HEARTBEAT_S": "seconds between SSE heartbeat comments (default 15)",
-    "FLEET_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR (default INFO)",
-    "FLEET_DATA_DIR": "directory of the bridge history and the meters outbox (default ./data)",
-    "FLEET_RETENTION_S": "seconds of history the bridge keeps on disk (default 604800: 7 days)",
-    "FLEET_STORE": "what the bridge stores on disk: readings (default) or aggregates (large fleets: windows only)",
-    "FLEET_STATS_SPAN_S": "seconds of history behind the quick statistics (default 86400)",
-    "FLEET_WARMUP": (
-        "on a meter's first start, past data it publishes before going live, e.g. 24h, 90m, 0 (off), at most 7d"
-        " (default 24h; with --fleet 0)"
-    ),
-    "FLEET_AGG_INTERVALS": "window lengths (s) the bridge republishes on meters/<id>/agg/<interval>s (default 60)",
-    "FLEET_HA_DISCOVERY": "publish Home Assistant MQTT discovery: true (default) or false",
-    "FLEET_HA_PREFIX": "Home Assistant discovery prefix (default homeassistant)",
-    "FLEET_BRIDGE_ID": "MQTT client id of the bridge, bridge-...; one per bridge (default derived from the secret)",
-    "FLEET_SHARD": "k/n: this bridge owns the households of FLEET_HOUSEHOLDS with crc32(id) % n == k (default: all)",
-    "FLEET_CORS_ORIGINS": "comma-separated origins allowed to call the HTTP API from a browser (default none)",
-    "FLEET_MQTT_ANONYMOUS": "true: the embedded broker lets anyone in and clients do not log in (default false)",
-    "FLEET_MQTT_SECRET": "file of the secret all MQTT passwords derive from (default FLEET_DATA_DIR/mqtt-secret)",
-    "FLEET_MQTT_TLS_CA": "CA certificate file clients trust; meters and bridge then connect with TLS (default none)",
-    "FLEET_MQTT_TLS_CERT": "certificate file (PEM) of the embedded broker: its listener speaks TLS (needs the key)",
-    "FLEET_MQTT_TLS_KEY": "private key file (PEM) of FLEET_MQTT_TLS_CERT",
-}
-
-_T = TypeVar("_T")
 _HMS_RE: Final = re.compile(r"([0-9]{1,2}):([0-9]{2}):([0-9]{2})")
 
 
@@ -169,7 +130,8 @@ class BrokerAddress:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """All settings of the fleet; entry points take what they need."""
+    """All settings of the fleet, as ``load_settings`` parses them from ``OPTIONS`` (which says, for each field, its
+    key, default and the programs that read it: ``options_for``)."""
 
     broker: BrokerAddress
     mqtt_host: str
@@ -187,22 +149,22 @@ class Settings:
     history_s: int
     heartbeat_s: float
     log_level: str
-    data_dir: str = DEFAULT_DATA_DIR
-    retention_s: int = DEFAULT_RETENTION_S
-    store: str = "readings"
-    stats_span_s: int = DEFAULT_STATS_SPAN_S
-    agg_intervals: tuple[int, ...] = DEFAULT_AGG_INTERVALS
-    ha_discovery: bool = True
-    ha_prefix: str = DEFAULT_HA_PREFIX
-    bridge_id: str = ""  # empty: not set, derived at start (config.secret.bridge_settings)
-    cors_origins: tuple[str, ...] = ()
-    mqtt_anonymous: bool = False
-    mqtt_secret: str = ""  # empty: <data_dir>/mqtt-secret (config.secret.secret_path)
-    mqtt_tls_ca: str | None = None
-    mqtt_tls_cert: str | None = None
-    mqtt_tls_key: str | None = None
-    shard: Shard | None = None  # None: this bridge owns every meter (configured or heard)
-    warmup_s: int | None = None  # None: not set (the simulator's default: DEFAULT_WARMUP_S, with --fleet 0)
+    data_dir: str
+    retention_s: int
+    store: str
+    stats_span_s: int
+    agg_intervals: tuple[int, ...]
+    ha_discovery: bool
+    ha_prefix: str
+    bridge_id: str  # empty: not set, derived at start (config.secret.bridge_settings)
+    cors_origins: tuple[str, ...]
+    mqtt_anonymous: bool
+    mqtt_secret: str  # empty: <data_dir>/mqtt-secret (config.secret.secret_path)
+    mqtt_tls_ca: str | None
+    mqtt_tls_cert: str | None
+    mqtt_tls_key: str | None
+    shard: Shard | None  # None: this bridge owns every meter (configured or heard)
+    warmup_s: int | None  # None: not set (the simulator's default: DEFAULT_WARMUP_S, with --fleet 0)
 
     def zone(self) -> ZoneInfo:
         """The fleet's time zone."""
@@ -322,13 +284,6 @@ def _int(text: str, key: str) -> int:
         raise ConfigError(key, f"not a whole number: {text!r}") from exc
 
 
-def _get(env: Mapping[str, str], key: str, parse: Callable[[str], _T], default: _T) -> _T:
-    raw = env.get(key)
-    if raw is None or raw.strip() == "":
-        return default
-    return parse(raw)
-
-
 def parse_int_in(text: str, key: str, low: int, high: int) -> int:
     """A whole number in ``[low, high]``."""
     value = _int(text, key)
@@ -346,16 +301,6 @@ def parse_float_in(text: str, key: str, low: float, high: float) -> float:
     if not low < value <= high:
         raise ConfigError(key, f"must be > {low:g} and <= {high:g}, got {text!r}")
     return value
-
-
-def _choice(key: str, choices: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        value = text.strip().lower()
-        if value not in choices:
-            raise ConfigError(key, f"must be one of {', '.join(choices)}, got {text!r}")
-        return value
-
-    return parse
 
 
 _DURATION_RE: Final = re.compile(r"([0-9]{1,7})([smhd]?)")
@@ -429,8 +374,335 @@ def parse_origins(text: str, key: str = "FLEET_CORS_ORIGINS") -> tuple[str, ...]
     return origins
 
 
-def _bounded_int(key: str, low: int, high: int) -> Callable[[str], int]:
-    return lambda text: parse_int_in(text, key, low, high)
+# --- The table of options: every setting declared once --------------------------------------------------------------
+
+BROKER: Final = "broker"
+SIMULATOR: Final = "simulator"
+BRIDGE: Final = "bridge"
+PROGRAMS: Final = (BROKER, SIMULATOR, BRIDGE)
+_CLIENTS: Final = frozenset({SIMULATOR, BRIDGE})  # the MQTT clients: they connect where FLEET_BROKER says
+_ALL: Final = frozenset(PROGRAMS)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One ``FLEET_*`` setting: its key, the ``Settings`` field it fills, how its text is parsed (``parse(text,
+    key)``, raising a ``ConfigError`` naming ``key``), its default (an unset or blank variable), what it means, and
+    which programs read it (``python -m broker``, ``python -m simulator``, ``python -m bridge``).
+
+    ``shown``: the default as help and README show it, when the value itself does not say it (a derived default)."""
+
+    key: str
+    field: str
+    parse: Callable[[str, str], Any]
+    default: Any
+    help: str
+    readers: frozenset[str]
+    shown: str = ""
+
+    def default_text(self) -> str:
+        """The default as the help shows it."""
+        if self.shown:
+            return self.shown
+        value = self.default
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, float):
+            return f"{value:g}"
+        if isinstance(value, tuple):
+            return ",".join(str(part) for part in value) or "none"
+        return str(value)
+
+    def describe(self) -> str:
+        """``help (default ...)``: one line of the help text."""
+        return f"{self.help} (default {self.default_text()})"
+
+
+def _text(text: str, key: str) -> str:
+    return text.strip()
+
+
+def _log_level(text: str, key: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(key, f"unknown level {level!r}")
+    return level
+
+
+def _profile(text: str, key: str) -> str:
+    profile = text.strip().lower()
+    if profile not in PROFILES:
+        raise ConfigError(key, f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+    return profile
+
+
+def _store(text: str, key: str) -> str:
+    value = text.strip().lower()
+    if value not in STORES:
+        raise ConfigError(key, f"must be one of {', '.join(STORES)}, got {text!r}")
+    return value
+
+
+def _int_in(low: int, high: int) -> Callable[[str, str], int]:
+    return lambda text, key: parse_int_in(text, key, low, high)
+
+
+def _warmup(text: str, key: str) -> int:
+    return parse_duration(text, key, MAX_WARMUP_S)
+
+
+OPTIONS: Final[tuple[Option, ...]] = (
+    Option(
+        "FLEET_BROKER",
+        "broker",
+        parse_broker_urls,
+        None,  # built from FLEET_MQTT_HOST and FLEET_MQTT_PORT by load_settings
+        "where clients connect, mqtt[s]://[user:pass@]host:port, or a comma-separated list of such URLs (one scheme):"
+        " clients fail over between them",
+        _CLIENTS,
+        "mqtt://FLEET_MQTT_HOST:FLEET_MQTT_PORT",
+    ),
+    # The embedded broker always binds FLEET_MQTT_HOST:FLEET_MQTT_PORT, whatever FLEET_BROKER says; the clients read
+    # them as FLEET_BROKER's default.
+    Option("FLEET_MQTT_HOST", "mqtt_host", _text, DEFAULT_MQTT_HOST, "broker host; the embedded broker binds it", _ALL),
+    Option("FLEET_MQTT_PORT", "mqtt_port", parse_port, DEFAULT_MQTT_PORT, "broker port", _ALL),
+    Option("FLEET_HTTP_HOST", "http_host", _text, DEFAULT_HTTP_HOST, "bridge HTTP bind address", frozenset({BRIDGE})),
+    Option("FLEET_HTTP_PORT", "http_port", parse_port, DEFAULT_HTTP_PORT, "bridge HTTP port", frozenset({BRIDGE})),
+    Option(
+        "FLEET_SPEED",
+        "speed",
+        parse_speed,
+        DEFAULT_SPEED,
+        "simulation speed, simulated seconds per wall second",
+        _CLIENTS,  # the bridge paces replays and judges the meters' health by it
+    ),
+    Option(
+        "FLEET_START",
+        "start_s",
+        parse_time_of_day,
+        None,
+        "simulated time of day to start at, HH:MM:SS",
+        frozenset({SIMULATOR}),
+        "now",
+    ),
+    Option(
+        "FLEET_PROFILE",
+        "profile",
+        _profile,
+        DEFAULT_PROFILE,
+        "meter profile: realistic or classic (the original schedules, exactly)",
+        frozenset({SIMULATOR}),
+    ),
+    Option(
+        "FLEET_CLIMATE",
+        "climate",
+        parse_climate,
+        DEFAULT_CLIMATE,
+        "climate of the realistic profile: new-delhi, phoenix or brisbane",
+        frozenset({SIMULATOR}),
+    ),
+    Option(
+        "FLEET_TZ",
+        "tz",
+        parse_tz,
+        DEFAULT_TZ,
+        "IANA time zone of the households' schedules and of midnight",
+        _CLIENTS,
+    ),
+    Option(
+        "FLEET_SEED",
+        "seed",
+        _int_in(0, 2**63 - 1),
+        None,
+        "fleet seed, a whole number >= 0",
+        frozenset({SIMULATOR}),
+        "fresh entropy, logged",
+    ),
+    Option(
+        "FLEET_HOUSEHOLDS",
+        "households",
+        parse_households,
+        DEFAULT_HOUSEHOLDS,
+        "households the bridge knows before it hears them (and the meters the broker lets in)",
+        frozenset({BROKER, BRIDGE}),
+    ),
+    Option(
+        "FLEET_GRACE_S",
+        "grace_s",
+        _int_in(0, 3600),
+        DEFAULT_GRACE_S,
+        "seconds of simulated time a window waits for late readings",
+        frozenset({BRIDGE}),
+    ),
+    Option(
+        "FLEET_HISTORY_S",
+        "history_s",
+        _int_in(3600, 31 * 86_400),
+        DEFAULT_HISTORY_S,
+        "seconds of per-second history the bridge keeps in memory",
+        frozenset({BRIDGE}),
+    ),
+    Option(
+        "FLEET_HEARTBEAT_S",
+        "heartbeat_s",
+        parse_speed,  # the same bounds: a finite number in (0, 100000]
+        DEFAULT_HEARTBEAT_S,
+        "seconds between SSE heartbeat comments",
+        frozenset({BRIDGE}),
+    ),
+    Option("FLEET_LOG_LEVEL", "log_level", _log_level, DEFAULT_LOG_LEVEL, "DEBUG, INFO, WARNING or ERROR", _ALL),
+    Option(
+        "FLEET_DATA_DIR",
+        "data_dir",
+        _text,
+        DEFAULT_DATA_DIR,
+        "directory of the bridge history, the meters outbox and the fleet secret",
+        _ALL,
+    ),
+    Option(
+        "FLEET_RETENTION_S",
+        "retention_s",
+        _int_in(3600, 366 * 86_400),
+        DEFAULT_RETENTION_S,
+        "seconds of history the bridge keeps on disk (7 days)",
+        frozenset({BRIDGE}),
+    ),
+    Option(
+        "FLEET_STORE",
+        "store",
+        _store,
+        DEFAULT_STORE,
+        "what the bridge stores on disk: readings or aggregates (large fleets: windows only)",
+        frozenset({BRIDGE}),
+    ),
+    Option(
+        "FLEET_STATS_SPAN_S",
+        "stats_span_s",
+        _int_in(60, 31 * 86_400),
+        DEFAULT_STATS_SPAN_S,
+        "seconds of history behind the quick statistics",
+        frozenset({BRIDGE}),
+    ),
+    Option(
+        "FLEET_WARMUP",
+        "warmup_s",
+        _warmup,
+        None,  # not set: the simulator's default, DEFAULT_WARMUP_S (0 with --fleet)
+        "on a meter's first start, past data it publishes before going live, e.g. 24h, 90m, 0 (off), at most 7d",
+        frozenset({SIMULATOR}),
+        "24h; with --fleet 0",
+    ),
+    Option(
+        "FLEET_AGG_INTERVALS",
+        "agg_intervals",
+        parse_intervals,
+        DEFAULT_AGG_INTERVALS,
+        "window lengths (s) the bridge republishes on meters/<id>/agg/<interval>s",
+        frozenset({BRIDGE}),
+    ),
+    Option(
+        "FLEET_HA_DISCOVERY",
+        "ha_discovery",
+        parse_bool,
+        True,
+        "publish Home Assistant MQTT discovery: true or false",
+        frozenset({BRIDGE}),
+    ),
+    Option(
+        "FLEET_HA_PREFIX",
+        "ha_prefix",
+        parse_topic_prefix,
+        DEFAULT_HA_PREFIX,
+        "Home Assistant discovery prefix (the broker's topic rules let Home Assistant read under it)",
+        frozenset({BROKER, BRIDGE}),
+    ),
+    Option(
+        "FLEET_BRIDGE_ID",
+        "bridge_id",
+        parse_bridge_id,
+        "",  # not set: derived at start (config.secret.bridge_settings)
+        "MQTT client id of the bridge, bridge-...; one per bridge",
+        frozenset({BRIDGE}),
+        "derived from the secret",
+    ),
+    Option(
+        "FLEET_SHARD",
+        "shard",
+        parse_shard,
+        None,  # this bridge owns every meter (configured or heard)
+        "k/n: this bridge owns the households of FLEET_HOUSEHOLDS with crc32(id) % n == k",
+        frozenset({BRIDGE}),
+        "all",
+    ),
+    Option(
+        "FLEET_CORS_ORIGINS",
+        "cors_origins",
+        parse_origins,
+        (),
+        "comma-separated origins allowed to call the HTTP API from a browser",
+        frozenset({BRIDGE}),
+    ),
+    Option(
+        "FLEET_MQTT_ANONYMOUS",
+        "mqtt_anonymous",
+        parse_bool,
+        False,
+        "true: the embedded broker lets anyone in and clients do not log in",
+        _ALL,
+    ),
+    Option(
+        "FLEET_MQTT_SECRET",
+        "mqtt_secret",
+        _text,
+        "",  # empty: <data_dir>/mqtt-secret (config.secret.secret_path)
+        "file of the secret all MQTT passwords derive from",
+        _ALL,
+        "FLEET_DATA_DIR/mqtt-secret",
+    ),
+    Option(
+        "FLEET_MQTT_TLS_CA",
+        "mqtt_tls_ca",
+        _text,
+        None,
+        "CA certificate file clients trust; meters and bridge then connect with TLS",
+        _CLIENTS,
+        "none",
+    ),
+    Option(
+        "FLEET_MQTT_TLS_CERT",
+        "mqtt_tls_cert",
+        _text,
+        None,
+        "certificate file (PEM) of the embedded broker: its listener speaks TLS (needs the key)",
+        frozenset({BROKER}),
+        "none",
+    ),
+    Option(
+        "FLEET_MQTT_TLS_KEY",
+        "mqtt_tls_key",
+        _text,
+        None,
+        "private key file (PEM) of FLEET_MQTT_TLS_CERT",
+        frozenset({BROKER}),
+        "none",
+    ),
+)
+
+# Every setting, with what it means (README lists the same table; a test checks it).
+KNOWN_KEYS: Final[dict[str, str]] = {option.key: option.describe() for option in OPTIONS}
+
+
+def options_for(program: str) -> tuple[Option, ...]:
+    """The options ``program`` (broker, simulator or bridge) reads, in the table's order."""
+    if program not in PROGRAMS:
+        raise ValueError(f"unknown program {program!r} (known: {', '.join(PROGRAMS)})")
+    return tuple(option for option in OPTIONS if program in option.readers)
+
+
+def settings_help(program: str) -> str:
+    """The ``FLEET_*`` settings ``program`` reads, one per line with its meaning and default: its ``--help`` epilog."""
+    lines = [f"  {option.key}: {option.describe()}" for option in options_for(program)]
+    return "settings (environment variables; command-line options override them):\n" + "\n".join(lines)
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -438,59 +710,18 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     unknown = sorted(key for key in env if key.startswith(PREFIX) and key not in KNOWN_KEYS)
     if unknown:
         raise ConfigError(unknown[0], f"unknown setting (known: {', '.join(KNOWN_KEYS)})")
-    host = _get(env, "FLEET_MQTT_HOST", str.strip, DEFAULT_MQTT_HOST)
-    port = _get(env, "FLEET_MQTT_PORT", lambda t: parse_port(t, "FLEET_MQTT_PORT"), DEFAULT_MQTT_PORT)
-    broker = _get(env, "FLEET_BROKER", parse_broker_urls, BrokerAddress(host, port))
-    level = _get(env, "FLEET_LOG_LEVEL", lambda t: t.strip().upper(), DEFAULT_LOG_LEVEL)
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError("FLEET_LOG_LEVEL", f"unknown level {level!r}")
-    profile = _get(env, "FLEET_PROFILE", lambda t: t.strip().lower(), DEFAULT_PROFILE)
-    if profile not in PROFILES:
-        raise ConfigError("FLEET_PROFILE", f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
-    heartbeat = _get(env, "FLEET_HEARTBEAT_S", lambda t: parse_speed(t, "FLEET_HEARTBEAT_S"), DEFAULT_HEARTBEAT_S)
-    tls_ca = _get(env, "FLEET_MQTT_TLS_CA", str.strip, None)
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw = env.get(option.key)
+        blank = raw is None or raw.strip() == ""
+        values[option.field] = option.default if raw is None or blank else option.parse(raw, option.key)
+    if values["broker"] is None:
+        values["broker"] = BrokerAddress(values["mqtt_host"], values["mqtt_port"])
+    tls_ca = values["mqtt_tls_ca"]
     if tls_ca:
-        broker = broker.each(lambda address: replace(address, tls=True, tls_ca=tls_ca))
-    tls_cert = _get(env, "FLEET_MQTT_TLS_CERT", str.strip, None)
-    tls_key = _get(env, "FLEET_MQTT_TLS_KEY", str.strip, None)
+        values["broker"] = values["broker"].each(lambda address: replace(address, tls=True, tls_ca=tls_ca))
+    tls_cert, tls_key = values["mqtt_tls_cert"], values["mqtt_tls_key"]
     if (tls_cert is None) != (tls_key is None):
         given, missing = ("FLEET_MQTT_TLS_CERT", "FLEET_MQTT_TLS_KEY")[:: 1 if tls_key is None else -1]
         raise ConfigError(given, f"needs {missing} too (the broker's certificate and its key)")
-    return Settings(
-        broker=broker,
-        mqtt_host=host,
-        mqtt_port=port,
-        http_host=_get(env, "FLEET_HTTP_HOST", str.strip, DEFAULT_HTTP_HOST),
-        http_port=_get(env, "FLEET_HTTP_PORT", lambda t: parse_port(t, "FLEET_HTTP_PORT"), DEFAULT_HTTP_PORT),
-        speed=_get(env, "FLEET_SPEED", parse_speed, DEFAULT_SPEED),
-        start_s=_get(env, "FLEET_START", parse_time_of_day, None),
-        profile=profile,
-        climate=_get(env, "FLEET_CLIMATE", parse_climate, DEFAULT_CLIMATE),
-        tz=_get(env, "FLEET_TZ", parse_tz, DEFAULT_TZ),
-        seed=_get(env, "FLEET_SEED", _bounded_int("FLEET_SEED", 0, 2**63 - 1), None),
-        households=_get(env, "FLEET_HOUSEHOLDS", parse_households, DEFAULT_HOUSEHOLDS),
-        grace_s=_get(env, "FLEET_GRACE_S", _bounded_int("FLEET_GRACE_S", 0, 3600), DEFAULT_GRACE_S),
-        history_s=_get(env, "FLEET_HISTORY_S", _bounded_int("FLEET_HISTORY_S", 3600, 31 * 86_400), DEFAULT_HISTORY_S),
-        heartbeat_s=heartbeat,
-        log_level=level,
-        data_dir=_get(env, "FLEET_DATA_DIR", str.strip, DEFAULT_DATA_DIR),
-        retention_s=_get(
-            env, "FLEET_RETENTION_S", _bounded_int("FLEET_RETENTION_S", 3600, 366 * 86_400), DEFAULT_RETENTION_S
-        ),
-        store=_get(env, "FLEET_STORE", _choice("FLEET_STORE", STORES), "readings"),
-        stats_span_s=_get(
-            env, "FLEET_STATS_SPAN_S", _bounded_int("FLEET_STATS_SPAN_S", 60, 31 * 86_400), DEFAULT_STATS_SPAN_S
-        ),
-        agg_intervals=_get(env, "FLEET_AGG_INTERVALS", parse_intervals, DEFAULT_AGG_INTERVALS),
-        ha_discovery=_get(env, "FLEET_HA_DISCOVERY", lambda t: parse_bool(t, "FLEET_HA_DISCOVERY"), True),
-        ha_prefix=_get(env, "FLEET_HA_PREFIX", lambda t: parse_topic_prefix(t, "FLEET_HA_PREFIX"), DEFAULT_HA_PREFIX),
-        bridge_id=_get(env, "FLEET_BRIDGE_ID", parse_bridge_id, ""),
-        cors_origins=_get(env, "FLEET_CORS_ORIGINS", parse_origins, ()),
-        mqtt_anonymous=_get(env, "FLEET_MQTT_ANONYMOUS", lambda t: parse_bool(t, "FLEET_MQTT_ANONYMOUS"), False),
-        mqtt_secret=_get(env, "FLEET_MQTT_SECRET", str.strip, ""),
-        mqtt_tls_ca=tls_ca,
-        mqtt_tls_cert=tls_cert,
-        mqtt_tls_key=tls_key,
-        shard=_get(env, "FLEET_SHARD", parse_shard, None),
-        warmup_s=_get(env, "FLEET_WARMUP", lambda t: parse_duration(t, "FLEET_WARMUP", MAX_WARMUP_S), None),
-    )
+    return Settings(**values)
