@@ -516,7 +516,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         None,
         "fleet seed, a whole number >= 0",
         frozenset({SIMULATOR}),
-        "fresh entropy, logged",
+        "fresh, logged",
     ),
     Option(
         "FLEET_HOUSEHOLDS",
@@ -590,7 +590,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         None,  # not set: the simulator's default, DEFAULT_WARMUP_S (0 with --fleet)
         "on a meter's first start, past data it publishes before going live, e.g. 24h, 90m, 0 (off), at most 7d",
         frozenset({SIMULATOR}),
-        "24h; with --fleet 0",
+        "24h (0 with --fleet)",
     ),
     Option(
         "FLEET_AGG_INTERVALS",
@@ -632,7 +632,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         None,  # this bridge owns every meter (configured or heard)
         "k/n: this bridge owns the households of FLEET_HOUSEHOLDS with crc32(id) % n == k",
         frozenset({BRIDGE}),
-        "all",
+        "none (all)",
     ),
     Option(
         "FLEET_CORS_ORIGINS",

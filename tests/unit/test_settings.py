@@ -53,6 +53,18 @@ def test_readme_settings_table_lists_exactly_the_known_keys() -> None:
     assert set(rows) == set(KNOWN_KEYS)
 
 
+def test_readme_settings_table_shows_each_options_readers_and_default() -> None:
+    """The README's `read by` and `default` columns are the table's (config.settings.OPTIONS)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {
+        key: (read_by, default.replace("`", ""))
+        for key, read_by, default in re.findall(r"^\| `(FLEET_[A-Z0-9_]+)` \| ([^|]*) \| ([^|]*) \|", readme, re.M)
+    }
+    for option in OPTIONS:
+        readers = ", ".join(program for program in PROGRAMS if program in option.readers)
+        assert rows[option.key] == (readers, option.default_text()), option.key
+
+
 def test_blank_values_mean_default() -> None:
     assert load_settings(dict.fromkeys(KNOWN_KEYS, "  ")) == load_settings({})
 
@@ -405,7 +417,7 @@ def test_help_lists_each_programs_settings_with_their_defaults() -> None:
     assert "FLEET_MQTT_TLS_CERT" in text
     assert "FLEET_HTTP_PORT" not in text  # the bridge's
     assert "FLEET_MQTT_PORT: broker port (default 1883)" in text
-    assert "FLEET_SEED: fleet seed, a whole number >= 0 (default fresh entropy, logged)" in settings_help("simulator")
+    assert "FLEET_SEED: fleet seed, a whole number >= 0 (default fresh, logged)" in settings_help("simulator")
     assert KNOWN_KEYS["FLEET_HOUSEHOLDS"].endswith("(default A,B,C)")
     with pytest.raises(ValueError, match="unknown program"):
         options_for("dashboard")
