@@ -11,23 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from config import parsing
 from config.brokers import DEFAULT_MQTT_PORT, parse_broker_urls
 from config.errors import ConfigError
-from config.parsing import (
-    parse_bool,
-    parse_bridge_id,
-    parse_climate,
-    parse_duration,
-    parse_households,
-    parse_int_in,
-    parse_intervals,
-    parse_origins,
-    parse_port,
-    parse_speed,
-    parse_time_of_day,
-    parse_topic_prefix,
-    parse_tz,
-)
 from config.shard import parse_shard
 
 PREFIX: Final = "FLEET_"
@@ -131,11 +117,11 @@ def _store(text: str, key: str) -> str:
 
 
 def _int_in(low: int, high: int) -> Callable[[str, str], int]:
-    return lambda text, key: parse_int_in(text, key, low, high)
+    return lambda text, key: parsing.parse_int_in(text, key, low, high)
 
 
 def _warmup(text: str, key: str) -> int:
-    return parse_duration(text, key, MAX_WARMUP_S)
+    return parsing.parse_duration(text, key, MAX_WARMUP_S)
 
 
 OPTIONS: Final[tuple[Option, ...]] = (
@@ -152,13 +138,15 @@ OPTIONS: Final[tuple[Option, ...]] = (
     # The embedded broker always binds FLEET_MQTT_HOST:FLEET_MQTT_PORT, whatever FLEET_BROKER says; the clients read
     # them as FLEET_BROKER's default.
     Option("FLEET_MQTT_HOST", "mqtt_host", _text, DEFAULT_MQTT_HOST, "broker host; the embedded broker binds it", _ALL),
-    Option("FLEET_MQTT_PORT", "mqtt_port", parse_port, DEFAULT_MQTT_PORT, "broker port", _ALL),
+    Option("FLEET_MQTT_PORT", "mqtt_port", parsing.parse_port, DEFAULT_MQTT_PORT, "broker port", _ALL),
     Option("FLEET_HTTP_HOST", "http_host", _text, DEFAULT_HTTP_HOST, "bridge HTTP bind address", frozenset({BRIDGE})),
-    Option("FLEET_HTTP_PORT", "http_port", parse_port, DEFAULT_HTTP_PORT, "bridge HTTP port", frozenset({BRIDGE})),
+    Option(
+        "FLEET_HTTP_PORT", "http_port", parsing.parse_port, DEFAULT_HTTP_PORT, "bridge HTTP port", frozenset({BRIDGE})
+    ),
     Option(
         "FLEET_SPEED",
         "speed",
-        parse_speed,
+        parsing.parse_speed,
         DEFAULT_SPEED,
         "simulation speed, simulated seconds per wall second",
         _CLIENTS,  # the bridge paces replays and judges the meters' health by it
@@ -166,7 +154,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_START",
         "start_s",
-        parse_time_of_day,
+        parsing.parse_time_of_day,
         None,
         "simulated time of day to start at, HH:MM:SS",
         frozenset({SIMULATOR}),
@@ -183,7 +171,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_CLIMATE",
         "climate",
-        parse_climate,
+        parsing.parse_climate,
         DEFAULT_CLIMATE,
         "climate of the realistic profile: new-delhi, phoenix or brisbane",
         frozenset({SIMULATOR}),
@@ -191,7 +179,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_TZ",
         "tz",
-        parse_tz,
+        parsing.parse_tz,
         DEFAULT_TZ,
         "IANA time zone of the households' schedules and of midnight",
         _CLIENTS,
@@ -208,7 +196,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_HOUSEHOLDS",
         "households",
-        parse_households,
+        parsing.parse_households,
         DEFAULT_HOUSEHOLDS,
         "households the bridge knows before it hears them (and the meters the broker lets in)",
         frozenset({BROKER, BRIDGE}),
@@ -232,7 +220,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_HEARTBEAT_S",
         "heartbeat_s",
-        parse_speed,  # the same bounds: a finite number in (0, 100000]
+        parsing.parse_speed,  # the same bounds: a finite number in (0, 100000]
         DEFAULT_HEARTBEAT_S,
         "seconds between SSE heartbeat comments",
         frozenset({BRIDGE}),
@@ -282,7 +270,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_AGG_INTERVALS",
         "agg_intervals",
-        parse_intervals,
+        parsing.parse_intervals,
         DEFAULT_AGG_INTERVALS,
         "window lengths (s) the bridge republishes on meters/<id>/agg/<interval>s",
         frozenset({BRIDGE}),
@@ -290,7 +278,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_HA_DISCOVERY",
         "ha_discovery",
-        parse_bool,
+        parsing.parse_bool,
         True,
         "publish Home Assistant MQTT discovery: true or false",
         frozenset({BRIDGE}),
@@ -298,7 +286,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_HA_PREFIX",
         "ha_prefix",
-        parse_topic_prefix,
+        parsing.parse_topic_prefix,
         DEFAULT_HA_PREFIX,
         "Home Assistant discovery prefix (the broker's topic rules let Home Assistant read under it)",
         frozenset({BROKER, BRIDGE}),
@@ -306,7 +294,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_BRIDGE_ID",
         "bridge_id",
-        parse_bridge_id,
+        parsing.parse_bridge_id,
         "",  # not set: derived at start (config.secret.bridge_settings)
         "MQTT client id of the bridge, bridge-...; one per bridge",
         frozenset({BRIDGE}),
@@ -324,7 +312,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_CORS_ORIGINS",
         "cors_origins",
-        parse_origins,
+        parsing.parse_origins,
         (),
         "comma-separated origins allowed to call the HTTP API from a browser",
         frozenset({BRIDGE}),
@@ -332,7 +320,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_MQTT_ANONYMOUS",
         "mqtt_anonymous",
-        parse_bool,
+        parsing.parse_bool,
         False,
         "true: the embedded broker lets anyone in and clients do not log in",
         _ALL,
