@@ -78,6 +78,8 @@ class Option:
         if self.shown:
             return self.shown
         value = self.default
+        if value is None or value == "":
+            return "none"
         if isinstance(value, bool):
             return str(value).lower()
         if isinstance(value, float):
