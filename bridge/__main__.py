@@ -13,12 +13,28 @@ from config.errors import ConfigError
 from config.fdlimit import raise_soft_limit
 from config.logs import configure_logging
 from config.secret import bridge_settings
-from config.settings import load_settings, parse_port
+from config.settings import BRIDGE, Settings, load_settings, parse_broker_urls, parse_port, settings_help
+
+
+def with_options(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` with the command line's overrides of them (``FLEET_*`` < command line), each parsed and checked
+    under its option's name; pure."""
+    return dataclasses.replace(
+        settings,
+        broker=settings.broker if args.broker is None else parse_broker_urls(args.broker, "--broker"),
+        http_host=args.host or settings.http_host,
+        http_port=parse_port(args.port, "--port") if args.port else settings.http_port,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for bad settings)."""
-    parser = argparse.ArgumentParser(prog="python -m bridge", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bridge",
+        description=__doc__,
+        epilog=settings_help(BRIDGE),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--broker",
         help="mqtt[s]://[user:pass@]host:port, or a comma-separated list to fail over between (default FLEET_BROKER)",
@@ -27,13 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", help="HTTP port (default FLEET_HTTP_PORT or 5000)")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(os.environ)
+        settings = with_options(load_settings(os.environ), args)
         # Credentials (derived from the fleet secret), TLS and the client id, whether the broker comes from --broker or
         # FLEET_*.
-        settings = bridge_settings(settings, args.broker)
-        host = args.host or settings.http_host
-        port = parse_port(args.port, "--port") if args.port else settings.http_port
-        settings = dataclasses.replace(settings, http_host=host, http_port=port)  # where it really serves
+        settings = bridge_settings(settings)
     except ConfigError as exc:
         print(f"bridge: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -42,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     fd_limit = raise_soft_limit(logging.getLogger("bridge"))
     from bridge.server import BridgeServer  # gunicorn only where it is served
 
-    BridgeServer(settings, host, port, fd_limit.soft).run()
+    BridgeServer(settings, settings.http_host, settings.http_port, fd_limit.soft).run()
     return 0
 
 

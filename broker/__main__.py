@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -41,7 +42,7 @@ from config.errors import ConfigError
 from config.extras import EMBEDDED, require
 from config.logs import configure_logging
 from config.secret import load_or_create_secret, secret_path
-from config.settings import Settings, load_settings, parse_port
+from config.settings import BROKER, Settings, load_settings, parse_port, settings_help
 from config.wire import valid_meter_id
 
 log = logging.getLogger("broker")
@@ -49,7 +50,10 @@ log = logging.getLogger("broker")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m broker", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m broker",
+        description=__doc__,
+        epilog=settings_help(BROKER),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--host", help="address to bind (default FLEET_MQTT_HOST or 127.0.0.1; never 0.0.0.0 unless given)"
@@ -76,11 +80,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def with_options(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` with the command line's overrides of them (``FLEET_*`` < command line), each parsed and checked
+    under its option's name; pure. Only the embedded broker (no command) takes ``--host`` and ``--port``: the
+    ``--host`` of ``nats-config`` is its nodes' address, not a setting."""
+    if args.command is not None:
+        return settings
+    return dataclasses.replace(
+        settings,
+        mqtt_host=args.host or settings.mqtt_host,
+        mqtt_port=parse_port(args.port, "--port") if args.port else settings.mqtt_port,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for bad settings)."""
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(os.environ)
+        settings = with_options(load_settings(os.environ), args)
         configure_logging(settings.log_level, "broker")
         if args.command == "mosquitto-auth":
             return _mosquitto_auth(settings, Path(args.out), args.owner, args.secret_owner)
@@ -88,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             return _password(settings, args.user)
         if args.command == "nats-config":
             return _nats_config(settings, args)
-        port = parse_port(args.port, "--port") if args.port else settings.mqtt_port
-        return _serve(settings, args.host or settings.mqtt_host, port)
+        return _serve(settings, settings.mqtt_host, settings.mqtt_port)
     except ConfigError as exc:
         print(f"broker: configuration error: {exc}", file=sys.stderr)
         return 2

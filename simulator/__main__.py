@@ -11,6 +11,7 @@ Bad arguments or settings: one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import logging
 import math
@@ -19,8 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if __name__ == "__main__":
     # numpy's OpenBLAS starts a thread per core at import that busy-waits for work for ~0.1 s (0.06 s of CPU on
@@ -41,8 +41,10 @@ from config.settings import (
     CLIMATE_NAMES,
     DEFAULT_WARMUP_S,
     MAX_WARMUP_S,
+    SIMULATOR,
     Settings,
     load_settings,
+    parse_broker_urls,
     parse_climate,
     parse_duration,
     parse_float_in,
@@ -50,6 +52,7 @@ from config.settings import (
     parse_speed,
     parse_time_of_day,
     parse_tz,
+    settings_help,
 )
 from simulator.dataset import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS, DatasetPlan
 from simulator.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
@@ -90,7 +93,10 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line; only ``command``'s options are added (all commands' if None): their help needs the modules
     of that command."""
     parser = _Parser(
-        prog="python -m simulator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m simulator",
+        description=__doc__,
+        epilog=settings_help(SIMULATOR),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     options = {"run": _run_options, "generate": _generate_options, "plot": _plot_options}
@@ -205,20 +211,36 @@ def _date(text: str, key: str) -> date:
         raise ConfigError(key, f"expected YYYY-MM-DD, got {text!r}") from exc
 
 
-def _seed(text: str | None, settings: Settings) -> int:
-    if text is not None:
-        return parse_int_in(text, "--seed", 0, 2**63 - 1)
+def with_options(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` with the command line's overrides of them (``FLEET_*`` < command line), each parsed and checked
+    under its option's name; pure. ``--warmup`` is merged by ``_warmup``, as its default depends on ``--fleet``."""
+    changes: dict[str, Any] = {}
+    if getattr(args, "broker", None) is not None:
+        changes["broker"] = parse_broker_urls(args.broker, "--broker")
+    if getattr(args, "speed", None):
+        changes["speed"] = parse_speed(args.speed, "--speed")
+    if getattr(args, "start", None):
+        changes["start_s"] = parse_time_of_day(args.start, "--start")
+    if args.profile is not None:
+        changes["profile"] = _profile(args.profile)
+    if args.climate is not None:
+        changes["climate"] = parse_climate(args.climate, "--climate")
+    if args.seed is not None:
+        changes["seed"] = parse_int_in(args.seed, "--seed", 0, 2**63 - 1)
+    if args.tz is not None:
+        changes["tz"] = parse_tz(args.tz, "--tz")
+    return dataclasses.replace(settings, **changes)
+
+
+def _seed(settings: Settings) -> int:
+    """The fleet seed: the settings', else fresh entropy (logged by the caller)."""
     if settings.seed is not None:
         return settings.seed
     return int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]
 
 
-def _climate(text: str | None, settings: Settings) -> str:
-    return settings.climate if text is None else parse_climate(text, "--climate")
-
-
-def _profile(text: str | None, settings: Settings) -> str:
-    name = settings.profile if text is None else text.strip().lower()
+def _profile(text: str) -> str:
+    name = text.strip().lower()
     if name not in PROFILES:
         raise ConfigError("--profile", f"unknown profile {name!r} (known: {', '.join(sorted(PROFILES))})")
     return name
@@ -258,10 +280,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from simulator.reproduce import Model, resume
     from simulator.schedule import DEFAULT_CONNECT_RATE
 
-    speed = parse_speed(args.speed, "--speed") if args.speed else settings.speed
-    start_s = parse_time_of_day(args.start, "--start") if args.start else settings.start_s
-    seed = _seed(args.seed, settings)
-    profile, climate = _profile(args.profile, settings), _climate(args.climate, settings)
+    speed, start_s, seed = settings.speed, settings.start_s, _seed(settings)
+    profile, climate = settings.profile, settings.climate
     fleet_size = _fleet_size(args)
     keepalive_s = KEEPALIVE_S if args.keepalive is None else parse_int_in(args.keepalive, "--keepalive", 1, 65_535)
     connect_rate = DEFAULT_CONNECT_RATE
@@ -270,9 +290,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     specs = run_specs(args)
     _check_fd_limit(len(specs), "--fleet" if fleet_size is not None else "--household")
     ids = [spec.meter_id for spec in specs]
-    zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
+    zone = settings.zone()
     sim_start = start_epoch(time.time(), zone, start_s)
-    broker = client_broker(settings, args.broker)  # each meter logs in as itself (unless the URL has a user)
+    broker = client_broker(settings)  # each meter logs in as itself (unless the URL has a user)
     retention_s = DEFAULT_RETENTION_S if fleet_size is None else FLEET_MODE_RETENTION_S
     if args.outbox_retention is not None:
         retention_s = parse_duration(args.outbox_retention, "--outbox-retention", high_s=MAX_RETENTION_S)
@@ -434,10 +454,10 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         days=parse_int_in(args.days, "--days", 1, MAX_DAYS),
         households=households,
         fleet_size=None if args.fleet is None else parse_int_in(args.fleet, "--fleet", 1, MAX_FLEET),
-        profile=_profile(args.profile, settings),
-        climate=_climate(args.climate, settings),
-        tz=settings.tz if args.tz is None else parse_tz(args.tz, "--tz"),
-        seed=_seed(args.seed, settings),
+        profile=settings.profile,
+        climate=settings.climate,
+        tz=settings.tz,
+        seed=_seed(settings),
         start_date=DEFAULT_START_DATE if args.start_date is None else _date(args.start_date, "--start-date"),
         faults=_faults(args),
         layout=args.layout,
@@ -470,9 +490,9 @@ def _plot(args: argparse.Namespace, settings: Settings) -> int:
 
     day = _date(args.date, "--date")
     spec = fleet_specs([args.household])[0]
-    zone = settings.zone() if args.tz is None else ZoneInfo(parse_tz(args.tz, "--tz"))
-    name, seed = _profile(args.profile, settings), _seed(args.seed, settings)
-    profile = make_profile(name, spec, zone, seed, _climate(args.climate, settings))
+    zone = settings.zone()
+    name, seed = settings.profile, _seed(settings)
+    profile = make_profile(name, spec, zone, seed, settings.climate)
     start, end = day_span(day, zone)
     title = f"household {spec.meter_id}, {day} ({zone.key}), {name} profile, seed {seed}"
     figure = day_figure(profile.block(start, end - start), title, thermals_of(profile, day))
@@ -496,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         words = sys.argv[1:] if argv is None else argv
         args = _parser(_command(words)).parse_args(words)
-        settings = load_settings(os.environ)
+        settings = with_options(load_settings(os.environ), args)
         configure_logging(settings.log_level, "simulator")
         return _COMMANDS[args.command](args, settings)
     except ConfigError as exc:

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import re
+from pathlib import Path
+
 import pytest
 
 from config.errors import ConfigError
-from config.settings import KNOWN_KEYS, BrokerAddress, load_settings, parse_broker_url
+from config.settings import (
+    KNOWN_KEYS,
+    OPTIONS,
+    PREFIX,
+    PROGRAMS,
+    BrokerAddress,
+    Settings,
+    load_settings,
+    options_for,
+    parse_broker_url,
+    settings_help,
+)
 
 
 def test_defaults() -> None:
@@ -31,13 +47,22 @@ def test_bridge_id() -> None:
 
 def test_readme_settings_table_lists_exactly_the_known_keys() -> None:
     """Each FLEET_* key has its row in the README's settings table, and each row is a key the settings know."""
-    import re
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     rows = re.findall(r"^\| `(FLEET_[A-Z0-9_]+)` \|", readme, re.MULTILINE)
     assert len(rows) == len(set(rows)), "a setting has two rows"
     assert set(rows) == set(KNOWN_KEYS)
+
+
+def test_readme_settings_table_shows_each_options_readers_and_default() -> None:
+    """The README's `read by` and `default` columns are the table's (config.settings.OPTIONS)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {
+        key: (read_by, default.replace("`", ""))
+        for key, read_by, default in re.findall(r"^\| `(FLEET_[A-Z0-9_]+)` \| ([^|]*) \| ([^|]*) \|", readme, re.M)
+    }
+    for option in OPTIONS:
+        readers = ", ".join(program for program in PROGRAMS if program in option.readers)
+        assert rows[option.key] == (readers, option.default_text()), option.key
 
 
 def test_blank_values_mean_default() -> None:
@@ -304,3 +329,95 @@ def test_the_meters_of_a_dead_node_spread_over_the_others() -> None:
     seconds = [order[1].port for order in orphans]
     assert len(orphans) > 800
     assert all(len(orphans) * 0.4 <= seconds.count(port) <= len(orphans) * 0.6 for port in (2, 3))
+
+
+# --- the table of options: grouping by program -----------------------------------------------------------------------
+
+_ROOT = Path(__file__).resolve().parents[2]
+_ATTRIBUTE_RE = re.compile(r"\bsettings\.([a-z_]+)\b")
+# FLEET_BROKER's default is built from these (load_settings): a client that reads `broker` reads them too.
+_FEEDS = {"broker": {"mqtt_host", "mqtt_port"}}
+
+
+def _fields_read_by_helpers() -> dict[str, set[str]]:
+    """For each function of config/ (settings.py aside) and each method of Settings: the Settings fields it reads."""
+    settings_fields = {f.name for f in dataclasses.fields(Settings)}
+    tree = ast.parse((_ROOT / "config" / "settings.py").read_text())
+    helpers: dict[str, set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "Settings":
+            for method in node.body:
+                if isinstance(method, ast.FunctionDef):
+                    helpers[method.name] = {
+                        n.attr
+                        for n in ast.walk(method)
+                        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+                    } & settings_fields
+    for path in sorted((_ROOT / "config").glob("*.py")):
+        if path.name == "settings.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and any(a.arg == "settings" for a in node.args.args):
+                helpers[node.name] = set(_ATTRIBUTE_RE.findall(ast.unparse(node)))
+                helpers[node.name] |= {f"call:{n.func.id}" for n in ast.walk(node) if _is_call(n)}
+    return helpers
+
+
+def _is_call(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+
+
+def _fields_read_by(program: str) -> set[str]:
+    """What a grep of ``program``'s package finds it reading of Settings: ``settings.<field>``, the Settings methods
+    and config helpers it calls on the settings, and what those read in turn."""
+    settings_fields = {f.name for f in dataclasses.fields(Settings)}
+    helpers = _fields_read_by_helpers()
+    text = "\n".join(path.read_text() for path in sorted((_ROOT / program).rglob("*.py")))
+    names = set(_ATTRIBUTE_RE.findall(text))
+    names |= {name for name in helpers if re.search(rf"\b{name}\(", text) and name not in names}
+    for _ in range(len(helpers) + 1):  # helpers calling helpers: a fixpoint, bounded by their number
+        more = {call[5:] for name in names & helpers.keys() for call in helpers[name] if call.startswith("call:")}
+        more |= {n for name in names & helpers.keys() for n in helpers[name] if not n.startswith("call:")}
+        if more <= names:
+            break
+        names |= more
+    fields = names & settings_fields
+    for field, feeders in _FEEDS.items():
+        if field in fields:
+            fields |= feeders
+    return fields
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_each_programs_group_is_what_its_package_reads(program: str) -> None:
+    """The table's `readers` of each option agree with a grep of each program's package: it reads every option of its
+    group, and no option outside it."""
+    declared = {option.field for option in options_for(program)}
+    read = _fields_read_by(program)
+    assert read - declared == set(), f"{program} reads settings the table does not give it"
+    assert declared - read == set(), f"the table gives {program} settings it never reads"
+
+
+def test_every_option_fills_one_field_and_is_read_by_someone() -> None:
+    assert [option.field for option in OPTIONS] == list(dict.fromkeys(option.field for option in OPTIONS))
+    assert {option.field for option in OPTIONS} == {f.name for f in dataclasses.fields(Settings)}
+    assert all(option.key.startswith(PREFIX) for option in OPTIONS)
+    assert all(option.readers and option.readers <= set(PROGRAMS) for option in OPTIONS)
+
+
+def test_defaults_come_from_the_table() -> None:
+    settings = load_settings({})
+    for option in OPTIONS:
+        if option.key != "FLEET_BROKER":  # built from FLEET_MQTT_HOST and FLEET_MQTT_PORT
+            assert getattr(settings, option.field) == option.default, option.key
+
+
+def test_help_lists_each_programs_settings_with_their_defaults() -> None:
+    text = settings_help("broker")
+    assert "FLEET_MQTT_TLS_CERT" in text
+    assert "FLEET_HTTP_PORT" not in text  # the bridge's
+    assert "FLEET_MQTT_PORT: broker port (default 1883)" in text
+    assert "FLEET_SEED: fleet seed, a whole number >= 0 (default fresh, logged)" in settings_help("simulator")
+    assert KNOWN_KEYS["FLEET_HOUSEHOLDS"].endswith("(default A,B,C)")
+    with pytest.raises(ValueError, match="unknown program"):
+        options_for("dashboard")
