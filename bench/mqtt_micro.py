@@ -5,6 +5,8 @@ subscriber spend in Python per message, to compare the session rules' cost befor
   (the meters' loop does both per reading), over a stand-in socket that takes every byte and hands back the PUBACK.
 - ``ingest``: ``Subscriber._handle(split_packets(chunk))``, a chunk of 250 QoS 1 readings (about one 64 KiB read)
   whose handler does nothing, so only the subscriber's own work is timed; per message.
+- ``read``: the same chunk as the network thread takes it after a ``recv`` (``_take_chunk``: split, handle, the one
+  PUBACK write, here a stand-in); per message. It runs against the code before the session existed too.
 
 ``python -m bench.mqtt_micro`` prints microseconds per operation, best of ``--repeat`` runs (``timeit`` style).
 """
@@ -12,7 +14,9 @@ subscriber spend in Python per message, to compare the session rules' cost befor
 from __future__ import annotations
 
 import argparse
+import inspect
 import timeit
+from typing import Any
 
 from config.mqtt.connection import MqttConnection
 from config.mqtt.packet import puback_packet, publish_packet, split_packets, string
@@ -79,6 +83,35 @@ def ingest_per_message_us(number: int, repeat: int) -> float:
     return best / number / CHUNK_MESSAGES * 1e6
 
 
+def read_per_message_us(number: int, repeat: int) -> float:
+    """Microseconds per message of a chunk of QoS 1 readings as the network thread takes it from ``recv``."""
+    from bridge.subscriber import Subscriber
+    from config.settings import BrokerAddress
+
+    class _Ingest:
+        def handle(self, topic: str, payload: bytes) -> bool:
+            return True
+
+    subscriber = Subscriber(BrokerAddress("127.0.0.1", 1883, None, None), _Ingest())  # type: ignore[arg-type]
+    subscriber._send = lambda data: True  # type: ignore[method-assign]
+    topic = string("meters/A/reading")
+    chunk = b"".join(publish_packet(topic, READING, 1, mid) for mid in range(1, CHUNK_MESSAGES + 1))
+    take: Any = subscriber._take_chunk
+    if inspect.signature(take).parameters:  # the chunk as an argument (the session keeps partial packets)
+
+        def once() -> None:
+            assert take(chunk)
+
+    else:  # before config.mqtt.session: the subscriber's own buffer
+
+        def once() -> None:
+            subscriber._in += chunk
+            assert take()
+
+    best = min(timeit.repeat(once, number=number, repeat=repeat))
+    return best / number / CHUNK_MESSAGES * 1e6
+
+
 def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -86,6 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"publish+puback: {publish_cycle_us(20_000, args.repeat):.3f} us per reading")
     print(f"ingest chunk:   {ingest_per_message_us(200, args.repeat):.3f} us per message")
+    print(f"read chunk:     {read_per_message_us(200, args.repeat):.3f} us per message")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,11 @@ itself), ``publish``, ``lost``, ``tick``; a shell that writes sets ``last_out``.
 events of what came in, in order (``Event``): a message (``RawPublish``, not acknowledged: the shell sends
 ``puback_packet``/``puback_packets`` when it has taken it), an acknowledged message id (a bare ``int``: no object per
 PUBACK), ``Connack``, ``Suback``, and, last, a ``ProtocolError`` if a packet was malformed (the events before it
-happened; the connection must be closed).
+happened; the connection must be closed). The list of events is reused by the next call (no list per read).
+
+Cost: the meters publish 10,000 readings a second from one thread and the bridge takes 30,000, so the per-message
+paths (``publish``, a PUBACK, a PUBLISH received) are a few attribute operations and no object beyond the packet's
+own (``bench.mqtt_micro`` times them).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class Session:
 
     __slots__ = (
         "_buffer",
+        "_events",
         "connected",
         "inflight",
         "keepalive_s",
@@ -101,6 +106,9 @@ class Session:
         self.last_in = self.last_out = 0.0  # when bytes last came in, went out (the shell's clock, seconds)
         self.ping_sent: float | None = None  # when the unanswered PINGREQ went out
         self._buffer = bytearray()  # the start of a packet whose rest has not come yet
+        # The list ``handle`` returns, refilled by each call: a meter's read holds one PUBACK, and a new list per read
+        # would be an object per reading on the fleet's hot path.
+        self._events: list[Event] = []
 
     # -- ids and sending --------------------------------------------------------------------------------------------
 
@@ -180,8 +188,10 @@ class Session:
         return self.handle(packets)
 
     def handle(self, packets: Sequence[Packet]) -> list[Event]:
-        """The events of these packets, in order; a malformed one ends the list as a ``ProtocolError``."""
-        events: list[Event] = []
+        """The events of these packets, in order; a malformed one ends the list as a ``ProtocolError``. The list is
+        the session's own, valid until the next ``receive`` or ``handle``: take what you need before calling again."""
+        events = self._events
+        events.clear()
         append = events.append
         inflight = self.inflight
         try:
