@@ -1,5 +1,5 @@
-"""The MQTT shell of the bridge: one connection (``config.mqtt``'s packets), subscribed (again on every connect) to
-readings and status, in one network thread.
+"""The MQTT shell of the bridge: one connection (``config.mqtt``'s packets and session), subscribed (again on every
+connect) to readings and status, in one network thread.
 
 Why not paho: paho took 5 ``recv`` and 2 ``send`` per message received (the packet a byte at a time, its wake-up
 socket), most of the CPU of a single-reading message (docs/performance.md "Ingest"). Here the network thread reads what
