@@ -141,7 +141,9 @@ class Subscriber:
         self.status_topic = status_topic  # the bridge's availability (Last Will, online, offline); None: none
         # Message ids, what is in flight (QoS 1 until its PUBACK, sent again after each CONNACK), the CONNACK's
         # state (``connected``), when the last write went out (monotonic); guarded by ``_lock`` where other threads
-        # publish. Its input buffer is the network thread's alone.
+        # publish. Its input buffer is the network thread's alone, and so are the PUBACKs' pops from what is in
+        # flight, made without the lock (one dict pop is atomic; only that thread iterates it, in ``connack``), so a
+        # chunk takes the lock only to notify whoever waits for a PUBACK, as before.
         self._mqtt = Session(KEEPALIVE_S, MAX_QUEUED)
         self._clock = clock  # wall seconds, as bridge.ingest's arrivals
         # Written by the network thread, read by others (a float or None: one reference, no lock needed).
