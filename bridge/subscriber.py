@@ -1,5 +1,5 @@
-"""The MQTT shell of the bridge: one connection (``config.mqtt``'s packets), subscribed (again on every connect) to
-readings and status, in one network thread.
+"""The MQTT shell of the bridge: one connection (``config.mqtt``'s packets and session), subscribed (again on every
+connect) to readings and status, in one network thread.
 
 Why not paho: paho took 5 ``recv`` and 2 ``send`` per message received (the packet a byte at a time, its wake-up
 socket), most of the CPU of a single-reading message (docs/performance.md "Ingest"). Here the network thread reads what
@@ -10,6 +10,9 @@ a message the bridge has not taken (at least once; duplicates are dropped by (me
 worker this thread is a greenlet: it waits in ``recv`` itself, so it runs as soon as its socket is readable, ahead of
 the SSE greenlets queued to run (readings close windows: they must not wait behind a storm of connects), and after a
 chunk that filled its buffer (a backlog) it yields (``time.sleep(0)``), so that a long backlog does not starve them.
+
+The session's rules (message ids, what is in flight, resend with DUP after the CONNACK) are ``config.mqtt.session``'s,
+shared with the meters' client; this module is the shell: the socket, the threads, the lock, the subscriptions.
 
 Messages are turned into ``(topic, bytes)`` at the edge: a topic that is not UTF-8 goes to ingest as
 ``<undecodable topic>`` (rejected there as a bad topic), never as a protocol error. Handlers never raise into the
@@ -67,30 +70,19 @@ from config.mqtt.packet import (
     CONNACK_REASONS,
     DISCONNECT_PACKET,
     PINGREQ_PACKET,
-    PINGRESP,
-    PUBACK,
-    PUBLISH,
-    SUBACK,
     SUBACK_FAILURE,
-    UNSUBACK,
     Packet,
     ProtocolError,
+    RawPublish,
     Will,
-    as_duplicate,
     connack_code,
     connack_session_present,
-    connect_packet,
-    next_mid,
-    packet_id,
-    parse_publish_raw,
     puback_packets,
-    publish_packet,
-    split_packets,
     string,
-    suback_codes,
     subscribe_many_packet,
     unsubscribe_packet,
 )
+from config.mqtt.session import Connack, Event, Session, Suback
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
 from config.wire import (
     BATCH_SUBSCRIPTION,
@@ -147,7 +139,12 @@ class Subscriber:
         self.ingest = ingest
         self.client_id = client_id
         self.status_topic = status_topic  # the bridge's availability (Last Will, online, offline); None: none
-        self.connected = False
+        # Message ids, what is in flight (QoS 1 until its PUBACK, sent again after each CONNACK), the CONNACK's
+        # state (``connected``), when the last write went out (monotonic); guarded by ``_lock`` where other threads
+        # publish. Its input buffer is the network thread's alone, and so are the PUBACKs' pops from what is in
+        # flight, made without the lock (one dict pop is atomic; only that thread iterates it, in ``connack``), so a
+        # chunk takes the lock only to notify whoever waits for a PUBACK, as before.
+        self._mqtt = Session(KEEPALIVE_S, MAX_QUEUED)
         self._clock = clock  # wall seconds, as bridge.ingest's arrivals
         # Written by the network thread, read by others (a float or None: one reference, no lock needed).
         self.started_s = clock()  # when this subscriber was made (or started): the ages' origin before any message
@@ -174,15 +171,20 @@ class Subscriber:
         self._routes: dict[str, tuple[int, Callable[[bytes], None]]] = {self.probe_topic: (PROBE_QOS, self._probe)}
         self._connections = 0
         self._sock: socket.socket | None = None
-        self._in = bytearray()
-        # mid -> PUBLISH packet, QoS 1, not acknowledged, oldest first: all of them go (again) after each CONNACK
-        self._inflight: dict[int, bytes] = {}
-        self._next_mid = 0
-        self._last_out = 0.0  # monotonic: when the last write went out (keepalive)
+        self._in = bytearray()  # up to the CONNACK (read here); after it, the session takes the bytes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- what the rest of the bridge asks -------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """The broker accepted the current connection (CONNACK) and it was not lost or stopped since."""
+        return self._mqtt.connected
+
+    @connected.setter
+    def connected(self, value: bool) -> None:
+        self._mqtt.connected = value
 
     def add_route(self, topic: str, handler: Callable[[bytes], None], qos: int = 1) -> None:
         """Subscribe to the exact ``topic`` too (now if connected, and on every connect); its payloads go to
@@ -202,15 +204,10 @@ class Subscriber:
         """Publish (thread-safe); True if sent, or (QoS 1) held until its PUBACK and sent again after a reconnect.
         False for QoS 0 while disconnected, or QoS 1 with ``MAX_QUEUED`` messages already waiting."""
         with self._lock:
-            if qos == 0:
-                packet = publish_packet(string(topic), payload, 0, retain=retain)
-            else:
-                if len(self._inflight) >= MAX_QUEUED:
-                    return False
-                mid = self._mid()
-                packet = self._inflight[mid] = publish_packet(string(topic), payload, 1, mid, retain=retain)
-            connected = self.connected
-        sent = connected and self._send(packet)
+            packet = self._mqtt.publish(string(topic), payload, qos, retain)
+        if packet is None:  # MAX_QUEUED in flight
+            return False
+        sent = bool(packet) and self._send(packet)  # b"": not connected (QoS 1 held for the next CONNACK)
         return sent or qos > 0
 
     def alive(self) -> bool:
@@ -266,13 +263,16 @@ class Subscriber:
         """Publish the retained ``offline`` (the DISCONNECT that follows suppresses the Will) and wait up to
         ``timeout_s`` for its PUBACK: the network thread is still reading."""
         assert self.status_topic is not None
+        session = self._mqtt
         with self._lock:
-            mid = self._mid()
-            packet = publish_packet(string(self.status_topic), OFFLINE.encode(), STATUS_QOS, mid, retain=True)
-            self._inflight[mid] = packet
-        if self._send(packet):
+            packet = session.publish(string(self.status_topic), OFFLINE.encode(), STATUS_QOS, True)
+            mid = session.mid
+        if packet is None:
+            log.warning("the bridge's offline was not sent: %d messages already wait for their PUBACK", MAX_QUEUED)
+            return
+        if packet and self._send(packet):
             with self._acked:
-                acked = self._acked.wait_for(lambda: mid not in self._inflight, timeout_s)
+                acked = self._acked.wait_for(lambda: session.acknowledged(mid), timeout_s)
             if not acked:
                 log.warning("the broker did not acknowledge the bridge's offline within %.1f s", timeout_s)
 
@@ -282,7 +282,9 @@ class Subscriber:
         """Probe the session, and force a reconnect if it is dead (the watchdog thread, every PROBE_PERIOD_S)."""
         if self.connected:
             self._send_probe()
-            if time.monotonic() - self._last_out >= KEEPALIVE_S:
+            # Not the session's ``tick``: liveness is the watchdog's (``SessionWatch``), a PINGREQ only keeps a
+            # broker from timing the bridge out; nothing went out meanwhile is the bridge's rule for it.
+            if time.monotonic() - self._mqtt.last_out >= KEEPALIVE_S:
                 self._send(PINGREQ_PACKET)
         if self.watch.check(self._clock(), self.connected_since_s, self._last_heard_s()):
             self._force_reconnect()
@@ -350,8 +352,8 @@ class Subscriber:
         will = None if self.status_topic is None else Will(self.status_topic, OFFLINE.encode(), STATUS_QOS, True)
         self._write(
             sock,
-            connect_packet(
-                self.client_id, KEEPALIVE_S, clean_session=False, will=will, username=user, password=password
+            self._mqtt.connect(
+                time.monotonic(), self.client_id, clean_session=False, will=will, username=user, password=password
             ),
         )
         connack = self._read_connack(sock)
@@ -389,7 +391,9 @@ class Subscriber:
 
     def _read_loop(self, sock: socket.socket) -> None:
         """Read, handle, acknowledge, yield; until the connection is lost or ``stop``."""
-        if not self._take_chunk():  # what came with the CONNACK
+        with_connack = bytes(self._in)
+        self._in.clear()
+        if not self._take_chunk(with_connack):  # what came with the CONNACK
             return
         tls = isinstance(sock, ssl.SSLSocket)
         with selectors.DefaultSelector() as selector:
@@ -407,8 +411,7 @@ class Subscriber:
                 if not data:
                     self._lost("connection closed")
                     return
-                self._in += data
-                if not self._take_chunk():
+                if not self._take_chunk(data):
                     return
                 if tls or len(data) == READ_BYTES:  # a backlog (or TLS, read under the selector): see _read
                     time.sleep(0)  # under gevent: let the SSE greenlets have their turn between chunks
@@ -431,11 +434,11 @@ class Subscriber:
         with self._io:
             return sock.recv(READ_BYTES)
 
-    def _take_chunk(self) -> bool:
-        """Handle every whole packet in ``_in``, then acknowledge its messages in one write; False if the connection
-        is lost."""
+    def _take_chunk(self, data: bytes) -> bool:
+        """Handle every whole packet so far (the session keeps a packet cut short for the next chunk), then
+        acknowledge their messages in one write; False if the connection is lost."""
         try:
-            acks = self._handle(split_packets(self._in))
+            acks = self._events(self._mqtt.receive(data, time.monotonic()))
         except ProtocolError as exc:
             log.warning("broker %s: %s; closing", self.node.url(), exc)
             self._lost(f"protocol error: {exc}")
@@ -445,25 +448,30 @@ class Subscriber:
             return False
         return True
 
-    def _handle(self, packets: list[Packet]) -> bytes:
-        """Handle a chunk's packets in order; the PUBACKs of its QoS 1 messages, to send now that all are taken."""
+    def _handle(self, packets: Sequence[Packet]) -> bytes:
+        """Handle a chunk's packets in order (already split); the PUBACKs of its QoS 1 messages."""
+        return self._events(self._mqtt.handle(packets))
+
+    def _events(self, events: list[Event]) -> bytes:
+        """Handle a chunk's events in order; the PUBACKs of its QoS 1 messages, to send now that all are taken
+        (a malformed packet, or a CONNACK after the first: ``ProtocolError``)."""
         mids: list[int] = []
-        now = self._arrival() if packets else 0.0
-        for packet in packets:
-            kind = packet.first & 0xF0
-            if kind == PUBLISH:
-                topic, payload, qos, mid = parse_publish_raw(packet)
+        now = self._arrival() if events else 0.0
+        for event in events:
+            if type(event) is RawPublish:  # the per-message path: a type check, one unpack
+                topic, payload, qos, mid, _ = event
                 self._deliver(topic, payload, now)
                 if qos:
                     mids.append(mid)
-            elif kind == PUBACK:
+            elif type(event) is int:  # a PUBACK of a message the bridge published: whoever waits for it
                 with self._lock:
-                    self._inflight.pop(packet_id(packet), None)
                     self._acked.notify_all()
-            elif kind == SUBACK:
-                self._on_suback(suback_codes(packet))
-            elif kind not in (PINGRESP, UNSUBACK):
-                raise ProtocolError(f"unexpected packet type 0x{packet.first:02x}")
+            elif isinstance(event, Suback):
+                self._on_suback(event.codes)
+            elif isinstance(event, Connack):
+                raise ProtocolError(f"unexpected packet type 0x{CONNACK:02x}")
+            elif isinstance(event, ProtocolError):
+                raise event
         return puback_packets(mids) if mids else b""
 
     # -- the connection's events (the network thread; never raise) ------------------------------------------------
@@ -497,10 +505,9 @@ class Subscriber:
             log.warning("broker %s refused the bridge: %s", self.node.url(), CONNACK_REASONS.get(code, code))
             return False
         with self._lock:
-            self.connected = True
+            resend = self._mqtt.connack(code)  # connected; what is in flight, DUP set, oldest first
             self._connections += 1
             routes = [(topic, qos) for topic, (qos, _) in self._routes.items()]
-            unacked = list(self._inflight.values())
         self.connected_since_s = self._clock()
         self.disconnected_since_s = None
         # Subscribing here restores the subscriptions after every reconnect (a kept session has them; no harm).
@@ -516,8 +523,8 @@ class Subscriber:
         else:
             self._subscribe_owned(routes)
         self._send_probe()  # shows the new session alive at once (and /healthz ok) rather than a period later
-        if unacked:  # published and not acknowledged on the last connection (or while there was none), oldest first
-            self._send(b"".join(as_duplicate(packet) for packet in unacked))
+        if resend:  # published and not acknowledged on the last connection (or while there was none), oldest first
+            self._send(resend)
         if self.status_topic is not None:  # available again: retained, so whoever subscribes later reads it too
             self.publish(self.status_topic, ONLINE.encode(), STATUS_QOS, True)
         session = "its session kept" if session_present else "a new session"
@@ -551,7 +558,7 @@ class Subscriber:
             log.warning("bridge disconnected from %s: %s", self.node.url(), reason)
         self._move_on = True  # lost, or closed before CONNACK (after ``stop`` it does not matter)
         with self._lock:
-            self.connected = False
+            self._mqtt.lost()
         self.connected_since_s = None
         if self.disconnected_since_s is None:
             self.disconnected_since_s = self._clock()
@@ -603,12 +610,7 @@ class Subscriber:
 
     def _new_mid(self) -> int:
         with self._lock:
-            return self._mid()
-
-    def _mid(self) -> int:
-        """A message id not in flight (the caller holds ``_lock``)."""
-        self._next_mid = next_mid(self._next_mid, self._inflight)
-        return self._next_mid
+            return self._mqtt.new_mid()
 
     def _send(self, data: bytes) -> bool:
         """Write ``data`` on the current connection (any thread); False if there is none or the write failed."""
@@ -625,5 +627,5 @@ class Subscriber:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             return False
-        self._last_out = time.monotonic()
+        self._mqtt.last_out = time.monotonic()
         return True

@@ -1,7 +1,8 @@
 """One meter's MQTT 3.1.1 connection over a non-blocking socket, driven by the fleet's selector loop (I/O shell).
 
-The packets are ``config.mqtt.packet``'s; this class owns the socket, the bytes waiting to go out, the QoS 1
-messages not yet acknowledged, and the keepalive. It behaves as paho does where the meters depend on it:
+The packets are ``config.mqtt.packet``'s and the session's rules (message ids, in flight, resend, keepalive) are
+``config.mqtt.session``'s; this class owns the socket, TLS, the bytes waiting to go out, and the way up (TCP, TLS,
+CONNECT), and turns the session's events into callbacks. It behaves as paho does where the meters depend on it:
 
 - ``publish`` at QoS 1 keeps the message until its PUBACK; messages not acknowledged when the connection is lost are
   sent again (DUP set) after the next CONNACK, oldest first, and a message published while disconnected waits for the
@@ -38,31 +39,19 @@ from collections.abc import Callable
 from typing import Final
 
 from config.mqtt.packet import (
-    CONNACK,
     CONNACK_REASONS,
     DISCONNECT_PACKET,
-    PINGREQ_PACKET,
-    PINGRESP,
-    PUBACK,
-    PUBLISH,
-    SUBACK,
     SUBACK_FAILURE,
     Message,
-    Packet,
     ProtocolError,
+    RawPublish,
     Will,
-    as_duplicate,
-    connack_code,
-    connect_packet,
-    next_mid,
-    packet_id,
-    parse_publish,
+    as_message,
     puback_packet,
-    publish_packet,
-    split_packets,
     string,
     subscribe_packet,
 )
+from config.mqtt.session import Connack, Dead, Event, Session, Suback
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +119,10 @@ class MqttConnection:
         self._host = ""
         self._deadline = 0.0  # TCP and TLS must be done by then (clock seconds)
         self._handshake_wants_write = False
-        self._in = bytearray()
         self._out = bytearray()
-        # mid -> PUBLISH packet, QoS 1, not acknowledged, oldest first: all of them go (again) after each CONNACK
-        self._inflight: dict[int, bytes] = {}
-        self._next_mid = 0
-        self._last_in = self._last_out = 0.0
-        self._ping_sent = 0.0
+        # Ids, the QoS 1 messages in flight (all of them go again after each CONNACK), keepalive. ``connected``
+        # above mirrors its ``connected`` (a plain attribute: the fleet's loop reads it for every reading).
+        self._session = Session(self.keepalive_s, max_queued)
         self._topics: dict[str, bytes] = {}  # topic -> its length-prefixed bytes
 
     # -- what the loop asks -------------------------------------------------------------------------------------
@@ -157,12 +143,12 @@ class MqttConnection:
 
     def is_acked(self, mid: int) -> bool:
         """The broker acknowledged message ``mid`` (or it was QoS 0 and sent)."""
-        return mid not in self._inflight
+        return self._session.acknowledged(mid)
 
     @property
     def queued(self) -> int:
         """QoS 1 messages held until their PUBACK."""
-        return len(self._inflight)
+        return len(self._session.inflight)
 
     # -- connection -----------------------------------------------------------------------------------------------
 
@@ -186,11 +172,8 @@ class MqttConnection:
         self._sock = sock
         self._host = host
         self._state = _TCP
-        self._in.clear()
         self._out.clear()
-        self._last_in = self._last_out = self.clock()
-        self._deadline = self._last_in + CONNECT_TIMEOUT_S
-        self._ping_sent = 0.0
+        self._deadline = self.clock() + CONNECT_TIMEOUT_S
         if code == 0:
             self._progress()
 
@@ -238,10 +221,10 @@ class MqttConnection:
 
     def _send_connect(self) -> None:
         self._state = _MQTT
-        self._last_in = self._last_out = self.clock()
+        self._session.keepalive_s = self.keepalive_s
         self._queue(
-            connect_packet(
-                self.client_id, self.keepalive_s, will=self.will, username=self.username, password=self.password
+            self._session.connect(
+                self.clock(), self.client_id, will=self.will, username=self.username, password=self.password
             )
         )
 
@@ -256,10 +239,10 @@ class MqttConnection:
     def _close(self) -> None:
         sock, self._sock = self._sock, None
         self.connected = False
+        self._session.lost()
         self._state = _MQTT
         self._handshake_wants_write = False
         self._out.clear()
-        self._in.clear()
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
@@ -297,11 +280,7 @@ class MqttConnection:
             self._lost(f"send failed: {exc}")
             return
         del self._out[:sent]
-        self._last_out = self.clock()
-
-    def _mid(self) -> int:
-        self._next_mid = next_mid(self._next_mid, self._inflight)
-        return self._next_mid
+        self._session.last_out = self.clock()
 
     def _topic(self, topic: str) -> bytes:
         encoded = self._topics.get(topic)
@@ -313,25 +292,20 @@ class MqttConnection:
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False) -> int | None:
         """Publish; the message id (0 for QoS 0), or None if ``max_queued`` QoS 1 messages already wait."""
-        if qos == 0:
-            if self.connected:
-                self._queue(publish_packet(self._topic(topic), payload, 0, retain=retain))
-            return 0
-        if len(self._inflight) >= self.max_queued:
+        session = self._session
+        packet = session.publish(self._topic(topic), payload, qos, retain)
+        if packet is None:
             return None
-        mid = self._mid()
-        packet = publish_packet(self._topic(topic), payload, 1, mid, retain=retain)
-        self._inflight[mid] = packet
-        if self.connected:
+        if packet:  # b"": not connected (QoS 1 waits in the session for the next CONNACK; QoS 0 is dropped)
             self._queue(packet)
-        return mid
+        return session.mid if qos else 0
 
     def subscribe(self, topic: str, qos: int) -> int | None:
         """Subscribe (sent now if connected; subscriptions are not kept across connections: subscribe in
         ``on_connect``). The SUBSCRIBE's message id (``on_suback`` tells its outcome), or None if not connected."""
         if not self.connected:
             return None
-        mid = self._mid()
+        mid = self._session.new_mid()
         self._queue(subscribe_packet(mid, topic, qos))
         return mid
 
@@ -345,6 +319,7 @@ class MqttConnection:
         sock = self._sock
         if sock is None:
             return
+        received = b""
         while True:
             try:
                 data = sock.recv(READ_BYTES)
@@ -356,48 +331,44 @@ class MqttConnection:
             if not data:
                 self._lost("connection closed by the broker")
                 return
-            self._in += data
+            received = received + data if received else data  # more than one read: rare (a full buffer)
             # A plain socket that returned less than asked holds nothing more; TLS may have decrypted bytes pending.
             if len(data) < READ_BYTES and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
                 break
-        self._last_in = self.clock()
-        self._ping_sent = 0.0
         try:
-            for packet in split_packets(self._in):
-                self._handle(packet)
+            for event in self._session.receive(received, self.clock()):
+                if type(event) is int:  # a PUBACK: the meters' per-reading event, first
+                    if self.on_publish is not None:
+                        self.on_publish(event)
+                else:
+                    self._handle(event)
                 if self._sock is None:
                     return
         except ProtocolError as exc:
             log.warning("mqtt %s: %s; closing", self.client_id, exc)
             self._lost(f"protocol error: {exc}")
 
-    def _handle(self, packet: Packet) -> None:
-        kind = packet.kind
-        if kind == PUBACK:
-            if len(packet.body) != 2:
-                raise ProtocolError("malformed PUBACK")
-            mid = packet_id(packet)
-            if self._inflight.pop(mid, None) is not None and self.on_publish is not None:
-                self.on_publish(mid)
-        elif kind == PUBLISH:
-            message = parse_publish(packet)
+    def _handle(self, event: Event) -> None:
+        """One of the session's events other than a PUBACK, as callbacks (a malformed packet: raised)."""
+        if isinstance(event, RawPublish):
+            message = as_message(event)
             if message.qos == 1:
                 self._queue(puback_packet(message.mid))
             if self.on_message is not None:
                 self.on_message(message)
-        elif kind == CONNACK:
-            self._connack(packet)
-        elif kind == SUBACK:
-            granted = SUBACK_FAILURE not in packet.body[2:]
+        elif isinstance(event, Connack):
+            self._connack(event)
+        elif isinstance(event, Suback):
+            granted = SUBACK_FAILURE not in event.codes
             if self.on_suback is not None:
-                self.on_suback(packet_id(packet), granted)
+                self.on_suback(event.mid, granted)
             elif not granted:
-                log.warning("mqtt %s: subscription %d refused by the broker", self.client_id, packet_id(packet))
-        elif kind != PINGRESP:
-            raise ProtocolError(f"unexpected packet type 0x{packet.first:02x}")
+                log.warning("mqtt %s: subscription %d refused by the broker", self.client_id, event.mid)
+        elif isinstance(event, ProtocolError):
+            raise event
 
-    def _connack(self, packet: Packet) -> None:
-        code = connack_code(packet)
+    def _connack(self, connack: Connack) -> None:
+        code = connack.code
         if code != 0:
             reason = CONNACK_REASONS.get(code, f"refused ({code})")
             if self.on_connect is not None:
@@ -406,8 +377,8 @@ class MqttConnection:
             return
         self.connected = True
         # Messages not acknowledged on the last connection, or published while there was none, oldest first.
-        for packet_bytes in list(self._inflight.values()):
-            self._queue(as_duplicate(packet_bytes))
+        if connack.resend:
+            self._queue(connack.resend)
         if self.on_connect is not None:
             self.on_connect(0)
 
@@ -423,12 +394,8 @@ class MqttConnection:
             if now >= self._deadline:
                 self._lost(f"connect timed out after {CONNECT_TIMEOUT_S:g} s ({self._state} not done)")
             return
-        if self.keepalive_s <= 0:
-            return
-        if self._ping_sent:
-            if now - self._ping_sent >= self.keepalive_s:
-                self._lost("keepalive: the broker did not answer")
-            return
-        if now - self._last_out >= self.keepalive_s or now - self._last_in >= self.keepalive_s:
-            self._ping_sent = now
-            self._queue(PINGREQ_PACKET)
+        due = self._session.tick(now)
+        if isinstance(due, Dead):
+            self._lost(due.reason)
+        elif due:
+            self._queue(due)

@@ -261,6 +261,7 @@ class RawPublish(NamedTuple):
     payload: bytes
     qos: int
     mid: int
+    retain: bool = False
 
 
 def parse_publish_raw(packet: Packet) -> RawPublish:
@@ -276,20 +277,24 @@ def parse_publish_raw(packet: Packet) -> RawPublish:
     if qos:
         if len(body) < at + 2:
             raise ProtocolError("PUBLISH topic runs past the packet")
-        return RawPublish(body[2:at], body[at + 2 :], 1, (body[at] << 8) | body[at + 1])
+        return RawPublish(body[2:at], body[at + 2 :], 1, (body[at] << 8) | body[at + 1], (first & 0x01) == 1)
     if len(body) < at:
         raise ProtocolError("PUBLISH topic runs past the packet")
-    return RawPublish(body[2:at], body[at:], 0, 0)
+    return RawPublish(body[2:at], body[at:], 0, 0, (first & 0x01) == 1)
 
 
 def parse_publish(packet: Packet) -> Message:
     """An incoming PUBLISH (QoS 0 or 1), its topic decoded (not UTF-8: ``ProtocolError``)."""
-    raw = parse_publish_raw(packet)
+    return as_message(parse_publish_raw(packet))
+
+
+def as_message(raw: RawPublish) -> Message:
+    """An incoming PUBLISH with its topic decoded (not UTF-8: ``ProtocolError``)."""
     try:
         topic = raw.topic.decode()
     except UnicodeDecodeError as exc:
         raise ProtocolError("PUBLISH topic is not UTF-8") from exc
-    return Message(topic, raw.payload, raw.qos, raw.mid, bool(packet.first & 0x01))
+    return Message(topic, raw.payload, raw.qos, raw.mid, raw.retain)
 
 
 def next_mid(previous: int, in_flight: Container[int]) -> int:

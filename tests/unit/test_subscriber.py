@@ -291,7 +291,7 @@ def test_stop_publishes_offline_retained_and_takes_its_puback(announcing: Subscr
     announcing._send = broker  # type: ignore[method-assign]
     announcing.stop(timeout=1.0)
     assert order == ["publish offline", "puback"]
-    assert all(not packet.endswith(b"offline") for packet in announcing._inflight.values())  # acknowledged
+    assert all(not packet.endswith(b"offline") for packet in announcing._mqtt.inflight.values())  # acknowledged
 
 
 def test_stop_does_not_wait_long_for_a_puback_that_never_comes(
