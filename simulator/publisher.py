@@ -543,15 +543,16 @@ class FleetLoop:
             if link.delivery.backlog:
                 self._backlogged[meter.meter_id] = link
             if count:
-                offset = self._offsets[meter.meter_id]
+                offset, hold, wall_at = self._offsets[meter.meter_id], self._hold_until, self.clock.wall_at
                 # A warm-up's past readings, and those due while it was held, were never live: not counted.
-                dues = [d for d in (self.clock.wall_at(r.ts + 1 + offset) for r in readings) if d >= self._hold_until]
                 if live:
                     sent = self.wall()
-                    for due in dues:
-                        self.lateness.add(sent - due)
+                    for reading in readings:
+                        due = wall_at(reading.ts + 1 + offset)
+                        if due >= hold:
+                            self.lateness.add(sent - due)
                 else:
-                    self.lateness.add_held(len(dues))
+                    self.lateness.add_held(sum(wall_at(r.ts + 1 + offset) >= hold for r in readings))
 
     def _send_live(self, link: MeterLink, first: int, payloads: list[bytes]) -> None:
         """Publish a meter's new readings (seqs ``first``..), or hold them while it is not connected."""
