@@ -228,8 +228,13 @@ def dockerfile_instructions(text: str) -> list[list[str]]:
 
 def packages_with_main() -> set[str]:
     """This project's packages that run with ``python -m``."""
+    return {name for name in top_level_packages() if (ROOT / name / "__main__.py").is_file()}
+
+
+def top_level_packages() -> set[str]:
+    """The top-level names setuptools finds packages under (``include = ["config*", ...]`` in pyproject.toml)."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return {name for name in pyproject["tool"]["setuptools"]["packages"] if (ROOT / name / "__main__.py").is_file()}
+    return {pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
 
 
 # --- Running the services' commands on loopback -----------------------------------------------------------------
@@ -519,8 +524,7 @@ def test_dockerfile_copies_what_pip_install_needs() -> None:
     instructions = dockerfile_instructions(text)
     assert instructions[0] == ["FROM", "python:3.11-slim"]
     copied = {source for keyword, rest in instructions if keyword == "COPY" for source in rest.split()[:-1]}
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
-    top_level = {package.split(".")[0] for package in packages}  # config.mosquitto comes with config
+    top_level = top_level_packages()  # each subpackage comes with its top-level folder
     assert {"pyproject.toml", "README.md", *top_level} <= copied
     for source in copied:
         assert (ROOT / source).exists(), f"COPY {source}: no such path"

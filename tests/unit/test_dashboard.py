@@ -108,8 +108,8 @@ def test_page_loads_nothing_from_elsewhere_and_never_parses_data_as_html() -> No
 
 def test_static_files_are_package_data() -> None:
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "bridge.static" in setuptools["packages"]
-    patterns = setuptools["package-data"]["bridge.static"]
+    assert any(fnmatch.fnmatch("bridge.static", pattern) for pattern in setuptools["packages"]["find"]["include"])
+    patterns = setuptools["package-data"]["*"]
     for path in STATIC.iterdir():
         assert any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns), path.name
 
