@@ -54,7 +54,7 @@ from bench.ingest import (
     single_messages,
 )
 from bench.publish import _cpu_s
-from bridge.store import FILE_NAME
+from bridge.ingest.store import FILE_NAME
 from tests.support.procs import (
     LOOPBACK,
     Proc,

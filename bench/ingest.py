@@ -7,7 +7,7 @@ batches of up to ``MAX_BATCH`` readings on ``meters/<id>/readings`` (a meter's b
 - in process, no MQTT: ``Ingest.handle(topic, payload)`` in a loop over a fresh ``History`` with the store as the
   bridge configures it by default (SQLite, readings mode, 2-day rings): the Python processing limit;
 - through MQTT, the bridge's own path: Mosquitto (authenticated, on a free loopback port, the production
-  ``max_inflight_messages 100``) -> ``bridge.subscriber.Subscriber`` (``config.mqtt``; paho before 2026-12-06)
+  ``max_inflight_messages 100``) -> ``bridge.ingest.subscriber.Subscriber`` (``config.mqtt``; paho before 2026-12-06)
   -> ``Ingest`` -> ``History`` -> store;
 - baseline: ``mosquitto_sub`` (C) draining the same messages from the same broker: the broker/transport limit;
 - baseline: the same ``Subscriber`` with a handler that only counts: what the Python MQTT client costs alone.
@@ -46,10 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.history import History
-from bridge.ingest import Ingest
-from bridge.store import ReadingStore
-from bridge.subscriber import Subscriber
+from bridge.ingest.history import History
+from bridge.ingest.messages import Ingest
+from bridge.ingest.store import ReadingStore
+from bridge.ingest.subscriber import Subscriber
 from config.credentials import BRIDGE_USER, meter_client_id
 from config.secret import load_or_create_secret
 from config.settings import DEFAULT_HISTORY_S, DEFAULT_RETENTION_S, BrokerAddress

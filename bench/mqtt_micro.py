@@ -65,7 +65,7 @@ def publish_cycle_us(number: int, repeat: int) -> float:
 
 def ingest_per_message_us(number: int, repeat: int) -> float:
     """Microseconds per message of a chunk of QoS 1 readings through the subscriber's chunk handler."""
-    from bridge.subscriber import Subscriber
+    from bridge.ingest.subscriber import Subscriber
     from config.settings import BrokerAddress
 
     class _Ingest:
@@ -85,7 +85,7 @@ def ingest_per_message_us(number: int, repeat: int) -> float:
 
 def read_per_message_us(number: int, repeat: int) -> float:
     """Microseconds per message of a chunk of QoS 1 readings as the network thread takes it from ``recv``."""
-    from bridge.subscriber import Subscriber
+    from bridge.ingest.subscriber import Subscriber
     from config.settings import BrokerAddress
 
     class _Ingest:

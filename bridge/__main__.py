@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, "bridge")
     # Before gunicorn forks: the worker that accepts the connections inherits the raised limit.
     fd_limit = raise_soft_limit(logging.getLogger("bridge"))
-    from bridge.server import BridgeServer  # gunicorn only where it is served
+    from bridge.http.server import BridgeServer  # gunicorn only where it is served
 
     BridgeServer(settings, settings.http_host, settings.http_port, fd_limit.soft).run()
     return 0

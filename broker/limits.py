@@ -1,7 +1,7 @@
 """The brokers' maximum MQTT packet size, and a framing tracker that enforces it on amqtt (pure: no I/O).
 
 ``MAX_PACKET_BYTES`` is the wire contract's payload bound (``config.wire.MAX_PAYLOAD_BYTES``, 64 KiB) plus 4 KiB of
-headroom for the fixed header, topic, packet id and the largest SUBSCRIBE the bridge sends (bridge.subscriber's
+headroom for the fixed header, topic, packet id and the largest SUBSCRIBE the bridge sends (bridge.ingest.subscriber's
 ``FILTERS_PER_SUBSCRIBE`` filters). Mosquitto takes it as ``max_packet_size`` (the whole packet: fixed header and
 remaining length); amqtt 0.12 has no such option, so ``broker.embedded`` feeds every byte a client sends through a
 ``PacketSizeGuard``, which refuses a packet as soon as its fixed header announces more, before its body is read.

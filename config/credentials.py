@@ -187,7 +187,7 @@ def service_rules(ha_prefix: str) -> dict[str, tuple[tuple[str, ...], tuple[str,
     bridge_status = BRIDGE_STATUS_SUBSCRIPTION
     return {
         BRIDGE_USER: ((aggregates, commands, discovery, bridges), (every_meter, discovery, bridges)),
-        # Home Assistant publishes its birth message on <prefix>/status (bridge.discovery.ha_status_topic).
+        # Home Assistant publishes its birth message on <prefix>/status (bridge.republish.discovery.ha_status_topic).
         HOMEASSISTANT_USER: ((f"{ha_prefix}/status",), (aggregates, status_topic("+"), bridge_status, discovery)),
         OBSERVER_USER: ((), (every_meter, bridge_status, discovery, "$SYS/#")),
     }

@@ -12,12 +12,12 @@ Topics:
                                 to publish again its readings a..b (inclusive, at most ``MAX_REPLAY`` seqs) from its
                                 outbox, as ordinary readings on its reading topic
     bridges/<client_id>/probe   QoS 1, not retained, a bridge to itself: any payload; that it comes back shows the
-                                bridge's MQTT session is alive (bridge.health)
+                                bridge's MQTT session is alive (bridge.ingest.health)
     bridges/<name>/status       QoS 1, retained, a bridge's availability: ``online`` after each connect, ``offline``
                                 as Last Will and on clean stop. ``<name>`` is ``fleet`` for a bridge that owns every
                                 meter, ``shard-<k>-of-<n>`` for shard k/n (``FLEET_SHARD``): never the client id,
                                 which is secret (``config.credentials``). Home Assistant's entities of a meter need
-                                both this and the meter's status (``bridge.discovery``).
+                                both this and the meter's status (``bridge.republish.discovery``).
 
 A reading covers the simulated second ``[ts, ts + 1)`` (UTC, ISO-8601 with ``Z``). Powers are W (``null`` = the meter
 had no value for that channel); energies are monotonic kWh counters. ``seq`` increases by exactly 1 per reading of a
@@ -85,8 +85,8 @@ REASONS: Final = (
     "bad_ts",
     "meter_mismatch",
     "bad_status",
-    # A valid reading that history refuses (bridge.history, bridge.sequence): one that could not come from the meter
-    # running for real, or that would replace a reading already held.
+    # A valid reading that history refuses (bridge.ingest.history, bridge.ingest.sequence): one that could not come from
+    # the meter running for real, or that would replace a reading already held.
     "too_old",
     "conflict",
     "future",

@@ -3,10 +3,10 @@
 A client of this fleet needs a small part of MQTT 3.1.1 (OASIS standard, 2014): CONNECT (client id, clean session,
 Last Will, username and password, keepalive), PUBLISH at QoS 0 or 1 both ways, PUBACK both ways, SUBSCRIBE/SUBACK and
 UNSUBSCRIBE/UNSUBACK (one filter or several a packet), PINGREQ/PINGRESP and DISCONNECT. ``config.mqtt.connection``
-drives these over a meter's non-blocking socket and ``bridge.subscriber`` over the bridge's; this module only builds
-and parses them. Why it exists: paho spends about 40 us of Python per published reading and its PUBACK (three ``recv``
-calls per packet, a ``ReasonCode`` and ``Properties`` object per PUBACK even on 3.1.1), and about as much per message
-received (five ``recv`` and two ``send``), which is most of what one process can spend (docs/performance.md).
+drives these over a meter's non-blocking socket and ``bridge.ingest.subscriber`` over the bridge's; this module only
+builds and parses them. Why it exists: paho spends about 40 us of Python per published reading and its PUBACK (three
+``recv`` calls per packet, a ``ReasonCode`` and ``Properties`` object per PUBACK even on 3.1.1), and about as much per
+message received (five ``recv`` and two ``send``), which is most of what one process can spend (docs/performance.md).
 
 A receiver takes every whole packet off its buffer at once (``split_packets``) and may acknowledge a whole chunk's
 QoS 1 messages in one write (``puback_packets``).

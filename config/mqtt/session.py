@@ -1,7 +1,7 @@
 """An MQTT 3.1.1 client session as a state machine (pure: no sockets, no clock; the time is an argument).
 
 The rules a client keeps beside its socket, in one place for the meters' connection (``config.mqtt.connection``) and
-the bridge's subscriber (``bridge.subscriber``), as mqttproto's ``client_state_machine`` keeps them:
+the bridge's subscriber (``bridge.ingest.subscriber``), as mqttproto's ``client_state_machine`` keeps them:
 
 - message ids: 1..65,535, wrapping, never one still in flight (``new_mid``);
 - in flight: every QoS 1 PUBLISH until its PUBACK, at most ``max_inflight`` (``publish`` refuses beyond: None);

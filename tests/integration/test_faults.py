@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from bridge.aggregate import make_window
+from bridge.windows.aggregate import make_window
 from config.settings import DEFAULT_GRACE_S
 from config.wire import Reading, decode_reading, encode_reading, parse_ts, status_topic
 from simulator.fleet import build_meters, fleet_specs

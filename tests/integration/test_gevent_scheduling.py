@@ -59,8 +59,8 @@ def switches_in(call):
 STORE_SCRIPT = (
     SWITCHES
     + r"""
-from bridge.history import History
-from bridge.store import ReadingStore
+from bridge.ingest.history import History
+from bridge.ingest.store import ReadingStore
 from config.wire import Reading
 
 store = ReadingStore(Path(sys.argv[1]), retention_s=86_400)
@@ -80,7 +80,7 @@ print(json.dumps({"switches_per_put": counts, "written": store.written}))
 PUBACK_SCRIPT = (
     SWITCHES
     + r"""
-from bridge.subscriber import Subscriber
+from bridge.ingest.subscriber import Subscriber
 from config.mqtt.packet import puback_packet, split_packets
 from config.settings import parse_broker_url
 
@@ -103,7 +103,7 @@ import time
 
 import gevent
 
-from bridge.subscriber import Subscriber
+from bridge.ingest.subscriber import Subscriber
 from config.mqtt.packet import publish_packet, string
 from config.settings import parse_broker_url
 

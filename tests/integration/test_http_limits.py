@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.server import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
-from bridge.worker import DRAIN_MAX_BYTES
+from bridge.http.server import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
+from bridge.http.worker import DRAIN_MAX_BYTES
 from tests.support.procs import LOOPBACK, Proc, free_port, start_bridge
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,5 @@
 """Schemathesis against a live bridge (gunicorn + gevent, real socket, amqtt, meters at 60x): every generated request
-is answered as ``bridge.openapi`` documents it, with no server error and errors always JSON.
+is answered as ``bridge.http.openapi`` documents it, with no server error and errors always JSON.
 
 ``/stream_data`` never ends, so it is read, not excluded: schemathesis reads an event stream until ``max-stream-events``
 events or the request timeout, then checks the status, the content type and each event it read against the document
@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from bridge.openapi import DOCUMENT
+from bridge.http.openapi import DOCUMENT
 from tests.support.procs import LOOPBACK, start_bridge, start_broker, start_meters
 from tests.support.sse import SSEClient
 

@@ -15,9 +15,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bridge.history import History
-from bridge.ingest import Ingest
-from bridge.subscriber import Subscriber
+from bridge.ingest.history import History
+from bridge.ingest.messages import Ingest
+from bridge.ingest.subscriber import Subscriber
 from config.credentials import meter_client_id
 from config.secret import load_or_create_secret
 from config.settings import BrokerAddress

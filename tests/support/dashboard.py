@@ -25,7 +25,8 @@ WINDOW = (1280, 1150)  # three panels, no scrolling
 
 
 def page_url(port: int, households: Sequence[str], interval_s: int, selftest: int) -> str:
-    """The dashboard showing ``households`` at ``interval_s``, self-testing (see ``bridge/static/dashboard.js``)."""
+    """The dashboard showing ``households`` at ``interval_s``, self-testing (see
+    ``bridge/http/static/dashboard.js``)."""
     chosen = "&".join(f"household={h}" for h in households)
     return f"http://127.0.0.1:{port}/?{chosen}&interval={interval_s}&selftest={selftest}"
 

@@ -1,4 +1,4 @@
-"""Driving ``bridge.subscriber.Subscriber`` without a broker: real packet bytes in, the bytes it writes recorded.
+"""Driving ``bridge.ingest.subscriber.Subscriber`` without a broker: real packet bytes in, the bytes it writes recorded.
 
 Messages go in as the PUBLISH packets a broker would send (``config.mqtt.packet``), through the same chunk handler the
 network thread uses; what the subscriber writes (SUBSCRIBE, UNSUBSCRIBE, PUBLISH, PUBACK) is captured by replacing its
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.subscriber import Subscriber
+from bridge.ingest.subscriber import Subscriber
 from config.mqtt.packet import (
     PUBACK,
     PUBLISH,

@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.app import create_app
+from bridge.http.app import create_app
 from config.settings import load_settings
 
 

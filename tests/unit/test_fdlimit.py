@@ -6,7 +6,7 @@ import resource
 
 import pytest
 
-from bridge.server import FD_MARGIN, MAX_CONNECTIONS, worker_connections
+from bridge.http.server import FD_MARGIN, MAX_CONNECTIONS, worker_connections
 from config.errors import ConfigError
 from config.fdlimit import check_fits, target
 

@@ -27,9 +27,9 @@ import pytest
 from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from bridge.history import History, MeterSummary
-from bridge.ingest import Ingest
-from bridge.subscriber import Subscriber
+from bridge.ingest.history import History, MeterSummary
+from bridge.ingest.messages import Ingest
+from bridge.ingest.subscriber import Subscriber
 from config.errors import PayloadError
 from config.mqtt.packet import MAX_STRING, puback_packets
 from config.settings import BrokerAddress

@@ -6,13 +6,13 @@ import zlib
 
 import pytest
 
-from bridge.app import create_app
-from bridge.baseline import Baselines
-from bridge.history import History
-from bridge.ingest import Ingest
-from bridge.repair import REPAIR_AFTER_S, GapRepairer
-from bridge.republish import Republisher
-from bridge.subscriber import FILTERS_PER_SUBSCRIBE, Subscriber
+from bridge.http.app import create_app
+from bridge.ingest.history import History
+from bridge.ingest.messages import Ingest
+from bridge.ingest.repair import REPAIR_AFTER_S, GapRepairer
+from bridge.ingest.subscriber import FILTERS_PER_SUBSCRIBE, Subscriber
+from bridge.republish.aggregates import Republisher
+from bridge.services.baseline import Baselines
 from config.errors import ConfigError
 from config.settings import KNOWN_KEYS, BrokerAddress, load_settings
 from config.shard import MAX_SHARDS, Shard, parse_shard, shard_of

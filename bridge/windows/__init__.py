@@ -1,0 +1,2 @@
+"""Windows of readings by event time (pure): aggregation, where a stream is, late readings' revisions and quick
+statistics."""
