@@ -16,7 +16,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Final
 
-from bridge.ingest.history import DUPLICATE, STORED, History
+from bridge.ingest.history import History
+from bridge.ingest.ring import DUPLICATE, STORED
 from config.errors import PayloadError
 from config.wire import (
     TOPIC_ROOT,

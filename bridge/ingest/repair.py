@@ -2,7 +2,7 @@
 
 A gap (seqs missing below a meter's highest) that is still open ``REPAIR_AFTER_S`` after the repairer first tracks it
 gets a replay request on ``meters/<id>/cmd/replay`` (``config.wire.encode_replay``); the meter answers from its outbox
-with ordinary readings, which fill the gap (``bridge.ingest.history.SeqTracker`` counts them as repaired). A request
+with ordinary readings, which fill the gap (``bridge.ingest.sequence.SeqTracker`` counts them as repaired). A request
 covers the lowest ``CHUNK_SEQS`` seqs of a range; when they have come, the next chunk is asked. A request unanswered
 after ``RETRY_S`` is repeated, at most ``ATTEMPTS`` times per chunk: seqs the meter no longer holds (it was killed
 between writing and sending, or pruned them) stay missing and are counted as given up, once, and never asked again (a

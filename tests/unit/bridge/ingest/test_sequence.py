@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.ingest.history import CONFLICT, DUPLICATE, STORED, TOO_OLD, History
+from bridge.ingest.history import History
+from bridge.ingest.ring import CONFLICT, DUPLICATE, STORED, TOO_OLD
 from bridge.ingest.sequence import (
     CONFIRM_READINGS,
     CONFIRM_WALL_S,
