@@ -26,7 +26,7 @@ import numpy.typing as npt
 from bridge.revisions import LateLog, LateSeconds
 from bridge.sequence import FUTURE, MeterClock, SeqTracker
 from bridge.store import ReadingStore
-from config.progress import Progress
+from config.run.progress import Progress
 from config.wire import OFFLINE, UNKNOWN, Reading
 
 FloatArray = npt.NDArray[np.float64]

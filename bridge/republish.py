@@ -42,7 +42,7 @@ from bridge.sse import window_document
 from bridge.state import BridgeState
 from bridge.streams import WindowCursor
 from bridge.ticker import Ticker
-from config.progress import Progress
+from config.run.progress import Progress
 from config.settings import Settings
 from config.wire import AGGREGATE_QOS, aggregate_topic
 

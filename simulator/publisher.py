@@ -39,7 +39,7 @@ from typing import Final
 from config.errors import PayloadError
 from config.mqtt.connection import MqttConnection, resolve
 from config.mqtt.packet import CONNACK_REASONS, Message, Will
-from config.progress import Progress
+from config.run.progress import Progress
 from config.settings import BrokerAddress
 from config.wire import (
     COMMAND_SUBSCRIBE_QOS,
