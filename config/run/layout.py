@@ -2,7 +2,7 @@
 
 Each package, subpackage and module is listed with the first sentence of its docstring, in folder order, so the
 section says what the code says it is; ``--write`` puts it into README.md between its two markers, and a unit test
-(tests/unit/test_layout.py) fails when the README and the packages disagree.
+(tests/unit/config/run/test_layout.py) fails when the README and the packages disagree.
 """
 
 from __future__ import annotations

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from config.errors import ConfigError
 from config.run.procfile import KILL_AFTER_S, ProcEntry, Supervision, parse_procfile
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 
 def test_parse_names_commands_comments_and_blank_lines() -> None:

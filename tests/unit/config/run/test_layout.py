@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from config.run.layout import BEGIN, END, NAME_WIDTH, PACKAGES, layout, summary, with_layout
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 
 def _readme_section() -> str:
