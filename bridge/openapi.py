@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify
 
 from bridge.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S
 from bridge.requests import MAX_INTERVAL_S, MAX_START_INDEX
-from config.wire import METER_ID_PATTERN
+from config.topics import METER_ID_PATTERN
 
 MAX_BODY_BYTES: Final = 16 * 1024  # bridge.app.MAX_BODY_BYTES (not imported: bridge.app imports this module)
 SETUP_OK: Final = "Streaming setup and stats calculation successful"  # bridge.api.SETUP_OK

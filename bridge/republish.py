@@ -44,7 +44,7 @@ from bridge.streams import WindowCursor
 from bridge.ticker import Ticker
 from config.run.progress import Progress
 from config.settings import Settings
-from config.wire import AGGREGATE_QOS, aggregate_topic
+from config.topics import AGGREGATE_QOS, aggregate_topic
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ QoS 1 probe to the bridge's own ``probe_topic`` every ``PROBE_PERIOD_S`` (and a 
 was delivered lately; if not, it shuts the socket down, and the network thread sees the connection lost and
 reconnects after its back-off.
 
-The bridge's own availability (``status_topic``, ``config.wire.bridge_status_topic``): its CONNECT carries a Last Will
+The bridge's own availability (``status_topic``, ``config.topics.bridge_status_topic``): its CONNECT carries a Last Will
 ``offline`` (retained, QoS 1), and after each CONNACK it publishes a retained ``online`` there; ``stop`` publishes
 ``offline`` and waits (up to ``STATUS_FLUSH_S``) for its PUBACK before the DISCONNECT, which suppresses the Will.
 
@@ -84,10 +84,8 @@ from config.mqtt.packet import (
 )
 from config.mqtt.session import Connack, Event, Session, Suback
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
-from config.wire import (
+from config.topics import (
     BATCH_SUBSCRIPTION,
-    OFFLINE,
-    ONLINE,
     READING_QOS,
     READING_SUBSCRIPTION,
     STATUS_QOS,
@@ -95,6 +93,7 @@ from config.wire import (
     TOPIC_ROOT,
     probe_topic,
 )
+from config.wire import OFFLINE, ONLINE
 
 log = logging.getLogger(__name__)
 

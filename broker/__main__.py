@@ -43,7 +43,7 @@ from config.run.extras import EMBEDDED, require
 from config.run.logs import configure_logging
 from config.secret import load_or_create_secret, secret_path
 from config.settings import BROKER, Settings, load_settings, parse_port, settings_help
-from config.wire import valid_meter_id
+from config.topics import valid_meter_id
 
 log = logging.getLogger("broker")
 

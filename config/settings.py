@@ -77,7 +77,7 @@ from config.parsing import (
     parse_tz,
 )
 from config.shard import Shard
-from config.wire import WHOLE_FLEET, bridge_status_topic
+from config.topics import WHOLE_FLEET, bridge_status_topic
 
 # What callers import from here: the settings, and (re-exported) the table, its constants, the parsers and the broker
 # addresses, which live in config.options, config.parsing and config.brokers.

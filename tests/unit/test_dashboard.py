@@ -18,7 +18,8 @@ from bridge.app import create_app
 from bridge.dashboard import CSP, SPAN_S
 from bridge.state import BridgeState
 from config.settings import load_settings
-from config.wire import Reading, encode_reading, reading_topic
+from config.topics import reading_topic
+from config.wire import Reading, encode_reading
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
