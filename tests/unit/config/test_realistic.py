@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from config.equipment import Aircon, Geyser, Noise, Room
 from config.errors import ConfigError
 from config.households import CLASSIC
 from config.realistic import (
@@ -14,11 +15,7 @@ from config.realistic import (
     DEFAULT_CLIMATE,
     PHOENIX,
     TEMPLATES,
-    Aircon,
     Climate,
-    Geyser,
-    Noise,
-    Room,
     Schedule,
     daily_kwh_range,
     household_model,
