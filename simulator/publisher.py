@@ -37,7 +37,8 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from config.errors import PayloadError
-from config.mqtt.connection import MqttConnection, resolve
+from config.mqtt.connection import MqttConnection
+from config.mqtt.link import resolve
 from config.mqtt.packet import CONNACK_REASONS, Message, Will
 from config.run.progress import Progress
 from config.settings import BrokerAddress
