@@ -1,9 +1,10 @@
 """Equipment of the ``realistic`` profile: the AC's room, the air conditioner, the geyser, hot-water draws, the other
-appliances and the meter's noise, each parameter with its default and its source or reason beside it.
+appliances and the meter's noise.
 
-Units are in the names: ``_kw``, ``_w`` (power), ``_c`` (temperature), ``_k`` (temperature difference), ``_l``
-(litres), ``_s`` (seconds), ``_w_per_k`` (conductance), ``_j_per_k`` (heat capacity), ``_l_per_s`` (flow). Who uses
-them, when and where (schedules, climates, the household templates) is ``config.realistic``'s.
+Every parameter has a default with its source or reason beside it. Units are in the names: ``_kw``, ``_w`` (power),
+``_c`` (temperature), ``_k`` (temperature difference), ``_l`` (litres), ``_s`` (seconds), ``_w_per_k`` (conductance),
+``_j_per_k`` (heat capacity), ``_l_per_s`` (flow). Who uses them, when and where (schedules, climates, the household
+templates) is ``config.realistic``'s.
 """
 
 from __future__ import annotations

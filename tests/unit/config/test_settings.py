@@ -352,7 +352,7 @@ def _fields_read_by_helpers() -> dict[str, set[str]]:
                         for n in ast.walk(method)
                         if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
                     } & settings_fields
-    for path in sorted((ROOT / "config").glob("*.py")):
+    for path in sorted((ROOT / "config").rglob("*.py")):
         if path.name == "settings.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
