@@ -73,6 +73,11 @@ def status_topic(meter_id: str) -> str:
     return f"{TOPIC_ROOT}/{meter_id}/status"
 
 
+def replay_topic(meter_id: str) -> str:
+    """Topic on which a meter takes replay requests."""
+    return f"{TOPIC_ROOT}/{meter_id}/cmd/replay"
+
+
 def aggregate_topic(meter_id: str, interval_s: int) -> str:
     """Retained topic on which the bridge republishes a meter's final ``interval_s``-second windows."""
     return f"{TOPIC_ROOT}/{meter_id}/agg/{interval_s}s"
@@ -91,11 +96,6 @@ def bridge_status_topic(name: str) -> str:
 def probe_topic(client_id: str) -> str:
     """Topic on which a bridge publishes, and receives back, the liveness probe of its own MQTT session."""
     return f"{BRIDGES_ROOT}/{client_id}/probe"
-
-
-def replay_topic(meter_id: str) -> str:
-    """Topic on which a meter takes replay requests."""
-    return f"{TOPIC_ROOT}/{meter_id}/cmd/replay"
 
 
 def parse_topic(topic: str) -> tuple[str, str]:
