@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 
-from config.equipment import Aircon, Geyser, Noise, Room
 from config.errors import ConfigError
 from config.households import CLASSIC
 from config.realistic import (
@@ -70,13 +69,6 @@ def test_daily_kwh_ranges_are_documented() -> None:
         (lambda: Climate("x", 95.0, 20, 5, 180, 10), "climate.latitude_deg"),
         (lambda: Climate("x", 10.0, 20, 5, 0, 10), "climate.hottest_day_of_year"),
         (lambda: replace(DEFAULT_CLIMATE, diurnal_range_k=-1.0), "climate"),
-        (lambda: Aircon(min_on_s=120), "aircon.min_on_s"),
-        (lambda: Aircon(rated_kw=0.0), "aircon.rated_kw"),
-        (lambda: Aircon(surge_factor=0.5), "aircon.surge"),
-        (lambda: Geyser(volume_l=-1.0), "geyser.volume_l"),
-        (lambda: Room(ua_w_per_k=0.0), "room.ua_w_per_k"),
-        (lambda: Room(mass_share=1.5), "room.mass"),
-        (lambda: Noise(relative=0.6), "noise.relative"),
         (lambda: replace(TEMPLATES["A"].schedule, occupants=0), "schedule.occupants"),
         (lambda: replace(TEMPLATES["A"].schedule, weekday=((25.0, 0),)), "schedule.weekday"),
         (lambda: replace(TEMPLATES["A"].schedule, rotation_h=()), "schedule.rotation"),
