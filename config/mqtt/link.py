@@ -16,6 +16,7 @@ import ipaddress
 import os
 import socket
 import ssl
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Final
 
@@ -49,7 +50,7 @@ def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, int]
     return cached
 
 
-class Link:
+class Link(ABC):
     """A socket on its way up (TCP, then TLS when ``tls`` is set); ``MqttConnection`` sets these attributes in its
     ``__init__``, sends CONNECT when the way up is done and says what a lost connection does."""
 
@@ -63,13 +64,13 @@ class Link:
     _handshake_wants_write: bool
     _out: bytearray
 
+    @abstractmethod
     def _send_connect(self) -> None:
         """Send CONNECT: TCP (and TLS) is done."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _lost(self, reason: str) -> None:
         """Close the socket, and say why."""
-        raise NotImplementedError
 
     def socket(self) -> socket.socket | None:
         """The open socket (to register with a selector), or None."""
