@@ -30,9 +30,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 # Broker (amqtt on 127.0.0.1), meters A, B, C and the bridge on http://127.0.0.1:$${FLEET_HTTP_PORT:-5000}/.
 # Ctrl-C (or SIGTERM to make) stops them all; one of them that exits (a meter stopped on purpose) leaves the others
-# running (config/supervise.py).
+# running (config/run/supervise.py).
 up: $(VENV)/.installed-run
-	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/python -m config.supervise Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/python -m config.run.supervise Procfile
 
 # A 3-node NATS JetStream cluster (nats-server 2.9+: apt-get install -y nats-server), six meters of households A, B, C
 # (two per node, see Procfile.cluster) and two bridge shards (http://127.0.0.1:$(CLUSTER_HTTP_PORT)/ and the port after it). Node k's ports: each base + k - 1.
@@ -52,7 +52,7 @@ cluster: $(VENV)/.installed-run
 		CLUSTER_MQTT_PORT="$(CLUSTER_MQTT_PORT)" CLUSTER_HTTP_PORT="$(CLUSTER_HTTP_PORT)" PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin"; \
 	$(BIN)/python -m broker nats-config --out "$$CLUSTER_DIR" --mqtt-port "$(CLUSTER_MQTT_PORT)" \
 		--client-port "$(CLUSTER_CLIENT_PORT)" --cluster-port "$(CLUSTER_ROUTE_PORT)" --http-port "$(CLUSTER_MONITOR_PORT)" && \
-	exec $(BIN)/python -m config.supervise Procfile.cluster
+	exec $(BIN)/python -m config.run.supervise Procfile.cluster
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -53,17 +53,8 @@ from bridge.ingest.subscriber import Subscriber
 from config.credentials import BRIDGE_USER, meter_client_id
 from config.secret import load_or_create_secret
 from config.settings import DEFAULT_HISTORY_S, DEFAULT_RETENTION_S, BrokerAddress
-from config.wire import (
-    BATCH_SUBSCRIPTION,
-    READING_SUBSCRIPTION,
-    STATUS_SUBSCRIPTION,
-    Reading,
-    batch_topic,
-    encode_batch,
-    encode_reading,
-    reading_topic,
-    split_batches,
-)
+from config.topics import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION, STATUS_SUBSCRIPTION, batch_topic, reading_topic
+from config.wire import Reading, encode_batch, encode_reading, split_batches
 from tests.support.procs import LOOPBACK, fleet_secret, login, mosquitto_missing, running, start_broker
 
 START_TS = 1_748_736_000  # 2025-06-01T00:00:00Z

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.credentials import meter_client_id
-from config.wire import Reading, encode_reading, reading_topic
+from config.topics import reading_topic
+from config.wire import Reading, encode_reading
 from simulator.fleet import fleet_specs
 from tests.support.procs import LOOPBACK, Proc, clean_env, login, python_module, start, start_broker
 

@@ -8,7 +8,7 @@ speed 1). Connect time: from the first connect to the last client's status line.
 resident set before the clients and while all N are connected (at the end of the span). The bridge's grace
 (FLEET_GRACE_S) is in every latency: ``--grace``, default the bridge's (0 s).
 
-This process holds N sockets: it raises its own open-file soft limit to the hard limit first (``config.fdlimit``),
+This process holds N sockets: it raises its own open-file soft limit to the hard limit first (``config.run.fdlimit``),
 and so does the bridge. The clients and the bridge share the machine: the clients' own reading time (one asyncio
 thread parsing N events per window) is in the latencies too.
 
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.fdlimit import check_fits, raise_soft_limit
+from config.run.fdlimit import check_fits, raise_soft_limit
 from config.settings import DEFAULT_GRACE_S
 from tests.support.procs import Proc, children, running, start_bridge, start_broker, start_meters
 from tests.support.sseload import Client, ClientLoad, common_span

@@ -1,6 +1,6 @@
 """Warm start: from `make up` on a fresh data directory, how long until the bridge serves a day of history?
 
-Runs `make up` itself (`config.supervise` and the Procfile: the embedded amqtt broker, meters A, B and C, the bridge)
+Runs `make up` itself (`config.run.supervise` and the Procfile: the embedded amqtt broker, meters A, B, C, the bridge)
 with this interpreter's virtualenv, a fresh temporary ``FLEET_DATA_DIR`` (no outbox, no history, no secret: a first
 start) and free loopback ports, at ``FLEET_SPEED`` 1 unless ``--speed``; ``FLEET_WARMUP`` is left unset (the default, 24
 h) unless ``--warmup``. From the start of `make` it polls every 0.5 s, each check until it first holds, and prints the

@@ -10,8 +10,8 @@ import os
 import sys
 
 from config.errors import ConfigError
-from config.fdlimit import raise_soft_limit
-from config.logs import configure_logging
+from config.run.fdlimit import raise_soft_limit
+from config.run.logs import configure_logging
 from config.secret import bridge_settings
 from config.settings import BRIDGE, Settings, load_settings, parse_broker_urls, parse_port, settings_help
 

@@ -39,11 +39,11 @@ from broker.nats import (
 )
 from config.credentials import BCRYPT_COST, SERVICE_USERS, amqtt_acls, fleet_rules, nats_users, password_for
 from config.errors import ConfigError
-from config.extras import EMBEDDED, require
-from config.logs import configure_logging
+from config.run.extras import EMBEDDED, require
+from config.run.logs import configure_logging
 from config.secret import load_or_create_secret, secret_path
 from config.settings import BROKER, Settings, load_settings, parse_port, settings_help
-from config.wire import valid_meter_id
+from config.topics import valid_meter_id
 
 log = logging.getLogger("broker")
 

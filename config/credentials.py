@@ -9,8 +9,8 @@ Users and what they may do (the same rules for the embedded amqtt broker and for
 
 - ``<meter id>``: publish ``meters/<id>/+`` (reading, readings, status); subscribe ``meters/<id>/cmd/#``.
 - ``bridge``: publish ``meters/+/agg/#``, ``meters/+/cmd/#``, ``<ha>/#`` and ``bridges/#`` (its availability,
-  ``config.wire.bridge_status_topic``); subscribe ``meters/#``, ``<ha>/#`` and ``bridges/#`` (its session's liveness
-  probe, ``config.wire.probe_topic``).
+  ``config.topics.bridge_status_topic``); subscribe ``meters/#``, ``<ha>/#`` and ``bridges/#`` (its session's liveness
+  probe, ``config.topics.probe_topic``).
 - ``homeassistant``: publish ``<ha>/status`` (its birth message); subscribe ``meters/+/agg/#``, ``meters/+/status``,
   ``bridges/+/status`` and ``<ha>/#``.
 - ``observer`` (people with ``mosquitto_sub``): publish nothing; subscribe ``meters/#``, ``bridges/+/status``,
@@ -48,7 +48,7 @@ from typing import Any, Final
 import bcrypt
 
 from config.errors import ConfigError
-from config.wire import (
+from config.topics import (
     BRIDGE_STATUS_SUBSCRIPTION,
     BRIDGES_ROOT,
     TOPIC_ROOT,
@@ -181,7 +181,7 @@ def service_rules(ha_prefix: str) -> dict[str, tuple[tuple[str, ...], tuple[str,
     aggregates = f"{_parent(aggregate_topic('+', 1))}/#"  # meters/+/agg/#
     commands = f"{_parent(replay_topic('+'))}/#"  # meters/+/cmd/#
     discovery = f"{ha_prefix}/#"
-    # Each bridge's liveness probe, to itself (config.wire.probe_topic), and its availability.
+    # Each bridge's liveness probe, to itself (config.topics.probe_topic), and its availability.
     bridges = f"{BRIDGES_ROOT}/#"
     # Only the bridges' availability: the probe topics name the bridges' client ids, which are secret.
     bridge_status = BRIDGE_STATUS_SUBSCRIPTION

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from config.errors import ConfigError
-from config.wire import valid_meter_id
+from config.topics import valid_meter_id
 
 # The keys of config.realistic.CLIMATES (a test checks they agree): parsing a setting need not build the realistic
 # profile's parameters (a dozen dataclasses, ~15 ms of import) that a classic run never uses.

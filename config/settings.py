@@ -22,9 +22,8 @@ from config.brokers import (
     parse_broker_urls,
 )
 from config.errors import ConfigError
+from config.option import BRIDGE, BROKER, PROGRAMS, SIMULATOR, Option
 from config.options import (
-    BRIDGE,
-    BROKER,
     DEFAULT_AGG_INTERVALS,
     DEFAULT_BRIDGE_ID,
     DEFAULT_CLIMATE,
@@ -51,10 +50,7 @@ from config.options import (
     OPTIONS,
     PREFIX,
     PROFILES,
-    PROGRAMS,
-    SIMULATOR,
     STORES,
-    Option,
     options_for,
     settings_help,
 )
@@ -77,10 +73,10 @@ from config.parsing import (
     parse_tz,
 )
 from config.shard import Shard
-from config.wire import WHOLE_FLEET, bridge_status_topic
+from config.topics import WHOLE_FLEET, bridge_status_topic
 
 # What callers import from here: the settings, and (re-exported) the table, its constants, the parsers and the broker
-# addresses, which live in config.options, config.parsing and config.brokers.
+# addresses, which live in config.options, config.option, config.parsing and config.brokers.
 __all__ = [
     "BRIDGE",
     "BROKER",

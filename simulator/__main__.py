@@ -34,9 +34,9 @@ if __name__ == "__main__":
 import numpy as np
 
 from config.errors import ConfigError
-from config.extras import PLOT, require
 from config.households import CLASSIC_ORDER
-from config.logs import configure_logging
+from config.run.extras import PLOT, require
+from config.run.logs import configure_logging
 from config.settings import (
     CLIMATE_NAMES,
     DEFAULT_WARMUP_S,
@@ -414,7 +414,7 @@ def _warmup(text: str | None, settings: Settings, fleet: bool, retention_s: int)
 
 def _check_fd_limit(meters: int, key: str) -> None:
     """Raise the open-file limit to the hard limit, then refuse (before any meter connects) a fleet that cannot fit."""
-    from config.fdlimit import check_fits, raise_soft_limit  # run only
+    from config.run.fdlimit import check_fits, raise_soft_limit  # run only
 
     limit = raise_soft_limit(log)
     what = f"one socket per meter for {meters} meters plus {FD_MARGIN} for the outbox database, logs and the selector"

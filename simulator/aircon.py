@@ -20,7 +20,8 @@ from typing import Final
 
 import numpy as np
 
-from config.realistic import HouseholdModel, Presence, Room
+from config.equipment import Room
+from config.realistic import HouseholdModel, Presence
 from simulator.occupancy import DaySchedule, Interval
 from simulator.signals import Curve, FloatArray, IntArray, Steps
 from simulator.thermostat import NodeInputs, NodeRun, NodeState, Thermostat, on_intervals, simulate

@@ -19,7 +19,8 @@ from typing import Final
 
 import numpy as np
 
-from config.realistic import Appliances, Presence
+from config.equipment import Appliances
+from config.realistic import Presence
 from simulator.localday import LocalDay
 from simulator.occupancy import DaySchedule, Interval, sample_times
 from simulator.signals import FloatArray, IntArray, Steps, steps_from_changes

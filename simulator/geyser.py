@@ -18,7 +18,8 @@ from typing import Final
 
 import numpy as np
 
-from config.realistic import Geyser, HotWater, Presence
+from config.equipment import Geyser, HotWater
+from config.realistic import Presence
 from simulator.occupancy import DaySchedule, Interval, sample_times
 from simulator.signals import Curve, FloatArray, IntArray, Steps, steps_from_intervals
 from simulator.thermostat import NodeInputs, NodeState, Thermostat, on_intervals, simulate

@@ -37,27 +37,21 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from config.errors import PayloadError
-from config.mqtt.connection import MqttConnection, resolve
+from config.mqtt.connection import MqttConnection
+from config.mqtt.link import resolve
 from config.mqtt.packet import CONNACK_REASONS, Message, Will
-from config.progress import Progress
+from config.run.progress import Progress
 from config.settings import BrokerAddress
-from config.wire import (
+from config.topics import (
     COMMAND_SUBSCRIBE_QOS,
-    MAX_BATCH,
-    OFFLINE,
-    ONLINE,
     READING_QOS,
     STATUS_QOS,
-    Reading,
     batch_topic,
-    decode_replay,
-    encode_batch,
-    encode_reading,
     reading_topic,
     replay_topic,
-    split_batches,
     status_topic,
 )
+from config.wire import MAX_BATCH, OFFLINE, ONLINE, Reading, decode_replay, encode_batch, encode_reading, split_batches
 from simulator.clock import SimClock
 from simulator.delivery import Delivery, HeldPayloads
 from simulator.fleet import Meter

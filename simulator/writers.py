@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
 import numpy as np
 
-from config.extras import DATASET, install_hint, require
+from config.run.extras import DATASET, install_hint, require
 from simulator.csvtext import counted_lines, splice, table_lines, table_text
 from simulator.dataset import Chunk, DatasetPlan, chunks
 from simulator.layouts import CLEAN, ERROR_TYPES, ERRORS, file_name, outputs, tables

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from bridge.http.api import SETUP_OK
 from bridge.http.validation import MAX_INTERVAL_S, MAX_START_INDEX
-from config.wire import METER_ID_PATTERN
+from config.topics import METER_ID_PATTERN
 
 CHANNELS: Final = ("AC", "Geyser", "Overall")
 JSON: Final = "application/json"

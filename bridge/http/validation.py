@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from config.errors import RequestError
-from config.wire import valid_meter_id
+from config.topics import valid_meter_id
 
 MAX_INTERVAL_S: Final = 86_400
 MAX_START_INDEX: Final = 86_399

@@ -49,7 +49,8 @@ from config.credentials import BRIDGE_USER
 from config.mqtt.packet import CONNACK, DISCONNECT_PACKET, Packet, Will, connack_code, connack_session_present, string
 from config.mqtt.session import Session
 from config.settings import BrokerAddress
-from config.wire import OFFLINE, STATUS_QOS
+from config.topics import STATUS_QOS
+from config.wire import OFFLINE
 
 log = logging.getLogger(__name__)
 

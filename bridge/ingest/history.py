@@ -23,7 +23,7 @@ import numpy as np
 from bridge.ingest.ring import STORED, FloatArray, MeterRing
 from bridge.ingest.store import ReadingStore
 from bridge.windows.revisions import LateLog, LateSeconds
-from config.progress import Progress
+from config.run.progress import Progress
 from config.wire import OFFLINE, UNKNOWN, Reading
 
 

@@ -19,17 +19,8 @@ from typing import Final
 from bridge.ingest.history import History
 from bridge.ingest.ring import DUPLICATE, STORED
 from config.errors import PayloadError
-from config.wire import (
-    TOPIC_ROOT,
-    Reading,
-    decode_batch,
-    decode_reading,
-    decode_status,
-    format_ts,
-    parse_topic,
-    reading_topic,
-    valid_meter_id,
-)
+from config.topics import TOPIC_ROOT, parse_topic, reading_topic, valid_meter_id
+from config.wire import Reading, decode_batch, decode_reading, decode_status, format_ts
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from typing import Final
 
 from bridge.ingest.history import History
 from bridge.services.ticker import Ticker
-from config.wire import MAX_REPLAY, READING_QOS, encode_replay, replay_topic
+from config.topics import READING_QOS, replay_topic
+from config.wire import MAX_REPLAY, encode_replay
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,5 @@
-"""The bridge's MQTT subscriber: on the connection of ``bridge.ingest.connection``, subscribed (again on every
-connect) to readings and status; every message to ingest or to its route; a watchdog for a session the broker gave
-away.
+"""The bridge's MQTT subscriber: on ``bridge.ingest.connection``, subscribed (again on every connect) to readings and
+status; every message to ingest or to its route; a watchdog for a session the broker gave away.
 
 Messages are turned into ``(topic, bytes)`` at the edge: a topic that is not UTF-8 goes to ingest as
 ``<undecodable topic>`` (rejected there as a bad topic), never as a protocol error. Handlers never raise into the
@@ -9,7 +8,7 @@ topics can be routed to a handler of their own (``add_route``: Home Assistant's 
 A chunk (one read, ``bridge.ingest.connection``) is taken whole: every message of it handled, then its PUBACKs in one
 write, so that the broker never drops a message the bridge has not taken.
 
-The bridge's own availability (``status_topic``, ``config.wire.bridge_status_topic``): its CONNECT carries a Last Will
+The bridge's own availability (``status_topic``, ``config.topics.bridge_status_topic``): its CONNECT carries a Last Will
 ``offline`` (retained, QoS 1), and after each CONNACK the subscriber publishes a retained ``online`` there; ``stop``
 publishes ``offline`` and waits (up to ``STATUS_FLUSH_S``) for its PUBACK before the DISCONNECT, which suppresses the
 Will.
@@ -54,10 +53,8 @@ from config.mqtt.packet import (
 )
 from config.mqtt.session import Connack, Event, Suback
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
-from config.wire import (
+from config.topics import (
     BATCH_SUBSCRIPTION,
-    OFFLINE,
-    ONLINE,
     READING_QOS,
     READING_SUBSCRIPTION,
     STATUS_QOS,
@@ -65,6 +62,7 @@ from config.wire import (
     TOPIC_ROOT,
     probe_topic,
 )
+from config.wire import OFFLINE, ONLINE
 
 log = logging.getLogger(__name__)
 

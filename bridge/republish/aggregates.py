@@ -42,9 +42,9 @@ from bridge.services.ticker import Ticker
 from bridge.windows.aggregate import Window, make_window
 from bridge.windows.revisions import LateSeconds, revised_starts
 from bridge.windows.streams import WindowCursor
-from config.progress import Progress
+from config.run.progress import Progress
 from config.settings import Settings
-from config.wire import AGGREGATE_QOS, aggregate_topic
+from config.topics import AGGREGATE_QOS, aggregate_topic
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ Each meter is one device with six sensors, all read from the meter's aggregate t
 A value the window does not have is JSON ``null``; the templates render it as ``None``, which Home Assistant's MQTT
 sensor shows as unknown. Availability needs both the meter and the bridge that computes its aggregates
 (``availability_mode: all``): the meter's retained ``meters/<id>/status`` and the bridge's retained
-``bridges/<name>/status`` (``config.wire.bridge_status_topic``), each ``online``/``offline``. Without the second, a
+``bridges/<name>/status`` (``config.topics.bridge_status_topic``), each ``online``/``offline``. Without the second, a
 dead bridge would leave the last aggregates on show as if current.
 Unique ids depend only on the meter id and the sensor, so they stay stable across restarts and intervals.
 """
@@ -25,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from config.wire import AGGREGATE_QOS, OFFLINE, ONLINE, aggregate_topic, status_topic, valid_meter_id
+from config.topics import AGGREGATE_QOS, aggregate_topic, status_topic, valid_meter_id
+from config.wire import OFFLINE, ONLINE
 
 ORIGIN_NAME: Final = "smart-meter-fleet"
 MANUFACTURER: Final = "smart-meter-fleet"

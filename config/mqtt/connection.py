@@ -13,13 +13,8 @@ CONNECT), and turns the session's events into callbacks. It behaves as paho does
   ``on_suback(mid, granted)``) run in the loop's thread, from ``read``/``write``/``misc``; they must not raise (the
   owner's callbacks catch).
 
-``connect`` never blocks the loop that drives every meter: a non-blocking socket whose TCP connect completes when
-the selector finds it writable (``want_write`` is true meanwhile), then the TLS handshake, retried on readiness
-(``SSLWantReadError``/``SSLWantWriteError``), then CONNECT. TCP and TLS must be done within ``CONNECT_TIMEOUT_S``
-(checked by ``misc``), else the attempt is lost like a dropped connection (``on_disconnect``); a broker silent after
-CONNECT is the keepalive's (a PINGREQ after ``keepalive_s``, lost ``keepalive_s`` later). Host names other than
-numeric addresses are resolved once per host and port and cached (``resolve``): ``getaddrinfo`` blocks, so the
-publisher resolves every broker at start-up, before the loop runs.
+``connect`` never blocks the loop that drives every meter: the way up (TCP, TLS, the connect deadline, resolving
+host names) is ``config.mqtt.link``'s, whose ``Link`` this class extends.
 
 Reading takes whatever the socket holds (up to ``READ_BYTES``) in one ``recv`` and handles every whole packet in it;
 a published message is one ``send`` (nothing is batched across meters: each meter has its own connection).
@@ -28,16 +23,14 @@ a published message is one ``send`` (nothing is batched across meters: each mete
 from __future__ import annotations
 
 import contextlib
-import errno
-import ipaddress
 import logging
-import os
 import socket
 import ssl
 import time
 from collections.abc import Callable
 from typing import Final
 
+from config.mqtt.link import MQTT, Link
 from config.mqtt.packet import (
     CONNACK_REASONS,
     DISCONNECT_PACKET,
@@ -56,37 +49,9 @@ from config.mqtt.session import Connack, Dead, Event, Session, Suback
 log = logging.getLogger(__name__)
 
 READ_BYTES: Final = 65_536
-CONNECT_TIMEOUT_S: Final = 5.0
-
-# Where a connection is on its way up; after CONNECT it waits for CONNACK (``connected``).
-_TCP: Final = "tcp"  # the non-blocking TCP connect is in progress: writable when done (or failed)
-_TLS: Final = "tls"  # the TLS handshake is in progress
-_MQTT: Final = "mqtt"  # CONNECT sent (or sending)
-_IN_PROGRESS: Final = (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
-
-_resolved: dict[tuple[str, int], tuple[socket.AddressFamily, tuple[str, int] | tuple[str, int, int, int]]] = {}
 
 
-def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, int] | tuple[str, int, int, int]]:
-    """The address family and socket address of ``host:port``: at once for a numeric address; a name is looked up
-    once with ``getaddrinfo`` (which blocks: call this at start-up, not in the loop) and cached for the process."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return (socket.AF_INET6, (host, port, 0, 0)) if ip.version == 6 else (socket.AF_INET, (host, port))
-    cached = _resolved.get((host, port))
-    if cached is None:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        if not infos:  # pragma: no cover - getaddrinfo raises rather than answer nothing
-            raise OSError(f"no address for {host}")
-        family, _, _, _, address = infos[0]
-        cached = _resolved[(host, port)] = (family, (str(address[0]), int(address[1]), *address[2:]))
-    return cached
-
-
-class MqttConnection:
+class MqttConnection(Link):
     """A minimal MQTT 3.1.1 client for one meter: connect, publish (QoS 0/1), subscribe, keepalive, Last Will."""
 
     def __init__(
@@ -115,7 +80,7 @@ class MqttConnection:
         self.on_publish: Callable[[int], None] | None = None
         self.on_message: Callable[[Message], None] | None = None
         self._sock: socket.socket | None = None
-        self._state = _MQTT
+        self._state = MQTT
         self._host = ""
         self._deadline = 0.0  # TCP and TLS must be done by then (clock seconds)
         self._handshake_wants_write = False
@@ -126,20 +91,6 @@ class MqttConnection:
         self._topics: dict[str, bytes] = {}  # topic -> its length-prefixed bytes
 
     # -- what the loop asks -------------------------------------------------------------------------------------
-
-    def socket(self) -> socket.socket | None:
-        """The open socket (to register with a selector), or None."""
-        return self._sock
-
-    def want_write(self) -> bool:
-        """Bytes are waiting for the socket to take them, or the TCP connect (or the TLS handshake) waits to be
-        writable."""
-        return bool(self._out) or self._state == _TCP or (self._state == _TLS and self._handshake_wants_write)
-
-    @property
-    def connecting(self) -> bool:
-        """The TCP connect or the TLS handshake is in progress (CONNECT not sent yet)."""
-        return self._sock is not None and self._state != _MQTT
 
     def is_acked(self, mid: int) -> bool:
         """The broker acknowledged message ``mid`` (or it was QoS 0 and sent)."""
@@ -152,75 +103,8 @@ class MqttConnection:
 
     # -- connection -----------------------------------------------------------------------------------------------
 
-    def connect(self, host: str, port: int, keepalive_s: int) -> None:
-        """Start the TCP connect (without waiting: the loop drives it, then TLS, then CONNECT; CONNACK comes later in
-        ``read``). Raises ``OSError`` if it fails at once (refused on loopback, no address)."""
-        if self._sock is not None:
-            return
-        self.keepalive_s = keepalive_s
-        family, address = resolve(host, port)
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            code = sock.connect_ex(address)
-            if code not in _IN_PROGRESS:
-                raise OSError(code, os.strerror(code))
-        except BaseException:
-            sock.close()
-            raise
-        self._sock = sock
-        self._host = host
-        self._state = _TCP
-        self._out.clear()
-        self._deadline = self.clock() + CONNECT_TIMEOUT_S
-        if code == 0:
-            self._progress()
-
-    def _progress(self) -> None:
-        """Take the connection a step further on readiness: TCP done, then the TLS handshake, then CONNECT."""
-        sock = self._sock
-        if sock is None:
-            return
-        if self._state == _TCP:
-            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if code in (errno.EINPROGRESS, errno.EALREADY):
-                return
-            if code != 0:
-                self._lost(f"connect failed: {os.strerror(code)}")
-                return
-            try:
-                sock.getpeername()  # writable without an error, yet not connected: not done
-            except OSError:
-                return
-            if self.tls is None:
-                self._send_connect()
-                return
-            try:
-                sock = self._sock = self.tls.wrap_socket(
-                    sock, server_hostname=self._host, do_handshake_on_connect=False
-                )
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                self._lost(f"TLS failed: {exc}")
-                return
-            self._state = _TLS
-        if self._state == _TLS:
-            assert isinstance(sock, ssl.SSLSocket)
-            try:
-                sock.do_handshake()
-            except ssl.SSLWantReadError:
-                self._handshake_wants_write = False
-                return
-            except ssl.SSLWantWriteError:
-                self._handshake_wants_write = True
-                return
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                self._lost(f"TLS handshake failed: {exc}")
-                return
-            self._send_connect()
-
     def _send_connect(self) -> None:
-        self._state = _MQTT
+        self._state = MQTT
         self._session.keepalive_s = self.keepalive_s
         self._queue(
             self._session.connect(
@@ -232,7 +116,7 @@ class MqttConnection:
         """Send DISCONNECT (the broker then does not publish the Will) and close; no callback."""
         if self._sock is None:
             return
-        if self._state == _MQTT:
+        if self._state == MQTT:
             self._queue(DISCONNECT_PACKET)
         self._close()
 
@@ -240,7 +124,7 @@ class MqttConnection:
         sock, self._sock = self._sock, None
         self.connected = False
         self._session.lost()
-        self._state = _MQTT
+        self._state = MQTT
         self._handshake_wants_write = False
         self._out.clear()
         if sock is not None:
@@ -266,7 +150,7 @@ class MqttConnection:
 
     def write(self) -> None:
         """Give the socket what it takes of the waiting bytes (or take the connect a step further)."""
-        if self._state != _MQTT:
+        if self._state != MQTT:
             self._progress()
             return
         sock = self._sock
@@ -313,7 +197,7 @@ class MqttConnection:
 
     def read(self) -> None:
         """Take what the socket holds and handle every whole packet in it (or take the connect a step further)."""
-        if self._state != _MQTT:
+        if self._state != MQTT:
             self._progress()
             return
         sock = self._sock
@@ -390,9 +274,8 @@ class MqttConnection:
         if self._sock is None:
             return
         now = self.clock()
-        if self._state != _MQTT:
-            if now >= self._deadline:
-                self._lost(f"connect timed out after {CONNECT_TIMEOUT_S:g} s ({self._state} not done)")
+        if self._state != MQTT:
+            self._connect_deadline(now)
             return
         due = self._session.tick(now)
         if isinstance(due, Dead):

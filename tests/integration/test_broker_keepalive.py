@@ -25,7 +25,7 @@ from config.mqtt.packet import (
     connect_packet,
     split_packets,
 )
-from config.wire import status_topic
+from config.topics import status_topic
 from tests.support.mqtt import collecting
 from tests.support.procs import LOOPBACK, Proc, login, start_broker
 

@@ -33,7 +33,8 @@ from broker.limits import MAX_PACKET_BYTES
 from config.errors import ConfigError
 from config.households import household
 from config.settings import KNOWN_KEYS, PREFIX, load_settings, parse_broker_url
-from config.wire import READING_SUBSCRIPTION, decode_reading, reading_topic
+from config.topics import READING_SUBSCRIPTION, reading_topic
+from config.wire import decode_reading
 from tests.conftest import require_mosquitto
 from tests.support.mqtt import collecting
 from tests.support.procs import (

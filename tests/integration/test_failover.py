@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-import config.mqtt.connection
+import config.mqtt.link
 from config.secret import read_secret
 from config.settings import parse_broker_urls
 from config.shard import shard_of
@@ -160,7 +160,7 @@ def test_a_broker_silent_in_tls_never_stalls_the_other_meters(tmp_path: Path, mo
     While D's handshake hangs, the others publish on. The connect deadline is raised to 60 s here so that "while D
     hangs" cannot end by itself: a blocking connect would hold the loop for all of it, and the others would publish
     nothing."""
-    monkeypatch.setattr(config.mqtt.connection, "CONNECT_TIMEOUT_S", 60.0)
+    monkeypatch.setattr(config.mqtt.link, "CONNECT_TIMEOUT_S", 60.0)
     ca = make_ca(tmp_path / "pki", "fleet test CA")
     server = make_server_cert(tmp_path / "pki", ca, LOOPBACK)
     port = free_port()

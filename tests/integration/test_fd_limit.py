@@ -1,4 +1,4 @@
-"""The open-file limit (``config.fdlimit``) in real processes whose limit the test lowers before they start.
+"""The open-file limit (``config.run.fdlimit``) in real processes whose limit the test lowers before they start.
 
 - A fleet larger than the hard limit allows is refused before anything starts: exit code 2, one configuration error
   naming ``--fleet``, the limit, the descriptors needed and how to raise it; no connection reaches the broker's port

@@ -17,7 +17,8 @@ import paho.mqtt.publish as publish
 import pytest
 
 from bridge.ingest.repair import CHUNK_SEQS
-from config.wire import Reading, decode_replay, encode_reading, replay_topic
+from config.topics import replay_topic
+from config.wire import Reading, decode_replay, encode_reading
 from tests.support.mqtt import collecting
 from tests.support.procs import Proc, login, running, start_bridge, start_meters, wait_until
 

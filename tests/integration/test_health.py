@@ -19,7 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.credentials import BRIDGE_USER
-from config.wire import ONLINE, status_topic
+from config.topics import status_topic
+from config.wire import ONLINE
 from tests.support.procs import (
     LOOPBACK,
     Proc,

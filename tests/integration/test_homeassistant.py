@@ -18,7 +18,8 @@ import paho.mqtt.publish as publish
 import pytest
 
 from config.households import CLASSIC
-from config.wire import BRIDGE_STATUS_SUBSCRIPTION, WHOLE_FLEET, bridge_status_topic, decode_reading, parse_ts
+from config.topics import BRIDGE_STATUS_SUBSCRIPTION, WHOLE_FLEET, bridge_status_topic
+from config.wire import decode_reading, parse_ts
 from tests.support.mqtt import Collector, Msg, collecting
 from tests.support.procs import Proc, login, signal_tree, start_bridge, start_meters
 

@@ -1,4 +1,4 @@
-"""`make up` (python -m config.supervise running the Procfile): everything comes up, and SIGTERM to make stops every
+"""`make up` (python -m config.run.supervise running the Procfile): everything comes up, and SIGTERM to make stops every
 process cleanly (tests/integration/test_supervise.py: one process that exits leaves the others running)."""
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from config.wire import Reading, batch_topic, reading_topic
+from config.topics import batch_topic, reading_topic
+from config.wire import Reading
 from tests.support.mqtt import Collector, collecting, readings_in
 from tests.support.procs import Proc, running, start_bridge, start_meters
 

@@ -25,7 +25,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from config.wire import Reading, encode_reading, parse_ts, reading_topic, status_topic
+from config.topics import reading_topic, status_topic
+from config.wire import Reading, encode_reading, parse_ts
 from tests.support.procs import LOOPBACK, Proc, children, login, running, start_bridge, start_meters, wait_until
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from config.wire import READING_QOS, Reading, encode_reading, reading_topic
+from config.topics import READING_QOS, reading_topic
+from config.wire import Reading, encode_reading
 from tests.support.procs import LOOPBACK, Proc, http_get, login, running, start_bridge
 from tests.support.sse import Event, SSEClient
 

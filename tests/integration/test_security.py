@@ -26,7 +26,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from config.credentials import SERVICE_USERS, bridge_client_id, meter_client_id
 from config.secret import load_or_create_secret
-from config.wire import BRIDGE_STATUS_SUBSCRIPTION, WHOLE_FLEET, bridge_status_topic, decode_reading, probe_topic
+from config.topics import BRIDGE_STATUS_SUBSCRIPTION, WHOLE_FLEET, bridge_status_topic, probe_topic
+from config.wire import decode_reading
 from tests.support.mqtt import Msg
 from tests.support.procs import (
     LOOPBACK,

@@ -21,7 +21,8 @@ from bridge.ingest.subscriber import Subscriber
 from config.credentials import meter_client_id
 from config.secret import load_or_create_secret
 from config.settings import BrokerAddress
-from config.wire import Reading, encode_reading, reading_topic
+from config.topics import reading_topic
+from config.wire import Reading, encode_reading
 from tests.conftest import require_mosquitto
 from tests.support.procs import LOOPBACK, Proc, fleet_secret, login, running, start_broker, wait_until
 

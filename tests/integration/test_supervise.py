@@ -1,4 +1,4 @@
-"""`make up`'s supervisor (python -m config.supervise Procfile) with the real Procfile: broker, meters A, B, C and
+"""`make up`'s supervisor (python -m config.run.supervise Procfile) with the real Procfile: broker, meters A, B, C and
 bridge on free ports. A SIGTERM to meter A's process stops meter A only: the bridge still answers and meters B and C
 still publish (their received counts at the bridge grow), and A is shown offline. SIGINT to the supervisor then stops
 every process, each in its turn, and nothing is left behind."""
@@ -40,7 +40,7 @@ def _group_alive(pgid: int) -> bool:
 
 def test_one_stopped_meter_leaves_the_others_running_until_the_supervisor_stops(tmp_path: Path) -> None:
     _, http_port, env = procfile_env(tmp_path / "data")
-    sup = start("supervise", python_module("config.supervise", str(ROOT / "Procfile")), tmp_path, env=env)
+    sup = start("supervise", python_module("config.run.supervise", str(ROOT / "Procfile")), tmp_path, env=env)
     pids: dict[str, int] = {}
     try:
         sup.wait_port(http_port, timeout=60)
@@ -84,7 +84,7 @@ fails: echo bye; exit 3
 def test_output_prefixed_a_failed_process_logged_and_one_ignoring_sigterm_killed(tmp_path: Path) -> None:
     procfile = tmp_path / "Procfile"
     procfile.write_text(PROCFILE)
-    argv = python_module("config.supervise", "--kill-after", "1", str(procfile))
+    argv = python_module("config.run.supervise", "--kill-after", "1", str(procfile))
     sup = start("supervise", argv, tmp_path, env=clean_env())
     try:
         wait_until(lambda: "stubborn | ready\n" in sup.log(), 30, "the stubborn process's trap set")
@@ -113,7 +113,7 @@ def test_output_prefixed_a_failed_process_logged_and_one_ignoring_sigterm_killed
 )
 def test_bad_arguments_are_one_line_and_exit_code_2(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "Procfile").write_text("not a procfile line\n")
-    sup = start("supervise", python_module("config.supervise", *args), tmp_path, env=clean_env())
+    sup = start("supervise", python_module("config.run.supervise", *args), tmp_path, env=clean_env())
     assert sup.popen.wait(timeout=30) == 2
     assert sup.log().startswith(message), sup.log()
     assert sup.log().count("\n") == 1, sup.log()

@@ -19,7 +19,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config.credentials import OBSERVER_USER
-from config.wire import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION, Reading, decode_batch, decode_reading
+from config.topics import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION
+from config.wire import Reading, decode_batch, decode_reading
 from tests.support.procs import login
 
 

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from config.realistic import DEFAULT_CLIMATE, Appliances, Presence, household_model
+from config.equipment import Appliances
+from config.realistic import DEFAULT_CLIMATE, Presence, household_model
 from simulator.appliances import events, fridge, other_loads, washer
 from simulator.localday import local_day
 from simulator.realistic import RealisticProfile

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from config.realistic import Geyser, Presence, household_model
+from config.equipment import Geyser
+from config.realistic import Presence, household_model
 from simulator import geyser
 from simulator.fleet import MeterSpec
 from simulator.realistic import RealisticProfile, realistic_profile

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from config.realistic import Noise, daily_kwh_range, household_model
+from config.equipment import Noise
+from config.realistic import daily_kwh_range, household_model
 from simulator.fleet import Meter, MeterSpec, fleet_specs
 from simulator.localday import local_day
 from simulator.meter import MeterState

@@ -20,7 +20,8 @@ from bridge.http.validation import NOT_INTEGERS, NOT_OBJECT, NOT_POSITIVE, NOT_S
 from bridge.ingest.messages import Ingest
 from bridge.windows.statistics import Z_99
 from config.settings import load_settings
-from config.wire import Reading, encode_reading, reading_topic
+from config.topics import reading_topic
+from config.wire import Reading, encode_reading
 from tests.support.bridgeapp import state
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z

@@ -17,7 +17,8 @@ from bridge.http.app import create_app
 from bridge.http.dashboard import CSP, SPAN_S
 from bridge.http.state import BridgeState
 from config.settings import load_settings
-from config.wire import Reading, encode_reading, reading_topic
+from config.topics import reading_topic
+from config.wire import Reading, encode_reading
 from tests.support.paths import ROOT
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z

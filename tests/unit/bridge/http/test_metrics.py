@@ -23,7 +23,8 @@ from bridge.ingest.sequence import MeterClock
 from bridge.ingest.store import QUEUE_MAX, ReadingStore
 from bridge.ingest.subscriber import Subscriber
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress, load_settings
-from config.wire import REASONS, Reading, encode_reading, probe_topic, reading_topic
+from config.topics import probe_topic, reading_topic
+from config.wire import REASONS, Reading, encode_reading
 from tests.support.bridgeapp import state
 from tests.support.subscriber import Wire, deliver
 

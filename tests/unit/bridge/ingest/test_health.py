@@ -23,7 +23,7 @@ from bridge.ingest.messages import Ingest
 from bridge.ingest.subscriber import Subscriber
 from config.mqtt.packet import puback_packets, split_packets
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
-from config.wire import probe_topic
+from config.topics import probe_topic
 from tests.support.subscriber import Wire, deliver
 
 BOUNDS = HealthBounds(quiet_s=10.0, disconnected_s=5.0)

@@ -13,14 +13,8 @@ from bridge.ingest.messages import Ingest
 from bridge.ingest.subscriber import Subscriber
 from config.mqtt.packet import PINGRESP, PUBACK, Packet, ProtocolError, parse_publish, puback_packets, split_packets
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress
-from config.wire import (
-    BATCH_SUBSCRIPTION,
-    READING_SUBSCRIPTION,
-    STATUS_SUBSCRIPTION,
-    Reading,
-    encode_reading,
-    probe_topic,
-)
+from config.topics import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION, STATUS_SUBSCRIPTION, probe_topic
+from config.wire import Reading, encode_reading
 from tests.support.subscriber import Wire, Written, deliver, publish_bytes
 
 T0 = 1_704_067_200

@@ -39,7 +39,7 @@ from bridge.republish.aggregates import aggregate_document, default_origin, pack
 from bridge.republish.discovery import SENSORS, Origin, config_topic, device_config, ha_status_topic
 from bridge.windows.aggregate import make_window
 from config.settings import load_settings
-from config.wire import WHOLE_FLEET, aggregate_topic, bridge_status_topic, reading_topic, status_topic
+from config.topics import WHOLE_FLEET, aggregate_topic, bridge_status_topic, reading_topic, status_topic
 
 ORIGIN = Origin("smart-meter-fleet", "1.2.3", "http://127.0.0.1:5000/")
 BRIDGE_STATUS = bridge_status_topic(WHOLE_FLEET)

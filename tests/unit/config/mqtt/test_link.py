@@ -1,4 +1,4 @@
-"""config.mqtt.connection's non-blocking connect, driven step by step against real loopback sockets the test owns (a
+"""config.mqtt.link: the non-blocking connect, driven step by step against real loopback sockets the test owns (a
 listener that completes TCP and reads CONNECT, one that never answers TLS, one whose backlog is full, a closed port),
 with a fake clock for the connect deadline: ``connect`` returns at once, and every stage is bounded."""
 
@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from config.mqtt.connection import CONNECT_TIMEOUT_S, MqttConnection, resolve
+from config.mqtt.connection import MqttConnection
+from config.mqtt.link import CONNECT_TIMEOUT_S, resolve
 from config.mqtt.packet import split_packets
 from tests.support.drive import service
 

@@ -1,4 +1,4 @@
-"""config.wire: the MQTT contract; every reject reason, the meter id pattern, encode/decode round trip."""
+"""config.wire: the MQTT payloads; every reject reason, encode/decode round trip (the topics: test_topics)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from config.errors import PayloadError
+from config.topics import batch_topic, parse_topic, reading_topic
 from config.wire import (
     MAX_ABS_POWER_W,
     MAX_BATCH,
@@ -21,19 +22,14 @@ from config.wire import (
     READING_FIELDS,
     REASONS,
     Reading,
-    batch_topic,
     decode_batch,
     decode_reading,
     decode_status,
     encode_batch,
     encode_reading,
     format_ts,
-    parse_topic,
     parse_ts,
-    reading_topic,
     split_batches,
-    status_topic,
-    valid_meter_id,
 )
 from tests.support.strategies import ENERGIES, POWERS
 
@@ -113,36 +109,6 @@ def test_ts_round_trip(text: str, epoch: int) -> None:
 )
 def test_bad_topic(topic: str) -> None:
     assert reason_of(topic, EXAMPLE) == "bad_topic"
-
-
-def test_parse_topic_and_builders() -> None:
-    assert parse_topic(reading_topic("A")) == ("A", "reading")
-    assert parse_topic(status_topic("x_9-Z")) == ("x_9-Z", "status")
-    long_id = "a" * 64
-    assert parse_topic(f"meters/{long_id}/reading") == (long_id, "reading")
-
-
-@pytest.mark.parametrize(
-    ("meter_id", "valid"),
-    [
-        ("A", True),
-        ("a" * 64, True),
-        ("Z-9_z", True),
-        ("a" * 65, False),
-        ("", False),
-        ("A+", False),
-        ("A#", False),
-        ("A/B", False),
-        ("A\x00", False),
-        ("A\n", False),
-        ("A B", False),
-        ("é", False),
-        (5, False),
-        (None, False),
-    ],
-)
-def test_valid_meter_id(meter_id: object, valid: bool) -> None:
-    assert valid_meter_id(meter_id) is valid
 
 
 def test_size_limit_is_inclusive() -> None:

@@ -1,15 +1,12 @@
-"""config.procfile: the Procfile's lines, and what the supervisor does when a process exits or a stop is asked."""
+"""config.run.procfile: the Procfile's lines, and what the supervisor does when a process exits or a stop is asked."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from config.errors import ConfigError
-from config.procfile import KILL_AFTER_S, ProcEntry, Supervision, parse_procfile
-
-ROOT = Path(__file__).resolve().parents[2]
+from config.run.procfile import KILL_AFTER_S, ProcEntry, Supervision, parse_procfile
+from tests.support.paths import ROOT
 
 
 def test_parse_names_commands_comments_and_blank_lines() -> None:

@@ -2,7 +2,7 @@
 clock; times are arguments).
 
 Procfile: one process a line, ``name: command`` (name of ``A-Za-z0-9_-``; the command is run by ``/bin/sh -c``), blank
-lines and ``#`` comments ignored. ``Supervision`` decides, for ``config.supervise``:
+lines and ``#`` comments ignored. ``Supervision`` decides, for ``config.run.supervise``:
 
 - a process that exits on its own is logged and the others keep running (``make up``: a user who stops meter A to
   watch Home Assistant mark it unavailable keeps B, C, the bridge and the broker);

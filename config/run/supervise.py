@@ -1,12 +1,12 @@
 """Run the processes of a Procfile in the foreground; one that exits does not stop the others.
 
-    python -m config.supervise [--kill-after SECONDS] [Procfile]
+    python -m config.run.supervise [--kill-after SECONDS] [Procfile]
 
 What ``make up`` and ``make cluster`` run (honcho, which they ran before, stops every process as soon as one exits).
 Each line of each process's output is printed with the time and its name, ``HH:MM:SS meter-a | ...``; the
 supervisor's own lines are ``system``'s. A process that exits is logged, and the others keep running; SIGINT (Ctrl-C)
 or SIGTERM to the supervisor stops them all: SIGTERM to each, again on a second signal, SIGKILL to what is left after
-``config.procfile.KILL_AFTER_S``. Decisions are ``config.procfile.Supervision``'s; this is the I/O around it.
+``config.run.procfile.KILL_AFTER_S``. Decisions are ``config.run.procfile.Supervision``'s; this is the I/O around it.
 
 Each process runs as ``/bin/sh -c <command>`` in a session of its own (so Ctrl-C at the terminal reaches only the
 supervisor, which stops them in order), and its signals go to its process group (gunicorn's master and its worker).
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from config.errors import ConfigError
-from config.procfile import KILL_AFTER_S, ProcEntry, Supervision, parse_procfile
+from config.run.procfile import KILL_AFTER_S, ProcEntry, Supervision, parse_procfile
 from config.settings import parse_float_in
 
 SYSTEM = "system"
@@ -181,9 +181,9 @@ class Supervisor:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``python -m config.supervise [--kill-after SECONDS] [Procfile]``; 2 for bad arguments or a bad
+    """Entry point: ``python -m config.run.supervise [--kill-after SECONDS] [Procfile]``; 2 for bad arguments or a bad
     Procfile."""
-    parser = argparse.ArgumentParser(prog="python -m config.supervise", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m config.run.supervise", description=__doc__.split("\n\n")[0])
     parser.add_argument("procfile", nargs="?", default="Procfile", help="the Procfile (default ./Procfile)")
     parser.add_argument(
         "--kill-after",

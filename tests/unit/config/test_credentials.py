@@ -236,7 +236,7 @@ def test_amqtt_topic_rules() -> None:
     assert allowed("bridge", Action.SUBSCRIBE, "bridges/fleet-bridge/probe")
     assert not allowed("A", Action.PUBLISH, "bridges/fleet-bridge/probe")
     assert not allowed("observer", Action.SUBSCRIBE, "bridges/#")
-    assert allowed("bridge", Action.PUBLISH, "bridges/fleet/status")  # its availability (config.wire)
+    assert allowed("bridge", Action.PUBLISH, "bridges/fleet/status")  # its availability (config.topics)
     for user in ("homeassistant", "observer"):
         assert allowed(user, Action.SUBSCRIBE, "bridges/fleet/status")
         assert allowed(user, Action.SUBSCRIBE, "bridges/+/status")

@@ -1,4 +1,5 @@
-"""config.fdlimit's pure parts: which soft limit to ask for, and the error for a number of sockets that cannot fit."""
+"""config.run.fdlimit's pure parts: which soft limit to ask for, and the error for a number of sockets that cannot
+fit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from bridge.http.server import FD_MARGIN, MAX_CONNECTIONS, worker_connections
 from config.errors import ConfigError
-from config.fdlimit import check_fits, target
+from config.run.fdlimit import check_fits, target
 
 INFINITY = resource.RLIM_INFINITY
 

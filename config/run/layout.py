@@ -1,8 +1,8 @@
-"""The README's Layout section, generated from the packages' module docstrings (``python -m config.layout``).
+"""The README's Layout section, generated from the packages' module docstrings (``python -m config.run.layout``).
 
 Each package, subpackage and module is listed with the first sentence of its docstring, in folder order, so the
 section says what the code says it is; ``--write`` puts it into README.md between its two markers, and a unit test
-(tests/unit/test_layout.py) fails when the README and the packages disagree.
+(tests/unit/config/run/test_layout.py) fails when the README and the packages disagree.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 PACKAGES: Final = ("config", "simulator", "bridge", "broker")
-BEGIN: Final = "<!-- layout: generated from the module docstrings by `python -m config.layout --write` (tested) -->"
+BEGIN: Final = "<!-- layout: generated from the module docstrings by `python -m config.run.layout --write` (tested) -->"
 END: Final = "<!-- end of the generated layout -->"
 WIDTH: Final = 120
 NAME_WIDTH: Final = 18  # the longest name with its indent, plus room
@@ -72,7 +72,7 @@ def with_layout(readme: str, section: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the section, or with ``--write`` put it into README.md; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m config.layout", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m config.run.layout", description=__doc__)
     parser.add_argument("--root", default=".", help="the repository's root (default: the working directory)")
     parser.add_argument("--write", action="store_true", help="replace the section in README.md")
     args = parser.parse_args(argv)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 
@@ -22,6 +21,7 @@ from config.settings import (
     parse_broker_url,
     settings_help,
 )
+from tests.support.paths import README, ROOT
 
 
 def test_defaults() -> None:
@@ -47,7 +47,7 @@ def test_bridge_id() -> None:
 
 def test_readme_settings_table_lists_exactly_the_known_keys() -> None:
     """Each FLEET_* key has its row in the README's settings table, and each row is a key the settings know."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = README.read_text()
     rows = re.findall(r"^\| `(FLEET_[A-Z0-9_]+)` \|", readme, re.MULTILINE)
     assert len(rows) == len(set(rows)), "a setting has two rows"
     assert set(rows) == set(KNOWN_KEYS)
@@ -55,7 +55,7 @@ def test_readme_settings_table_lists_exactly_the_known_keys() -> None:
 
 def test_readme_settings_table_shows_each_options_readers_and_default() -> None:
     """The README's `read by` and `default` columns are the table's (config.settings.OPTIONS)."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = README.read_text()
     rows = {
         key: (read_by, default.replace("`", ""))
         for key, read_by, default in re.findall(r"^\| `(FLEET_[A-Z0-9_]+)` \| ([^|]*) \| ([^|]*) \|", readme, re.M)
@@ -333,7 +333,6 @@ def test_the_meters_of_a_dead_node_spread_over_the_others() -> None:
 
 # --- the table of options: grouping by program -----------------------------------------------------------------------
 
-_ROOT = Path(__file__).resolve().parents[2]
 _ATTRIBUTE_RE = re.compile(r"\bsettings\.([a-z_]+)\b")
 # FLEET_BROKER's default is built from these (load_settings): a client that reads `broker` reads them too.
 _FEEDS = {"broker": {"mqtt_host", "mqtt_port"}}
@@ -342,7 +341,7 @@ _FEEDS = {"broker": {"mqtt_host", "mqtt_port"}}
 def _fields_read_by_helpers() -> dict[str, set[str]]:
     """For each function of config/ (settings.py aside) and each method of Settings: the Settings fields it reads."""
     settings_fields = {f.name for f in dataclasses.fields(Settings)}
-    tree = ast.parse((_ROOT / "config" / "settings.py").read_text())
+    tree = ast.parse((ROOT / "config" / "settings.py").read_text())
     helpers: dict[str, set[str]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == "Settings":
@@ -353,7 +352,7 @@ def _fields_read_by_helpers() -> dict[str, set[str]]:
                         for n in ast.walk(method)
                         if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
                     } & settings_fields
-    for path in sorted((_ROOT / "config").glob("*.py")):
+    for path in sorted((ROOT / "config").rglob("*.py")):
         if path.name == "settings.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
@@ -372,7 +371,7 @@ def _fields_read_by(program: str) -> set[str]:
     and config helpers it calls on the settings, and what those read in turn."""
     settings_fields = {f.name for f in dataclasses.fields(Settings)}
     helpers = _fields_read_by_helpers()
-    text = "\n".join(path.read_text() for path in sorted((_ROOT / program).rglob("*.py")))
+    text = "\n".join(path.read_text() for path in sorted((ROOT / program).rglob("*.py")))
     names = set(_ATTRIBUTE_RE.findall(text))
     names |= {name for name in helpers if re.search(rf"\b{name}\(", text) and name not in names}
     for _ in range(len(helpers) + 1):  # helpers calling helpers: a fixpoint, bounded by their number

@@ -1,4 +1,4 @@
-"""config.extras and the commands' fallbacks when an extra is missing (its modules made unimportable in-process)."""
+"""config.run.extras and the commands' fallbacks when an extra is missing (its modules made unimportable in-process)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from config.errors import ConfigError
-from config.extras import DATASET, install_hint, require
+from config.run.extras import DATASET, install_hint, require
 from simulator import writers
 from simulator.dataset import DatasetPlan
 

@@ -33,6 +33,7 @@ from bridge.ingest.subscriber import Subscriber
 from config.errors import PayloadError
 from config.mqtt.packet import MAX_STRING, puback_packets
 from config.settings import BrokerAddress
+from config.topics import parse_topic, reading_topic, status_topic
 from config.wire import (
     ENERGY_FIELDS,
     MAX_ABS_POWER_W,
@@ -48,9 +49,6 @@ from config.wire import (
     decode_reading,
     decode_status,
     encode_reading,
-    parse_topic,
-    reading_topic,
-    status_topic,
 )
 from tests.support.strategies import ENERGIES, POWERS
 from tests.support.subscriber import deliver

@@ -1,4 +1,5 @@
-"""config.layout: the README's Layout section is what the packages' docstrings say, every module named, none extra."""
+"""config.run.layout: the README's Layout section is what the packages' docstrings say, every module named, none
+extra."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from config.layout import BEGIN, END, NAME_WIDTH, PACKAGES, layout, summary, with_layout
-
-ROOT = Path(__file__).resolve().parents[2]
+from config.run.layout import BEGIN, END, NAME_WIDTH, PACKAGES, layout, summary, with_layout
+from tests.support.paths import ROOT
 
 
 def _readme_section() -> str:
@@ -18,7 +18,7 @@ def _readme_section() -> str:
 
 
 def test_readme_layout_is_generated_from_the_packages() -> None:
-    """Stale? Run `python -m config.layout --write` (after giving a new module its docstring)."""
+    """Stale? Run `python -m config.run.layout --write` (after giving a new module its docstring)."""
     assert _readme_section() == layout(ROOT)
 
 

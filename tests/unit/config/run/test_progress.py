@@ -1,4 +1,4 @@
-"""config.progress: a few lines for long work, none for quick work, bounded whatever the counts."""
+"""config.run.progress: a few lines for long work, none for quick work, bounded whatever the counts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from config.progress import Progress
+from config.run.progress import Progress
 
 
 def _lines(progress: Progress, updates: list[tuple[int, int, float, int | None]]) -> list[str]:

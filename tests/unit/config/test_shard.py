@@ -16,14 +16,8 @@ from bridge.services.baseline import Baselines
 from config.errors import ConfigError
 from config.settings import KNOWN_KEYS, BrokerAddress, load_settings
 from config.shard import MAX_SHARDS, Shard, parse_shard, shard_of
-from config.wire import (
-    BATCH_SUBSCRIPTION,
-    READING_SUBSCRIPTION,
-    STATUS_SUBSCRIPTION,
-    Reading,
-    encode_reading,
-    probe_topic,
-)
+from config.topics import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION, STATUS_SUBSCRIPTION, probe_topic
+from config.wire import Reading, encode_reading
 from simulator.fleet import fleet_specs
 from tests.support.bridgeapp import state
 from tests.support.subscriber import Wire
