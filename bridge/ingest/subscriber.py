@@ -63,7 +63,7 @@ from typing import Final
 
 from bridge.ingest.health import PROBE_PERIOD_S, SessionWatch
 from bridge.ingest.messages import Ingest
-from bridge.services.ticker import Ticker
+from bridge.ingest.ticker import Ticker
 from config.credentials import BRIDGE_USER
 from config.mqtt.packet import (
     CONNACK,
