@@ -14,10 +14,10 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from bridge.http.ratelimit import TokenBuckets
 from bridge.http.sessions import StreamSpec
-from bridge.http.state import BridgeState
 from bridge.http.streaming import events
 from bridge.http.validation import parse_by, parse_event_id, parse_json_object, parse_pace, parse_setup
 from bridge.ingest.health import degraded_reasons
+from bridge.services.state import BridgeState
 from bridge.windows.statistics import stats_document
 from bridge.windows.streams import WindowCursor, resume_start
 from config.errors import RequestError

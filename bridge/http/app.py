@@ -19,7 +19,6 @@ from bridge.http import cors, dashboard, metrics, openapi
 from bridge.http.api import SETUP_LIMIT, bp
 from bridge.http.ratelimit import RateLimit, TokenBuckets
 from bridge.http.sessions import Sessions
-from bridge.http.state import BridgeState
 from bridge.ingest.history import History
 from bridge.ingest.messages import Ingest
 from bridge.ingest.repair import GapRepairer
@@ -27,6 +26,7 @@ from bridge.ingest.store import ReadingStore
 from bridge.ingest.subscriber import Subscriber
 from bridge.republish.aggregates import start_republisher
 from bridge.services.baseline import Baselines
+from bridge.services.state import BridgeState
 from config.errors import RequestError
 from config.settings import Settings, load_settings
 

@@ -12,7 +12,7 @@ from typing import Final
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from bridge.http.state import BridgeState
+from bridge.services.state import BridgeState
 from bridge.windows.aggregate import local_midnight
 from config.errors import RequestError
 from config.households import CLASSIC

@@ -29,8 +29,8 @@ from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from bridge.http.state import BridgeState
 from bridge.ingest.store import QUEUE_MAX
+from bridge.services.state import BridgeState
 from config.wire import REASONS
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads

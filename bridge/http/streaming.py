@@ -35,8 +35,8 @@ from typing import Final
 
 from bridge.http.sessions import StreamSpec
 from bridge.http.sse import comment, frame, legacy_data, retry, window_data
-from bridge.http.state import BridgeState
 from bridge.services.baseline import window_status
+from bridge.services.state import BridgeState
 from bridge.windows.aggregate import make_window, window_start
 from bridge.windows.revisions import LateSeconds, revised_starts
 from bridge.windows.streams import WindowCursor

@@ -34,11 +34,11 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from bridge.http.sse import window_document
-from bridge.http.state import BridgeState
 from bridge.ingest.history import History
 from bridge.ingest.ticker import Ticker
 from bridge.republish.discovery import HA_ONLINE, ORIGIN_NAME, Origin, device_config, ha_status_topic
 from bridge.services.baseline import Baselines, window_status
+from bridge.services.state import BridgeState
 from bridge.windows.aggregate import Window, make_window
 from bridge.windows.revisions import LateSeconds, revised_starts
 from bridge.windows.streams import WindowCursor

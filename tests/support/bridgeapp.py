@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from bridge.http.state import BridgeState
+from bridge.services.state import BridgeState
 
 
 def state(app: Flask) -> BridgeState:

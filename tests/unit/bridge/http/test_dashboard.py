@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 
 from bridge.http.app import create_app
 from bridge.http.dashboard import CSP, SPAN_S
-from bridge.http.state import BridgeState
+from bridge.services.state import BridgeState
 from config.settings import load_settings
 from config.wire import Reading, encode_reading, reading_topic
 from tests.support.paths import ROOT

@@ -15,13 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.http.app import create_app
 from bridge.http.metrics import CONTENT_TYPE, EXTENSION, BridgeCollector
-from bridge.http.state import BridgeState
 from bridge.ingest.health import DEAD_AFTER_S
 from bridge.ingest.history import History
 from bridge.ingest.messages import Ingest
 from bridge.ingest.sequence import MeterClock
 from bridge.ingest.store import QUEUE_MAX, ReadingStore
 from bridge.ingest.subscriber import Subscriber
+from bridge.services.state import BridgeState
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress, load_settings
 from config.wire import REASONS, Reading, encode_reading, probe_topic, reading_topic
 from tests.support.bridgeapp import state

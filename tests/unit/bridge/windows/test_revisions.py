@@ -14,10 +14,10 @@ import pytest
 from flask import Flask
 
 from bridge.http.sessions import StreamSpec
-from bridge.http.state import BridgeState
 from bridge.http.streaming import events
 from bridge.ingest.history import History
 from bridge.ingest.store import ReadingStore
+from bridge.services.state import BridgeState
 from bridge.windows.revisions import EVERYTHING, LateLog, LateSeconds, merge_spans, revised_starts
 from bridge.windows.streams import WindowCursor
 from config.wire import Reading
