@@ -16,15 +16,14 @@ from typing import Any, Final
 from flask import Blueprint, Response, jsonify
 
 from bridge.http.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S
-from bridge.http.validation import MAX_INTERVAL_S, MAX_START_INDEX
+from bridge.http.validation import INT_TEXT as WHOLE_NUMBER
+from bridge.http.validation import MAX_BODY_BYTES, MAX_INTERVAL_S, MAX_START_INDEX, SETUP_OK
+from bridge.windows.aggregate import CHANNELS
 from config.wire import METER_ID_PATTERN
 
-MAX_BODY_BYTES: Final = 16 * 1024  # bridge.http.app.MAX_BODY_BYTES (not imported: bridge.http.app imports this module)
-SETUP_OK: Final = "Streaming setup and stats calculation successful"  # bridge.http.api.SETUP_OK
-CHANNELS: Final = ("AC", "Geyser", "Overall")
 JSON: Final = "application/json"
 TIMESTAMP: Final = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"}
-INT_TEXT: Final = r"^\s*[+-]?[0-9]{1,12}\s*$"  # bridge.http.validation: "5", " 5 ", "+5"
+INT_TEXT: Final = f"^{WHOLE_NUMBER}$"  # bridge.http.validation's whole number, anchored (JSON Schema's pattern is not)
 
 JsonObject = dict[str, Any]
 

@@ -13,8 +13,7 @@ import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.http import api, openapi
-from bridge.http import app as app_module
+from bridge.http import openapi
 from bridge.http.openapi import DOCUMENT
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -111,9 +110,16 @@ def test_served_as_written(client: FlaskClient) -> None:
     assert response.get_json() == DOCUMENT
 
 
-def test_constants_match_the_code() -> None:
-    assert openapi.MAX_BODY_BYTES == app_module.MAX_BODY_BYTES
-    assert openapi.SETUP_OK == api.SETUP_OK
+def test_documented_constants_are_what_the_app_does(client: FlaskClient) -> None:
+    """The body limit and the setup's answer the document states are the app's own (one definition, not a copy)."""
+    limit = openapi.MAX_BODY_BYTES
+    at_limit = client.post("/stream_setup", data=b" " * limit, content_type="application/json")
+    assert at_limit.status_code == 400  # read and refused as JSON, not as too large
+    over = client.post("/stream_setup", data=b" " * (limit + 1), content_type="application/json")
+    assert over.status_code == 413
+    setup = client.post("/stream_setup", json={"household": "A", "interval": 5})
+    assert setup.status_code == 200
+    assert setup.get_json()["status"] == openapi.SETUP_OK
 
 
 def test_refusals_of_a_setup_are_documented() -> None:
