@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from bridge.http.sse import window_document
 from bridge.ingest.history import History
 from bridge.republish.aggregates import Republisher
 from bridge.republish.discovery import Origin
 from bridge.services.baseline import Baselines, window_status
 from bridge.windows.aggregate import make_window
+from bridge.windows.document import window_document
 from config.settings import Settings, load_settings
 from config.wire import Reading
 
