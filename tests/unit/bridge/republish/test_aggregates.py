@@ -321,6 +321,16 @@ def test_discovery_again_when_home_assistant_comes_online(rig: Rig) -> None:
     assert len(rig.publisher.messages) == 4
 
 
+def test_routes_home_assistant_s_status_only_with_discovery() -> None:
+    """What bridge.runtime routes from the subscriber to the republisher: ``<prefix>/status`` while discovery is on."""
+    on = Rig({"FLEET_HA_PREFIX": "ha/test"}).republisher
+    [(topic, handler)] = on.routes()
+    assert topic == "ha/test/status"
+    assert handler == on.ha_status
+    assert Rig({"FLEET_HA_DISCOVERY": "false"}).republisher.routes() == []
+    assert Rig(agg_intervals=()).republisher.routes() == []  # discovery needs an aggregate to read
+
+
 def test_discovery_follows_the_prefix_and_first_interval() -> None:
     rig = Rig({"FLEET_HA_PREFIX": "ha/test", "FLEET_AGG_INTERVALS": "300,60"})
     rig.step()
