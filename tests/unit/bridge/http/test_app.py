@@ -1,16 +1,18 @@
 """bridge.http.app and bridge.http.state: create_app wires a runtime it never starts; per-app state through one typed
-key."""
+key; gunicorn's worker exit (bridge.http.server) stops the runtime."""
 
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 from flask import Flask
 
 from bridge.http.app import create_app
+from bridge.http.server import _worker_exit
 from bridge.http.state import STATE, AppKey, AppState
-from bridge.runtime import BridgeRuntime
+from bridge.runtime import BridgeRuntime, Part
 from config.settings import load_settings
 
 
@@ -59,3 +61,17 @@ def test_app_key_checks_what_it_returns() -> None:
     with pytest.raises(LookupError, match="holds no int"):
         key.get(app)
     assert isinstance(STATE.get(create_app(load_settings({}))), AppState)
+
+
+def test_gunicorn_s_worker_exit_stops_the_app_s_runtime_in_reverse() -> None:
+    stopped: list[str] = []
+    settings = load_settings({})
+    parts = [Part(name, lambda: None, lambda name=name: stopped.append(name)) for name in ("store", "subscriber")]
+    runtime = BridgeRuntime(BridgeRuntime.in_memory(settings).state, parts)
+    runtime.start()
+    worker = SimpleNamespace(wsgi=create_app(settings, runtime))
+    _worker_exit(None, worker)
+    assert stopped == ["subscriber", "store"]
+    _worker_exit(None, worker)  # once only
+    assert stopped == ["subscriber", "store"]
+    _worker_exit(None, SimpleNamespace())  # a worker that never built its app: nothing to stop, no error
