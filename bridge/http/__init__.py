@@ -1,2 +1,2 @@
-"""The HTTP layer: the Flask app, the original API and its validation, SSE streams, dashboard, OpenAPI, metrics and the
-gunicorn worker."""
+"""The HTTP layer: the Flask app wired around a runtime, its per-app state, the original API and its validation, SSE
+streams, dashboard, OpenAPI, metrics and the gunicorn worker."""

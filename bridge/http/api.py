@@ -10,45 +10,38 @@ import time
 from dataclasses import replace
 from typing import Final
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from bridge.http.ratelimit import TokenBuckets
-from bridge.http.sessions import StreamSpec
-from bridge.http.state import BridgeState
+from bridge.http.sessions import Sessions, StreamSpec
+from bridge.http.state import current
 from bridge.http.streaming import events
-from bridge.http.validation import parse_by, parse_event_id, parse_json_object, parse_pace, parse_setup
+from bridge.http.validation import SETUP_OK, parse_by, parse_event_id, parse_json_object, parse_pace, parse_setup
 from bridge.ingest.health import degraded_reasons
+from bridge.services.state import BridgeState
 from bridge.windows.statistics import stats_document
 from bridge.windows.streams import WindowCursor, resume_start
 from config.errors import RequestError
 from config.wire import format_ts
 
-SETUP_OK: Final = "Streaming setup and stats calculation successful"  # the original client matches this exact text
 COOKIE: Final = "stream_id"
 MAX_WAIT_S: Final = 1.0
-SETUP_LIMIT: Final = "fleet_setup_limit"  # app.extensions key of the setups' TokenBuckets (bridge.http.app)
 STREAM_EXPIRED: Final = "Stream expired: set up again."
 TOO_MANY_SETUPS: Final = "Too many stream setups from this address; try again after Retry-After seconds."
 
 bp = Blueprint("api", __name__)
 
 
-def _state() -> BridgeState:
-    state: BridgeState = current_app.extensions["fleet"]
-    return state
-
-
 @bp.post("/stream_setup")
 def stream_setup() -> Response | tuple[Response, int, dict[str, str]]:
     """Validate a setup and create a stream of its own for the caller (at a rate limited per client address)."""
-    buckets: TokenBuckets = current_app.extensions[SETUP_LIMIT]
+    app = current()
     # The peer's address: behind a proxy that is the proxy's (X-Forwarded-For is never trusted: anyone can send it).
-    retry_after_s = buckets.take(request.remote_addr or "", time.monotonic())
+    retry_after_s = app.setups.take(request.remote_addr or "", time.monotonic())
     if retry_after_s:
         return jsonify(error=TOO_MANY_SETUPS), 429, {"Retry-After": str(retry_after_s)}
-    state = _state()
+    state = app.core
     setup = parse_setup(parse_json_object(request.get_data(cache=False)), state.known_households())
-    spec = state.sessions.create(setup)
+    spec = app.sessions.create(setup)
     state.baselines.want(spec.household, spec.interval_s)  # computed in the background: setup never waits for it
     response = jsonify(
         status=SETUP_OK,
@@ -68,23 +61,24 @@ def _select() -> StreamSpec:
     """The stream a request means: ``?stream=``, ``?household=&interval=``, the cookie, or (a request that names no
     stream at all, as the original API's clients) the latest setup. A stream named but unknown (evicted, or from
     before a restart) is a 404, never someone else's stream."""
-    state = _state()
+    app = current()
+    state, sessions = app.core, app.sessions
     args = request.args
     if "stream" in args:
-        return _known(state, args["stream"])
+        return _known(sessions, args["stream"])
     if "household" in args or "interval" in args or "start_index" in args:  # never a start_index ignored
         setup = parse_setup(args, state.known_households())
         return StreamSpec("query", setup.household, setup.interval_s, setup.start_index, setup.paced, setup.by_hour)
     if COOKIE in request.cookies:
-        return _known(state, request.cookies[COOKIE])
-    latest = state.sessions.latest()
+        return _known(sessions, request.cookies[COOKIE])
+    latest = sessions.latest()
     if latest is None:
         raise RequestError("First try stream_setup.", 404)
     return latest
 
 
-def _known(state: BridgeState, stream_id: str) -> StreamSpec:
-    spec = state.sessions.get(stream_id)
+def _known(sessions: Sessions, stream_id: str) -> StreamSpec:
+    spec = sessions.get(stream_id)
     if spec is None:
         raise RequestError(STREAM_EXPIRED, 404)
     return spec
@@ -93,7 +87,7 @@ def _known(state: BridgeState, stream_id: str) -> StreamSpec:
 @bp.get("/stream_qstats")
 def stream_qstats() -> Response | tuple[Response, int, dict[str, str]]:
     """Quick statistics of the selected stream's household and interval."""
-    state = _state()
+    state = current().core
     spec = _select()
     baseline = state.baselines.get(spec.household, spec.interval_s)
     if baseline is None:
@@ -122,7 +116,8 @@ def stream_qstats() -> Response | tuple[Response, int, dict[str, str]]:
 @bp.get("/stream_data")
 def stream_data() -> Response:
     """Server-Sent Events: one event per final window of the selected stream, heartbeats in between."""
-    state = _state()
+    app = current()
+    state = app.core
     spec = _select()
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "legacy"):
@@ -135,7 +130,7 @@ def stream_data() -> Response:
     if last_id is not None:  # a reconnecting client: go on right after the last window it saw
         cursor.start = resume_start(last_id, spec.interval_s, state.zone)
     state.baselines.want(spec.household, spec.interval_s)
-    response = Response(events(state, spec, cursor, fmt == "legacy", paced), mimetype="text/event-stream")
+    response = Response(events(app, spec, cursor, fmt == "legacy", paced), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response
@@ -163,7 +158,7 @@ def _meter_counters(state: BridgeState, meter: str) -> dict[str, object]:
 @bp.get("/api/meters")
 def api_meters() -> Response:
     """Per meter: availability, sequence and delivery counters (what arrived, twice, never, repaired, rejected)."""
-    state = _state()
+    state = current().core
     return jsonify(meters={meter: _meter_counters(state, meter) for meter in state.known_households()})
 
 
@@ -171,7 +166,8 @@ def api_meters() -> Response:
 def healthz() -> Response:
     """Health and a summary: 200 ok, or 503 degraded with the reasons (``bridge.ingest.health``); MQTT session and the
     broker it is on, meters heard, message counters."""
-    state = _state()
+    app = current()
+    state = app.core
     meters = {
         meter: {key: value for key, value in _meter_counters(state, meter).items() if key in _HEALTH_KEYS}
         for meter in state.history.meters()
@@ -188,7 +184,7 @@ def healthz() -> Response:
         "mqtt": mqtt,
         "meters": meters,
         "messages": state.ingest.counters(),
-        "streams": len(state.sessions),
+        "streams": len(app.sessions),
         "last_message_age_s": None if subscriber is None else round(subscriber.last_message_age_s(), 3),
         "broker": None if subscriber is None else subscriber.node_url(),  # the node it is on (or tries next)
     }

@@ -1,4 +1,5 @@
-"""Flask app factory: ``create_app(settings)`` builds the resources, the routes and the JSON error handlers.
+"""Flask app factory: ``create_app(settings, runtime)`` wires the routes, the JSON error handlers, CORS and metrics
+around a ``bridge.runtime.BridgeRuntime``, and nothing else (the runtime's owner starts and stops it).
 
 Nothing the app answers is HTML: errors go through one JSON handler, the URL map never redirects (no merged
 slashes: ``/static//x`` is a 404, not a 308 page) and the automatic ``OPTIONS`` answer is JSON.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -16,23 +16,15 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, RequestRedirect
 
 from bridge.http import cors, dashboard, metrics, openapi
-from bridge.http.api import SETUP_LIMIT, bp
+from bridge.http.api import bp
 from bridge.http.ratelimit import RateLimit, TokenBuckets
-from bridge.http.sessions import Sessions
-from bridge.http.state import BridgeState
-from bridge.ingest.history import History
-from bridge.ingest.messages import Ingest
-from bridge.ingest.repair import GapRepairer
-from bridge.ingest.store import ReadingStore
-from bridge.ingest.subscriber import Subscriber
-from bridge.republish.aggregates import start_republisher
-from bridge.services.baseline import Baselines
+from bridge.http.state import STATE, AppState
+from bridge.http.validation import MAX_BODY_BYTES
+from bridge.runtime import BridgeRuntime
 from config.errors import RequestError
 from config.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 16 * 1024
 
 
 class _NoRedirectMap(Map):
@@ -68,58 +60,28 @@ class BridgeFlask(Flask):
 
 def create_app(
     settings: Settings | None = None,
+    runtime: BridgeRuntime | None = None,
     *,
-    start_mqtt: bool = True,
-    persist: bool | None = None,
     setup_limit: RateLimit | None = None,
 ) -> Flask:
-    """Build the bridge app; with ``start_mqtt`` it connects to the broker in the background, and with ``persist``
-    (default: as ``start_mqtt``) it keeps history in SQLite under ``settings.data_dir`` and reloads it first.
-    ``setup_limit`` limits ``POST /stream_setup`` per client address (default ``RateLimit()``: 60 at once, 10 a
-    second)."""
-    settings = settings if settings is not None else load_settings(os.environ)
+    """The bridge app serving ``runtime``, which it does not start: ``bridge.http.server`` serves
+    ``BridgeRuntime.for_settings`` and starts it in the worker. Without a runtime the app serves a
+    ``BridgeRuntime.in_memory(settings)`` (no broker, no disk), not started. ``settings``: the runtime's (another is a
+    ValueError), else ``FLEET_*`` from the environment. ``setup_limit`` limits ``POST /stream_setup`` per client
+    address (default ``RateLimit()``: 60 at once, 10 a second)."""
+    if runtime is None:
+        runtime = BridgeRuntime.in_memory(settings if settings is not None else load_settings(os.environ))
+    elif settings is not None and settings != runtime.state.settings:
+        raise ValueError("create_app: settings differ from the runtime's; pass the runtime alone")
     app = BridgeFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    zone = settings.zone()
-    store = None
-    if start_mqtt if persist is None else persist:
-        store = ReadingStore(Path(settings.data_dir), settings.retention_s, settings.store, settings.speed)
-    history = History(settings.history_s, store, settings.speed)
-    if store is not None:
-        log.info("history: %d readings reloaded from %s", history.load(lambda line: log.info("%s", line)), store.path)
-    ingest = Ingest(history)
-    state = BridgeState(
-        settings=settings,
-        zone=zone,
-        history=history,
-        ingest=ingest,
-        sessions=Sessions(),
-        baselines=Baselines(history, zone, settings.grace_s, span_s=settings.stats_span_s),
-    )
-    app.extensions["fleet"] = state
-    app.extensions[SETUP_LIMIT] = TokenBuckets(setup_limit)
+    STATE.set(app, AppState(runtime, TokenBuckets(setup_limit)))
     app.register_blueprint(bp)
     app.register_blueprint(openapi.bp)
     metrics.init_app(app)
-    cors.init_app(app, settings.cors_origins)
+    cors.init_app(app, runtime.state.settings.cors_origins)
     app.register_blueprint(dashboard.bp)
     _register_errors(app)
-    if start_mqtt:
-        owned = None if settings.shard is None else settings.owned_households()
-        if owned is not None:
-            log.info(
-                "shard %s: this bridge owns %d of %d households", settings.shard, len(owned), len(settings.households)
-            )
-        state.subscriber = Subscriber(
-            settings.broker, ingest, settings.bridge_id, owned, status_topic=settings.bridge_status_topic()
-        )
-        state.subscriber.start()
-        state.baselines.start()  # refreshes quick statistics in the background
-        app.extensions["fleet_republisher"] = start_republisher(state)  # stopped by bridge.http.server on worker exit
-        repairer = GapRepairer(history, state.subscriber.publish, owns=settings.owns)
-        repairer.start()
-        app.extensions["fleet_repairer"] = repairer
-        state.replays_requested = repairer.seqs_requested  # one counter: /api/meters and /metrics read it
     return app
 
 

@@ -12,7 +12,7 @@ from typing import Final
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from bridge.http.state import BridgeState
+from bridge.http.state import current
 from bridge.windows.aggregate import local_midnight
 from config.errors import RequestError
 from config.households import CLASSIC
@@ -31,11 +31,6 @@ JSON: Final = "application/json"
 HTML: Final = "text/html"
 
 bp = Blueprint("dashboard", __name__)
-
-
-def _state() -> BridgeState:
-    state: BridgeState = current_app.extensions["fleet"]
-    return state
 
 
 @bp.get("/")
@@ -70,14 +65,14 @@ def json_index() -> Response:
             "GET /stream_qstats": "quick statistics of the selected stream",
             "GET /healthz": "liveness, MQTT connection and counters",
         },
-        households=_state().known_households(),
+        households=current().core.known_households(),
     )
 
 
 @bp.get("/dashboard/households")
 def households() -> Response:
     """Known households with their simulated time now and the ``start_index`` of one hour ago, for the page."""
-    state = _state()
+    state = current().core
     rows = []
     for household in state.known_households():
         watermark = state.history.watermark(household)

@@ -1,8 +1,8 @@
 """``GET /metrics``: Prometheus text exposition of the bridge's live state, read at scrape time.
 
-Nothing is bound at import: ``init_app`` gives each app its own ``CollectorRegistry`` (in
-``app.extensions["fleet_metrics"]``) holding one ``BridgeCollector`` that reads ``BridgeState`` when scraped, so the
-numbers are the ones ``/healthz`` shows, with no second set of counters to keep in step.
+Nothing is bound at import: ``init_app`` gives each app its own ``CollectorRegistry`` (``REGISTRY.get(app)``) holding
+one ``BridgeCollector`` that reads the app's ``BridgeState`` and SSE ``Telemetry`` when scraped, so the numbers are the
+ones ``/healthz`` shows, with no second set of counters to keep in step.
 
 Two lags per meter: ``ingest_lag_seconds`` is wall time since its last reading arrived (the meter or the broker went
 quiet); ``watermark_lag_seconds`` is simulated time its newest reading is behind the newest meter's (one meter fell
@@ -29,23 +29,25 @@ from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from bridge.http.state import BridgeState
+from bridge.http.state import STATE, AppKey, Telemetry
 from bridge.ingest.store import QUEUE_MAX
+from bridge.services.state import BridgeState
 from config.wire import REASONS
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads
 PREFIX: Final = "fleet_bridge"
-EXTENSION: Final = "fleet_metrics"
+REGISTRY: Final = AppKey("fleet_metrics", CollectorRegistry)
 INTERNAL: Final = "internal"  # bridge.ingest.messages's reason for a bug while handling a message
 
 bp = Blueprint("metrics", __name__)
 
 
 class BridgeCollector:
-    """Reads the counters and gauges of one app's ``BridgeState`` at each scrape."""
+    """Reads the counters and gauges of one app's ``BridgeState`` and SSE ``Telemetry`` at each scrape."""
 
-    def __init__(self, state: BridgeState, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, state: BridgeState, telemetry: Telemetry, clock: Callable[[], float] = time.time) -> None:
         self.state = state
+        self.telemetry = telemetry
         self.clock = clock
 
     def collect(self) -> Iterator[Metric]:
@@ -67,7 +69,7 @@ class BridgeCollector:
             reasons.add_metric([reason], _number(rejected.get(reason, 0)))
         yield reasons
 
-        telemetry = state.telemetry
+        telemetry = self.telemetry
         yield _counter("sse_windows_emitted", "Window events sent over all SSE streams.", telemetry.windows_emitted)
         yield _gauge("sse_clients", "Open SSE connections.", telemetry.sse_clients)
         yield _counter(
@@ -273,18 +275,18 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 
 def init_app(app: Flask) -> None:
-    """Give ``app`` its registry (collecting from ``app.extensions["fleet"]``) and the ``/metrics`` route."""
+    """Give ``app`` its registry (collecting from its ``bridge.http.state.STATE``) and the ``/metrics`` route."""
+    state = STATE.get(app)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(BridgeCollector(app.extensions["fleet"]))
+    registry.register(BridgeCollector(state.core, state.telemetry))
     ProcessCollector(registry=registry)  # process_resident_memory_bytes, process_open_fds, ... (reads /proc/self)
-    app.extensions[EXTENSION] = registry
+    REGISTRY.set(app, registry)
     app.register_blueprint(bp)
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus text exposition of this app's registry."""
-    registry: CollectorRegistry = current_app.extensions[EXTENSION]
-    response = Response(generate_latest(registry), content_type=CONTENT_TYPE)
+    response = Response(generate_latest(REGISTRY.get(current_app)), content_type=CONTENT_TYPE)
     response.cache_control.no_store = True
     return response

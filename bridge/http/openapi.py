@@ -20,11 +20,8 @@ from flask import Blueprint, Response, jsonify
 
 from bridge.http.openapi_schemas import JSON, SCHEMAS, JsonObject, ref
 from bridge.http.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S
-from bridge.http.validation import MAX_INTERVAL_S, MAX_START_INDEX
+from bridge.http.validation import MAX_BODY_BYTES, MAX_INTERVAL_S, MAX_START_INDEX
 from config.topics import METER_ID_PATTERN
-
-MAX_BODY_BYTES: Final = 16 * 1024  # bridge.http.app.MAX_BODY_BYTES (not imported: bridge.http.app imports this module)
-SETUP_OK: Final = "Streaming setup and stats calculation successful"  # bridge.http.api.SETUP_OK
 
 
 def _json(schema: JsonObject, description: str, **extra: Any) -> JsonObject:

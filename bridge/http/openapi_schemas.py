@@ -3,22 +3,23 @@
 ``SCHEMAS`` is the document's ``components/schemas``: every request and response body as JSON Schema; ``ref`` points
 at a component.
 
-``SETUP_OK`` is ``bridge.http.api``'s own (the API module does not import the document, so no cycle); the other
-limits come from ``bridge.http.validation`` and ``config.wire``, so that a schema cannot drift from what is enforced.
+The limits, the setup's answer and the whole-number pattern come from ``bridge.http.validation``, the channels from
+``bridge.windows.aggregate`` and the meter-id pattern from ``config.topics``, so that a schema cannot drift from what
+is enforced.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from bridge.http.api import SETUP_OK
-from bridge.http.validation import MAX_INTERVAL_S, MAX_START_INDEX
+from bridge.http.validation import INT_TEXT as WHOLE_NUMBER
+from bridge.http.validation import MAX_INTERVAL_S, MAX_START_INDEX, SETUP_OK
+from bridge.windows.aggregate import CHANNELS
 from config.topics import METER_ID_PATTERN
 
-CHANNELS: Final = ("AC", "Geyser", "Overall")
 JSON: Final = "application/json"
 TIMESTAMP: Final = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"}
-INT_TEXT: Final = r"^\s*[+-]?[0-9]{1,12}\s*$"  # bridge.http.validation: "5", " 5 ", "+5"
+INT_TEXT: Final = f"^{WHOLE_NUMBER}$"  # bridge.http.validation's whole number, anchored (JSON Schema's pattern is not)
 
 JsonObject = dict[str, Any]
 

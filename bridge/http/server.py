@@ -14,6 +14,8 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from bridge.http.app import create_app
+from bridge.http.state import STATE
+from bridge.runtime import BridgeRuntime
 from config.settings import Settings
 
 GRACEFUL_TIMEOUT_S = 3  # open SSE streams never end by themselves; do not hold a shutdown for long
@@ -37,21 +39,11 @@ def worker_connections(fd_limit: int) -> int:
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
+    """Stop the worker's runtime (in reverse order: the bridge's ``offline`` goes out, the store commits)."""
     app = getattr(worker, "wsgi", None)
-    state = getattr(app, "extensions", {}).get("fleet") if app is not None else None
-    if state is None:
+    if not isinstance(app, Flask):  # the worker never built its app: ``BridgeServer.load`` cleaned up after itself
         return
-    repairer = getattr(app, "extensions", {}).get("fleet_repairer")
-    if repairer is not None:
-        repairer.stop()
-    republisher = getattr(app, "extensions", {}).get("fleet_republisher")
-    if republisher is not None:  # before the subscriber: it publishes through it
-        republisher.stop()
-    if state.subscriber is not None:
-        state.subscriber.stop()
-    state.baselines.stop()
-    if state.history.store is not None:
-        state.history.store.close()  # commit what is still queued
+    STATE.get(app).runtime.stop()
 
 
 class BridgeServer(BaseApplication):  # type: ignore[misc]
@@ -91,5 +83,13 @@ class BridgeServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        """Build the app (in the worker process)."""
-        return create_app(self.settings)
+        """Build the runtime and its app and start the runtime (in the worker process: its threads are the
+        worker's; ``worker_exit`` stops it)."""
+        runtime = BridgeRuntime.for_settings(self.settings)
+        try:
+            app = create_app(self.settings, runtime)
+        except BaseException:
+            runtime.stop()  # the store is open already
+            raise
+        runtime.start()  # a part that fails stops those started before it and raises: the worker does not boot
+        return app

@@ -11,7 +11,7 @@ import re
 from typing import Final
 
 from bridge.windows.aggregate import Window
-from config.wire import format_ts
+from bridge.windows.document import window_document
 
 RETRY_MS: Final = 3000
 _LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")  # the line ends SSE knows; each line gets its own data: field
@@ -40,20 +40,6 @@ def comment(text: str) -> bytes:
 
 def _one_line(text: str) -> str:
     return text.replace("\r", " ").replace("\n", " ")
-
-
-def window_document(window: Window, status: dict[str, str], level: str) -> dict[str, object]:
-    """The JSON object of one window event."""
-    return {
-        "household": window.meter,
-        "interval": window.interval_s,
-        "window_start": format_ts(window.start),
-        "window_end": format_ts(window.end),
-        **window.values(),
-        "samples": window.samples,
-        "status": status,
-        "level": level,
-    }
 
 
 def window_data(window: Window, status: dict[str, str], level: str) -> str:

@@ -1,27 +1,52 @@
-"""The bridge's per-app resources, kept in ``app.extensions["fleet"]`` (nothing is bound at import)."""
+"""Per-app state of the HTTP layer, read through one typed key (nothing is bound at import).
+
+``STATE.get(app)`` (in a request: ``current()``) is the app's ``AppState``: the runtime it serves
+(``bridge.runtime.BridgeRuntime``; ``core`` is its ``BridgeState``: history, ingest, baselines, the subscriber) and what
+only HTTP needs: stream sessions, the rate limit of setups, the cache of rendered SSE events and the SSE telemetry.
+``AppKey`` is the accessor, as Home Assistant's ``hass.data[DATA_MQTT]`` typed by ``HassKey[MqttData]``: a name in
+``app.extensions`` and the type of what it holds, checked on the way out.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
+from typing import Final, Generic, TypeVar
+
+from flask import Flask, current_app
 
 from bridge.http.eventcache import EventCache
+from bridge.http.ratelimit import TokenBuckets
 from bridge.http.sessions import Sessions
-from bridge.ingest.health import HealthBounds, HealthSignals
-from bridge.ingest.history import History
-from bridge.ingest.messages import Ingest
-from bridge.ingest.subscriber import Subscriber
-from bridge.services.baseline import Baselines
-from config.settings import Settings
-from config.wire import ONLINE
+from bridge.runtime import BridgeRuntime
+from bridge.services.state import BridgeState
+
+T = TypeVar("T")
+
+
+class AppKey(Generic[T]):
+    """A typed key into ``app.extensions``: what ``set`` stores under ``name`` is a ``kind``, and ``get`` says so."""
+
+    __slots__ = ("kind", "name")
+
+    def __init__(self, name: str, kind: type[T]) -> None:
+        self.name = name
+        self.kind = kind
+
+    def set(self, app: Flask, value: T) -> None:
+        """Store ``value`` as this app's."""
+        app.extensions[self.name] = value
+
+    def get(self, app: Flask) -> T:
+        """This app's value; LookupError if it has none (an app that ``create_app`` did not build)."""
+        value = app.extensions.get(self.name)
+        if not isinstance(value, self.kind):
+            raise LookupError(f"app.extensions[{self.name!r}] holds no {self.kind.__name__}")
+        return value
 
 
 class Telemetry:
-    """Counters and gauges of the bridge's own behaviour, thread-safe (read by /metrics and /healthz)."""
+    """Counters and gauges of the SSE streams, thread-safe (read by /metrics)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -30,7 +55,6 @@ class Telemetry:
         self.sse_resets = 0  # clients told to reset (fell too far behind)
         self.revisions_emitted = 0  # SSE revision events sent (windows corrected by late readings), over all streams
         self.revisions_skipped = 0  # windows a stream could not revise (bridge.windows.revisions.MAX_REVISIONS at once)
-        self.started_wall = time.time()
 
     def window_sent(self) -> None:
         """Count one window event sent to a client."""
@@ -64,51 +88,24 @@ class Telemetry:
 
 
 @dataclass(slots=True)
-class BridgeState:
-    """History, ingest, sessions, baselines and the MQTT subscriber of one app."""
+class AppState:
+    """One app's runtime and the HTTP layer's own parts."""
 
-    settings: Settings
-    zone: ZoneInfo
-    history: History
-    ingest: Ingest
-    sessions: Sessions
-    baselines: Baselines
-    subscriber: Subscriber | None = None
-    replays_requested: Counter[str] = field(default_factory=Counter)  # per meter: seqs asked for (bridge.ingest.repair)
-    telemetry: Telemetry = field(default_factory=Telemetry)
+    runtime: BridgeRuntime
+    setups: TokenBuckets = field(default_factory=TokenBuckets)  # POST /stream_setup, per client address
+    sessions: Sessions = field(default_factory=Sessions)
     events: EventCache = field(default_factory=EventCache)
-    clock: Callable[[], float] = time.time  # wall seconds, for /healthz's ages (unit tests inject their own)
-    health_bounds: HealthBounds | None = None  # None: HealthBounds.for_speed(settings.speed)
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
-    def known_households(self) -> list[str]:
-        """Configured households plus every meter heard on the wire; of a shard (``FLEET_SHARD``), those it owns."""
-        known = set(self.settings.households) | set(self.history.meters())
-        return sorted(meter for meter in known if self.settings.owns(meter))
+    @property
+    def core(self) -> BridgeState:
+        """The runtime's resources: settings, history, ingest, baselines, the subscriber."""
+        return self.runtime.state
 
-    def mqtt_alive(self) -> bool:
-        """Whether the subscriber is connected and its session is not known dead (it delivers)."""
-        return self.subscriber is not None and self.subscriber.alive()
 
-    def bounds(self) -> HealthBounds:
-        """The bounds /healthz judges by: this app's own, or those of the fleet's speed."""
-        return self.health_bounds or HealthBounds.for_speed(self.settings.speed)
+STATE: Final = AppKey("fleet", AppState)
 
-    def health_signals(self) -> HealthSignals:
-        """The ages /healthz decides on, now."""
-        now = self.clock()
-        history = self.history
-        online = [m for m in history.meters() if self.settings.owns(m) and history.summary(m).status == ONLINE]
-        arrivals = self.ingest.arrivals()
-        subscriber = self.subscriber
-        # Silence counts from the newest of: a reading of an online meter, a status (a meter just came online), the
-        # start (a meter online before the bridge started has had no chance yet).
-        since = [arrivals[meter] for meter in online if meter in arrivals]
-        since.append(self.telemetry.started_wall if subscriber is None else subscriber.started_s)
-        if subscriber is not None and subscriber.last_status_s is not None:
-            since.append(subscriber.last_status_s)
-        return HealthSignals(
-            online_meters=len(online),
-            online_quiet_s=max(0.0, now - max(since)),
-            last_message_age_s=None if subscriber is None else subscriber.last_message_age_s(),
-            disconnected_s=None if subscriber is None else subscriber.disconnected_s(),
-        )
+
+def current() -> AppState:
+    """The state of the app handling this request."""
+    return STATE.get(current_app)

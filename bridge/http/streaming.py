@@ -35,7 +35,8 @@ from typing import Final
 
 from bridge.http.sessions import StreamSpec
 from bridge.http.sse import comment, frame, legacy_data, retry, window_data
-from bridge.http.state import BridgeState
+from bridge.http.state import AppState
+from bridge.ingest.history import History
 from bridge.services.baseline import window_status
 from bridge.windows.aggregate import make_window, window_start
 from bridge.windows.revisions import LateSeconds, revised_starts
@@ -49,7 +50,7 @@ LATE_PAUSE_S: Final = 1.0
 BATCH_WINDOWS: Final = 64  # window events at most in one write (about 20 KB)
 
 
-def events(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, paced: bool) -> Iterator[bytes]:
+def events(state: AppState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, paced: bool) -> Iterator[bytes]:
     """The bytes of one stream: ``retry:`` first, then window events, resets and heartbeats, until the client leaves."""
     yield retry()
     state.telemetry.client_opened()
@@ -59,35 +60,34 @@ def events(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: b
         state.telemetry.client_closed()
 
 
-def _oldest(state: BridgeState, meter: str) -> int | None:
+def _oldest(history: History, meter: str) -> int | None:
     """The oldest second history can still give for ``meter`` (memory or disk)."""
-    candidates = [state.history.first_ts(meter)]
-    if state.history.store is not None:
-        candidates.append(state.history.store.oldest(meter))
+    candidates = [history.first_ts(meter)]
+    if history.store is not None:
+        candidates.append(history.store.oldest(meter))
     known = [c for c in candidates if c is not None]
     return min(known) if known else None
 
 
-def _rendered(
-    state: BridgeState, spec: StreamSpec, start: int, end: int, legacy: bool, revision: bool = False
-) -> bytes:
+def _rendered(state: AppState, spec: StreamSpec, start: int, end: int, legacy: bool, revision: bool = False) -> bytes:
+    core = state.core
     # The late revision is read before the samples: a rendering is never newer-labelled than the data it saw.
-    generation = state.history.late_revision(spec.household)
+    generation = core.history.late_revision(spec.household)
     key = (spec.household, spec.interval_s, start, end, legacy, spec.by_hour, generation, revision)
     cached = state.events.get(key)
     if cached is not None:
         return cached
-    samples, present = state.history.samples(spec.household, start, end)
+    samples, present = core.history.samples(spec.household, start, end)
     window = make_window(spec.household, spec.interval_s, start, end, samples, present)
-    baseline = state.baselines.get(spec.household, spec.interval_s)
-    status, worst = window_status(window, baseline, state.zone, spec.by_hour)
+    baseline = core.baselines.get(spec.household, spec.interval_s)
+    status, worst = window_status(window, baseline, core.zone, spec.by_hour)
     data = legacy_data(window, status) if legacy else window_data(window, status, worst)
     event = frame(data, event="revision") if revision else frame(data, event_id=str(end))
     state.events.put(key, event)
     return event
 
 
-def _reset(cursor: WindowCursor, oldest: int | None, interval_s: int, state: BridgeState) -> bytes | None:
+def _reset(cursor: WindowCursor, oldest: int | None, interval_s: int, state: AppState) -> bytes | None:
     """If history no longer holds the cursor's window, move the cursor to the oldest one held and say so."""
     if cursor.start is None or oldest is None:
         return None
@@ -104,20 +104,20 @@ def _reset(cursor: WindowCursor, oldest: int | None, interval_s: int, state: Bri
     return frame(json.dumps(note), event="reset")
 
 
-def _first_held(state: BridgeState, meter: str, cursor: WindowCursor) -> int | None:
+def _first_held(history: History, meter: str, cursor: WindowCursor) -> int | None:
     """Start of the oldest whole window the memory still holds for ``meter`` (a late second is always in memory:
     older ones are refused; and the disk is not asked, per stream, on every late reading)."""
-    oldest = state.history.first_ts(meter)
+    oldest = history.first_ts(meter)
     return None if oldest is None else cursor.first_whole(oldest)
 
 
 def _revisions(
-    state: BridgeState, spec: StreamSpec, cursor: WindowCursor, late: LateSeconds, sent_from: int | None
+    state: AppState, spec: StreamSpec, cursor: WindowCursor, late: LateSeconds, sent_from: int | None
 ) -> Iterator[bytes]:
     """``event: revision`` for each window the stream sent that ``late`` touches, oldest first."""
     if sent_from is None or cursor.start is None or cursor.start <= sent_from:
         return  # nothing sent yet
-    held = _first_held(state, spec.household, cursor)
+    held = _first_held(state.core.history, spec.household, cursor)
     if held is None:
         return
     starts, skipped = revised_starts(late, max(sent_from, held), cursor.start, spec.interval_s, cursor.tz)
@@ -128,10 +128,10 @@ def _revisions(
         state.telemetry.revision_sent()
 
 
-def _loop(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, paced: bool) -> Iterator[bytes]:
-    history, meter = state.history, spec.household
-    heartbeat_s = state.settings.heartbeat_s
-    pace_s = spec.interval_s / state.settings.speed if paced and spec.start_index is not None else 0.0
+def _loop(state: AppState, spec: StreamSpec, cursor: WindowCursor, legacy: bool, paced: bool) -> Iterator[bytes]:
+    history, meter, settings = state.core.history, spec.household, state.core.settings
+    heartbeat_s = settings.heartbeat_s
+    pace_s = spec.interval_s / settings.speed if paced and spec.start_index is not None else 0.0
     pause = threading.Event()  # never set: its wait() is an interruptible, gevent-friendly pause
     last_sent = last_event = time.monotonic() - pace_s
     seen = history.late_revision(meter)  # late readings before the stream began are in what it sends
@@ -151,10 +151,10 @@ def _loop(state: BridgeState, spec: StreamSpec, cursor: WindowCursor, legacy: bo
                     last_sent = time.monotonic()
         watermark = history.watermark(meter)
         if watermark is not None and cursor.start is None:
-            cursor.resolve(watermark, _oldest(state, meter))
+            cursor.resolve(watermark, _oldest(history, meter))
         first_in_memory = history.first_ts(meter)
         if cursor.start is not None and first_in_memory is not None and cursor.start < first_in_memory:
-            note = _reset(cursor, _oldest(state, meter), spec.interval_s, state)  # older than memory: ask the disk
+            note = _reset(cursor, _oldest(history, meter), spec.interval_s, state)  # older than memory: ask the disk
             if note is not None:
                 yield note
         due = cursor.due(watermark)

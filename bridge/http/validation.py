@@ -1,4 +1,5 @@
-"""Validation of the HTTP API's inputs (pure): everything is checked before any state changes.
+"""Validation of the HTTP API's inputs (pure): everything is checked before any state changes; the bounds and the
+setup's answer that the routes and the OpenAPI document share are named here once.
 
 Messages keep the original service's wording where it had one; new checks (bounds, types) get new messages.
 """
@@ -15,8 +16,13 @@ from typing import Final
 from config.errors import RequestError
 from config.topics import valid_meter_id
 
+MAX_BODY_BYTES: Final = 16 * 1024  # a request body past this is a 413 (bridge.http.app)
 MAX_INTERVAL_S: Final = 86_400
 MAX_START_INDEX: Final = 86_399
+INT_TEXT: Final = r"\s*[+-]?[0-9]{1,12}\s*"  # a whole number as text: "5", " 5 ", "+5"
+
+# A valid setup's answer (bridge.http.api, documented by bridge.http.openapi): the original client matches this text.
+SETUP_OK: Final = "Streaming setup and stats calculation successful"
 
 REQUIRED: Final = "Household and interval parameters are required."
 UNRECOGNIZED: Final = "Unrecognized house."
@@ -27,7 +33,7 @@ BAD_START: Final = f"start_index must be between 0 and {MAX_START_INDEX} (second
 NOT_OBJECT: Final = 'Request body must be a JSON object, e.g. {"household": "A", "interval": 5}.'
 NOT_STRING: Final = 'Household must be a string, e.g. "A".'
 
-_INT_TEXT: Final = re.compile(r"\s*[+-]?[0-9]{1,12}\s*")
+_INT_TEXT: Final = re.compile(INT_TEXT)
 _EVENT_ID: Final = re.compile(r"[0-9]{1,10}")  # epoch seconds up to 2286; 12 digits overflowed datetime (a 500)
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from bridge.ingest.history import History
-from bridge.services.ticker import Ticker
+from bridge.ingest.ticker import Ticker
 from config.topics import READING_QOS, replay_topic
 from config.wire import MAX_REPLAY, encode_replay
 

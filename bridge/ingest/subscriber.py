@@ -37,7 +37,7 @@ from typing import Final
 from bridge.ingest.connection import KEEPALIVE_S, MAX_QUEUED, BrokerConnection
 from bridge.ingest.health import PROBE_PERIOD_S, SessionWatch
 from bridge.ingest.messages import Ingest
-from bridge.services.ticker import Ticker
+from bridge.ingest.ticker import Ticker
 from config.mqtt.packet import (
     CONNACK,
     CONNACK_REASONS,

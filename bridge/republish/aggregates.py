@@ -1,13 +1,14 @@
 """Republishing for Home Assistant and other MQTT consumers, from a background thread.
 
 Every final window of every meter, for each interval of ``settings.agg_intervals``, goes out retained (QoS 1) on
-``meters/<id>/agg/<N>s``: the SSE event's JSON (``bridge.http.sse.window_document``: mean kW per channel, samples, and
-colours against the same baseline as the streams, ``bridge.services.baseline.window_status``) plus the energy registers
-(kWh) of the last second received in the window, ``ac_kwh``, ``geyser_kwh``, ``overall_kwh`` (``null`` if it received
-none). Windows are final by event time exactly as for the streams (``bridge.windows.streams.WindowCursor``,
-``settings.grace_s``): one cursor per (meter, interval), starting live at the newest final window when the meter is
-first heard. A meter already in history at the first pass (reloaded from disk after a restart) counts as heard once its
-watermark moves: the windows of the gap while the bridge was down would all be empty.
+``meters/<id>/agg/<N>s``: the SSE event's JSON (``bridge.windows.document.window_document``: mean kW per channel,
+samples, and colours against the same baseline as the streams, ``bridge.services.baseline.window_status``) plus the
+energy registers (kWh) of the last second received in the window, ``ac_kwh``, ``geyser_kwh``, ``overall_kwh``
+(``null`` if it received none). Windows are final by event time exactly as for the streams
+(``bridge.windows.streams.WindowCursor``, ``settings.grace_s``): one cursor per (meter, interval), starting live at
+the newest final window when the meter is first heard. A meter already in history at the first pass (reloaded from
+disk after a restart) counts as heard once its watermark moves: the windows of the gap while the bridge was down would
+all be empty.
 
 Late readings (``bridge.windows.revisions``) that fall in a window already published: the retained message is the
 sensor's current state, so an older window is never published again (Home Assistant's state would jump back in time);
@@ -18,8 +19,8 @@ With ``settings.ha_discovery``, Home Assistant device discovery (``bridge.republ
 every meter heard and every configured household: once each, again on every new connection to the broker (it may have
 lost its retained messages), and again whenever Home Assistant says ``online`` on ``<ha_prefix>/status``.
 
-Nothing here runs on the MQTT thread except ``ha_status``, which only sets an event; a failing pass is logged and the
-loop carries on.
+Nothing here runs on the MQTT thread except ``ha_status``, which only sets an event (``routes`` names the topic
+``bridge.runtime`` routes to it); a failing pass is logged and the loop carries on.
 """
 
 from __future__ import annotations
@@ -33,13 +34,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from bridge.http.sse import window_document
-from bridge.http.state import BridgeState
 from bridge.ingest.history import History
+from bridge.ingest.ticker import Ticker
 from bridge.republish.discovery import HA_ONLINE, ORIGIN_NAME, Origin, device_config, ha_status_topic
 from bridge.services.baseline import Baselines, window_status
-from bridge.services.ticker import Ticker
 from bridge.windows.aggregate import Window, make_window
+from bridge.windows.document import window_document
 from bridge.windows.revisions import LateSeconds, revised_starts
 from bridge.windows.streams import WindowCursor
 from config.run.progress import Progress
@@ -141,6 +141,10 @@ class Republisher:
         """Publish every discovery message again on the next pass (safe on the network thread: it sets an event)."""
         self._announce_all.set()
 
+    def routes(self) -> list[tuple[str, Callable[[bytes], None]]]:
+        """The MQTT topics to route here, with their handlers: Home Assistant's status (with discovery only)."""
+        return [(ha_status_topic(self.prefix), self.ha_status)] if self.discovery else []
+
     def ha_status(self, payload: bytes) -> None:
         """Home Assistant's birth/will message: ``online`` means it (re)started and wants discovery again."""
         if payload.strip() == HA_ONLINE:
@@ -237,17 +241,3 @@ class Republisher:
     @property
     def _thread(self) -> threading.Thread | None:
         return self._ticker.thread
-
-
-def start_republisher(state: BridgeState) -> Republisher | None:
-    """Republish through the app's subscriber (None without one), with Home Assistant's status routed to it."""
-    subscriber = state.subscriber
-    if subscriber is None:
-        return None
-    republisher = Republisher(
-        state.history, state.baselines, state.settings, subscriber.publish, connection=subscriber.connection
-    )
-    if republisher.discovery:
-        subscriber.add_route(ha_status_topic(republisher.prefix), republisher.ha_status)
-    republisher.start()
-    return republisher

@@ -1,1 +1,2 @@
-"""Background services over the history: quick-statistics baselines and the periodic ticker that drives them."""
+"""Services over the history, shared by the HTTP layer and republishing: quick-statistics baselines and the bridge's
+core per-app state."""

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from bridge.ingest.history import History
-from bridge.services.ticker import Ticker
+from bridge.ingest.ticker import Ticker
 from bridge.windows.aggregate import Window, boundaries, window_means
 from bridge.windows.statistics import MIN_WINDOWS, QuickStats, level, quick_stats, window_colours
 from config.localtime import local_hours

@@ -7,13 +7,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bridge.http.app import create_app
+from bridge.runtime import BridgeRuntime
 from config.settings import load_settings
 
 
 @pytest.fixture
 def app() -> Flask:
-    """A fresh bridge app per test (default settings, no broker, no SQLite)."""
-    return create_app(load_settings({}), start_mqtt=False)
+    """A fresh bridge app per test (default settings, an in-memory runtime: no broker, no SQLite; not started)."""
+    settings = load_settings({})
+    return create_app(settings, BridgeRuntime.in_memory(settings))
 
 
 @pytest.fixture

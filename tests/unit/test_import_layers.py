@@ -189,6 +189,46 @@ def test_each_package_imports_only_the_layers_below_it(graph: dict[str, set[str]
     assert wrong == [], f"{package} may import only {sorted(allowed)}"
 
 
+# Inside a package, its layers from the bottom up: a module imports its own layer and those below it, never above.
+SUBLAYERS: Final[dict[str, tuple[str, ...]]] = {
+    "bridge": ("windows", "ingest", "services", "republish", "runtime", "http", "__main__"),
+}
+
+
+def upward_imports(graph: Mapping[str, set[str]], package: str, layers: tuple[str, ...]) -> list[str]:
+    """The imports inside ``package`` that go up its ``layers`` (or touch a module no layer names)."""
+
+    def layer(module: str) -> int:
+        parts = module.split(".")
+        return -1 if len(parts) == 1 else layers.index(parts[1]) if parts[1] in layers else len(layers)
+
+    return sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if module.split(".")[0] == package
+        for target in targets
+        if target.split(".")[0] == package and (layer(target) > layer(module) or layer(module) == len(layers))
+    )
+
+
+@pytest.mark.parametrize("package", SUBLAYERS)
+def test_each_layer_of_a_package_imports_only_the_layers_below_it(graph: dict[str, set[str]], package: str) -> None:
+    layers = SUBLAYERS[package]
+    assert upward_imports(graph, package, layers) == [], f"{package}'s layers, bottom up: {layers}"
+    parts = {
+        path.stem
+        for path in (ROOT / package).iterdir()
+        if (path.suffix == ".py" and path.name != "__init__.py") or (path / "__init__.py").is_file()
+    }
+    assert parts - set(layers) == set(), "a subpackage or module that no layer names"
+
+
+def test_upward_imports_are_found() -> None:
+    graph = {"p.low.a": {"p.high.b"}, "p.high.b": {"p.low.a", "q.x"}, "p.other.c": {"p.low.a"}, "p": {"p.high.b"}}
+    found = upward_imports(graph, "p", ("low", "high"))
+    assert found == ["p -> p.high.b", "p.low.a -> p.high.b", "p.other.c -> p.low.a"]
+
+
 def test_no_product_module_is_longer_than_the_limit() -> None:
     lengths = {
         path.relative_to(ROOT).as_posix(): len(path.read_text().splitlines()) for path in module_files(ROOT).values()

@@ -6,7 +6,6 @@ import zlib
 
 import pytest
 
-from bridge.http.app import create_app
 from bridge.ingest.history import History
 from bridge.ingest.messages import Ingest
 from bridge.ingest.repair import REPAIR_AFTER_S, GapRepairer
@@ -19,7 +18,7 @@ from config.shard import MAX_SHARDS, Shard, parse_shard, shard_of
 from config.topics import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION, STATUS_SUBSCRIPTION, probe_topic
 from config.wire import Reading, encode_reading
 from simulator.fleet import fleet_specs
-from tests.support.bridgeapp import state
+from tests.support.bridgeapp import memory_app, state
 from tests.support.subscriber import Wire
 from tests.support.subscriber import deliver as deliver_message
 
@@ -120,7 +119,7 @@ def test_a_sharded_subscriber_drops_meters_it_does_not_own() -> None:
 
 
 def test_a_sharded_app_knows_only_its_households() -> None:
-    app = create_app(load_settings({"FLEET_HOUSEHOLDS": "A,B,C,D", "FLEET_SHARD": "0/2"}), start_mqtt=False)
+    app = memory_app(load_settings({"FLEET_HOUSEHOLDS": "A,B,C,D", "FLEET_SHARD": "0/2"}))
     state(app).history.set_status("A", "online")  # reloaded from an older shard's data, say: still not served
     client = app.test_client()
     assert list(client.get("/api/meters").get_json()["meters"]) == ["D"]
@@ -143,7 +142,7 @@ def test_a_sharded_republisher_announces_only_its_households() -> None:
 
 
 def test_healthz_of_a_shard_lists_only_its_meters() -> None:
-    app = create_app(load_settings({"FLEET_HOUSEHOLDS": "A,D", "FLEET_SHARD": "0/2"}), start_mqtt=False)
+    app = memory_app(load_settings({"FLEET_HOUSEHOLDS": "A,D", "FLEET_SHARD": "0/2"}))
     for meter in ("A", "D"):  # A: reloaded from the data of an older shard, say
         state(app).history.set_status(meter, "online")
     assert list(app.test_client().get("/healthz").get_json()["meters"]) == ["D"]

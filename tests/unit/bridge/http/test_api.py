@@ -14,7 +14,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bridge.http.api import STREAM_EXPIRED, TOO_MANY_SETUPS
-from bridge.http.app import create_app
 from bridge.http.ratelimit import RateLimit
 from bridge.http.validation import NOT_INTEGERS, NOT_OBJECT, NOT_POSITIVE, NOT_STRING, REQUIRED, UNRECOGNIZED
 from bridge.ingest.messages import Ingest
@@ -22,7 +21,7 @@ from bridge.windows.statistics import Z_99
 from config.settings import load_settings
 from config.topics import reading_topic
 from config.wire import Reading, encode_reading
-from tests.support.bridgeapp import state
+from tests.support.bridgeapp import app_state, memory_app, state
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
 SETUP_OK = "Streaming setup and stats calculation successful"
@@ -176,7 +175,7 @@ def test_qstats_values(app: Flask, client: FlaskClient) -> None:
 
 
 def test_qstats_leave_out_windows_inside_the_grace() -> None:
-    app = create_app(load_settings({"FLEET_GRACE_S": "1"}), start_mqtt=False)
+    app = memory_app(load_settings({"FLEET_GRACE_S": "1"}))
     feed(app, "A")  # watermark T0 + 120: with a grace of 1 s the window [T0 + 115, T0 + 120) is not final yet
     client = app.test_client()
     setup(client, "A")
@@ -249,7 +248,7 @@ def test_internal_error_is_json_500(app: Flask, client: FlaskClient, monkeypatch
     def broken(request: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(state(app).sessions, "create", broken)
+    monkeypatch.setattr(app_state(app).sessions, "create", broken)
     response = client.post("/stream_setup", json={"household": "A", "interval": 5})
     assert response.status_code == 500
     assert response.get_json() == {"error": "Internal error; see the bridge's log."}
@@ -362,10 +361,10 @@ def test_api_meters_counts_delivery_per_meter(app: Flask, client: FlaskClient) -
 def test_an_evicted_stream_is_a_404_not_someone_elses() -> None:
     """A victim's stream evicted by a flood of setups used to fall back to the latest setup: the victim's cookie (and
     its ?stream=) then streamed the flooder's household and interval, with status 200."""
-    app = create_app(load_settings({}), start_mqtt=False, setup_limit=RateLimit(burst=1_000))  # the flood is not the
+    app = memory_app(load_settings({}), setup_limit=RateLimit(burst=1_000))  # the flood is not the
     feed(app, "A")  # subject here (the rate limit is: below)
     feed(app, "C")
-    state(app).sessions.limit = 50  # MAX_SESSIONS, scaled down: the same eviction without 10,050 setups
+    app_state(app).sessions.limit = 50  # MAX_SESSIONS, scaled down: the same eviction without 10,050 setups
     victim, flooder, widget = app.test_client(), app.test_client(), app.test_client()
     stream = setup(victim, "A")
     assert victim.get("/stream_qstats").get_json()["household"] == "A"
@@ -395,7 +394,7 @@ def test_a_cookie_naming_no_stream_is_not_the_latest(client: FlaskClient) -> Non
 
 def limited_app(burst: int) -> Flask:
     """An app whose setups are limited to ``burst`` per address, earning one more every 1000 s (never in a test)."""
-    return create_app(load_settings({}), start_mqtt=False, setup_limit=RateLimit(burst=burst, rate_per_s=0.001))
+    return memory_app(load_settings({}), setup_limit=RateLimit(burst=burst, rate_per_s=0.001))
 
 
 def test_setups_are_rate_limited_per_address() -> None:

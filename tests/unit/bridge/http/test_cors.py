@@ -6,9 +6,9 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.datastructures import Headers
 
-from bridge.http.app import create_app
 from bridge.http.cors import ALLOW_HEADERS, MAX_AGE_S
 from config.settings import load_settings
+from tests.support.bridgeapp import memory_app
 
 DASHBOARD = "http://localhost:8080"
 OTHER = "https://evil.example"
@@ -17,7 +17,7 @@ PREFLIGHT = {"Access-Control-Request-Method": "POST", "Access-Control-Request-He
 
 def client_for(origins: str | None) -> FlaskClient:
     env = {} if origins is None else {"FLEET_CORS_ORIGINS": origins}
-    return create_app(load_settings(env), start_mqtt=False).test_client()
+    return memory_app(load_settings(env)).test_client()
 
 
 def cors_headers(headers: Headers) -> dict[str, str]:

@@ -13,12 +13,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.http.app import create_app
 from bridge.http.dashboard import CSP, SPAN_S
-from bridge.http.state import BridgeState
 from config.settings import load_settings
 from config.topics import reading_topic
 from config.wire import Reading, encode_reading
+from tests.support.bridgeapp import memory_app, state
 from tests.support.paths import ROOT
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
@@ -27,10 +26,9 @@ STATIC = ROOT / "bridge" / "http" / "static"
 
 
 def feed(app: Flask, meter: str, first_ts: int, seconds: int) -> None:
-    state: BridgeState = app.extensions["fleet"]
     for i in range(seconds):
         reading = Reading(meter, i, first_ts + i, 1500.0, 0.0, 2500.0, 0.0, 0.0, 0.0)
-        assert state.ingest.handle(reading_topic(meter), encode_reading(reading))
+        assert state(app).ingest.handle(reading_topic(meter), encode_reading(reading))
 
 
 @pytest.mark.parametrize(
@@ -131,7 +129,7 @@ def test_households_before_any_reading(client: FlaskClient) -> None:
 
 
 def test_households_report_the_configured_grace() -> None:
-    client = create_app(load_settings({"FLEET_GRACE_S": "3"}), start_mqtt=False).test_client()
+    client = memory_app(load_settings({"FLEET_GRACE_S": "3"})).test_client()
     assert client.get("/dashboard/households").get_json()["grace_s"] == 3  # the page's caught-up test uses it
 
 
@@ -149,7 +147,7 @@ def test_households_start_index_is_an_hour_ago_on_the_meters_clock(app: Flask, c
 
 
 def test_households_start_index_in_the_fleets_time_zone() -> None:
-    app = create_app(load_settings({"FLEET_TZ": "Asia/Kolkata"}), start_mqtt=False)
+    app = memory_app(load_settings({"FLEET_TZ": "Asia/Kolkata"}))
     feed(app, "A", T0, 60)  # up to 05:31 IST: an hour ago is 04:31 local
     body = app.test_client().get("/dashboard/households").get_json()
     assert body["tz"] == "Asia/Kolkata"

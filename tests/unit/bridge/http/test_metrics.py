@@ -13,19 +13,19 @@ from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.http.app import create_app
-from bridge.http.metrics import CONTENT_TYPE, EXTENSION, BridgeCollector
-from bridge.http.state import BridgeState
+from bridge.http.metrics import CONTENT_TYPE, REGISTRY, BridgeCollector
+from bridge.http.state import Telemetry
 from bridge.ingest.health import DEAD_AFTER_S
 from bridge.ingest.history import History
 from bridge.ingest.messages import Ingest
 from bridge.ingest.sequence import MeterClock
 from bridge.ingest.store import QUEUE_MAX, ReadingStore
 from bridge.ingest.subscriber import Subscriber
+from bridge.services.state import BridgeState
 from config.settings import DEFAULT_BRIDGE_ID, BrokerAddress, load_settings
 from config.topics import probe_topic, reading_topic
 from config.wire import REASONS, Reading, encode_reading
-from tests.support.bridgeapp import state
+from tests.support.bridgeapp import app_state, memory_app, state
 from tests.support.subscriber import Wire, deliver
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
@@ -131,13 +131,14 @@ def test_counters_follow_ingest_and_telemetry(app: Flask, client: FlaskClient) -
     feed(fleet.ingest, "A", range(8, 10))  # redelivered
     fleet.ingest.handle("meters/A/reading", b"garbage")
     fleet.ingest.handle("nonsense", b"{}")
-    fleet.telemetry.client_opened()
-    fleet.telemetry.client_opened()
-    fleet.telemetry.client_closed()
-    fleet.telemetry.window_sent()
-    fleet.telemetry.reset_sent()
-    fleet.telemetry.revision_sent()
-    fleet.telemetry.revisions_skipped_by(3)
+    telemetry = app_state(app).telemetry
+    telemetry.client_opened()
+    telemetry.client_opened()
+    telemetry.client_closed()
+    telemetry.window_sent()
+    telemetry.reset_sent()
+    telemetry.revision_sent()
+    telemetry.revisions_skipped_by(3)
     values = scrape(client)
     assert values[("fleet_bridge_readings_received_total", ())] == 10
     assert values[("fleet_bridge_readings_duplicate_total", ())] == 2
@@ -162,7 +163,7 @@ def test_lags_per_meter(app: Flask) -> None:
     feed(fleet.ingest, "B", range(5))  # B is 15 simulated seconds behind A, and heard 10 wall seconds later
     now[0] = 1012.5
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(BridgeCollector(fleet, clock=lambda: now[0]))
+    registry.register(BridgeCollector(fleet, Telemetry(), clock=lambda: now[0]))
     values = samples(generate_latest(registry).decode())
     meter = "fleet_bridge_meter_{}"
     assert values[(meter.format("last_reading_timestamp_seconds"), (("meter", "A"),))] == T0 + 19
@@ -175,7 +176,7 @@ def test_lags_per_meter(app: Flask) -> None:
 
 def _collect(fleet: BridgeState) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(BridgeCollector(fleet))
+    registry.register(BridgeCollector(fleet, Telemetry()))
     return samples(generate_latest(registry).decode())
 
 
@@ -258,9 +259,9 @@ def test_process_gauges_count_this_process(client: FlaskClient) -> None:
 
 
 def test_each_app_has_its_own_registry_and_none_is_global() -> None:
-    first = create_app(load_settings({}), start_mqtt=False)
-    second = create_app(load_settings({}), start_mqtt=False)
-    assert first.extensions[EXTENSION] is not second.extensions[EXTENSION]
+    first = memory_app(load_settings({}))
+    second = memory_app(load_settings({}))
+    assert REGISTRY.get(first) is not REGISTRY.get(second)
     feed(state(first).ingest, "A", range(3))
     assert scrape(first.test_client())[("fleet_bridge_readings_received_total", ())] == 3
     assert scrape(second.test_client())[("fleet_bridge_readings_received_total", ())] == 0

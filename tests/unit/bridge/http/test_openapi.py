@@ -13,8 +13,6 @@ import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.http import api, openapi
-from bridge.http import app as app_module
 from bridge.http.openapi import DOCUMENT
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -111,9 +109,17 @@ def test_served_as_written(client: FlaskClient) -> None:
     assert response.get_json() == DOCUMENT
 
 
-def test_constants_match_the_code() -> None:
-    assert openapi.MAX_BODY_BYTES == app_module.MAX_BODY_BYTES
-    assert openapi.SETUP_OK == api.SETUP_OK
+def test_documented_constants_are_what_the_app_does(client: FlaskClient) -> None:
+    """The body limit and the setup's answer the document states are what the app does."""
+    too_large = DOCUMENT["components"]["responses"]["TooLarge"]["description"]
+    limit = int(re.search(r"over (\d+) bytes", too_large).group(1))  # type: ignore[union-attr]
+    at_limit = client.post("/stream_setup", data=b" " * limit, content_type="application/json")
+    assert at_limit.status_code == 400  # read and refused as JSON, not as too large
+    over = client.post("/stream_setup", data=b" " * (limit + 1), content_type="application/json")
+    assert over.status_code == 413
+    setup = client.post("/stream_setup", json={"household": "A", "interval": 5})
+    assert setup.status_code == 200
+    assert setup.get_json()["status"] == DOCUMENT["components"]["schemas"]["Setup"]["properties"]["status"]["const"]
 
 
 def test_refusals_of_a_setup_are_documented() -> None:

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from bridge.http.sse import window_document
 from bridge.ingest.history import History
 from bridge.republish.aggregates import Republisher
 from bridge.republish.discovery import Origin
 from bridge.services.baseline import Baselines, window_status
 from bridge.windows.aggregate import make_window
+from bridge.windows.document import window_document
 from config.settings import Settings, load_settings
 from config.wire import Reading
 
@@ -319,6 +319,16 @@ def test_discovery_again_when_home_assistant_comes_online(rig: Rig) -> None:
     rig.connection = 2
     rig.step()
     assert len(rig.publisher.messages) == 4
+
+
+def test_routes_home_assistant_s_status_only_with_discovery() -> None:
+    """What bridge.runtime routes from the subscriber to the republisher: ``<prefix>/status`` while discovery is on."""
+    on = Rig({"FLEET_HA_PREFIX": "ha/test"}).republisher
+    [(topic, handler)] = on.routes()
+    assert topic == "ha/test/status"
+    assert handler == on.ha_status
+    assert Rig({"FLEET_HA_DISCOVERY": "false"}).republisher.routes() == []
+    assert Rig(agg_intervals=()).republisher.routes() == []  # discovery needs an aggregate to read
 
 
 def test_discovery_follows_the_prefix_and_first_interval() -> None:

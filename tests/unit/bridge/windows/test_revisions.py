@@ -14,14 +14,14 @@ import pytest
 from flask import Flask
 
 from bridge.http.sessions import StreamSpec
-from bridge.http.state import BridgeState
+from bridge.http.state import AppState
 from bridge.http.streaming import events
 from bridge.ingest.history import History
 from bridge.ingest.store import ReadingStore
 from bridge.windows.revisions import EVERYTHING, LateLog, LateSeconds, merge_spans, revised_starts
 from bridge.windows.streams import WindowCursor
 from config.wire import Reading
-from tests.support.bridgeapp import state
+from tests.support.bridgeapp import app_state
 from tests.unit.bridge.republish.test_aggregates import AGG_A, Rig
 from tests.unit.bridge.republish.test_aggregates import feed as feed_republish
 
@@ -128,18 +128,18 @@ def test_history_logs_readings_below_the_watermark_only() -> None:
 # --- streams ---
 
 
-def _app_state(app: Flask) -> BridgeState:
-    fleet = state(app)
+def _app_state(app: Flask) -> AppState:
+    fleet = app_state(app)
     for ts in range(T0, T0 + 21):
         if ts not in (T0 + 6, T0 + 7):  # two seconds missing in window [T0+5, T0+10)
-            fleet.history.add(_reading(ts, 1000.0))
+            fleet.core.history.add(_reading(ts, 1000.0))
     return fleet
 
 
-def _stream(fleet: BridgeState, start: int | None, legacy: bool = False) -> Iterator[bytes]:
+def _stream(fleet: AppState, start: int | None, legacy: bool = False) -> Iterator[bytes]:
     """The stream's events one by one (a write may hold several: the windows already final go out together)."""
     spec = StreamSpec("test", "A", 5, None, paced=False)
-    cursor = WindowCursor(5, fleet.settings.grace_s, fleet.zone, start=start)
+    cursor = WindowCursor(5, fleet.core.settings.grace_s, fleet.core.zone, start=start)
     stream = events(fleet, spec, cursor, legacy, paced=False)
     assert next(stream).startswith(b"retry:")
     return (event + b"\n\n" for chunk in stream for event in chunk.split(b"\n\n") if event)
@@ -156,8 +156,8 @@ def test_a_late_second_in_a_sent_window_sends_one_revision_without_id(app: Flask
     sent = [_parse(next(stream)) for _ in range(4)]  # [T0, T0+5), [T0+5, T0+10) with 3 samples, ..., [T0+15, T0+20)
     assert [json.loads(event["data"])["samples"] for event in sent] == [5, 3, 5, 5]
     stale = json.loads(sent[1]["data"])
-    fleet.history.add(_reading(T0 + 6, 4000.0))
-    fleet.history.add(_reading(T0 + 7, 4000.0))  # two late seconds, one window: one revision
+    fleet.core.history.add(_reading(T0 + 6, 4000.0))
+    fleet.core.history.add(_reading(T0 + 7, 4000.0))  # two late seconds, one window: one revision
     revision = _parse(next(stream))
     assert set(revision) == {"event", "data"}  # no id: Last-Event-ID resumption is unaffected
     assert revision["event"] == "revision"
@@ -165,7 +165,7 @@ def test_a_late_second_in_a_sent_window_sends_one_revision_without_id(app: Flask
     assert set(doc) == set(stale)  # the window event's own format
     assert (doc["window_start"], doc["samples"], doc["Overall"]) == ("2024-01-01T00:00:05Z", 5, 2.2)
     for ts in range(T0 + 21, T0 + 26):
-        fleet.history.add(_reading(ts, 1000.0))
+        fleet.core.history.add(_reading(ts, 1000.0))
     following = _parse(next(stream))  # then the stream carries on with its next window
     assert (following["id"], json.loads(following["data"])["samples"]) == (str(T0 + 25), 5)
     assert fleet.telemetry.revisions_emitted == 1
@@ -179,9 +179,9 @@ def test_no_revision_for_windows_the_stream_never_sent(app: Flask) -> None:
     fleet = _app_state(app)
     stream = _stream(fleet, None)  # live: starts at the newest final window, [T0+15, T0+20)
     assert _parse(next(stream))["id"] == str(T0 + 20)
-    fleet.history.add(_reading(T0 + 6))  # in a window before the stream began
-    fleet.history.add(_reading(T0 + 21))
-    fleet.history.add(_reading(T0 + 25))  # makes [T0+20, T0+25) final
+    fleet.core.history.add(_reading(T0 + 6))  # in a window before the stream began
+    fleet.core.history.add(_reading(T0 + 21))
+    fleet.core.history.add(_reading(T0 + 25))  # makes [T0+20, T0+25) final
     event = _parse(next(stream))
     assert event.get("event") is None
     assert event["id"] == str(T0 + 25)
@@ -192,9 +192,9 @@ def test_legacy_streams_get_no_revisions(app: Flask) -> None:
     stream = _stream(fleet, T0, legacy=True)
     for _ in range(4):
         next(stream)
-    fleet.history.add(_reading(T0 + 6))
+    fleet.core.history.add(_reading(T0 + 6))
     for ts in range(T0 + 21, T0 + 26):
-        fleet.history.add(_reading(ts, 1000.0))
+        fleet.core.history.add(_reading(ts, 1000.0))
     event = _parse(next(stream))
     assert "event" not in event
     assert event["id"] == str(T0 + 25)
@@ -205,12 +205,12 @@ def test_legacy_streams_get_no_revisions(app: Flask) -> None:
 
 def test_baselines_are_recomputed_after_a_late_reading(app: Flask) -> None:
     fleet = _app_state(app)
-    before = fleet.baselines.get("A", 5)
+    before = fleet.core.baselines.get("A", 5)
     assert before is not None
-    assert fleet.baselines.refresh_stale() == 0
-    fleet.history.add(_reading(T0 + 6))
-    assert fleet.baselines.refresh_stale() == 1
-    after = fleet.baselines.get("A", 5)
+    assert fleet.core.baselines.refresh_stale() == 0
+    fleet.core.history.add(_reading(T0 + 6))
+    assert fleet.core.baselines.refresh_stale() == 1
+    after = fleet.core.baselines.get("A", 5)
     assert after is not None
     assert after.stats.samples == before.stats.samples + 1
 
