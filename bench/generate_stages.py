@@ -26,10 +26,10 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import simulator.__main__  # noqa: E402  (timed: what `python -m simulator generate` imports)
-from simulator.dataset import DatasetPlan, chunks  # noqa: E402
-from simulator.faults import FaultConfig  # noqa: E402
-from simulator.layouts import tables  # noqa: E402
-from simulator.writers import seed_texts  # noqa: E402
+from simulator.dataset.layouts import tables  # noqa: E402
+from simulator.dataset.plan import DatasetPlan, chunks  # noqa: E402
+from simulator.dataset.writers import seed_texts  # noqa: E402
+from simulator.meters.faults import FaultConfig  # noqa: E402
 
 IMPORTS = time.perf_counter()
 

@@ -54,10 +54,18 @@ from config.settings import (
     parse_tz,
     settings_help,
 )
-from simulator.dataset import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS, DatasetPlan
-from simulator.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
-from simulator.fleet import MAX_FLEET, PROFILES, MeterSpec, build_meters, fleet_specs, make_profile, run_templates
+from simulator.dataset.plan import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS, DatasetPlan
 from simulator.localday import day_span
+from simulator.meters.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
+from simulator.meters.fleet import (
+    MAX_FLEET,
+    PROFILES,
+    MeterSpec,
+    build_meters,
+    fleet_specs,
+    make_profile,
+    run_templates,
+)
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -108,9 +116,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _run_options(run: argparse.ArgumentParser) -> None:
-    from simulator.outbox import DEFAULT_RETENTION_S, FLEET_MODE_RETENTION_S  # run only
-    from simulator.publisher import KEEPALIVE_S
-    from simulator.schedule import DEFAULT_CONNECT_RATE
+    from simulator.live.outbox import DEFAULT_RETENTION_S, FLEET_MODE_RETENTION_S  # run only
+    from simulator.live.publisher import KEEPALIVE_S
+    from simulator.live.schedule import DEFAULT_CONNECT_RATE
 
     run.add_argument(
         "--household",
@@ -267,8 +275,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     from config.secret import client_broker
     from config.wire import format_ts
-    from simulator.clock import SimClock, start_epoch
-    from simulator.outbox import (
+    from simulator.live.clock import SimClock, start_epoch
+    from simulator.live.outbox import (
         DEFAULT_RETENTION_S,
         FLEET_MODE_RETENTION_S,
         HORIZON_LEAD_S,
@@ -276,9 +284,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         Checkpoint,
         Outbox,
     )
-    from simulator.publisher import KEEPALIVE_S, SHOW_METERS, WARMUP_HOLD_S, FleetLoop
-    from simulator.reproduce import Model, resume
-    from simulator.schedule import DEFAULT_CONNECT_RATE
+    from simulator.live.publisher import KEEPALIVE_S, SHOW_METERS, WARMUP_HOLD_S, FleetLoop
+    from simulator.live.reproduce import Model, resume
+    from simulator.live.schedule import DEFAULT_CONNECT_RATE
 
     speed, start_s, seed = settings.speed, settings.start_s, _seed(settings)
     profile, climate = settings.profile, settings.climate
@@ -445,7 +453,7 @@ def _keep_freed_memory() -> None:
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
-    from simulator.writers import write_dataset  # pyarrow and tqdm: not loaded by the long-running `run`
+    from simulator.dataset.writers import write_dataset  # pyarrow and tqdm: not loaded by the long-running `run`
 
     households = tuple(part.strip() for part in args.households.split(",") if part.strip())
     if not households:
@@ -486,7 +494,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _plot(args: argparse.Namespace, settings: Settings) -> int:
     require("matplotlib", PLOT, "python -m simulator plot")  # the plot extra
-    from simulator.plot import day_figure, thermals_of  # matplotlib: not loaded by the long-running `run`
+    from simulator.dataset.plot import day_figure, thermals_of  # matplotlib: not loaded by the long-running `run`
 
     day = _date(args.date, "--date")
     spec = fleet_specs([args.household])[0]

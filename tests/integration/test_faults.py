@@ -33,7 +33,7 @@ import pytest
 from bridge.aggregate import make_window
 from config.settings import DEFAULT_GRACE_S
 from config.wire import Reading, decode_reading, encode_reading, parse_ts, status_topic
-from simulator.fleet import build_meters, fleet_specs
+from simulator.meters.fleet import build_meters, fleet_specs
 from tests.conftest import require_mosquitto
 from tests.support.faults import Figures, store_rows
 from tests.support.fleetmeters import outbox_bounds

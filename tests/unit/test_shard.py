@@ -24,7 +24,7 @@ from config.wire import (
     encode_reading,
     probe_topic,
 )
-from simulator.fleet import fleet_specs
+from simulator.meters.fleet import fleet_specs
 from tests.support.bridgeapp import state
 from tests.support.subscriber import Wire
 from tests.support.subscriber import deliver as deliver_message
