@@ -38,7 +38,8 @@ import pandas as pd
 from bench.original_generator import WITH, run_original
 from simulator.__main__ import main as simulator_main
 from simulator.localday import day_span
-from simulator.meters.fleet import fleet_specs, make_profile
+from simulator.meters.fleet import fleet_specs
+from simulator.profiles.factory import make_profile
 
 ORIGINAL_SCRIPT = Path(__file__).with_name("original_generator.py")
 

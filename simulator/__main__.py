@@ -57,15 +57,9 @@ from config.settings import (
 from simulator.dataset.plan import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS, DatasetPlan
 from simulator.localday import day_span
 from simulator.meters.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
-from simulator.meters.fleet import (
-    MAX_FLEET,
-    PROFILES,
-    MeterSpec,
-    build_meters,
-    fleet_specs,
-    make_profile,
-    run_templates,
-)
+from simulator.meters.fleet import MAX_FLEET, build_meters, fleet_specs, run_templates
+from simulator.profiles.factory import PROFILES, make_profile
+from simulator.profiles.spec import MeterSpec
 
 if TYPE_CHECKING:
     from types import FrameType

@@ -25,8 +25,9 @@ from zoneinfo import ZoneInfo
 from config.wire import Reading, encode_reading
 from simulator.live.outbox import Checkpoint, Outbox
 from simulator.meters.faults import ErrorType, FaultConfig
-from simulator.meters.fleet import Injection, Meter, make_profile, spec_of
+from simulator.meters.fleet import Injection, Meter, spec_of
 from simulator.meters.meter import MeterState
+from simulator.profiles.factory import make_profile
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import zlib
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -24,24 +24,16 @@ import numpy.typing as npt
 from config.errors import ConfigError
 from config.households import CLASSIC_ORDER, household, seed_index
 from config.localtime import local_date
-from config.settings import CLIMATE_NAMES, DEFAULT_CLIMATE
+from config.settings import DEFAULT_CLIMATE
 from config.wire import Reading
 from simulator.localday import day_span
 from simulator.meters.faults import ErrorType, FaultConfig, faulted_seconds, stack
 from simulator.meters.meter import MeterState, skip, step
-from simulator.profiles.classic import BLOCK_S, ClassicProfile, FloatArray, MeterProfile
-from simulator.seeds import MeterKey
+from simulator.profiles.classic import BLOCK_S, FloatArray, MeterProfile
+from simulator.profiles.factory import make_profile
+from simulator.profiles.spec import MeterSpec
 
 MAX_FLEET = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class MeterSpec:
-    """One meter of a fleet: its wire id, its household template and its seed key."""
-
-    meter_id: str
-    template: str
-    key: MeterKey
 
 
 def run_templates(households: Sequence[str], fleet_size: int | None) -> list[str]:
@@ -87,34 +79,6 @@ def spec_of(meter_id: str) -> MeterSpec:
     if not member.isdigit() or int(member) < 1:
         raise ConfigError("meter", f"not a fleet member's id: {meter_id!r}")
     return MeterSpec(meter_id, household(template).id, (seed_index(template), int(member)))
-
-
-ProfileFactory = Callable[[MeterSpec, ZoneInfo, int, str], MeterProfile]
-
-
-def _classic(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterProfile:
-    return ClassicProfile(household(spec.template), tz, seed, spec.key)  # the original knew no climate
-
-
-def _realistic(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterProfile:
-    # Imported here: the realistic physics (eight modules) is not loaded by a classic fleet or dataset.
-    from config.realistic import CLIMATES
-    from simulator.profiles.realistic import realistic_profile
-
-    return realistic_profile(spec, tz, seed, CLIMATES[climate])
-
-
-PROFILES: dict[str, ProfileFactory] = {"classic": _classic, "realistic": _realistic}
-
-
-def make_profile(name: str, spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str = DEFAULT_CLIMATE) -> MeterProfile:
-    """The named profile (``classic`` or ``realistic``) for one meter; ``climate`` is a key of ``CLIMATES``."""
-    factory = PROFILES.get(name)
-    if factory is None:
-        raise ConfigError("profile", f"unknown profile {name!r} (known: {', '.join(sorted(PROFILES))})")
-    if climate not in CLIMATE_NAMES:
-        raise ConfigError("climate", f"unknown climate {climate!r} (known: {', '.join(CLIMATE_NAMES)})")
-    return factory(spec, tz, seed, climate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from simulator.profiles.weather import DayWeather, day_weather, slot_weather
 from simulator.seeds import MeterKey, Purpose, rng_for
 
 if TYPE_CHECKING:
-    from simulator.meters.fleet import MeterSpec
+    from simulator.profiles.spec import MeterSpec
 
 _CACHE_DAYS: Final = 2  # today and yesterday (a window over midnight; the warm-up of the next day): ~15 kB each
 _T = TypeVar("_T")

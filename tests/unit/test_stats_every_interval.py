@@ -16,7 +16,8 @@ from bridge.aggregate import boundaries, window_means
 from bridge.statistics import quick_stats, stats_document
 from simulator.localday import day_span
 from simulator.meters.faults import ALL_TYPES, FaultConfig, faulted_seconds
-from simulator.meters.fleet import fleet_specs, make_profile
+from simulator.meters.fleet import fleet_specs
+from simulator.profiles.factory import make_profile
 
 TZ = ZoneInfo("Asia/Kolkata")
 DAY = date(2024, 5, 20)

@@ -19,7 +19,7 @@ from simulator.dataset.plan import DatasetPlan, chunks
 from simulator.dataset.writers import MANIFEST, write_dataset
 from simulator.localday import day_span
 from simulator.meters.faults import ALL_TYPES, LABELS, ErrorType, FaultConfig, faulted_seconds
-from simulator.meters.fleet import make_profile
+from simulator.profiles.factory import make_profile
 
 SEED = 5
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z

@@ -13,9 +13,11 @@ import pytest
 
 from simulator.__main__ import main
 from simulator.dataset.plot import day_figure, thermals_of
-from simulator.meters import fleet
-from simulator.meters.fleet import MeterSpec, fleet_specs, make_profile
+from simulator.meters.fleet import fleet_specs
+from simulator.profiles import factory as profile_factory
 from simulator.profiles.classic import MeterProfile, ProfileBlock
+from simulator.profiles.factory import make_profile
+from simulator.profiles.spec import MeterSpec
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DAY = date(2024, 1, 1)
@@ -112,9 +114,9 @@ def test_plot_command_draws_temperatures_once_a_profile_has_them(
     calls: list[date] = []
 
     def factory(spec: MeterSpec, tz: ZoneInfo, seed: int, climate: str) -> MeterProfile:
-        return ThermalProfile(fleet.PROFILES["classic"](spec, tz, seed, climate), calls)
+        return ThermalProfile(profile_factory.PROFILES["classic"](spec, tz, seed, climate), calls)
 
-    monkeypatch.setitem(fleet.PROFILES, "thermal-test", factory)
+    monkeypatch.setitem(profile_factory.PROFILES, "thermal-test", factory)
     out = tmp_path / "thermal.png"
     argv = ["plot", "--household", "C", "--date", "2024-03-31", "--tz", "Europe/Berlin", "--profile", "thermal-test"]
     assert main([*argv, "--seed", "2", "--out", str(out)]) == 0

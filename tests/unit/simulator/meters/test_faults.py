@@ -23,8 +23,9 @@ from simulator.meters.faults import (
     parse_error_types,
     stack,
 )
-from simulator.meters.fleet import fleet_specs, make_profile
+from simulator.meters.fleet import fleet_specs
 from simulator.profiles.classic import FloatArray, MeterProfile
+from simulator.profiles.factory import make_profile
 
 UTC_ZONE = ZoneInfo("UTC")
 BERLIN = ZoneInfo("Europe/Berlin")

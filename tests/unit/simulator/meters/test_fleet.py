@@ -99,7 +99,7 @@ def test_fleet_specs_rejects_duplicates_and_bad_sizes() -> None:
 
 def test_unknown_profile_is_a_config_error() -> None:
     from config.errors import ConfigError
-    from simulator.meters.fleet import make_profile
+    from simulator.profiles.factory import make_profile
 
     with pytest.raises(ConfigError, match="unknown profile"):
         make_profile("nope", fleet_specs(["A"])[0], UTC_ZONE, 1)

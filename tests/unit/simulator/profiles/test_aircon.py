@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from config.realistic import BRISBANE, household_model
-from simulator.meters.fleet import MeterSpec
 from simulator.profiles.realistic import RealisticProfile, realistic_profile
+from simulator.profiles.spec import MeterSpec
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
 SEED = 7

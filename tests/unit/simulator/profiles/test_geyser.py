@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from config.realistic import Geyser, Presence, household_model
-from simulator.meters.fleet import MeterSpec
 from simulator.profiles import geyser
 from simulator.profiles.realistic import RealisticProfile, realistic_profile
+from simulator.profiles.spec import MeterSpec
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
 SEED = 11

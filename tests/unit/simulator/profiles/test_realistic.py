@@ -13,9 +13,10 @@ import pytest
 
 from config.realistic import Noise, daily_kwh_range, household_model
 from simulator.localday import local_day
-from simulator.meters.fleet import Meter, MeterSpec, fleet_specs
+from simulator.meters.fleet import Meter, fleet_specs
 from simulator.meters.meter import MeterState
 from simulator.profiles.realistic import RealisticProfile, realistic_profile
+from simulator.profiles.spec import MeterSpec
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
 BERLIN = ZoneInfo("Europe/Berlin")
