@@ -110,7 +110,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _run_options(run: argparse.ArgumentParser) -> None:
-    from simulator.live.outbox import DEFAULT_RETENTION_S, FLEET_MODE_RETENTION_S  # run only
+    from simulator.live.checkpoint import DEFAULT_RETENTION_S, FLEET_MODE_RETENTION_S  # run only
     from simulator.live.publisher import KEEPALIVE_S
     from simulator.live.schedule import DEFAULT_CONNECT_RATE
 
@@ -269,15 +269,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     from config.secret import client_broker
     from config.wire import format_ts
-    from simulator.live.clock import SimClock, start_epoch
-    from simulator.live.outbox import (
+    from simulator.live.checkpoint import (
         DEFAULT_RETENTION_S,
         FLEET_MODE_RETENTION_S,
         HORIZON_LEAD_S,
         MAX_RETENTION_S,
         Checkpoint,
-        Outbox,
     )
+    from simulator.live.clock import SimClock, start_epoch
+    from simulator.live.outbox import Outbox
     from simulator.live.publisher import KEEPALIVE_S, SHOW_METERS, WARMUP_HOLD_S, FleetLoop
     from simulator.live.reproduce import Model, resume
     from simulator.live.schedule import DEFAULT_CONNECT_RATE

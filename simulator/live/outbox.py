@@ -32,27 +32,17 @@ import logging
 import queue
 import socket
 import sqlite3
-import struct
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from simulator.live.checkpoint import COLUMNS, DEFAULT_RETENTION_S, Checkpoint, Run, checkpoint_of_row, to_bits
 from simulator.meters.meter import MeterState
 
 log = logging.getLogger(__name__)
 
 FILE_NAME: Final = "meters.sqlite3"
-DEFAULT_RETENTION_S: Final = 7 * 86_400
-# A fleet's default: replays and backlogs older than an hour are not served (a checkpoint is about 70 bytes a meter
-# every CHECKPOINT_S; 10,000 meters keep about 250 MB for the hour).
-FLEET_MODE_RETENTION_S: Final = 3600
-MAX_RETENTION_S: Final = 366 * 86_400
-CHECKPOINT_S: Final = 10.0  # wall seconds between two checkpoints of a meter...
-CHECKPOINT_SLICES: Final = 10  # ...taken a slice of the fleet at a time (one transaction each)
-HORIZON_LEAD_S: Final = 2.0  # the horizon is moved this many wall seconds (times the speed) ahead of the clock...
-HORIZON_RENEW_S: Final = 1.0  # ...whenever less than this is left
 PRUNE_SLICE: Final = 100  # meters pruned after each checkpoint job (in name order, wrapping)
 
 _SCHEMA: Final = """
@@ -66,79 +56,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     PRIMARY KEY (meter, seq)
 ) WITHOUT ROWID;
 """
-_DOUBLE: Final = struct.Struct("<d")
-_INT64: Final = struct.Struct("<q")
-
-
-def _bits(value: float) -> int:
-    """A double as the signed 64-bit integer of its bits: exact through JSON and SQLite (text floats may not be)."""
-    return int(_INT64.unpack(_DOUBLE.pack(value))[0])
-
-
-def _double(bits: int) -> float:
-    return float(_DOUBLE.unpack(_INT64.pack(bits))[0])
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """A meter's state before its reading ``seq`` (``next_ts``: the second that reading may cover at the earliest)."""
-
-    meter: str
-    seq: int
-    next_ts: int
-    ac_kwh: float
-    geyser_kwh: float
-    overall_kwh: float
-    acked_upto: int | None  # every seq up to this one was acknowledged (None: nothing ever was)
-    run: int
-    closed: bool = False  # written at a clean stop: nothing was produced past it
-
-    @property
-    def state(self) -> MeterState:
-        """The meter's state at this checkpoint."""
-        return MeterState(self.meter, self.seq, self.next_ts, self.ac_kwh, self.geyser_kwh, self.overall_kwh)
-
-    @classmethod
-    def of(cls, state: MeterState, acked_upto: int | None, run: int, *, closed: bool = False) -> Checkpoint:
-        """The checkpoint of a meter's state."""
-        return cls(
-            state.meter_id,
-            state.seq,
-            state.next_ts,
-            state.ac_kwh,
-            state.geyser_kwh,
-            state.overall_kwh,
-            acked_upto,
-            run,
-            closed,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """One simulator process's settings (``model``, opaque JSON) and horizon (simulated epoch seconds)."""
-
-    run: int
-    model: str
-    horizon: int
-
-
-_COLUMNS: Final = "meter, seq, next_ts, ac_bits, geyser_bits, overall_bits, acked_upto, run, closed"
-
-
-def _checkpoint(row: Sequence[object]) -> Checkpoint:
-    meter, seq, next_ts, ac, gy, ov, acked, run, closed = row
-    return Checkpoint(
-        str(meter),
-        int(seq),  # type: ignore[call-overload]
-        int(next_ts),  # type: ignore[call-overload]
-        _double(int(ac)),  # type: ignore[call-overload]
-        _double(int(gy)),  # type: ignore[call-overload]
-        _double(int(ov)),  # type: ignore[call-overload]
-        None if acked is None else int(acked),  # type: ignore[call-overload]
-        int(run),  # type: ignore[call-overload]
-        bool(closed),
-    )
 
 
 class Outbox:
@@ -157,23 +74,23 @@ class Outbox:
     def latest(self, meter: str) -> Checkpoint | None:
         """The meter's newest checkpoint, if any."""
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM checkpoints WHERE meter = ? ORDER BY seq DESC LIMIT 1", (meter,)
+            f"SELECT {COLUMNS} FROM checkpoints WHERE meter = ? ORDER BY seq DESC LIMIT 1", (meter,)
         ).fetchone()
-        return None if row is None else _checkpoint(row)
+        return None if row is None else checkpoint_of_row(row)
 
     def at_or_before(self, meter: str, seq: int) -> Checkpoint | None:
         """The meter's newest checkpoint at or before ``seq``."""
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM checkpoints WHERE meter = ? AND seq <= ? ORDER BY seq DESC LIMIT 1", (meter, seq)
+            f"SELECT {COLUMNS} FROM checkpoints WHERE meter = ? AND seq <= ? ORDER BY seq DESC LIMIT 1", (meter, seq)
         ).fetchone()
-        return None if row is None else _checkpoint(row)
+        return None if row is None else checkpoint_of_row(row)
 
     def after(self, meter: str, seq: int) -> Checkpoint | None:
         """The meter's oldest checkpoint after ``seq``."""
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM checkpoints WHERE meter = ? AND seq > ? ORDER BY seq LIMIT 1", (meter, seq)
+            f"SELECT {COLUMNS} FROM checkpoints WHERE meter = ? AND seq > ? ORDER BY seq LIMIT 1", (meter, seq)
         ).fetchone()
-        return None if row is None else _checkpoint(row)
+        return None if row is None else checkpoint_of_row(row)
 
     def legacy_last(self, meter: str) -> tuple[MeterState, int | None] | None:
         """Where a meter stood in an outbox written by an earlier version (every reading kept, table ``outbox``): the
@@ -254,7 +171,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 # One statement over a JSON array: SQLite does the whole insert in C without the GIL (``executemany`` would take it
 # back for every row, stalling the publishing loop). Registers travel as the integer bits of their doubles: exact.
 _INSERT_CHECKPOINTS: Final = f"""
-INSERT OR REPLACE INTO checkpoints ({_COLUMNS})
+INSERT OR REPLACE INTO checkpoints ({COLUMNS})
 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8
 FROM json_each(?)
 """
@@ -267,9 +184,9 @@ def _checkpoints_doc(checkpoints: Sequence[Checkpoint], run: int | None = None) 
                 c.meter,
                 c.seq,
                 c.next_ts,
-                _bits(c.ac_kwh),
-                _bits(c.geyser_kwh),
-                _bits(c.overall_kwh),
+                to_bits(c.ac_kwh),
+                to_bits(c.geyser_kwh),
+                to_bits(c.overall_kwh),
                 c.acked_upto,
                 c.run if run is None else run,
                 int(c.closed),

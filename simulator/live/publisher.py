@@ -58,16 +58,10 @@ from config.wire import (
     split_batches,
     status_topic,
 )
+from simulator.live.checkpoint import CHECKPOINT_S, CHECKPOINT_SLICES, HORIZON_LEAD_S, HORIZON_RENEW_S
 from simulator.live.clock import SimClock
 from simulator.live.delivery import Delivery, HeldPayloads
-from simulator.live.outbox import (
-    CHECKPOINT_S,
-    CHECKPOINT_SLICES,
-    HORIZON_LEAD_S,
-    HORIZON_RENEW_S,
-    Outbox,
-    OutboxWriter,
-)
+from simulator.live.outbox import Outbox, OutboxWriter
 from simulator.live.reproduce import Reproducer
 from simulator.live.schedule import (
     DEFAULT_CONNECT_RATE,

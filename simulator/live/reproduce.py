@@ -23,7 +23,8 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from config.wire import Reading, encode_reading
-from simulator.live.outbox import Checkpoint, Outbox
+from simulator.live.checkpoint import Checkpoint
+from simulator.live.outbox import Outbox
 from simulator.meters.faults import ErrorType, FaultConfig
 from simulator.meters.fleet import Injection, Meter, spec_of
 from simulator.meters.meter import MeterState

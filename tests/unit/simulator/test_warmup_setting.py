@@ -10,7 +10,7 @@ import pytest
 from config.errors import ConfigError
 from config.settings import DEFAULT_WARMUP_S, KNOWN_KEYS, MAX_WARMUP_S, load_settings
 from simulator.__main__ import _warmup, main
-from simulator.live.outbox import DEFAULT_RETENTION_S, FLEET_MODE_RETENTION_S
+from simulator.live.checkpoint import DEFAULT_RETENTION_S, FLEET_MODE_RETENTION_S
 from tests.support.paths import README
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from simulator.live import outbox as outbox_module
-from simulator.live.outbox import Checkpoint, Outbox, OutboxWriter
+from simulator.live.checkpoint import Checkpoint
+from simulator.live.outbox import Outbox, OutboxWriter
 from simulator.meters.meter import MeterState
 
 T0 = 1_704_067_200

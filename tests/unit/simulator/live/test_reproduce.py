@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from config.wire import encode_reading
-from simulator.live.outbox import Checkpoint, Outbox
+from simulator.live.checkpoint import Checkpoint
+from simulator.live.outbox import Outbox
 from simulator.live.reproduce import Model, Reproducer, Resumed, advance, resume
 from simulator.localday import day_span
 from simulator.meters.faults import ALL_TYPES, FaultConfig
