@@ -39,14 +39,11 @@ from config.households import CLASSIC_ORDER
 from config.logs import configure_logging
 from config.settings import (
     CLIMATE_NAMES,
-    DEFAULT_WARMUP_S,
-    MAX_WARMUP_S,
     SIMULATOR,
     Settings,
     load_settings,
     parse_broker_urls,
     parse_climate,
-    parse_duration,
     parse_float_in,
     parse_int_in,
     parse_speed,
@@ -215,7 +212,8 @@ def _date(text: str, key: str) -> date:
 
 def with_options(settings: Settings, args: argparse.Namespace) -> Settings:
     """``settings`` with the command line's overrides of them (``FLEET_*`` < command line), each parsed and checked
-    under its option's name; pure. ``--warmup`` is merged by ``_warmup``, as its default depends on ``--fleet``."""
+    under its option's name; pure. ``--warmup`` is merged by ``simulator.live.start.warmup_seconds``, as its default
+    depends on ``--fleet``."""
     changes: dict[str, Any] = {}
     if getattr(args, "broker", None) is not None:
         changes["broker"] = parse_broker_urls(args.broker, "--broker")
@@ -270,17 +268,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from config.secret import client_broker
     from config.wire import format_ts
     from simulator.live.checkpoint import (
-        DEFAULT_RETENTION_S,
-        FLEET_MODE_RETENTION_S,
         HORIZON_LEAD_S,
-        MAX_RETENTION_S,
         Checkpoint,
     )
     from simulator.live.clock import SimClock, start_epoch
     from simulator.live.outbox import Outbox
-    from simulator.live.publisher import KEEPALIVE_S, SHOW_METERS, WARMUP_HOLD_S, FleetLoop
+    from simulator.live.publisher import KEEPALIVE_S, SHOW_METERS, FleetLoop
     from simulator.live.reproduce import Model, resume
     from simulator.live.schedule import DEFAULT_CONNECT_RATE
+    from simulator.live.start import outbox_retention, plan_start, warmup_seconds
 
     speed, start_s, seed = settings.speed, settings.start_s, _seed(settings)
     profile, climate = settings.profile, settings.climate
@@ -295,41 +291,34 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     zone = settings.zone()
     sim_start = start_epoch(time.time(), zone, start_s)
     broker = client_broker(settings)  # each meter logs in as itself (unless the URL has a user)
-    retention_s = DEFAULT_RETENTION_S if fleet_size is None else FLEET_MODE_RETENTION_S
-    if args.outbox_retention is not None:
-        retention_s = parse_duration(args.outbox_retention, "--outbox-retention", high_s=MAX_RETENTION_S)
-        if retention_s < 1:
-            raise ConfigError("--outbox-retention", "must be at least 1 s")
-    warmup_s = _warmup(args.warmup, settings, fleet_size is not None, retention_s)
+    fleet = fleet_size is not None
+    retention_s = outbox_retention(args.outbox_retention, fleet)
+    warmup_s = warmup_seconds(args.warmup, settings, fleet, retention_s)
     outbox = Outbox(Path(settings.data_dir), retention_s)
     # A restarted meter continues after everything its last run may have published (its newest checkpoint stepped
-    # up to that run's horizon): the same seqs and registers, never back in time.
+    # up to that run's horizon): the same seqs and registers, never back in time (simulator.live.start).
     resumed = resume(outbox, ids)
     lasts = {meter_id: r.state for meter_id, r in resumed.items()}
-    # A meter never goes back in time: it continues at its next second, whatever the clock says. The clock itself
-    # starts there too if that is further ahead than the horizon's lead (a restart with the same --start); within the
-    # lead (a restart at speed 1 right after a kill) it keeps to the wall clock and the meters wait that long.
-    resume_at = max((state.next_ts for state in lasts.values()), default=0)
-    if resume_at - HORIZON_LEAD_S * speed > sim_start:
-        sim_start = float(resume_at)
-    if resume_at > sim_start - 1:
-        log.info("resuming after the last reading on record (%s)", format_ts(resume_at - 1))
+    plan = plan_start(sim_start, speed, ids, lasts, warmup_s)
+    sim_start = plan.sim_start
+    if plan.resuming:
+        log.info("resuming after the last reading on record (%s)", format_ts(plan.resume_at - 1))
     for meter_id, state in sorted(lasts.items())[:SHOW_METERS]:
         log.info("meter %s continues at seq %d (registers %.4f kWh overall)", meter_id, state.seq, state.overall_kwh)
     if len(lasts) > SHOW_METERS:
         log.info("... and %d more meters continue where they were", len(lasts) - SHOW_METERS)
     faults = _faults(args)
-    fresh = [spec for spec in specs if spec.meter_id not in lasts]
     meters = build_meters(specs, seed, zone, sim_start, profile, climate, faults, lasts)
-    if warmup_s and fresh:  # new meters begin in the past; the loop catches up, oldest first, then runs live
-        meters = build_meters(fresh, seed, zone, sim_start - warmup_s, profile, climate, faults) + [
+    if plan.warmup_s:  # new meters begin in the past; the loop catches up, oldest first, then runs live
+        fresh = [spec for spec in specs if spec.meter_id not in lasts]
+        meters = build_meters(fresh, seed, zone, plan.warmup_start, profile, climate, faults) + [
             meter for meter in meters if meter.meter_id in lasts
         ]
         log.info(
             "warm-up: %s publish the past %d s first (in %g s: a bridge started with them subscribes meanwhile)",
-            ",".join(s.meter_id for s in fresh),
-            warmup_s,
-            WARMUP_HOLD_S,
+            ",".join(plan.fresh),
+            plan.warmup_s,
+            plan.hold_s,
         )
     # The run's settings and every meter's starting point are on disk before anything is published.
     model = Model(seed, profile, climate, zone.key, faults)
@@ -347,7 +336,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         keepalive_s=keepalive_s,
         jitter=fleet_size is not None,
         connect_rate=connect_rate,
-        hold_s=WARMUP_HOLD_S if warmup_s and fresh else 0.0,
+        hold_s=plan.hold_s,
     )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -390,28 +379,6 @@ def run_specs(args: argparse.Namespace) -> list[MeterSpec]:
     fleet_size = _fleet_size(args)
     offset = 0 if args.fleet_offset is None else parse_int_in(args.fleet_offset, "--fleet-offset", 0, MAX_FLEET)
     return fleet_specs(run_templates(households, fleet_size), fleet_size, offset)
-
-
-def _warmup(text: str | None, settings: Settings, fleet: bool, retention_s: int) -> int:
-    """The warm-up of fresh meters, in seconds: ``--warmup``, else ``FLEET_WARMUP``, else ``DEFAULT_WARMUP_S`` (0 with
-    ``--fleet``: a fleet's outbox keeps an hour by default, and a day of thousands of meters is not a quick start).
-    Refused if longer than the outbox's retention: the past it publishes must be reproducible for replays, never
-    silently cut."""
-    if text is not None:
-        key, warmup_s = "--warmup", parse_duration(text, "--warmup", high_s=MAX_WARMUP_S)
-    elif settings.warmup_s is not None:
-        key, warmup_s = "FLEET_WARMUP", settings.warmup_s
-    else:
-        key, warmup_s = "FLEET_WARMUP", 0 if fleet else DEFAULT_WARMUP_S
-    if warmup_s > retention_s:
-        given = "" if text is not None or settings.warmup_s is not None else " (the default)"
-        raise ConfigError(
-            key,
-            f"a warm-up of {warmup_s} s{given} is longer than the outbox's retention of {retention_s} s "
-            f"(--outbox-retention): what a meter publishes must stay reproducible for the bridge's replays. Give "
-            f"{key} at most {retention_s} s (0: no warm-up), or --outbox-retention at least {warmup_s} s",
-        )
-    return warmup_s
 
 
 def _check_fd_limit(meters: int, key: str) -> None:

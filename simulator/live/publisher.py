@@ -89,9 +89,6 @@ STEP_S: Final = 0.025  # due readings are gathered at most this often (one outbo
 # jobs that queue up together), wall seconds, and at least twice per simulated second (an accelerated clock keeps
 # sending each second's reading on its own)
 SHOW_METERS: Final = 20  # meters named in the stop line
-# A first start's warm-up waits this long (wall seconds) before it goes out, so that a bridge started with the meters
-# (`make up`, compose: about 1-2 s to subscribe) hears it from its oldest reading.
-WARMUP_HOLD_S: Final = 5.0
 LATE_BOUND_S: Final = 0.2  # the stop summary counts readings published within this of their schedule
 
 

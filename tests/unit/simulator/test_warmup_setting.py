@@ -9,8 +9,9 @@ import pytest
 
 from config.errors import ConfigError
 from config.settings import DEFAULT_WARMUP_S, KNOWN_KEYS, MAX_WARMUP_S, load_settings
-from simulator.__main__ import _warmup, main
+from simulator.__main__ import main
 from simulator.live.checkpoint import DEFAULT_RETENTION_S, FLEET_MODE_RETENTION_S
+from simulator.live.start import warmup_seconds
 from tests.support.paths import README
 
 
@@ -47,16 +48,16 @@ def test_bad_fleet_warmup_is_a_config_error_naming_it(raw: str) -> None:
 
 def test_default_is_a_day_for_households_and_off_for_a_fleet() -> None:
     settings = load_settings({})
-    assert _warmup(None, settings, False, DEFAULT_RETENTION_S) == DEFAULT_WARMUP_S == 86_400
-    assert _warmup(None, settings, True, FLEET_MODE_RETENTION_S) == 0
+    assert warmup_seconds(None, settings, False, DEFAULT_RETENTION_S) == DEFAULT_WARMUP_S == 86_400
+    assert warmup_seconds(None, settings, True, FLEET_MODE_RETENTION_S) == 0
 
 
 def test_command_line_overrides_the_setting() -> None:
     settings = load_settings({"FLEET_WARMUP": "2h"})
-    assert _warmup(None, settings, False, DEFAULT_RETENTION_S) == 7200
-    assert _warmup("0", settings, False, DEFAULT_RETENTION_S) == 0
-    assert _warmup("30m", settings, True, FLEET_MODE_RETENTION_S) == 1800
-    assert _warmup(None, load_settings({"FLEET_WARMUP": "0"}), False, DEFAULT_RETENTION_S) == 0
+    assert warmup_seconds(None, settings, False, DEFAULT_RETENTION_S) == 7200
+    assert warmup_seconds("0", settings, False, DEFAULT_RETENTION_S) == 0
+    assert warmup_seconds("30m", settings, True, FLEET_MODE_RETENTION_S) == 1800
+    assert warmup_seconds(None, load_settings({"FLEET_WARMUP": "0"}), False, DEFAULT_RETENTION_S) == 0
 
 
 @pytest.mark.parametrize(
@@ -73,13 +74,13 @@ def test_longer_than_the_outbox_retention_is_refused(
 ) -> None:
     settings = load_settings({} if raw is None else {"FLEET_WARMUP": raw})
     with pytest.raises(ConfigError, match="longer than the outbox's retention") as caught:
-        _warmup(text, settings, fleet, retention_s)
+        warmup_seconds(text, settings, fleet, retention_s)
     assert caught.value.key == key
     assert f"at most {retention_s} s" in str(caught.value)
 
 
 def test_equal_to_the_retention_is_accepted() -> None:
-    assert _warmup("1h", load_settings({}), True, FLEET_MODE_RETENTION_S) == 3600
+    assert warmup_seconds("1h", load_settings({}), True, FLEET_MODE_RETENTION_S) == 3600
 
 
 @pytest.mark.parametrize(
