@@ -130,9 +130,9 @@ def test_unwritable_output_is_exit_code_2(tmp_path: Path, capsys: pytest.Capture
 
 
 def _run_specs(argv: list[str]) -> list[str]:
-    from simulator.__main__ import _parser, run_specs
+    from simulator.cli import build_parser, run_specs
 
-    return [spec.meter_id for spec in run_specs(_parser("run").parse_args(["run", *argv]))]
+    return [spec.meter_id for spec in run_specs(build_parser("run").parse_args(["run", *argv]))]
 
 
 def test_run_fleet_alone_uses_the_a_b_c_templates() -> None:
