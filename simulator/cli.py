@@ -82,7 +82,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def _run_options(run: argparse.ArgumentParser) -> None:
     from simulator.live.checkpoint import DEFAULT_RETENTION_S, FLEET_MODE_RETENTION_S  # run only
-    from simulator.live.publisher import KEEPALIVE_S
+    from simulator.live.link import KEEPALIVE_S
     from simulator.live.schedule import DEFAULT_CONNECT_RATE
 
     run.add_argument(

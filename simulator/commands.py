@@ -49,10 +49,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         Checkpoint,
     )
     from simulator.live.clock import SimClock, start_epoch
+    from simulator.live.link import KEEPALIVE_S
     from simulator.live.outbox import Outbox
-    from simulator.live.publisher import KEEPALIVE_S, SHOW_METERS, FleetLoop
+    from simulator.live.publisher import FleetLoop
     from simulator.live.reproduce import Model, resume
     from simulator.live.schedule import DEFAULT_CONNECT_RATE
+    from simulator.live.sockets import SHOW_METERS
     from simulator.live.start import outbox_retention, plan_start, warmup_seconds
 
     speed, start_s, seed = settings.speed, settings.start_s, seed_of(settings)

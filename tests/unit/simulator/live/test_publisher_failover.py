@@ -9,7 +9,7 @@ from collections import Counter
 
 from config.settings import BrokerAddress, parse_broker_urls
 from config.shard import shard_of
-from simulator.live.publisher import RECONNECT_MIN_S, MeterLink
+from simulator.live.link import RECONNECT_MIN_S, MeterLink
 from tests.support.drive import service
 
 WAIT_S = 10.0

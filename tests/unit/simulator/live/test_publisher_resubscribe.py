@@ -15,7 +15,7 @@ import pytest
 from config.mqtt.packet import CONNECT, SUBACK_FAILURE, SUBSCRIBE, Packet, packet_id, split_packets
 from config.settings import parse_broker_urls
 from config.wire import replay_topic
-from simulator.live.publisher import RECONNECT_MIN_S, MeterLink
+from simulator.live.link import RECONNECT_MIN_S, MeterLink
 from tests.support.drive import service
 
 LOOPBACK = "127.0.0.1"

@@ -14,7 +14,8 @@ import pytest
 
 from config.settings import parse_broker_urls
 from simulator.live.clock import SimClock
-from simulator.live.publisher import FleetLoop, MeterLink
+from simulator.live.link import MeterLink
+from simulator.live.publisher import FleetLoop
 from simulator.meters.fleet import build_meters, fleet_specs
 
 T0 = 1_700_000_000.0
