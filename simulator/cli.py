@@ -178,6 +178,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_date_arg(text: str, key: str) -> date:
+    """An ISO date (``2024-01-01``) given to option ``key``, or a ConfigError naming it."""
     try:
         return date.fromisoformat(text.strip())
     except ValueError as exc:
@@ -221,6 +222,7 @@ def _profile(text: str) -> str:
 
 
 def faults_of(args: argparse.Namespace) -> FaultConfig | None:
+    """The errors to inject (``--errors-every`` or ``--error-probability``, ``--error-types``), or None."""
     types = ORIGINAL_TYPES if args.error_types is None else parse_error_types(args.error_types)
     if args.errors_every is not None and args.error_probability is not None:
         raise ConfigError("--errors-every", "give --errors-every or --error-probability, not both")
@@ -236,6 +238,7 @@ def faults_of(args: argparse.Namespace) -> FaultConfig | None:
 
 
 def fleet_size_of(args: argparse.Namespace) -> int | None:
+    """``--fleet`` checked (1 to ``MAX_FLEET``), or None without one."""
     return None if args.fleet is None else parse_int_in(args.fleet, "--fleet", 1, MAX_FLEET)
 
 

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 import numpy as np
 
 from config.extras import DATASET, install_hint, require
-from simulator.dataset.csvtext import counted_lines, splice, table_lines, table_text
+from simulator.dataset.csvtext import table_lines, table_text
 from simulator.dataset.layouts import CLEAN, ERROR_TYPES, ERRORS, file_name, outputs, tables
+from simulator.dataset.lines import counted_lines, splice
 from simulator.dataset.plan import Chunk, DatasetPlan, chunks
 from simulator.dataset.table import CodeColumn, FloatColumn, IntColumn, Table
 

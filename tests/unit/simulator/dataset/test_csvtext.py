@@ -13,17 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.dataset.csvtext import (
-    FIXED_LIMIT,
-    FIXED_TABLE,
-    counted_lines,
-    float_text,
-    reference_lines,
-    reference_text,
-    splice,
-    table_lines,
-    table_text,
-)
+from simulator.dataset.cells import FIXED_LIMIT, FIXED_TABLE
+from simulator.dataset.csvtext import float_text, reference_lines, reference_text, table_lines, table_text
+from simulator.dataset.lines import counted_lines, splice
 from simulator.dataset.plan import DatasetPlan
 from simulator.dataset.table import CodeColumn, FloatColumn, IntColumn, Table, TimeColumn
 from simulator.dataset.writers import write_dataset
