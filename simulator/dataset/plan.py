@@ -25,7 +25,7 @@ from config.settings import DEFAULT_CLIMATE, parse_tz
 from simulator.localday import day_span
 from simulator.meters.faults import CHANNELS, CodeArray, FaultConfig, fault_day
 from simulator.meters.fleet import fleet_specs
-from simulator.profiles.classic import FloatArray
+from simulator.profiles.block import FloatArray
 from simulator.profiles.factory import PROFILES, make_profile
 from simulator.profiles.spec import MeterSpec
 

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from simulator.profiles.classic import ProfileBlock
+from simulator.profiles.block import ProfileBlock
 
 
 class DayThermals(Protocol):

@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from config.errors import ConfigError
 from simulator.localday import days_covering
-from simulator.profiles.classic import FloatArray, MeterProfile, ProfileBlock
+from simulator.profiles.block import FloatArray, MeterProfile, ProfileBlock
 from simulator.seeds import MeterKey, Purpose, rng_for
 
 CHANNELS: Final = ("ac", "geyser", "overall")

@@ -29,7 +29,7 @@ from config.wire import Reading
 from simulator.localday import day_span
 from simulator.meters.faults import ErrorType, FaultConfig, faulted_seconds, stack
 from simulator.meters.meter import MeterState, skip, step
-from simulator.profiles.classic import BLOCK_S, FloatArray, MeterProfile
+from simulator.profiles.block import BLOCK_S, FloatArray, MeterProfile
 from simulator.profiles.factory import make_profile
 from simulator.profiles.spec import MeterSpec
 

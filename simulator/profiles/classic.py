@@ -1,4 +1,4 @@
-"""Load profiles: what each appliance of a household draws in each simulated second.
+"""The classic profile: what each appliance of a classic household draws in each simulated second, by hour blocks.
 
 Pure: every function takes time (epoch seconds, UTC) and a ``numpy.random.Generator`` and returns arrays; none reads
 the clock or global random state. Power is in kW. Sample ``i`` of a block covers ``[start_s + i, start_s + i + 1)``.
@@ -9,14 +9,15 @@ of a meter are one stream, the generator of ``(NOISE, *meter_key, d)``, and seco
 restarted meter and a batch generator give the same value for the same simulated second, whatever second they start
 at, and a whole day costs one generator.
 
-Every profile is a ``MeterProfile``: ``block(start_s, n)`` gives any stretch of seconds of one meter.
+Every profile is a ``MeterProfile`` (``simulator.profiles.block``): ``block(start_s, n)`` gives any stretch of seconds
+of one meter.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final, Protocol
+from typing import Final
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -24,31 +25,12 @@ import numpy.typing as npt
 
 from config.households import Household
 from config.localtime import local_hours
+from simulator.profiles.block import FloatArray, ProfileBlock
 from simulator.seeds import MeterKey, Purpose, rng_for
 
-BLOCK_S: Final = 60  # the live meter asks its profile for this many seconds at a time
 NOISE_DAY_S: Final = 86_400
 
-FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileBlock:
-    """Per-second power of the three channels for seconds ``start_s .. start_s + len - 1``."""
-
-    start_s: int
-    ac_kw: FloatArray
-    geyser_kw: FloatArray
-    overall_kw: FloatArray
-
-
-class MeterProfile(Protocol):
-    """What one meter draws, as a pure function of simulated time: any start, any length, same answer every time."""
-
-    def block(self, start_s: int, n: int) -> ProfileBlock:
-        """Power of seconds ``start_s .. start_s + n - 1``."""
-        ...
 
 
 def noise_rng(seed: int, meter_key: MeterKey, utc_day: int) -> np.random.Generator:

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 from config.errors import ConfigError
 from config.households import household
 from config.settings import CLIMATE_NAMES, DEFAULT_CLIMATE
-from simulator.profiles.classic import ClassicProfile, MeterProfile
+from simulator.profiles.block import MeterProfile
+from simulator.profiles.classic import ClassicProfile
 from simulator.profiles.spec import MeterSpec
 
 ProfileFactory = Callable[[MeterSpec, ZoneInfo, int, str], MeterProfile]

@@ -35,7 +35,7 @@ from config.realistic import DEFAULT_CLIMATE, Climate, HouseholdModel, household
 from simulator.localday import LocalDay, local_day
 from simulator.profiles import aircon, geyser
 from simulator.profiles.appliances import other_loads
-from simulator.profiles.classic import ProfileBlock
+from simulator.profiles.block import ProfileBlock
 from simulator.profiles.diversity import member_model
 from simulator.profiles.occupancy import DaySchedule, day_schedule, wall_intervals
 from simulator.profiles.signals import Curve, FloatArray, Ramp, Steps, constant, flat_curve

@@ -15,7 +15,7 @@ from simulator.__main__ import main
 from simulator.dataset.plot import day_figure, thermals_of
 from simulator.meters.fleet import fleet_specs
 from simulator.profiles import factory as profile_factory
-from simulator.profiles.classic import MeterProfile, ProfileBlock
+from simulator.profiles.block import MeterProfile, ProfileBlock
 from simulator.profiles.factory import make_profile
 from simulator.profiles.spec import MeterSpec
 

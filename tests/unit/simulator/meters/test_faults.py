@@ -24,7 +24,7 @@ from simulator.meters.faults import (
     stack,
 )
 from simulator.meters.fleet import fleet_specs
-from simulator.profiles.classic import FloatArray, MeterProfile
+from simulator.profiles.block import FloatArray, MeterProfile
 from simulator.profiles.factory import make_profile
 
 UTC_ZONE = ZoneInfo("UTC")

@@ -11,7 +11,8 @@ import pytest
 
 from config.households import CLASSIC
 from config.localtime import local_hours
-from simulator.profiles.classic import BLOCK_S, classic, classic_seconds, day_keyed_uniform, noise_rng
+from simulator.profiles.block import BLOCK_S
+from simulator.profiles.classic import classic, classic_seconds, day_keyed_uniform, noise_rng
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z, a Monday
 UTC_ZONE = ZoneInfo("UTC")
