@@ -1,4 +1,4 @@
-"""File layouts of the batch generator: a ``dataset.Chunk`` as tables (``table.Table``), one per output file. Pure.
+"""File layouts of the batch generator: a ``plan.Chunk`` as tables (``table.Table``), one per output file. Pure.
 
 ``tidy`` (default; csv or parquet), one row per meter and second, in chunk order: by local day, then meter (fleet
 order), then time.
