@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.publish import CONNECTED, _cpu_s, _wait_for
 from bench.rates import OfferedRate
-from simulator.fleet import fleet_specs
+from simulator.meters.fleet import fleet_specs
 from tests.support.procs import LOOPBACK, Proc, children, clean_env, login, python_module, start, start_broker
 
 BROKERS = ("amqtt", "mosquitto")

@@ -53,7 +53,7 @@ from config.credentials import meter_client_id
 from config.errors import PayloadError
 from config.shard import Shard
 from config.wire import parse_ts
-from simulator.schedule import jitter_offset
+from simulator.live.schedule import jitter_offset
 from tests.support.fleetmeters import fleet_ids
 from tests.support.nats import NatsCluster, start_nats_cluster
 from tests.support.procs import (

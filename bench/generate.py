@@ -37,8 +37,9 @@ import pandas as pd
 
 from bench.original_generator import WITH, run_original
 from simulator.__main__ import main as simulator_main
-from simulator.fleet import fleet_specs, make_profile
 from simulator.localday import day_span
+from simulator.meters.fleet import fleet_specs
+from simulator.profiles.factory import make_profile
 
 ORIGINAL_SCRIPT = Path(__file__).with_name("original_generator.py")
 
@@ -120,7 +121,7 @@ def bytecode_note() -> str:
     ``PYTHONDONTWRITEBYTECODE`` is set and nothing compiled them (pip compiles an installed package's modules; an
     editable install's are compiled by ``make .venv/.installed-run`` or ``python -m compileall config simulator``)."""
     root = Path(__file__).resolve().parent.parent
-    sources = [path for package in ("config", "simulator") for path in (root / package).glob("*.py")]
+    sources = [path for package in ("config", "simulator") for path in (root / package).rglob("*.py")]
     stale = 0
     for source in sources:
         cached = Path(importlib.util.cache_from_source(str(source)))

@@ -26,10 +26,11 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import simulator.__main__  # noqa: E402  (timed: what `python -m simulator generate` imports)
-from simulator.dataset import DatasetPlan, chunks  # noqa: E402
-from simulator.faults import FaultConfig  # noqa: E402
-from simulator.layouts import tables  # noqa: E402
-from simulator.writers import seed_texts  # noqa: E402
+import simulator.commands  # noqa: E402  (loaded by the line above)
+from simulator.dataset.layouts import tables  # noqa: E402
+from simulator.dataset.plan import DatasetPlan, chunks  # noqa: E402
+from simulator.dataset.writers import seed_texts  # noqa: E402
+from simulator.meters.faults import FaultConfig  # noqa: E402
 
 IMPORTS = time.perf_counter()
 
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--every", type=int, default=25)
     args = parser.parse_args()
-    simulator.__main__._keep_freed_memory()  # as `generate` does
+    simulator.commands.keep_freed_memory()  # as `generate` does
     plan = DatasetPlan(days=args.days, seed=1, faults=FaultConfig(every_s=args.every), layout="seed", profile="classic")
     started = time.perf_counter()
     data = list(chunks(plan))

@@ -31,7 +31,7 @@ from pathlib import Path
 from config.credentials import meter_client_id
 from config.topics import reading_topic
 from config.wire import Reading, encode_reading
-from simulator.fleet import fleet_specs
+from simulator.meters.fleet import fleet_specs
 from tests.support.procs import LOOPBACK, Proc, clean_env, login, python_module, start, start_broker
 
 BROKER_LINES = ("max_connections -1", "max_queued_messages 1000")

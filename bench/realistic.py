@@ -14,9 +14,9 @@ import time
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-from simulator.fleet import fleet_specs
 from simulator.localday import local_day
-from simulator.realistic import realistic_profile
+from simulator.meters.fleet import fleet_specs
+from simulator.profiles.realistic import realistic_profile
 
 TARGET_S_PER_1000 = 10.0
 

@@ -23,7 +23,8 @@ def _positive(key: str, **values: float) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Room:
-    """The AC's zone as one thermal node: C dT/dt = UA (T_drive - T) + gains - cooling (``simulator.aircon``)."""
+    """The AC's zone as one thermal node: C dT/dt = UA (T_drive - T) + gains - cooling
+    (``simulator.profiles.aircon``)."""
 
     # Bedroom of a brick-and-concrete flat, ~14 m2, two outside walls: U 2.1 W/m2K (230 mm brick) x 18 m2 + single
     # glazing U 5.8 x 3 m2 + infiltration (~1 ACH of 42 m3) + partitions to uncooled rooms + part of an uninsulated

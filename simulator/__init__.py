@@ -1,1 +1,2 @@
-"""Smart-meter simulator: households' profiles, meter state, the simulation clock and the MQTT publisher."""
+"""Smart-meter simulator: load profiles and their physics (profiles/), the pure meter core (meters/), the batch
+generator (dataset/) and the live fleet that publishes over MQTT (live/)."""

@@ -4,6 +4,7 @@
 shell).
 
 It exists because paho spends most of a Python process's time per message on its own machinery (several ``recv`` per
-packet, a wake-up socket, objects per PUBACK): the meters publish through it (``simulator.publisher``) and the bridge
-subscribes through it (``bridge.ingest.subscriber``). Simulator and bridge never import each other; both import this.
+packet, a wake-up socket, objects per PUBACK): the meters publish through it (``simulator.live.publisher``) and the
+bridge subscribes through it (``bridge.ingest.subscriber``). Simulator and bridge never import each other; both
+import this.
 """

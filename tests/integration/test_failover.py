@@ -31,9 +31,9 @@ import config.mqtt.link
 from config.secret import read_secret
 from config.settings import parse_broker_urls
 from config.shard import shard_of
-from simulator.clock import SimClock
-from simulator.fleet import build_meters, fleet_specs
-from simulator.publisher import FleetLoop
+from simulator.live.clock import SimClock
+from simulator.live.publisher import FleetLoop
+from simulator.meters.fleet import build_meters, fleet_specs
 from tests.support.fleetmeters import HOUSEHOLDS, fleet_ids, outbox_bounds
 from tests.support.mqtt import READING_TOPICS, collecting, readings_in
 from tests.support.procs import (

@@ -34,7 +34,7 @@ from bridge.windows.aggregate import make_window
 from config.settings import DEFAULT_GRACE_S
 from config.topics import status_topic
 from config.wire import Reading, decode_reading, encode_reading, parse_ts
-from simulator.fleet import build_meters, fleet_specs
+from simulator.meters.fleet import build_meters, fleet_specs
 from tests.conftest import require_mosquitto
 from tests.support.faults import Figures, store_rows
 from tests.support.fleetmeters import outbox_bounds

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 FLEET = 50
 CONNECT_RATE = 5  # connections a second: a start-up of about 10 s, long enough for progress lines every 5 s
 METERS = [f"{template}-{member:04d}" for member in range(1, 18) for template in "ABC"][:FLEET]
-PROGRESS = re.compile(r"simulator INFO simulator\.publisher: connected ([\d,]+)/50, ([\d.,]+)/s$", re.MULTILINE)
+PROGRESS = re.compile(r"simulator INFO simulator\.live\.publisher: connected ([\d,]+)/50, ([\d.,]+)/s$", re.MULTILINE)
 
 
 def _progress(log: str) -> list[int]:

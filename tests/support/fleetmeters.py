@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from simulator.fleet import fleet_specs
-from simulator.outbox import Outbox
-from simulator.reproduce import Reproducer, resume
+from simulator.live.outbox import Outbox
+from simulator.live.reproduce import Reproducer, resume
+from simulator.meters.fleet import fleet_specs
 from tests.support.procs import Proc, start_meters
 
 HOUSEHOLDS = ("A", "B", "C")

@@ -38,7 +38,7 @@ TEST_EXTRA: Final = "test"
 GATING_TOOLS: Final = ("ruff", "mypy", "check-jsonschema")
 # Shipped modules that need an extra, and the extra (each command that loads them says so when it is missing).
 NEEDS_EXTRA: Final = {
-    "simulator.plot": "plot",
+    "simulator.dataset.plot": "plot",
     "broker.embedded": "embedded",
     "broker.client_ids": "embedded",
 }

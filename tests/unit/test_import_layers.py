@@ -17,19 +17,8 @@ from tests.support.paths import ROOT
 
 PACKAGES: Final = ("config", "simulator", "bridge", "broker")
 MAX_LINES: Final = 350
-# Must be emptied at the merge of issue #15 item 1: the simulator's restructuring removes this cycle (simulator.fleet
-# imports simulator.realistic late, for the realistic profile, and simulator.realistic imports simulator.fleet).
-KNOWN_CYCLES: Final[frozenset[frozenset[str]]] = frozenset({frozenset({"simulator.fleet", "simulator.realistic"})})
-# Must be emptied at the merge of issue #15 item 1: today's modules over MAX_LINES outside config/ and broker/, which
-# the simulator's and the bridge's restructurings split.
-KNOWN_LONG: Final[frozenset[str]] = frozenset(
-    {
-        "simulator/__main__.py",
-        "simulator/csvtext.py",
-        "simulator/outbox.py",
-        "simulator/publisher.py",
-    }
-)
+# Cycles allowed: none (issue #15 removed the last one, simulator.fleet <-> simulator.realistic, through MeterSpec).
+KNOWN_CYCLES: Final[frozenset[frozenset[str]]] = frozenset()
 # Which product packages each package may import (besides itself).
 MAY_IMPORT: Final[Mapping[str, frozenset[str]]] = {
     "config": frozenset(),
@@ -192,6 +181,8 @@ def test_each_package_imports_only_the_layers_below_it(graph: dict[str, set[str]
 # Inside a package, its layers from the bottom up: a module imports its own layer and those below it, never above.
 SUBLAYERS: Final[dict[str, tuple[str, ...]]] = {
     "bridge": ("windows", "ingest", "services", "republish", "runtime", "http", "__main__"),
+    # dataset (the batch generator) and live (the meters on MQTT) are peers: neither imports the other.
+    "simulator": ("seeds", "localday", "profiles", "meters", "dataset", "live", "cli", "commands", "__main__"),
 }
 
 
@@ -233,11 +224,8 @@ def test_no_product_module_is_longer_than_the_limit() -> None:
     lengths = {
         path.relative_to(ROOT).as_posix(): len(path.read_text().splitlines()) for path in module_files(ROOT).values()
     }
-    long = sorted(f"{name}: {n} lines" for name, n in lengths.items() if n > MAX_LINES and name not in KNOWN_LONG)
+    long = sorted(f"{name}: {n} lines" for name, n in lengths.items() if n > MAX_LINES)
     assert long == [], f"modules over {MAX_LINES} lines: split them along a real seam"
-    stale = sorted(name for name in KNOWN_LONG if lengths.get(name, 0) <= MAX_LINES)
-    assert stale == [], "KNOWN_LONG names a module that is gone or short enough: remove it"
-    assert not {name for name in KNOWN_LONG if name.split("/")[0] in ("config", "broker")}, "config/broker: no excuse"
 
 
 # --- the reader and the cycle finder on small synthetic trees -----------------------------------------------------

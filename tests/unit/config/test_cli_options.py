@@ -12,7 +12,8 @@ from config.settings import BrokerAddress, load_settings
 
 
 def test_simulator_run_options_override_the_settings() -> None:
-    from simulator.__main__ import _parser, with_options
+    from simulator.cli import build_parser as _parser
+    from simulator.cli import with_options
 
     settings = load_settings({"FLEET_SPEED": "2", "FLEET_SEED": "1", "FLEET_TZ": "Europe/Paris", "FLEET_DATA_DIR": "d"})
     words = ["run", "--household", "A", "--speed", "60", "--start", "07:00:05", "--seed", "5", "--profile", "Classic"]
@@ -32,7 +33,8 @@ def test_simulator_run_options_override_the_settings() -> None:
 
 
 def test_simulator_without_options_keeps_the_settings() -> None:
-    from simulator.__main__ import _parser, with_options
+    from simulator.cli import build_parser as _parser
+    from simulator.cli import with_options
 
     settings = load_settings({"FLEET_SPEED": "2", "FLEET_PROFILE": "classic", "FLEET_START": "01:02:03"})
     for words in (["run", "--household", "A"], ["generate"], ["plot", "--household", "A", "--date", "x"]):
@@ -40,7 +42,8 @@ def test_simulator_without_options_keeps_the_settings() -> None:
 
 
 def test_simulator_generate_takes_the_common_options() -> None:
-    from simulator.__main__ import _parser, with_options
+    from simulator.cli import build_parser as _parser
+    from simulator.cli import with_options
 
     args = _parser("generate").parse_args(
         ["generate", "--out", "x", "--seed", "7", "--tz", "UTC", "--climate", "brisbane"]
@@ -62,7 +65,8 @@ def test_simulator_generate_takes_the_common_options() -> None:
     ],
 )
 def test_simulator_bad_option_names_the_option(words: list[str], key: str) -> None:
-    from simulator.__main__ import _parser, with_options
+    from simulator.cli import build_parser as _parser
+    from simulator.cli import with_options
 
     args = _parser("run").parse_args(["run", "--household", "A", *words])
     with pytest.raises(ConfigError) as info:

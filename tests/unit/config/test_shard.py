@@ -17,7 +17,7 @@ from config.settings import KNOWN_KEYS, BrokerAddress, load_settings
 from config.shard import MAX_SHARDS, Shard, parse_shard, shard_of
 from config.topics import BATCH_SUBSCRIPTION, READING_SUBSCRIPTION, STATUS_SUBSCRIPTION, probe_topic
 from config.wire import Reading, encode_reading
-from simulator.fleet import fleet_specs
+from simulator.meters.fleet import fleet_specs
 from tests.support.bridgeapp import memory_app, state
 from tests.support.subscriber import Wire
 from tests.support.subscriber import deliver as deliver_message

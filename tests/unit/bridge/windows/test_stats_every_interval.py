@@ -14,9 +14,10 @@ import pytest
 
 from bridge.windows.aggregate import boundaries, window_means
 from bridge.windows.statistics import quick_stats, stats_document
-from simulator.faults import ALL_TYPES, FaultConfig, faulted_seconds
-from simulator.fleet import fleet_specs, make_profile
 from simulator.localday import day_span
+from simulator.meters.faults import ALL_TYPES, FaultConfig, faulted_seconds
+from simulator.meters.fleet import fleet_specs
+from simulator.profiles.factory import make_profile
 
 TZ = ZoneInfo("Asia/Kolkata")
 DAY = date(2024, 5, 20)

@@ -10,8 +10,8 @@ import pytest
 
 from config.errors import ConfigError
 from config.run.extras import DATASET, install_hint, require
-from simulator import writers
-from simulator.dataset import DatasetPlan
+from simulator.dataset import writers
+from simulator.dataset.plan import DatasetPlan
 
 
 def test_require_passes_for_an_installed_module() -> None:
@@ -42,7 +42,7 @@ def test_no_progress_bar_without_tqdm(monkeypatch: pytest.MonkeyPatch, caplog: p
     """On a terminal without tqdm the chunks pass through unchanged, and one line says how to get the bar."""
     monkeypatch.setitem(sys.modules, "tqdm", None)
     items = iter([])
-    with caplog.at_level(logging.INFO, logger="simulator.writers"):
+    with caplog.at_level(logging.INFO, logger="simulator.dataset.writers"):
         assert writers._progress(items, 0, show=True) is items
     assert any("tqdm is not installed" in r.message and "[dataset]" in r.message for r in caplog.records)
 
