@@ -1,4 +1,4 @@
-"""simulator.live.publisher.MeterLink with a list of brokers: each meter starts on its own node, moves on to the next
+"""simulator.live.link.MeterLink with a list of brokers: each meter starts on its own node, moves on to the next
 of its own order when an attempt fails or its connection is lost (round robin, with the back-off), and the meters of a
 dead node spread over the others. Refusals come from real closed loopback ports; nothing is ever accepted."""
 
