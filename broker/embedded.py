@@ -30,7 +30,7 @@ import logging
 import os
 import signal
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
@@ -45,6 +45,7 @@ from broker.limits import MAX_PACKET_BYTES, PacketSizeGuard, PacketTooLarge
 log = logging.getLogger("broker")
 
 SHUTDOWN_GRACE_S = 1.0
+SHUTDOWN_TIMEOUT_S = 5.0  # amqtt's own shutdown, bounded: once it hung, with sessions of meters still connected
 LEFTOVER_WAIT_S = 2.0
 KEEPALIVE_TOLERANCE: Final = 1.5  # MQTT 3.1.1 section 3.1.2.10: silent for 1.5 x keepalive, the client is gone
 
@@ -209,7 +210,10 @@ async def serve(config: dict[str, Any], url: str, loaded: Callable[[], None] | N
     log.info("stopping amqtt broker in %.1f s (a second signal stops it now)", SHUTDOWN_GRACE_S)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), SHUTDOWN_GRACE_S)
-    await broker.shutdown()
+    if not await finished(broker.shutdown(), SHUTDOWN_TIMEOUT_S):
+        log.warning("amqtt's shutdown did not finish in %.0f s; exiting anyway", SHUTDOWN_TIMEOUT_S)
+        logging.shutdown()
+        os._exit(0)  # the broker holds nothing on disk: nothing is lost by not waiting
     # amqtt 0.12 leaves tasks behind when clients connect during shutdown (reconnecting meters); some ignore one
     # cancellation, and asyncio.run() would wait for them forever. Cancel them, give them a moment, then go.
     current = asyncio.current_task()
@@ -223,3 +227,12 @@ async def serve(config: dict[str, Any], url: str, loaded: Callable[[], None] | N
             logging.shutdown()
             os._exit(0)  # the broker holds nothing on disk: nothing is lost by not waiting
     log.info("amqtt broker stopped")
+
+
+async def finished(work: Awaitable[None], timeout_s: float) -> bool:
+    """Whether ``work`` finished within ``timeout_s`` (it is cancelled if not)."""
+    try:
+        await asyncio.wait_for(work, timeout_s)
+    except TimeoutError:
+        return False
+    return True
