@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             return _password(settings, args.user)
         if args.command == "nats-config":
             return _nats_config(settings, args)
-        return _serve(settings, settings.mqtt_host, settings.mqtt_port)
+        return _serve(settings)
     except ConfigError as exc:
         print(f"broker: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -158,7 +158,7 @@ def _password(settings: Settings, user: str) -> int:
     return 0
 
 
-def _serve(settings: Settings, host: str, port: int) -> int:
+def _serve(settings: Settings) -> int:
     # amqtt is the embedded extra: the containers (Mosquitto) run the other commands without it.
     require("amqtt", EMBEDDED, "python -m broker")
     from amqtt.errors import BrokerError
@@ -178,6 +178,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
             if not Path(name).is_file():
                 raise ConfigError(key, f"no such file: {name}")
         tls = (settings.mqtt_tls_cert, settings.mqtt_tls_key)
+    host, port = settings.mqtt_host, settings.mqtt_port
     url = f"{'mqtts' if tls else 'mqtt'}://{host}:{port}"
     # amqtt's password file, until the broker has read it
     with tempfile.TemporaryDirectory(prefix="fleet-amqtt-", ignore_cleanup_errors=True) as work:

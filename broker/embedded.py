@@ -31,7 +31,7 @@ import os
 import signal
 import warnings
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
@@ -211,9 +211,7 @@ async def serve(config: dict[str, Any], url: str, loaded: Callable[[], None] | N
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), SHUTDOWN_GRACE_S)
     if not await finished(broker.shutdown(), SHUTDOWN_TIMEOUT_S):
-        log.warning("amqtt's shutdown did not finish in %.0f s; exiting anyway", SHUTDOWN_TIMEOUT_S)
-        logging.shutdown()
-        os._exit(0)  # the broker holds nothing on disk: nothing is lost by not waiting
+        _exit_now("amqtt's shutdown did not finish in %.0f s; exiting anyway", SHUTDOWN_TIMEOUT_S)
     # amqtt 0.12 leaves tasks behind when clients connect during shutdown (reconnecting meters); some ignore one
     # cancellation, and asyncio.run() would wait for them forever. Cancel them, give them a moment, then go.
     current = asyncio.current_task()
@@ -223,10 +221,15 @@ async def serve(config: dict[str, Any], url: str, loaded: Callable[[], None] | N
     if leftovers:
         _, pending = await asyncio.wait(leftovers, timeout=LEFTOVER_WAIT_S)
         if pending:
-            log.warning("%d amqtt tasks did not stop; exiting anyway", len(pending))
-            logging.shutdown()
-            os._exit(0)  # the broker holds nothing on disk: nothing is lost by not waiting
+            _exit_now("%d amqtt tasks did not stop; exiting anyway", len(pending))
     log.info("amqtt broker stopped")
+
+
+def _exit_now(message: str, *args: object) -> NoReturn:
+    """Log ``message`` (a warning), flush the logs and end the process at once, without waiting for amqtt."""
+    log.warning(message, *args)
+    logging.shutdown()
+    os._exit(0)  # the broker holds nothing on disk: nothing is lost by not waiting
 
 
 async def finished(work: Awaitable[None], timeout_s: float) -> bool:
