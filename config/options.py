@@ -17,7 +17,6 @@ from config.option import BRIDGE, BROKER, PROGRAMS, SIMULATOR, Option
 from config.shard import parse_shard
 
 PREFIX: Final = "FLEET_"
-PROFILES: Final = ("classic", "realistic")
 
 DEFAULT_MQTT_HOST: Final = "127.0.0.1"
 DEFAULT_HTTP_HOST: Final = "127.0.0.1"
@@ -64,13 +63,6 @@ def _log_level(text: str, key: str) -> str:
     return level
 
 
-def _profile(text: str, key: str) -> str:
-    profile = text.strip().lower()
-    if profile not in PROFILES:
-        raise ConfigError(key, f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
-    return profile
-
-
 def _store(text: str, key: str) -> str:
     value = text.strip().lower()
     if value not in STORES:
@@ -80,6 +72,10 @@ def _store(text: str, key: str) -> str:
 
 def _int_in(low: int, high: int) -> Callable[[str, str], int]:
     return lambda text, key: parsing.parse_int_in(text, key, low, high)
+
+
+def _float_in(low: float, high: float) -> Callable[[str, str], float]:
+    return lambda text, key: parsing.parse_float_in(text, key, low, high)
 
 
 def _warmup(text: str, key: str) -> int:
@@ -125,7 +121,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_PROFILE",
         "profile",
-        _profile,
+        parsing.parse_profile,
         DEFAULT_PROFILE,
         "meter profile: realistic or classic (the original schedules, exactly)",
         frozenset({SIMULATOR}),
@@ -182,7 +178,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option(
         "FLEET_HEARTBEAT_S",
         "heartbeat_s",
-        parsing.parse_speed,  # the same bounds: a finite number in (0, 100000]
+        _float_in(0.0, 100_000.0),
         DEFAULT_HEARTBEAT_S,
         "seconds between SSE heartbeat comments",
         frozenset({BRIDGE}),

@@ -17,6 +17,8 @@ from config.topics import valid_meter_id
 # The keys of config.realistic.CLIMATES (a test checks they agree): parsing a setting need not build the realistic
 # profile's parameters (a dozen dataclasses, ~15 ms of import) that a classic run never uses.
 CLIMATE_NAMES: Final = ("new-delhi", "phoenix", "brisbane")
+# The keys of simulator.profiles.factory.PROFILES, sorted (a test checks they agree), for the same reason.
+PROFILE_NAMES: Final = ("classic", "realistic")
 
 _HMS_RE: Final = re.compile(r"([0-9]{1,2}):([0-9]{2}):([0-9]{2})")
 
@@ -61,6 +63,14 @@ def parse_climate(text: str, key: str = "FLEET_CLIMATE") -> str:
     name = text.strip().lower()
     if name not in CLIMATE_NAMES:
         raise ConfigError(key, f"unknown climate {text!r} (known: {', '.join(CLIMATE_NAMES)})")
+    return name
+
+
+def parse_profile(text: str, key: str = "FLEET_PROFILE") -> str:
+    """A meter profile's name."""
+    name = text.strip().lower()
+    if name not in PROFILE_NAMES:
+        raise ConfigError(key, f"unknown profile {name!r} (known: {', '.join(PROFILE_NAMES)})")
     return name
 
 

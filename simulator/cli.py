@@ -13,6 +13,7 @@ import numpy as np
 
 from config.errors import ConfigError
 from config.households import CLASSIC_ORDER
+from config.parsing import parse_profile
 from config.settings import (
     CLIMATE_NAMES,
     SIMULATOR,
@@ -197,7 +198,7 @@ def with_options(settings: Settings, args: argparse.Namespace) -> Settings:
     if getattr(args, "start", None):
         changes["start_s"] = parse_time_of_day(args.start, "--start")
     if args.profile is not None:
-        changes["profile"] = _profile(args.profile)
+        changes["profile"] = parse_profile(args.profile, "--profile")
     if args.climate is not None:
         changes["climate"] = parse_climate(args.climate, "--climate")
     if args.seed is not None:
@@ -212,13 +213,6 @@ def seed_of(settings: Settings) -> int:
     if settings.seed is not None:
         return settings.seed
     return int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]
-
-
-def _profile(text: str) -> str:
-    name = text.strip().lower()
-    if name not in PROFILES:
-        raise ConfigError("--profile", f"unknown profile {name!r} (known: {', '.join(sorted(PROFILES))})")
-    return name
 
 
 def faults_of(args: argparse.Namespace) -> FaultConfig | None:

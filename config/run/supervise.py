@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TextIO
 
 from config.errors import ConfigError
+from config.parsing import parse_float_in
 from config.run.procfile import KILL_AFTER_S, ProcEntry, Supervision, parse_procfile
-from config.settings import parse_float_in
 
 SYSTEM = "system"
 POLL_S = 0.2  # how often exits are looked for when no output comes

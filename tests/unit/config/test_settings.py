@@ -9,6 +9,7 @@ import re
 import pytest
 
 from config.errors import ConfigError
+from config.parsing import PROFILE_NAMES
 from config.settings import (
     KNOWN_KEYS,
     OPTIONS,
@@ -21,6 +22,7 @@ from config.settings import (
     parse_broker_url,
     settings_help,
 )
+from simulator.profiles.factory import PROFILES
 from tests.support.paths import README, ROOT
 
 
@@ -53,8 +55,13 @@ def test_readme_settings_table_lists_exactly_the_known_keys() -> None:
     assert set(rows) == set(KNOWN_KEYS)
 
 
+def test_settings_know_the_profiles_by_name() -> None:
+    # config.parsing names the profiles without importing the simulator (see PROFILE_NAMES): the two must agree.
+    assert tuple(sorted(PROFILES)) == PROFILE_NAMES
+
+
 def test_readme_settings_table_shows_each_options_readers_and_default() -> None:
-    """The README's `read by` and `default` columns are the table's (config.settings.OPTIONS)."""
+    """The README's `read by` and `default` columns are the table's (config.options.OPTIONS)."""
     readme = README.read_text()
     rows = {
         key: (read_by, default.replace("`", ""))
