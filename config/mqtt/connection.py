@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -65,12 +64,12 @@ class MqttConnection(Link):
         max_queued: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__()
         self.client_id = client_id
         self.will = will
         self.username = username
         self.password = password
         self.tls = tls
-        self.max_queued = max_queued
         self.clock = clock
         self.keepalive_s = 60
         self.connected = False  # CONNACK accepted, and the socket still open
@@ -79,12 +78,6 @@ class MqttConnection(Link):
         self.on_suback: Callable[[int, bool], None] | None = None  # (mid, every filter granted)
         self.on_publish: Callable[[int], None] | None = None
         self.on_message: Callable[[Message], None] | None = None
-        self._sock: socket.socket | None = None
-        self._state = MQTT
-        self._host = ""
-        self._deadline = 0.0  # TCP and TLS must be done by then (clock seconds)
-        self._handshake_wants_write = False
-        self._out = bytearray()
         # Ids, the QoS 1 messages in flight (all of them go again after each CONNACK), keepalive. ``connected``
         # above mirrors its ``connected`` (a plain attribute: the fleet's loop reads it for every reading).
         self._session = Session(self.keepalive_s, max_queued)

@@ -51,18 +51,20 @@ def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[str, int]
 
 
 class Link(ABC):
-    """A socket on its way up (TCP, then TLS when ``tls`` is set); ``MqttConnection`` sets these attributes in its
-    ``__init__``, sends CONNECT when the way up is done and says what a lost connection does."""
+    """A socket on its way up (TCP, then TLS when ``tls`` is set); ``MqttConnection`` sets ``tls``, ``clock`` and
+    ``keepalive_s`` in its ``__init__``, sends CONNECT when the way up is done and says what a lost connection does."""
 
     tls: ssl.SSLContext | None
     clock: Callable[[], float]
     keepalive_s: int
-    _sock: socket.socket | None
-    _state: str
-    _host: str
-    _deadline: float  # TCP and TLS must be done by then (clock seconds)
-    _handshake_wants_write: bool
-    _out: bytearray
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+        self._state = MQTT
+        self._host = ""
+        self._deadline = 0.0  # TCP and TLS must be done by then (clock seconds)
+        self._handshake_wants_write = False
+        self._out = bytearray()
 
     @abstractmethod
     def _send_connect(self) -> None:
