@@ -1,4 +1,5 @@
-"""Parsers of setting values: text in, a checked value out, or a ``ConfigError`` naming the key (pure).
+"""Parsers of setting values: text in, a checked value out, or a ``ConfigError`` naming the key (pure, but for
+``parse_tz``, which reads the time zone database through ``ZoneInfo``).
 
 Each takes the text and the key (a ``FLEET_*`` variable or a command-line option) it came from, so an error names
 what the user wrote, whichever of the two it was.

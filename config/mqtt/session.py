@@ -11,6 +11,10 @@ the bridge's subscriber (``bridge.ingest.subscriber``), as mqttproto's ``client_
 - keepalive (``tick``): a PINGREQ when nothing went out or came in for ``keepalive_s`` seconds; the connection is dead
   when ``keepalive_s`` seconds after it nothing at all came in (any bytes received answer it, as a PINGRESP would).
 
+The meters' connection uses all of it. The bridge's subscriber reads the CONNACK itself (``connack``: a ``Connack``
+event there is a protocol error) and judges its connection's liveness itself (``bridge.ingest.health``, with a
+PINGREQ when nothing went out for its keepalive, by ``last_out``): it uses neither ``tick`` nor ``Connack``.
+
 Events in: ``connect`` (the transport is up: the CONNECT to send), ``receive`` (bytes as they come: a packet cut in
 two waits for its rest) or ``handle`` (packets already split), ``connack`` (for a shell that reads the CONNACK
 itself), ``publish``, ``lost``, ``tick``; a shell that writes sets ``last_out``. Out: the bytes to send, and the

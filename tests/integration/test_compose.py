@@ -37,6 +37,7 @@ from config.topics import READING_SUBSCRIPTION, reading_topic
 from config.wire import decode_reading
 from tests.conftest import require_mosquitto
 from tests.support.mqtt import collecting
+from tests.support.paths import ROOT
 from tests.support.procs import (
     LOOPBACK,
     Proc,
@@ -48,7 +49,6 @@ from tests.support.procs import (
     start,
 )
 
-ROOT: Final = Path(__file__).resolve().parents[2]
 COMPOSE_FILE: Final = ROOT / "docker-compose.yml"
 DOCKERFILE: Final = ROOT / "Dockerfile"
 DOCKERIGNORE: Final = ROOT / ".dockerignore"
@@ -644,7 +644,7 @@ def test_compose_schema_check_rejects_a_broken_edit(
 def check_environment(env: Mapping[str, str]) -> None:
     """Every variable is a FLEET_* key the settings know, and together they load."""
     unknown = sorted(key for key in env if key not in KNOWN_KEYS)
-    assert not unknown, f"not settings of config/settings.py (KNOWN_KEYS): {unknown}"
+    assert not unknown, f"not settings of config/options.py (KNOWN_KEYS): {unknown}"
     assert all(key.startswith(PREFIX) for key in env)
     try:
         load_settings(env)

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 # What both switch-counting scripts begin with: gevent's patching (before anything else is imported), and a count of
 # greenlet switches, which ``switches_in(call)`` takes around one call.

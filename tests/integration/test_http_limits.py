@@ -20,6 +20,7 @@ import pytest
 
 from bridge.http.server import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
 from bridge.http.worker import DRAIN_MAX_BYTES
+from tests.support.paths import README
 from tests.support.procs import LOOPBACK, Proc, free_port, start_bridge
 
 pytestmark = pytest.mark.integration
@@ -122,7 +123,7 @@ def test_gunicorns_refusals_are_json(port: int, request_bytes: bytes, status: in
 
 def test_limits_are_what_the_readme_says() -> None:
     assert (LIMIT_REQUEST_LINE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_FIELD_SIZE) == (4094, 100, 8190)
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = README.read_text()
     for value in ("4094", "100 header", "8190", "16 KiB", "16 MiB"):
         assert value in readme, value
 

@@ -15,11 +15,10 @@ import pytest
 
 from config.wire import decode_reading
 from tests.support.mqtt import collecting
+from tests.support.paths import ROOT
 from tests.support.procs import procfile_env, start
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _children(pid: int) -> list[int]:

@@ -30,6 +30,7 @@ from tests.integration.test_security import CONNECTED, Peer, peer
 from tests.support.fleetmeters import fleet_ids, outbox_bounds, start_fleet_meters
 from tests.support.mqtt import Msg
 from tests.support.nats import NatsCluster
+from tests.support.paths import ROOT
 from tests.support.procs import (
     TEST_METERS,
     Proc,
@@ -51,7 +52,6 @@ SHARD_SPEED = 30.0
 SHARD_RUN_S = 120  # simulated seconds every meter publishes, at least, before it is stopped
 NATS_METERS = (*TEST_METERS, *fleet_ids(SHARD_SIZE))  # who the module's cluster lets in (see tests/conftest.py)
 NODES = (1, 2, 3)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _attempt(port: int, user: str | None, password: str | None = None, client_id: str | None = None) -> str:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import ROOT
 from tests.support.procs import clean_env, get_json, procfile_env, python_module, start, wait_until
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("broker", "meter-a", "meter-b", "meter-c", "bridge")
 
 

@@ -26,9 +26,9 @@ from typing import Any, Final
 import pytest
 from packaging.requirements import Requirement
 
+from tests.support.paths import ROOT
 from tests.support.procs import clean_env
 
-ROOT: Final = Path(__file__).resolve().parents[2]
 PYPROJECT: Final = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT: Final = PYPROJECT["project"]["name"]
 SHIPPED: Final = ("config", "simulator", "bridge", "broker")

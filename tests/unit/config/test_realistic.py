@@ -8,6 +8,7 @@ import pytest
 
 from config.errors import ConfigError
 from config.households import CLASSIC
+from config.parsing import CLIMATE_NAMES
 from config.realistic import (
     CLIMATES,
     DAILY_KWH,
@@ -19,7 +20,6 @@ from config.realistic import (
     daily_kwh_range,
     household_model,
 )
-from config.settings import CLIMATE_NAMES
 
 
 @pytest.mark.parametrize("hid", "ABC")
@@ -50,7 +50,7 @@ def test_household_model() -> None:
 
 
 def test_settings_know_the_climates_by_name() -> None:
-    # config.settings names the climates without importing this module (see CLIMATE_NAMES): the two must agree.
+    # config.parsing names the climates without importing this module (see CLIMATE_NAMES): the two must agree.
     assert tuple(CLIMATES) == CLIMATE_NAMES
 
 
