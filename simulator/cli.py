@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, Final, NoReturn
 
-import numpy as np
-
 from config.errors import ConfigError
 from config.households import CLASSIC_ORDER
 from config.parsing import parse_profile
@@ -27,9 +25,9 @@ from config.settings import (
     parse_tz,
     settings_help,
 )
-from simulator.dataset.plan import FORMATS, LAYOUTS, MAX_DAYS
+from simulator.dataset.plan import DEFAULT_START_DATE, FORMATS, LAYOUTS, MAX_DAYS
 from simulator.meters.faults import ORIGINAL_TYPES, FaultConfig, parse_error_types
-from simulator.meters.fleet import MAX_FLEET, fleet_specs, run_templates
+from simulator.meters.fleet import MAX_FLEET, fleet_specs
 from simulator.profiles.factory import PROFILES
 from simulator.profiles.spec import MeterSpec
 
@@ -208,13 +206,6 @@ def with_options(settings: Settings, args: argparse.Namespace) -> Settings:
     return dataclasses.replace(settings, **changes)
 
 
-def seed_of(settings: Settings) -> int:
-    """The fleet seed: the settings', else fresh entropy (logged by the caller)."""
-    if settings.seed is not None:
-        return settings.seed
-    return int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]
-
-
 def faults_of(args: argparse.Namespace) -> FaultConfig | None:
     """The errors to inject (``--errors-every`` or ``--error-probability``, ``--error-types``), or None."""
     types = ORIGINAL_TYPES if args.error_types is None else parse_error_types(args.error_types)
@@ -236,6 +227,32 @@ def fleet_size_of(args: argparse.Namespace) -> int | None:
     return None if args.fleet is None else parse_int_in(args.fleet, "--fleet", 1, MAX_FLEET)
 
 
+def keepalive_of(args: argparse.Namespace) -> int:
+    """``run``'s ``--keepalive`` in seconds checked (1 to 65,535), or the default without one."""
+    from simulator.live.link import KEEPALIVE_S  # run only
+
+    return KEEPALIVE_S if args.keepalive is None else parse_int_in(args.keepalive, "--keepalive", 1, 65_535)
+
+
+def connect_rate_of(args: argparse.Namespace) -> float:
+    """``run``'s ``--connect-rate`` (new connections per second) checked, or the default without one."""
+    from simulator.live.schedule import DEFAULT_CONNECT_RATE  # run only
+
+    if args.connect_rate is None:
+        return DEFAULT_CONNECT_RATE
+    return parse_float_in(args.connect_rate, "--connect-rate", 1.0, 1e6)
+
+
+def days_of(args: argparse.Namespace) -> int:
+    """``generate``'s ``--days`` checked (1 to ``MAX_DAYS``)."""
+    return parse_int_in(args.days, "--days", 1, MAX_DAYS)
+
+
+def start_date_of(args: argparse.Namespace) -> date:
+    """``generate``'s ``--start-date``, or the default first day without one."""
+    return DEFAULT_START_DATE if args.start_date is None else parse_date_arg(args.start_date, "--start-date")
+
+
 def run_specs(args: argparse.Namespace) -> list[MeterSpec]:
     """The meters ``run``'s arguments name: ``--household``/``--households``, or a ``--fleet`` over them (over
     ``A``, ``B``, ``C`` if none is named), from ``--fleet-offset``."""
@@ -244,4 +261,14 @@ def run_specs(args: argparse.Namespace) -> list[MeterSpec]:
         households += [part.strip() for part in args.households.split(",") if part.strip()]
     fleet_size = fleet_size_of(args)
     offset = 0 if args.fleet_offset is None else parse_int_in(args.fleet_offset, "--fleet-offset", 0, MAX_FLEET)
-    return fleet_specs(run_templates(households, fleet_size), fleet_size, offset)
+    return fleet_specs(_run_templates(households, fleet_size), fleet_size, offset)
+
+
+def _run_templates(households: Sequence[str], fleet_size: int | None) -> list[str]:
+    """The households a run's meters are made from: those given, or for a fleet given none, ``A``, ``B``, ``C``
+    (the classic order). Meters without a fleet need their households named."""
+    if households:
+        return list(households)
+    if fleet_size is None:
+        raise ConfigError("--household", "give --household ID (repeatable), --households A,B,C or --fleet N")
+    return list(CLASSIC_ORDER)

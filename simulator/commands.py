@@ -12,17 +12,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from config.errors import ConfigError
 from config.run.extras import PLOT, require
-from config.settings import (
-    Settings,
-    parse_float_in,
-    parse_int_in,
+from config.settings import Settings
+from simulator.cli import (
+    connect_rate_of,
+    days_of,
+    faults_of,
+    fleet_size_of,
+    keepalive_of,
+    parse_date_arg,
+    run_specs,
+    start_date_of,
 )
-from simulator.cli import faults_of, fleet_size_of, parse_date_arg, run_specs, seed_of
-from simulator.dataset.plan import DEFAULT_START_DATE, MAX_DAYS, DatasetPlan
+from simulator.dataset.plan import DatasetPlan
 from simulator.localday import day_span
-from simulator.meters.fleet import MAX_FLEET, build_meters, fleet_specs
+from simulator.meters.fleet import build_meters, fleet_specs
 from simulator.profiles.factory import make_profile
 
 if TYPE_CHECKING:
@@ -44,26 +51,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from config.secret import client_broker
     from config.wire import format_ts
-    from simulator.live.checkpoint import (
-        HORIZON_LEAD_S,
-        Checkpoint,
-    )
+    from simulator.live.checkpoint import HORIZON_LEAD_S, Checkpoint
     from simulator.live.clock import SimClock, start_epoch
-    from simulator.live.link import KEEPALIVE_S
     from simulator.live.outbox import Outbox
     from simulator.live.publisher import FleetLoop
     from simulator.live.reproduce import Model, resume
-    from simulator.live.schedule import DEFAULT_CONNECT_RATE
     from simulator.live.sockets import SHOW_METERS
     from simulator.live.start import outbox_retention, plan_start, warmup_seconds
 
     speed, start_s, seed = settings.speed, settings.start_s, seed_of(settings)
     profile, climate = settings.profile, settings.climate
     fleet_size = fleet_size_of(args)
-    keepalive_s = KEEPALIVE_S if args.keepalive is None else parse_int_in(args.keepalive, "--keepalive", 1, 65_535)
-    connect_rate = DEFAULT_CONNECT_RATE
-    if args.connect_rate is not None:
-        connect_rate = parse_float_in(args.connect_rate, "--connect-rate", 1.0, 1e6)
+    keepalive_s, connect_rate = keepalive_of(args), connect_rate_of(args)
     specs = run_specs(args)
     _check_fd_limit(len(specs), "--fleet" if fleet_size is not None else "--household")
     ids = [spec.meter_id for spec in specs]
@@ -145,6 +144,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def seed_of(settings: Settings) -> int:
+    """The fleet seed: the settings', else fresh entropy (logged by the caller)."""
+    if settings.seed is not None:
+        return settings.seed
+    return int(np.random.SeedSequence().entropy) % 2**63  # type: ignore[arg-type]
+
+
 def _check_fd_limit(meters: int, key: str) -> None:
     """Raise the open-file limit to the hard limit, then refuse (before any meter connects) a fleet that cannot fit."""
     from config.run.fdlimit import check_fits, raise_soft_limit  # run only
@@ -185,14 +191,14 @@ def generate(args: argparse.Namespace, settings: Settings) -> int:
     if not households:
         raise ConfigError("--households", "no households given")
     plan = DatasetPlan(
-        days=parse_int_in(args.days, "--days", 1, MAX_DAYS),
+        days=days_of(args),
         households=households,
-        fleet_size=None if args.fleet is None else parse_int_in(args.fleet, "--fleet", 1, MAX_FLEET),
+        fleet_size=fleet_size_of(args),
         profile=settings.profile,
         climate=settings.climate,
         tz=settings.tz,
         seed=seed_of(settings),
-        start_date=DEFAULT_START_DATE if args.start_date is None else parse_date_arg(args.start_date, "--start-date"),
+        start_date=start_date_of(args),
         faults=faults_of(args),
         layout=args.layout,
         fmt=args.format,

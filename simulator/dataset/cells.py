@@ -9,7 +9,7 @@ of a day) and 64-bit shifts: integers (``uint_cells``, ``counted_cells``), fixed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Final, NamedTuple
 
@@ -115,6 +115,17 @@ def take(table: Cells, index: npt.NDArray[np.intp] | I64) -> Cells:
     return Cells(table.lo.take(index), table.hi.take(index), table.n.take(index))
 
 
+def counted_runs(first: int, count: int) -> Iterator[tuple[int, int, int, int]]:
+    """The numbers ``first .. first + count - 1`` as runs of up to 10,000 with the same high digits (all but the low
+    four): ``(at, high, low, size)``, numbers ``first + at ..`` of ``size``, the first being ``high * 10_000 + low``."""
+    at = 0
+    while at < count:
+        high, low = divmod(first + at, INT_TABLE)
+        size = min(count - at, INT_TABLE - low)
+        yield at, high, low, size
+        at += size
+
+
 def counted_cells(first: int, count: int, sep: bytes) -> Cells | None:
     """``first .. first + count - 1`` + a one-byte separator (a row index), a run of up to 10,000 numbers with the
     same high digits at a time: their low four digits are a slice of a table, shifted past the high digits; no
@@ -130,10 +141,7 @@ def counted_cells(first: int, count: int, sep: bytes) -> Cells | None:
     tail, small = _tables[tail_key], _tables[small_key]
     lo = np.empty(count, dtype=np.uint64)
     n = np.empty(count, dtype=np.int64)
-    at = 0
-    while at < count:
-        high, low = divmod(first + at, INT_TABLE)
-        size = min(count - at, INT_TABLE - low)
+    for at, high, low, size in counted_runs(first, count):
         if high == 0:
             lo[at : at + size] = small.lo[low : low + size]
             n[at : at + size] = small.n[low : low + size]
@@ -141,7 +149,6 @@ def counted_cells(first: int, count: int, sep: bytes) -> Cells | None:
             np.left_shift(tail.lo[low : low + size], np.uint64(8 * int(ints.n[high])), out=lo[at : at + size])
             lo[at : at + size] |= ints.lo[high]
             n[at : at + size] = int(ints.n[high]) + 5
-        at += size
     return Cells(lo, np.zeros(count, dtype=np.uint64), n)
 
 

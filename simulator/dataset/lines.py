@@ -24,6 +24,7 @@ from simulator.dataset.cells import (
     Coded,
     FloatArray,
     append,
+    counted_runs,
     fixed_cells,
     pad4s,
     take,
@@ -236,13 +237,10 @@ def counted_lines(first: int, count: int, suffix: bytes) -> Lines:
         size, rows = width + len(suffix), high - low
         if width <= 8 and size >= 8:  # the digits as one word, then the suffix over the word's spare bytes
             digits = np.empty(rows, dtype=np.uint64)  # 8 zero-padded digits, most significant first
-            pad4, at = pad4s(), 0
-            while at < rows:  # a run of equal high four digits at a time: the low four are a slice of the table
-                high4, low4 = divmod(low + at, 10_000)
-                run = min(rows - at, 10_000 - low4)
+            pad4 = pad4s()
+            for at, high4, low4, run in counted_runs(low, rows):  # the low four digits of a run: a slice of the table
                 np.left_shift(pad4[low4 : low4 + run], np.uint64(32), out=digits[at : at + run])
                 digits[at : at + run] |= pad4[high4]
-                at += run
             digits >>= np.uint64(8 * (8 - width))
             np.ndarray((rows,), dtype=np.uint64, buffer=buffer, offset=offset, strides=(size,))[:] = digits
         else:  # rare (short lines, or 10**8 rows and more): a digit at a time

@@ -72,7 +72,6 @@ class CsvSink:
 
 def arrow_table(table: Table) -> pa.Table:
     """``table`` as a pyarrow table: floats rounded (NaN -> null), codes as strings, instants as UTC seconds."""
-    import numpy as np
     import pyarrow as pa  # Parquet only: a CSV run does not pay pyarrow's import
     import pyarrow.compute as pc
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from config.wire import (
-    MAX_BATCH,
-)
+from config.wire import MAX_BATCH
 from simulator.live.delivery import HeldPayloads
 from simulator.live.link import MeterLink
 from simulator.live.reproduce import Reproducer

@@ -1,7 +1,7 @@
 """A meter's checkpoint and a run as the outbox keeps them, with the row format and the retention and cadence
 settings (pure: no SQLite, no file; ``simulator.live.outbox`` is the SQLite shell).
 
-Energy registers are stored as the bits of their doubles (``to_bits``): exact through JSON and SQLite.
+Energy registers are stored as the bits of their doubles (``row_of``): exact through JSON and SQLite.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ _DOUBLE: Final = struct.Struct("<d")
 _INT64: Final = struct.Struct("<q")
 
 
-def to_bits(value: float) -> int:
+def _to_bits(value: float) -> int:
     """A double as the signed 64-bit integer of its bits: exact through JSON and SQLite (text floats may not be)."""
     return int(_INT64.unpack(_DOUBLE.pack(value))[0])
 
 
-def from_bits(bits: int) -> float:
-    """The double whose bits ``to_bits`` gave."""
+def _from_bits(bits: int) -> float:
+    """The double whose bits ``_to_bits`` gave."""
     return float(_DOUBLE.unpack(_INT64.pack(bits))[0])
 
 
@@ -84,6 +84,22 @@ class Run:
 COLUMNS: Final = "meter, seq, next_ts, ac_bits, geyser_bits, overall_bits, acked_upto, run, closed"
 
 
+def row_of(checkpoint: Checkpoint, run: int | None = None) -> tuple[str, int, int, int, int, int, int | None, int, int]:
+    """The row of ``COLUMNS`` of a checkpoint (energy registers as their bits), of run ``run`` if given."""
+    c = checkpoint
+    return (
+        c.meter,
+        c.seq,
+        c.next_ts,
+        _to_bits(c.ac_kwh),
+        _to_bits(c.geyser_kwh),
+        _to_bits(c.overall_kwh),
+        c.acked_upto,
+        c.run if run is None else run,
+        int(c.closed),
+    )
+
+
 def checkpoint_of_row(row: Sequence[object]) -> Checkpoint:
     """The checkpoint of a row of ``COLUMNS`` (energy registers as their bits)."""
     meter, seq, next_ts, ac, gy, ov, acked, run, closed = row
@@ -91,9 +107,9 @@ def checkpoint_of_row(row: Sequence[object]) -> Checkpoint:
         str(meter),
         int(seq),  # type: ignore[call-overload]
         int(next_ts),  # type: ignore[call-overload]
-        from_bits(int(ac)),  # type: ignore[call-overload]
-        from_bits(int(gy)),  # type: ignore[call-overload]
-        from_bits(int(ov)),  # type: ignore[call-overload]
+        _from_bits(int(ac)),  # type: ignore[call-overload]
+        _from_bits(int(gy)),  # type: ignore[call-overload]
+        _from_bits(int(ov)),  # type: ignore[call-overload]
         None if acked is None else int(acked),  # type: ignore[call-overload]
         int(run),  # type: ignore[call-overload]
         bool(closed),

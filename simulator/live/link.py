@@ -27,9 +27,7 @@ from config.topics import (
 )
 from config.wire import OFFLINE, ONLINE, decode_replay, encode_batch, split_batches
 from simulator.live.delivery import Delivery
-from simulator.live.schedule import (
-    backoff_step,
-)
+from simulator.live.schedule import backoff_step
 
 log = logging.getLogger(__name__)
 

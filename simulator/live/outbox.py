@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from simulator.live.checkpoint import COLUMNS, DEFAULT_RETENTION_S, Checkpoint, Run, checkpoint_of_row, to_bits
+from simulator.live.checkpoint import COLUMNS, DEFAULT_RETENTION_S, Checkpoint, Run, checkpoint_of_row, row_of
 from simulator.meters.meter import MeterState
 
 log = logging.getLogger(__name__)
@@ -176,22 +176,7 @@ FROM json_each(?)
 
 
 def _checkpoints_doc(checkpoints: Sequence[Checkpoint], run: int | None = None) -> str:
-    return json.dumps(
-        [
-            (
-                c.meter,
-                c.seq,
-                c.next_ts,
-                to_bits(c.ac_kwh),
-                to_bits(c.geyser_kwh),
-                to_bits(c.overall_kwh),
-                c.acked_upto,
-                c.run if run is None else run,
-                int(c.closed),
-            )
-            for c in checkpoints
-        ]
-    )
+    return json.dumps([row_of(c, run) for c in checkpoints])
 
 
 # Pruning a slice of meters: the first meters after :after in name order (each found by the primary key, a

@@ -14,8 +14,8 @@ and only sockets that did something are re-registered with the selector.
 
 Delivery (``simulator.live.delivery``): what reproduces each reading is in the outbox before the reading is published
 (its run's horizon: the loop steps no meter past it, and moves it ahead in time; checkpoints every ``CHECKPOINT_S``,
-``simulator.live.outbox``); a second's reading goes out alone on ``meters/<id>/reading``, several at once (catching up,
-warm-up) as batches on ``meters/<id>/readings``. While a meter is disconnected its readings are held, not queued in
+``simulator.live.checkpoint``); a second's reading goes out alone on ``meters/<id>/reading``, several at once (catching
+up, warm-up) as batches on ``meters/<id>/readings``. While a meter is disconnected its readings are held, not queued in
 its connection; after the connection is back, and after a restart for whatever the broker never acknowledged, they are
 reproduced from the outbox's checkpoints (``simulator.live.reproduce``) and sent as batches, oldest first, a few
 messages in flight per meter (live readings go first). Replay requests from the bridge are answered the same way.
@@ -36,10 +36,7 @@ from typing import Final
 from config.mqtt.link import resolve
 from config.run.progress import Progress
 from config.settings import BrokerAddress
-from config.wire import (
-    Reading,
-    encode_reading,
-)
+from config.wire import Reading, encode_reading
 from simulator.live.backfill import Backfill
 from simulator.live.checkpoint import CHECKPOINT_S, CHECKPOINT_SLICES, HORIZON_LEAD_S, HORIZON_RENEW_S
 from simulator.live.clock import SimClock

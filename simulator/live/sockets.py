@@ -24,7 +24,7 @@ from simulator.live.outbox import OutboxWriter
 log = logging.getLogger(__name__)
 
 STOP_FLUSH_S: Final = 3.0  # wall seconds a stop waits for the offline statuses (and the last checkpoints)
-SHOW_METERS: Final = 20  # meters named in the stop line
+SHOW_METERS: Final = 20  # meters named one by one in a log line: the stop line, simulator.commands' start-up lines
 
 
 class SocketService:

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from config.errors import ConfigError
-from config.households import CLASSIC_ORDER, household, seed_index
+from config.households import household, seed_index
 from config.localtime import local_date
 from config.settings import DEFAULT_CLIMATE
 from config.wire import Reading
@@ -34,16 +34,6 @@ from simulator.profiles.factory import make_profile
 from simulator.profiles.spec import MeterSpec
 
 MAX_FLEET = 100_000
-
-
-def run_templates(households: Sequence[str], fleet_size: int | None) -> list[str]:
-    """The households a run's meters are made from: those given, or for a fleet given none, ``A``, ``B``, ``C``
-    (the classic order). Meters without a fleet need their households named."""
-    if households:
-        return list(households)
-    if fleet_size is None:
-        raise ConfigError("--household", "give --household ID (repeatable), --households A,B,C or --fleet N")
-    return list(CLASSIC_ORDER)
 
 
 def fleet_specs(households: Sequence[str], fleet_size: int | None = None, offset: int = 0) -> list[MeterSpec]:
@@ -105,12 +95,6 @@ class Injection:
 
 Rows = tuple[int, "array[float]", "array[float]", bytes]  # start second, true kW, reported kW (NaN: none), dropouts
 PREFETCH_SPREAD_S: Final = BLOCK_S - 10  # a meter makes its next minute at second crc32(id) % this of the current one
-
-
-def _doubles(values: FloatArray) -> array[float]:
-    out = array("d")
-    out.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
-    return out
 
 
 def _value(kw: float) -> float | None:

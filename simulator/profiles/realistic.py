@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import Final, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -39,12 +39,10 @@ from simulator.profiles.block import ProfileBlock
 from simulator.profiles.diversity import member_model
 from simulator.profiles.occupancy import DaySchedule, day_schedule, wall_intervals
 from simulator.profiles.signals import Curve, FloatArray, Ramp, Steps, constant, flat_curve
+from simulator.profiles.spec import MeterSpec
 from simulator.profiles.thermostat import NodeInputs, NodeState, Thermostat, simulate
 from simulator.profiles.weather import DayWeather, day_weather, slot_weather
 from simulator.seeds import MeterKey, Purpose, rng_for
-
-if TYPE_CHECKING:
-    from simulator.profiles.spec import MeterSpec
 
 _CACHE_DAYS: Final = 2  # today and yesterday (a window over midnight; the warm-up of the next day): ~15 kB each
 _T = TypeVar("_T")

@@ -15,14 +15,7 @@ import pytest
 from simulator.__main__ import main
 from simulator.dataset.writers import MANIFEST
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No FLEET_* setting leaks in from the environment running the tests."""
-    import os
-
-    for key in [k for k in os.environ if k.startswith("FLEET_")]:
-        monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("no_fleet_env")
 
 
 def test_generate_seed_layout(tmp_path: Path) -> None:

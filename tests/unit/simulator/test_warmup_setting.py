@@ -16,12 +16,9 @@ from tests.support.paths import README
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No FLEET_* setting leaks in from the environment running the tests; data (a secret) goes to tmp_path."""
-    import os
-
-    for key in [k for k in os.environ if k.startswith("FLEET_")]:
-        monkeypatch.delenv(key)
+def data_in_tmp(no_fleet_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No FLEET_* setting from the environment running the tests (``no_fleet_env``); data (a secret) goes to
+    tmp_path."""
     monkeypatch.setenv("FLEET_DATA_DIR", str(tmp_path / "data"))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,6 +17,8 @@ from simulator.profiles import factory as profile_factory
 from simulator.profiles.block import MeterProfile, ProfileBlock
 from simulator.profiles.factory import make_profile
 from simulator.profiles.spec import MeterSpec
+
+pytestmark = pytest.mark.usefixtures("no_fleet_env")
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DAY = date(2024, 1, 1)
@@ -50,12 +51,6 @@ def block(n: int = 86_400) -> ProfileBlock:
     ac = np.where(np.arange(n) < n // 2, 1.5, 0.0)
     geyser = np.zeros(n)
     return ProfileBlock(0, ac, geyser, 0.5 + ac + geyser + rng.uniform(0.1, 1.0, n))
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in [k for k in os.environ if k.startswith("FLEET_")]:
-        monkeypatch.delenv(key)
 
 
 def test_power_only_figure(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""simulator.live.publisher.FleetLoop's selector registrations when the kernel hands a closed socket's descriptor number
-to another meter's new socket, as it does at once (the lowest free number). Seen in a 2,000-meter run on the NATS
+"""simulator.live.sockets.SocketService's selector registrations when the kernel hands a closed socket's descriptor
+number to another meter's new socket, as it does at once (the lowest free number). Seen in a 2,000-meter run on the NATS
 cluster: nodes closing connections in a burst, the meters reconnecting, and ``register`` raising KeyError ("already
 registered") for a meter whose descriptor still stood under a closed socket of a meter not handled yet; the loop, and
 every meter with it, stopped. Real sockets to a loopback listener the test owns; no broker."""
