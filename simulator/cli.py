@@ -196,7 +196,7 @@ def with_options(settings: Settings, args: argparse.Namespace) -> Settings:
     if getattr(args, "start", None):
         changes["start_s"] = parse_time_of_day(args.start, "--start")
     if args.profile is not None:
-        changes["profile"] = parse_profile(args.profile, "--profile")
+        changes["profile"] = parse_profile(args.profile, "--profile", PROFILES)
     if args.climate is not None:
         changes["climate"] = parse_climate(args.climate, "--climate")
     if args.seed is not None:
