@@ -46,7 +46,16 @@ from collections.abc import Callable
 from typing import Final
 
 from config.credentials import BRIDGE_USER
-from config.mqtt.packet import CONNACK, DISCONNECT_PACKET, Packet, Will, connack_code, connack_session_present, string
+from config.mqtt.packet import (
+    CONNACK,
+    CONNACK_REASONS,
+    DISCONNECT_PACKET,
+    Packet,
+    Will,
+    connack_code,
+    connack_session_present,
+    string,
+)
 from config.mqtt.session import Session
 from config.settings import BrokerAddress
 from config.topics import STATUS_QOS
@@ -75,22 +84,20 @@ class BrokerConnection(ABC):
         clock: Callable[[], float] = time.time,
         status_topic: str | None = None,
     ) -> None:
-        self.broker = broker  # the list; ``node`` is the broker of the current (or next) connection
-        self.brokers = broker.addresses()
+        self.brokers = broker.addresses()  # ``node`` is the broker of the current (or next) connection
         self.node = self.brokers[0]
         self._move_on = False  # the last attempt failed or the connection was lost: the next attempt uses the next node
-        self._tried = False  # an attempt was made (the first one goes to the first node)
         self.client_id = client_id
         self.status_topic = status_topic  # the bridge's availability (Last Will, online, offline); None: none
         # Message ids, what is in flight (QoS 1 until its PUBACK, sent again after each CONNACK), the CONNACK's
         # state (``connected``), when the last write went out (monotonic); guarded by ``_lock`` where other threads
         # publish. Its input buffer is the network thread's alone, and so are the PUBACKs' pops from what is in
         # flight, made without the lock (one dict pop is atomic; only that thread iterates it, in ``connack``), so a
-        # chunk takes the lock only to notify whoever waits for a PUBACK, as before.
+        # chunk takes the lock only to notify whoever waits for a PUBACK.
         self._mqtt = Session(KEEPALIVE_S, MAX_QUEUED)
         self._clock = clock  # wall seconds, as bridge.ingest.messages's arrivals
         # Written by the network thread, read by others (a float or None: one reference, no lock needed).
-        self.started_s = clock()  # when this subscriber was made (or started): the ages' origin before any message
+        self.started_s = clock()  # when this connection was made (or started): the ages' origin before any message
         self.connected_since_s: float | None = None  # None while disconnected
         self.disconnected_since_s: float | None = self.started_s  # None while connected
         self._tls = ssl.create_default_context(cafile=broker.tls_ca) if broker.tls else None  # as paho's tls_set
@@ -125,12 +132,8 @@ class BrokerConnection(ABC):
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Publish (thread-safe); True if sent, or (QoS 1) held until its PUBACK and sent again after a reconnect.
         False for QoS 0 while disconnected, or QoS 1 with ``MAX_QUEUED`` messages already waiting."""
-        with self._lock:
-            packet = self._mqtt.publish(string(topic), payload, qos, retain)
-        if packet is None:  # MAX_QUEUED in flight
-            return False
-        sent = bool(packet) and self._send(packet)  # b"": not connected (QoS 1 held for the next CONNACK)
-        return sent or qos > 0
+        published = self._publish(topic, payload, qos, retain)
+        return published is not None and (published[1] or qos > 0)
 
     def node_url(self) -> str:
         """The URL (no password) of the broker the bridge is on, or tries next."""
@@ -166,6 +169,21 @@ class BrokerConnection(ABC):
     @abstractmethod
     def _on_connack(self, code: int, session_present: bool) -> bool:
         """The broker's answer to CONNECT (the network thread; never raises); True if accepted."""
+
+    def _accepted(self, code: int) -> bytes | None:
+        """The connection's side of the broker's answer to CONNECT (the network thread): refused (``code`` not 0),
+        logged, the next attempt goes to the next node, None; accepted, connected, one more connection and what is in
+        flight to send again (``Session.connack``: DUP set, oldest first; ``b""`` if nothing)."""
+        if code != 0:
+            self._move_on = True
+            log.warning("broker %s refused the bridge: %s", self.node.url(), CONNACK_REASONS.get(code, code))
+            return None
+        with self._lock:
+            resend = self._mqtt.connack(code)
+            self._connections += 1
+        self.connected_since_s = self._clock()
+        self.disconnected_since_s = None
+        return resend
 
     # -- the network thread -------------------------------------------------------------------------------------------
 
@@ -326,6 +344,24 @@ class BrokerConnection(ABC):
     def _new_mid(self) -> int:
         with self._lock:
             return self._mqtt.new_mid()
+
+    def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> tuple[int, bool] | None:
+        """Publish (thread-safe): its message id (0 for QoS 0) and whether it went out now (False: not connected, or
+        the write failed; QoS 1 is held until its PUBACK and sent again after the next CONNACK); None for QoS 1 with
+        ``MAX_QUEUED`` messages already waiting."""
+        with self._lock:
+            packet = self._mqtt.publish(string(topic), payload, qos, retain)
+            mid = self._mqtt.mid if qos else 0
+        if packet is None:  # MAX_QUEUED in flight
+            return None
+        return mid, bool(packet) and self._send(packet)  # b"": not connected (QoS 1 held for the next CONNACK)
+
+    def _wait_acked(self, mid: int, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the PUBACK of the QoS 1 message ``mid`` (the network thread must be reading);
+        True if it came."""
+        session = self._mqtt
+        with self._acked:
+            return self._acked.wait_for(lambda: session.acknowledged(mid), timeout_s)
 
     def _send(self, data: bytes) -> bool:
         """Write ``data`` on the current connection (any thread); False if there is none or the write failed."""
