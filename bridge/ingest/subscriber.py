@@ -34,8 +34,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from bridge.ingest.connection import KEEPALIVE_S, MAX_QUEUED, BrokerConnection
+from bridge.ingest.connection import BrokerConnection
 from bridge.ingest.health import PROBE_PERIOD_S, SessionWatch
+from bridge.ingest.link import KEEPALIVE_S, MAX_QUEUED
 from bridge.ingest.messages import Ingest
 from bridge.ingest.ticker import Ticker
 from config.mqtt.packet import (
