@@ -83,12 +83,12 @@ class BridgeRuntime:
         subscriber = Subscriber(
             settings.broker, ingest, settings.bridge_id, owned, status_topic=settings.bridge_status_topic()
         )
-        state = BridgeState.build(settings, history, ingest, subscriber)
+        repairer = GapRepairer(history, subscriber.publish, owns=settings.owns)
+        # One counter of replays asked for: the repairer's, which /api/meters and /metrics read.
+        state = BridgeState.build(settings, history, ingest, subscriber, repairer.seqs_requested)
         republisher = Republisher(
             history, state.baselines, settings, subscriber.publish, connection=subscriber.connection
         )
-        repairer = GapRepairer(history, subscriber.publish, owns=settings.owns)
-        state.replays_requested = repairer.seqs_requested  # one counter: /api/meters and /metrics read it
         parts = [
             Part("store", partial(_reload, history, store), store.close, held=True),
             Part("baselines", state.baselines.start, state.baselines.stop),  # refreshes quick statistics

@@ -26,7 +26,8 @@ from config.errors import PayloadError
 from config.topics import METER_ID_PATTERN, parse_topic, valid_meter_id
 
 _TS_LENGTH: Final = 20  # len("2024-01-01T00:00:00Z")
-_TS_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+TS_PATTERN: Final = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"  # a wire timestamp (whole, unanchored)
+_TS_RE: Final = re.compile(TS_PATTERN)
 
 ONLINE: Final = "online"
 OFFLINE: Final = "offline"

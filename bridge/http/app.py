@@ -20,6 +20,7 @@ from bridge.http.api import bp
 from bridge.http.ratelimit import RateLimit, TokenBuckets
 from bridge.http.state import STATE, AppState
 from bridge.http.validation import MAX_BODY_BYTES
+from bridge.http.worker import INTERNAL
 from bridge.runtime import BridgeRuntime
 from config.errors import RequestError
 from config.settings import Settings, load_settings
@@ -98,4 +99,4 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _internal_error(exc: Exception) -> tuple[Response, int]:
         log.exception("internal error")
-        return jsonify(error="Internal error; see the bridge's log."), 500
+        return jsonify(error=INTERNAL), 500

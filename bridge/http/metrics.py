@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from bridge.http.state import STATE, AppKey, Telemetry
+from bridge.ingest.messages import INTERNAL
 from bridge.ingest.store import QUEUE_MAX
 from bridge.services.state import BridgeState
 from config.wire import REASONS
@@ -37,7 +38,6 @@ from config.wire import REASONS
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads
 PREFIX: Final = "fleet_bridge"
 REGISTRY: Final = AppKey("fleet_metrics", CollectorRegistry)
-INTERNAL: Final = "internal"  # bridge.ingest.messages's reason for a bug while handling a message
 
 bp = Blueprint("metrics", __name__)
 

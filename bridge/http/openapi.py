@@ -23,6 +23,10 @@ from bridge.http.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S
 from bridge.http.validation import MAX_BODY_BYTES, MAX_INTERVAL_S, MAX_START_INDEX
 from config.topics import METER_ID_PATTERN
 
+_RETRY_AFTER: Final[JsonObject] = {  # a 429 and a 503: the seconds to wait
+    "Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}, "required": True}
+}
+
 
 def _json(schema: JsonObject, description: str, **extra: Any) -> JsonObject:
     return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
@@ -78,7 +82,7 @@ RESPONSES: Final[JsonObject] = {
     "TooManyRequests": _error(
         f"Too many setups from this client address (a burst of {DEFAULT_BURST}, then {DEFAULT_RATE_PER_S:g} a"
         " second); try again after Retry-After seconds.",
-        headers={"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}, "required": True}},
+        headers=_RETRY_AFTER,
     ),
     "MethodNotAllowed": _error(
         "Any other method on this path.", headers={"Allow": {"schema": {"type": "string"}, "required": True}}
@@ -154,7 +158,7 @@ PATHS: Final[JsonObject] = {
                 "503": _json(
                     ref("schemas", "WarmingUp"),
                     "No complete window yet; try again after Retry-After seconds.",
-                    headers={"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}, "required": True}},
+                    headers=_RETRY_AFTER,
                 ),
             },
         }

@@ -4,22 +4,22 @@
 at a component.
 
 The limits, the setup's answer and the whole-number pattern come from ``bridge.http.validation``, the channels from
-``bridge.windows.aggregate`` and the meter-id pattern from ``config.topics``, so that a schema cannot drift from what
-is enforced.
+``bridge.windows.aggregate``, the meter-id pattern from ``config.topics`` and the timestamp pattern from
+``config.wire``, so that a schema cannot drift from what is enforced.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from bridge.http.validation import INT_TEXT as WHOLE_NUMBER
-from bridge.http.validation import MAX_INTERVAL_S, MAX_START_INDEX, SETUP_OK
+from bridge.http.validation import INT_TEXT, MAX_INTERVAL_S, MAX_START_INDEX, SETUP_OK
 from bridge.windows.aggregate import CHANNELS
 from config.topics import METER_ID_PATTERN
+from config.wire import TS_PATTERN
 
 JSON: Final = "application/json"
-TIMESTAMP: Final = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"}
-INT_TEXT: Final = f"^{WHOLE_NUMBER}$"  # bridge.http.validation's whole number, anchored (JSON Schema's pattern is not)
+TIMESTAMP: Final = {"type": "string", "pattern": f"^{TS_PATTERN}$"}  # config.wire's timestamp, anchored
+INT_TEXT_ANCHORED: Final = f"^{INT_TEXT}$"  # bridge.http.validation's whole number, anchored (JSON Schema's is not)
 
 JsonObject = dict[str, Any]
 
@@ -114,14 +114,14 @@ SCHEMAS: Final[JsonObject] = {
                 "type": ["integer", "string"],
                 "minimum": 1,
                 "maximum": MAX_INTERVAL_S,
-                "pattern": INT_TEXT,
+                "pattern": INT_TEXT_ANCHORED,
                 "description": "whole seconds; 5, 5.0 and '5' are accepted, 2.7 is refused",
             },
             "start_index": {
                 "type": ["integer", "string", "null"],
                 "minimum": 0,
                 "maximum": MAX_START_INDEX,
-                "pattern": f"{INT_TEXT}|^$",
+                "pattern": f"{INT_TEXT_ANCHORED}|^$",
                 "description": "simulated seconds since midnight to replay from; absent, null or empty: live",
             },
             "pace": {

@@ -7,29 +7,21 @@ the socket holds (up to ``READ_BYTES``) and hands it to ``_take_chunk``: the sub
 hands each message to its handler, and then acknowledges every QoS 1 message of that chunk in ONE write: a PUBACK goes
 out only after ``Ingest.handle`` has taken the message into history (and the store's queue), as paho's PUBACK after
 ``on_message`` did, so the broker never drops a message the bridge has not taken (at least once; duplicates are
-dropped by (meter, second)). Under gunicorn's gevent worker this thread is a greenlet: it waits in
-``recv`` itself, so it runs as soon as its socket is readable, ahead of the SSE greenlets queued to run (readings close
-windows: they must not wait behind a storm of connects), and after a chunk that filled its buffer (a backlog) it yields
-(``time.sleep(0)``), so that a long backlog does not starve them.
+dropped by (meter, second)). Under gunicorn's gevent worker this thread is a greenlet that must neither wait behind
+the SSE greenlets nor starve them (``_read``).
 
-The session's rules (message ids, what is in flight, resend with DUP after the CONNACK) are ``config.mqtt.session``'s,
-shared with the meters' client; this module is the shell: the socket, the network thread, the lock. ``connection``
-numbers the connections (a new number means a new session: retained messages may need publishing again), and
-``publish`` is the bridge's one way out (the republisher and the gap repairer use it; thread-safe: one lock orders
-every write on the socket; on TLS, reads happen only when the selector says data is there, under that lock, so a TLS
-socket never reads and writes at once).
+The connection's state (the session, the node, what a CONNACK and a loss change, publishing) is
+``bridge.ingest.link``'s; this module is the shell: the socket, the network thread, the I/O lock (one lock orders every
+write; on TLS, reads happen only when the selector says data is there, under that lock, so a TLS socket never reads
+and writes at once).
 
 A persistent session (fixed client id, clean session off): while the bridge is away the broker queues its QoS 1
 messages (Mosquitto up to max_queued_messages; amqtt only for authenticated sessions). The first line of defence; seq
-gap repair (bridge.ingest.repair) is the guarantee. Each connect logs whether the broker kept the session.
+gap repair (bridge.ingest.repair) is the guarantee. Each connect logs whether the broker kept the session. The CONNECT
+carries the Last Will ``offline`` on ``status_topic`` (the subscriber says ``online`` and ``offline`` there itself).
 
-The bridge's own availability (``status_topic``): its CONNECT carries a Last Will ``offline`` (the subscriber says
-``online`` and ``offline`` there itself).
-
-Several brokers (``BrokerAddress.fallbacks``): the bridge starts on the first of the list and moves on to the next,
-round robin, whenever an attempt fails (TCP/TLS), the broker refuses it (CONNACK) or the connection is lost (the
-watchdog's forced reconnect included), after the back-off (1 s, doubling up to 10 s while attempts fail, as paho's
-``reconnect_delay_set(1, 10)`` was). Each node is tried with its own login.
+Several brokers (``bridge.ingest.link``): each attempt after the back-off (1 s, doubling up to 10 s while attempts
+fail, as paho's ``reconnect_delay_set(1, 10)`` was).
 """
 
 from __future__ import annotations
@@ -41,30 +33,28 @@ import socket
 import ssl
 import threading
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Final
 
+from bridge.ingest.link import BrokerLink
 from config.credentials import BRIDGE_USER
-from config.mqtt.packet import CONNACK, DISCONNECT_PACKET, Packet, Will, connack_code, connack_session_present, string
-from config.mqtt.session import Session
+from config.mqtt.packet import CONNACK, DISCONNECT_PACKET, Packet, Will, connack_code, connack_session_present
 from config.settings import BrokerAddress
 from config.topics import STATUS_QOS
 from config.wire import OFFLINE
 
 log = logging.getLogger(__name__)
 
-KEEPALIVE_S = 30
 READ_BYTES: Final = 65_536  # one read: about 250 single-reading messages; a full one (a backlog) and the thread yields
 CONNECT_TIMEOUT_S: Final = 10.0  # TCP, TLS and the CONNACK, each
 IO_TIMEOUT_S: Final = 10.0  # a write the broker does not take for this long loses the connection
 WAIT_S: Final = 1.0  # on TLS the network thread looks at ``stop`` this often (plain TCP: ``stop`` wakes its ``recv``)
 MIN_BACKOFF_S: Final = 1.0
 MAX_BACKOFF_S: Final = 10.0
-MAX_QUEUED: Final = 10_000  # QoS 1 messages published and not yet acknowledged; beyond it ``publish`` refuses
 
 
-class BrokerConnection(ABC):
+class BrokerConnection(BrokerLink):
     """Connects to a broker in the background and keeps connecting; a subclass takes what is read (``_take_chunk``)
     and the broker's answer to each CONNECT (``_on_connack``)."""
 
@@ -75,66 +65,15 @@ class BrokerConnection(ABC):
         clock: Callable[[], float] = time.time,
         status_topic: str | None = None,
     ) -> None:
-        self.broker = broker  # the list; ``node`` is the broker of the current (or next) connection
-        self.brokers = broker.addresses()
-        self.node = self.brokers[0]
-        self._move_on = False  # the last attempt failed or the connection was lost: the next attempt uses the next node
-        self._tried = False  # an attempt was made (the first one goes to the first node)
-        self.client_id = client_id
-        self.status_topic = status_topic  # the bridge's availability (Last Will, online, offline); None: none
-        # Message ids, what is in flight (QoS 1 until its PUBACK, sent again after each CONNACK), the CONNACK's
-        # state (``connected``), when the last write went out (monotonic); guarded by ``_lock`` where other threads
-        # publish. Its input buffer is the network thread's alone, and so are the PUBACKs' pops from what is in
-        # flight, made without the lock (one dict pop is atomic; only that thread iterates it, in ``connack``), so a
-        # chunk takes the lock only to notify whoever waits for a PUBACK, as before.
-        self._mqtt = Session(KEEPALIVE_S, MAX_QUEUED)
-        self._clock = clock  # wall seconds, as bridge.ingest.messages's arrivals
-        # Written by the network thread, read by others (a float or None: one reference, no lock needed).
-        self.started_s = clock()  # when this subscriber was made (or started): the ages' origin before any message
-        self.connected_since_s: float | None = None  # None while disconnected
-        self.disconnected_since_s: float | None = self.started_s  # None while connected
+        super().__init__(broker, client_id, clock, status_topic)
         self._tls = ssl.create_default_context(cafile=broker.tls_ca) if broker.tls else None  # as paho's tls_set
-        # Routes, connection state, message ids, what is in flight. An RLock: a Condition over a plain Lock makes
-        # gevent's lock yield to every runnable greenlet on each notify (bridge.ingest.store), and the network thread
-        # notifies on every PUBACK.
-        self._lock = threading.RLock()
-        self._acked = threading.Condition(self._lock)  # notified on every PUBACK
         self._io = threading.Lock()  # every read and write of the socket
-        self._connections = 0
         self._sock: socket.socket | None = None
         self._in = bytearray()  # up to the CONNACK (read here); after it, the session takes the bytes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- what the rest of the bridge asks -----------------------------------------------------------------------------
-
-    @property
-    def connected(self) -> bool:
-        """The broker accepted the current connection (CONNACK) and it was not lost or stopped since."""
-        return self._mqtt.connected
-
-    @connected.setter
-    def connected(self, value: bool) -> None:
-        self._mqtt.connected = value
-
-    def connection(self) -> int | None:
-        """Number of the current connection (1 for the first, then one more per reconnect); None while disconnected."""
-        with self._lock:
-            return self._connections if self.connected else None
-
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
-        """Publish (thread-safe); True if sent, or (QoS 1) held until its PUBACK and sent again after a reconnect.
-        False for QoS 0 while disconnected, or QoS 1 with ``MAX_QUEUED`` messages already waiting."""
-        with self._lock:
-            packet = self._mqtt.publish(string(topic), payload, qos, retain)
-        if packet is None:  # MAX_QUEUED in flight
-            return False
-        sent = bool(packet) and self._send(packet)  # b"": not connected (QoS 1 held for the next CONNACK)
-        return sent or qos > 0
-
-    def node_url(self) -> str:
-        """The URL (no password) of the broker the bridge is on, or tries next."""
-        return self.node.url()
 
     def start(self) -> None:
         """Start the network thread (it connects, and retries until a broker is there)."""
@@ -290,31 +229,6 @@ class BrokerConnection(ABC):
 
     # -- the connection's events (the network thread; never raise) ----------------------------------------------------
 
-    def _choose_node(self) -> BrokerAddress:
-        """Right before each attempt: the next node if the last attempt failed or the connection was lost."""
-        if self._move_on and len(self.brokers) > 1:
-            left = self.node
-            self.node = self.brokers[(self.brokers.index(left) + 1) % len(self.brokers)]
-            log.info("bridge moves on from %s to %s", left.url(), self.node.url())
-        self._move_on = False
-        return self.node
-
-    def _connect_failed(self, exc: BaseException) -> None:
-        self._move_on = True  # TCP or TLS failed
-        log.warning("bridge cannot reach %s (%s)", self.node.url(), exc)
-
-    def _lost(self, reason: str) -> None:
-        """The connection is gone (or never came up): the next attempt goes to the next node."""
-        if self.connected:
-            log.warning("bridge disconnected from %s: %s", self.node.url(), reason)
-        self._move_on = True  # lost, or closed before CONNACK (after ``stop`` it does not matter)
-        with self._lock:
-            self._mqtt.lost()
-        self.connected_since_s = None
-        if self.disconnected_since_s is None:
-            self.disconnected_since_s = self._clock()
-        self._close()
-
     def _close(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
@@ -322,10 +236,6 @@ class BrokerConnection(ABC):
                 sock.close()
 
     # -- writing ------------------------------------------------------------------------------------------------------
-
-    def _new_mid(self) -> int:
-        with self._lock:
-            return self._mqtt.new_mid()
 
     def _send(self, data: bytes) -> bool:
         """Write ``data`` on the current connection (any thread); False if there is none or the write failed."""

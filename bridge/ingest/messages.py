@@ -24,6 +24,7 @@ from config.wire import Reading, decode_batch, decode_reading, decode_status, fo
 
 log = logging.getLogger(__name__)
 
+INTERNAL: Final = "internal"  # the reject reason for a bug while handling a message (beside config.wire.REASONS)
 _LOG_EVERY: Final = 1000  # log the first reject of each reason, then every N-th
 
 
@@ -62,7 +63,7 @@ class Ingest:
             self._reject(exc.reason, topic, str(exc))
         except Exception:  # a bug must not kill the MQTT network thread
             log.exception("internal error handling a message on %r", topic[:100])
-            self._reject("internal", topic, "internal error")
+            self._reject(INTERNAL, topic, "internal error")
         return False
 
     def _store(self, reading: Reading) -> bool:

@@ -34,20 +34,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from bridge.ingest.connection import KEEPALIVE_S, MAX_QUEUED, BrokerConnection
+from bridge.ingest.connection import BrokerConnection
 from bridge.ingest.health import PROBE_PERIOD_S, SessionWatch
+from bridge.ingest.link import KEEPALIVE_S, MAX_QUEUED
 from bridge.ingest.messages import Ingest
 from bridge.ingest.ticker import Ticker
 from config.mqtt.packet import (
     CONNACK,
-    CONNACK_REASONS,
     PINGREQ_PACKET,
     SUBACK_FAILURE,
     Packet,
     ProtocolError,
     RawPublish,
     puback_packets,
-    string,
     subscribe_many_packet,
     unsubscribe_packet,
 )
@@ -153,18 +152,13 @@ class Subscriber(BrokerConnection):
         """Publish the retained ``offline`` (the DISCONNECT that follows suppresses the Will) and wait up to
         ``timeout_s`` for its PUBACK: the network thread is still reading."""
         assert self.status_topic is not None
-        session = self._mqtt
-        with self._lock:
-            packet = session.publish(string(self.status_topic), OFFLINE.encode(), STATUS_QOS, True)
-            mid = session.mid
-        if packet is None:
+        published = self._publish(self.status_topic, OFFLINE.encode(), STATUS_QOS, True)
+        if published is None:
             log.warning("the bridge's offline was not sent: %d messages already wait for their PUBACK", MAX_QUEUED)
             return
-        if packet and self._send(packet):
-            with self._acked:
-                acked = self._acked.wait_for(lambda: session.acknowledged(mid), timeout_s)
-            if not acked:
-                log.warning("the broker did not acknowledge the bridge's offline within %.1f s", timeout_s)
+        mid, sent = published
+        if sent and not self._wait_acked(mid, timeout_s):
+            log.warning("the broker did not acknowledge the bridge's offline within %.1f s", timeout_s)
 
     # -- the watchdog -------------------------------------------------------------------------------------------------
 
@@ -258,16 +252,13 @@ class Subscriber(BrokerConnection):
 
     def _on_connack(self, code: int, session_present: bool) -> bool:
         """The broker's answer to CONNECT: subscribe (again) if accepted; True if accepted."""
-        if code != 0:
-            self._move_on = True
-            log.warning("broker %s refused the bridge: %s", self.node.url(), CONNACK_REASONS.get(code, code))
-            return False
+        # One hold of the (reentrant) lock: the routes of the moment the connection counts as up (a route added
+        # later subscribes itself, ``add_route``).
         with self._lock:
-            resend = self._mqtt.connack(code)  # connected; what is in flight, DUP set, oldest first
-            self._connections += 1
+            resend = self._accepted(code)  # refused: logged, and the next attempt goes to the next node
+            if resend is None:
+                return False
             routes = [(topic, qos) for topic, (qos, _) in self._routes.items()]
-        self.connected_since_s = self._clock()
-        self.disconnected_since_s = None
         # Subscribing here restores the subscriptions after every reconnect (a kept session has them; no harm).
         if self.owned is None:
             self._subscribe(

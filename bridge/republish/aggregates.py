@@ -117,9 +117,8 @@ class Republisher:
         self.households = settings.owned_households()  # a shard (FLEET_SHARD) announces only its own
         self.owns = settings.owns
         self.prefix = settings.ha_prefix
-        self.bridge_status = (
-            settings.bridge_status_topic()
-        )  # the entities need this bridge too (bridge.republish.discovery)
+        # The entities need this bridge too (bridge.republish.discovery).
+        self.bridge_status = settings.bridge_status_topic()
         # The sensors read the first interval's aggregates: without one there is nothing to discover.
         self.discovery = settings.ha_discovery and bool(settings.agg_intervals)
         if settings.ha_discovery and not settings.agg_intervals:

@@ -1,2 +1,2 @@
-"""Services over the history, shared by the HTTP layer and republishing: quick-statistics baselines and the bridge's
-core per-app state."""
+"""Services over the history: quick-statistics baselines (read by the HTTP layer and republishing) and the bridge's
+core per-app state (read by the HTTP layer)."""

@@ -1,5 +1,5 @@
 """The bridge's core resources of one app (``BridgeState``): settings, history, ingest, baselines, the MQTT subscriber
-and the health they add up to; built by ``bridge.runtime``, read by the HTTP layer and republishing."""
+and the health they add up to; built by ``bridge.runtime``, read by the HTTP layer."""
 
 from __future__ import annotations
 
@@ -35,9 +35,15 @@ class BridgeState:
 
     @classmethod
     def build(
-        cls, settings: Settings, history: History, ingest: Ingest, subscriber: Subscriber | None = None
+        cls,
+        settings: Settings,
+        history: History,
+        ingest: Ingest,
+        subscriber: Subscriber | None = None,
+        replays_requested: Counter[str] | None = None,
     ) -> BridgeState:
-        """The state around ``history`` and its ``ingest``, with baselines of its own (not started)."""
+        """The state around ``history`` and its ``ingest``, with baselines of its own (not started);
+        ``replays_requested``: the gap repairer's counter (None: a fresh one)."""
         zone = settings.zone()
         return cls(
             settings=settings,
@@ -46,6 +52,7 @@ class BridgeState:
             ingest=ingest,
             baselines=Baselines(history, zone, settings.grace_s, span_s=settings.stats_span_s),
             subscriber=subscriber,
+            replays_requested=Counter() if replays_requested is None else replays_requested,
         )
 
     def known_households(self) -> list[str]:

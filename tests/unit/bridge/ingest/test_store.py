@@ -53,13 +53,17 @@ def test_a_long_reload_reports_its_progress(tmp_path: Path) -> None:
     store.close()
 
     ticks = iter(range(10_000))
-    slow = History(3600, ReadingStore(tmp_path, retention_s=86_400), clock=lambda: float(next(ticks)))  # 1 s a call
+    slow_store = ReadingStore(tmp_path, retention_s=86_400)
+    slow = History(3600, slow_store, clock=lambda: float(next(ticks)))  # 1 s a call
     lines: list[str] = []
     assert slow.load(lines.append) == 120
+    slow_store.close()
     assert lines == [f"history: reloaded {n}/40 meters, 1.0/s ({3 * n} readings)" for n in range(5, 41, 5)]
 
     quick: list[str] = []
-    assert History(3600, ReadingStore(tmp_path, retention_s=86_400)).load(quick.append) == 120
+    quick_store = ReadingStore(tmp_path, retention_s=86_400)
+    assert History(3600, quick_store).load(quick.append) == 120
+    quick_store.close()
     assert quick == []
 
 

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from bridge.ingest.connection import MAX_QUEUED
 from bridge.ingest.history import History
+from bridge.ingest.link import MAX_QUEUED
 from bridge.ingest.messages import Ingest
 from bridge.ingest.subscriber import Subscriber
 from config.mqtt.packet import PINGRESP, PUBACK, Packet, ProtocolError, parse_publish, puback_packets, split_packets
