@@ -19,8 +19,7 @@ from bridge.http import cors, dashboard, metrics, openapi
 from bridge.http.api import bp
 from bridge.http.ratelimit import RateLimit, TokenBuckets
 from bridge.http.state import STATE, AppState
-from bridge.http.validation import MAX_BODY_BYTES
-from bridge.http.worker import INTERNAL
+from bridge.http.validation import INTERNAL, MAX_BODY_BYTES
 from bridge.runtime import BridgeRuntime
 from config.errors import RequestError
 from config.settings import Settings, load_settings

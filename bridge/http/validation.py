@@ -23,6 +23,7 @@ INT_TEXT: Final = r"\s*[+-]?[0-9]{1,12}\s*"  # a whole number as text: "5", " 5 
 
 # A valid setup's answer (bridge.http.api, documented by bridge.http.openapi): the original client matches this text.
 SETUP_OK: Final = "Streaming setup and stats calculation successful"
+INTERNAL: Final = "Internal error; see the bridge's log."  # a 500's message: bridge.http.app's and the worker's
 
 REQUIRED: Final = "Household and interval parameters are required."
 UNRECOGNIZED: Final = "Unrecognized house."

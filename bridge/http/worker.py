@@ -24,10 +24,11 @@ from typing import Any, Final
 from gevent.server import StreamServer
 from gunicorn.workers.ggevent import GeventWorker
 
+from bridge.http.validation import INTERNAL
+
 DRAIN_MAX_BYTES: Final = 16 * 1024 * 1024  # past this much unread body the connection is closed, not drained
 DRAIN_S: Final = 5.0  # as gunicorn's keep-alive wait: a body trickling in slower than this is not waited for
 MAX_MESSAGE_CHARS: Final = 200  # gunicorn's messages quote the request line: keep the echo short
-INTERNAL: Final = "Internal error; see the bridge's log."  # a 500's message, gunicorn's here and bridge.http.app's
 _CHUNK: Final = 64 * 1024
 # Connections accepted per pass of the event loop. gunicorn leaves gevent's 100 with one worker: in a storm of SSE
 # connects (10,000 at once) each pass queued up to 100 new requests (0.5 ms of CPU each) behind everything already
